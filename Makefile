@@ -1,0 +1,156 @@
+# iovkit top-level Makefile (GNU make).
+#
+#   make              library (shared + static), libiovkit.pc, iovctl
+#   make check        unit + CLI tests under ASan/UBSan, then the VM tier
+#   make check-unit   criterion unit tests only
+#   make check-cli    iovctl against the fixture hosts
+#   make check-vm     integration tests in a QEMU guest (tests/vm/)
+#   make deps         install the Debian build and test dependencies (apt-get)
+#   make install      honours PREFIX, LIBDIR, DESTDIR
+
+VERSION     := 0.1.0
+SOVERSION   := 0
+PREFIX      ?= /usr/local
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+DESTDIR     ?=
+BUILDDIR    ?= build
+SANITIZE    ?= 0
+
+CC          ?= cc
+PKG_CONFIG  ?= pkg-config
+
+# Everything the project links against, checked up front so a missing
+# package is named instead of failing deep in a compile.
+LIB_PKGS    := libpci libkmod
+CLI_PKGS    := json-c
+TEST_PKGS   := criterion
+ALL_PKGS    := $(LIB_PKGS) $(CLI_PKGS) libnl-3.0 libnl-route-3.0 libsystemd
+
+# Debian 12 packages for building and testing (the VM tier installs its
+# own: see tests/vm/setup).
+DEBIAN_DEPS := make gcc pkg-config libc6-dev libpci-dev pci.ids libkmod-dev libjson-c-dev \
+	libnl-3-dev libnl-route-3-dev libsystemd-dev libcriterion-dev python3 iproute2 kmod
+
+WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	       -Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O2 $(WARN) -fno-strict-aliasing \
+	       -Ilib/include -I.
+ifeq ($(SANITIZE),1)
+BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
+SAN_LDFLAGS := -fsanitize=address,undefined
+endif
+CFLAGS      ?=
+LDFLAGS     ?=
+
+pc_cflags    = $(shell $(PKG_CONFIG) --cflags $(1))
+pc_libs      = $(shell $(PKG_CONFIG) --libs $(1))
+
+LIB_SRCS    := $(wildcard lib/core/*.c lib/iommu/*.c lib/vfio/*.c lib/sriov/*.c)
+CLI_SRCS    := $(wildcard cli/*.c)
+TEST_SRCS   := $(wildcard tests/unit/*.c)
+
+LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o)
+CLI_OBJS    := $(CLI_SRCS:%.c=$(BUILDDIR)/%.o)
+TEST_OBJS   := $(TEST_SRCS:%.c=$(BUILDDIR)/%.o)
+
+SONAME      := libiovkit.so.$(SOVERSION)
+LIB_SO      := $(BUILDDIR)/libiovkit.so.$(VERSION)
+LIB_A       := $(BUILDDIR)/libiovkit.a
+IOVCTL      := $(BUILDDIR)/iovctl
+UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
+PC          := $(BUILDDIR)/libiovkit.pc
+
+.PHONY: all check check-unit check-cli check-vm check-pkgs deps install clean fixtures
+
+all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL)
+
+check-pkgs:
+	@missing=""; for p in $(ALL_PKGS); do $(PKG_CONFIG) --exists $$p || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "Missing pkg-config packages:$$missing (run 'make deps')" >&2; exit 1; fi
+
+$(BUILDDIR)/lib/%.o: lib/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -fPIC -fvisibility=hidden $(call pc_cflags,$(LIB_PKGS)) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILDDIR)/cli/%.o: cli/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(call pc_cflags,$(CLI_PKGS)) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILDDIR)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(call pc_cflags,$(TEST_PKGS)) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB_SO): $(LIB_OBJS) lib/libiovkit.sym
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libiovkit.sym -Wl,--no-undefined \
+		$(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJS) $(call pc_libs,$(LIB_PKGS))
+	ln -sf libiovkit.so.$(VERSION) $(BUILDDIR)/$(SONAME)
+	ln -sf $(SONAME) $(BUILDDIR)/libiovkit.so
+
+$(LIB_A): $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(PC): lib/libiovkit.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# iovctl links the static library: one self-contained binary that runs from
+# the build tree (and inside the test guest) without LD_LIBRARY_PATH.
+$(IOVCTL): $(CLI_OBJS) $(LIB_A)
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB_A) \
+		$(call pc_libs,$(CLI_PKGS) $(LIB_PKGS))
+
+$(UNIT_TESTS): $(TEST_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(LIB_A) \
+		$(call pc_libs,$(TEST_PKGS) $(LIB_PKGS))
+
+fixtures: $(BUILDDIR)/fixtures/.stamp
+$(BUILDDIR)/fixtures/.stamp: tests/fixtures/mkfixtures.py
+	python3 tests/fixtures/mkfixtures.py $(BUILDDIR)/fixtures
+	touch $@
+
+# Unit and CLI tests run under ASan+UBSan in their own build tree.
+ASAN_DIR := $(BUILDDIR)/asan
+
+check-unit: check-pkgs
+	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/tests/unit-tests $(ASAN_DIR)/fixtures/.stamp
+	IOVKIT_TEST_FIXTURES=$(abspath $(ASAN_DIR)/fixtures) IOVKIT_TEST_PCI_IDS=$(abspath tests/fixtures/pci.ids) \
+		$(ASAN_DIR)/tests/unit-tests --jobs 2
+
+check-cli: check-pkgs
+	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovctl $(ASAN_DIR)/fixtures/.stamp
+	IOVCTL=$(abspath $(ASAN_DIR)/iovctl) FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/cli/run-tests
+
+check-vm: all
+	tests/vm/run-tests
+
+check: check-unit check-cli check-vm
+
+deps:
+	@if [ "$$(id -u)" -ne 0 ]; then echo "make deps installs Debian packages: run it as root" >&2; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_DEPS)
+	tests/vm/setup --install-only
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/iovkit \
+		$(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3
+	install -m 0755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libiovkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libiovkit.so
+	install -m 0644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 0644 lib/include/iovkit/*.h $(DESTDIR)$(INCLUDEDIR)/iovkit/
+	install -m 0755 $(IOVCTL) $(DESTDIR)$(SBINDIR)/
+	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+
+clean:
+	rm -rf $(BUILDDIR)
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d)

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* iovctl: command-line front end of libiovkit. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "iovctl.h"
+
+static const struct command commands[] = {
+	{ "list", cmd_list, "list PCI devices" },
+	{ "show", cmd_show, "show one PCI device in detail" },
+	{ "groups", cmd_groups, "list IOMMU groups with their VFIO viability" },
+	{ "bind", cmd_bind, "bind a device (or its whole IOMMU group) to a driver" },
+	{ "unbind", cmd_unbind, "unbind a device from its driver" },
+	{ "restore", cmd_restore, "put a device back on the driver it had before iovctl" },
+	{ "doctor", cmd_doctor, "check the host for VFIO device assignment" },
+};
+
+static void help(FILE *f)
+{
+	fprintf(f,
+		"Usage: iovctl [OPTIONS] COMMAND [ARGS...]\n"
+		"\n"
+		"Control PCI device assignment: VFIO, IOMMU groups and SR-IOV.\n"
+		"\n"
+		"Commands:\n");
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+		"\n"
+		"Options:\n"
+		"  -j, --json          JSON output (also accepted after the command)\n"
+		"  -v, --verbose       log what the library does to stderr (twice: debug)\n"
+		"      --timeout MS    bound every wait on the kernel or the lock (default 30000)\n"
+		"  -h, --help          this help; 'iovctl COMMAND --help' for a command\n"
+		"      --version       print the version\n"
+		"\n"
+		"Exit status: 0 success, 1 the operation failed, 2 usage error.\n"
+		"Environment: IOVKIT_SYSFS_ROOT, IOVKIT_DEV_ROOT, IOVKIT_PROC_ROOT, IOVKIT_RUN_DIR,\n"
+		"IOVKIT_PCI_IDS point iovctl at another root (tests, containers).\n"
+		"See iovctl(8).\n");
+}
+
+static void log_stderr(void *userdata, int priority, const char *file, int line, const char *fn,
+		       const char *format, va_list args)
+{
+	fprintf(stderr, "iovctl: %s: ", priority <= LOG_ERR ? "error" : priority <= LOG_INFO ? "info" : "debug");
+	vfprintf(stderr, format, args);
+	fputc('\n', stderr);
+}
+
+void print_json(struct json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+static int vfail(struct cli *cli, int err, const char *detail, const char *format, va_list ap)
+{
+	char msg[2048];
+	int n;
+
+	n = vsnprintf(msg, sizeof(msg), format, ap);
+	/* Library errors start with the device address; skip it when our own
+	 * text already named that device. */
+	if (detail && n >= 0) {
+		const char *colon = strstr(detail, ": ");
+
+		if (colon && colon - detail < 24 && memmem(msg, (size_t)n, detail, (size_t)(colon - detail)))
+			detail = colon + 2;
+	}
+	if (detail && *detail && n >= 0 && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", detail);
+	else if (err < 0 && n >= 0 && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(-err));
+	fprintf(stderr, "iovctl: %s\n", msg);
+	if (cli->json) {
+		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+		json_object_object_add(e, "message", json_object_new_string(msg));
+		if (err < 0) {
+			const char *name = strerrorname_np(-err);
+
+			json_object_object_add(e, "errno", json_object_new_int(-err));
+			json_object_object_add(e, "errno_name", json_object_new_string(name ? name : "?"));
+			json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
+		}
+		json_object_object_add(o, "error", e);
+		print_json(o);
+	}
+	return EXIT_FAILED;
+}
+
+int fail(struct cli *cli, int err, const char *format, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, format);
+	r = vfail(cli, err, NULL, format, ap);
+	va_end(ap);
+	return r;
+}
+
+int fail_lib(struct cli *cli, int err, const char *format, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, format);
+	r = vfail(cli, err, cli->ctx ? iovk_ctx_get_error(cli->ctx) : NULL, format, ap);
+	va_end(ap);
+	return r;
+}
+
+int usage_error(struct cli *cli, const char *cmd, const char *format, ...)
+{
+	va_list ap;
+
+	va_start(ap, format);
+	fputs("iovctl: ", stderr);
+	if (cmd)
+		fprintf(stderr, "%s: ", cmd);
+	vfprintf(stderr, format, ap);
+	fprintf(stderr, "\nTry 'iovctl %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	va_end(ap);
+	if (cli->json) {
+		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+		json_object_object_add(e, "message", json_object_new_string("usage error"));
+		json_object_object_add(o, "error", e);
+		print_json(o);
+	}
+	return EXIT_USAGE;
+}
+
+int parse_cmd_opts(struct cli *cli, const char *cmd, const char *help_text, int argc, char **argv,
+		   const struct cmd_opt *opts)
+{
+	struct option longopts[32];
+	size_t n = 0;
+	int c;
+
+	longopts[n++] = (struct option){ "json", no_argument, NULL, 'j' };
+	longopts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	for (size_t i = 0; opts && opts[i].name && n < ELEMENTSOF(longopts) - 1; i++)
+		longopts[n++] = (struct option){ opts[i].name, opts[i].has_arg ? required_argument : no_argument,
+						 NULL, (int)(0x100 + i) };
+	longopts[n] = (struct option){ 0 };
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":jh", longopts, NULL)) >= 0) {
+		switch (c) {
+		case 'j':
+			cli->json = true;
+			break;
+		case 'h':
+			fputs(help_text, stdout);
+			return -1;
+		case ':':
+			usage_error(cli, cmd, "option '%s' needs an argument", argv[optind - 1]);
+			return -2;
+		case '?':
+			usage_error(cli, cmd, "unknown option '%s'", argv[optind - 1]);
+			return -2;
+		default:
+			*opts[c - 0x100].value = opts[c - 0x100].has_arg ? optarg : "1";
+		}
+	}
+	return optind;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{},
+	};
+	struct cli cli = {};
+	unsigned long timeout = 0;
+	char *end;
+	int c, r;
+
+	opterr = 0;
+	/* "+": global options stop at the command; the command parses the rest. */
+	while ((c = getopt_long(argc, argv, "+:jvh", longopts, NULL)) >= 0) {
+		switch (c) {
+		case 'j':
+			cli.json = true;
+			break;
+		case 'v':
+			cli.verbose++;
+			break;
+		case 't':
+			errno = 0;
+			timeout = strtoul(optarg, &end, 10);
+			if (errno || *end || timeout == 0 || timeout > 3600000 || optarg[0] == '-')
+				return usage_error(&cli, NULL, "--timeout takes milliseconds, 1 to 3600000");
+			break;
+		case 'h':
+			help(stdout);
+			return EXIT_OK;
+		case 'V':
+			puts("iovctl 0.1.0");
+			return EXIT_OK;
+		case ':':
+			return usage_error(&cli, NULL, "option '%s' needs an argument", argv[optind - 1]);
+		default:
+			return usage_error(&cli, NULL, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc) {
+		help(stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+		if (strcmp(argv[optind], commands[i].name) != 0)
+			continue;
+		r = iovk_ctx_new(&cli.ctx);
+		if (r < 0)
+			return fail(&cli, r, "cannot create the library context (check IOVKIT_* variables hold absolute paths)");
+		if (timeout)
+			iovk_ctx_set_timeout_ms(cli.ctx, (unsigned)timeout);
+		if (cli.verbose) {
+			iovk_ctx_set_log_fn(cli.ctx, log_stderr, NULL);
+			iovk_ctx_set_log_priority(cli.ctx, cli.verbose > 1 ? LOG_DEBUG : LOG_INFO);
+		}
+		r = commands[i].run(&cli, argc - optind, argv + optind);
+		iovk_ctx_unref(cli.ctx);
+		return r;
+	}
+	return usage_error(&cli, NULL, "unknown command '%s'", argv[optind]);
+}

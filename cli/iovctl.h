@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include <json-c/json.h>
+
+#include <iovkit/iovkit.h>
+
+#include "../common/macro.h"
+
+/* Stable exit codes, documented in iovctl(8). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1, /* the operation failed; stderr says why */
+	EXIT_USAGE = 2,  /* bad command line or malformed argument */
+};
+
+struct cli {
+	struct iovk_ctx *ctx;
+	bool json;
+	int verbose;
+};
+
+struct command {
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv);
+	const char *summary;
+};
+
+/* Prints "iovctl: <text>" to stderr; with --json also {"error": ...} to stdout. */
+int fail(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
+/* Same, naming the library's description of the failure after the text. */
+int fail_lib(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
+int usage_error(struct cli *cli, const char *cmd, const char *format, ...) _printf_(3, 4);
+
+/* Prints a json object (and releases it) with a trailing newline. */
+void print_json(struct json_object *o);
+
+/*
+ * Parses the options every subcommand accepts (--json, --help) plus the
+ * command's own long options. Returns the index of the first operand, or
+ * -1 after printing help (exit 0), or -2 on a usage error.
+ */
+struct cmd_opt {
+	const char *name;
+	bool has_arg;
+	const char **value; /* set to the argument (or "1" for flags) */
+};
+int parse_cmd_opts(struct cli *cli, const char *cmd, const char *help, int argc, char **argv,
+		   const struct cmd_opt *opts);
+
+struct json_object *device_to_json(struct cli *cli, struct iovk_device *d);
+const char *driver_or_none(const char *driver);
+
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_show(struct cli *cli, int argc, char **argv);
+int cmd_groups(struct cli *cli, int argc, char **argv);
+int cmd_bind(struct cli *cli, int argc, char **argv);
+int cmd_unbind(struct cli *cli, int argc, char **argv);
+int cmd_restore(struct cli *cli, int argc, char **argv);
+int cmd_doctor(struct cli *cli, int argc, char **argv);

@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Driver binding through sysfs.
+ *
+ * What driverctl and dpdk-devbind taught: write driver_override before
+ * unbinding, so no driver (the old one, or one a uevent loads) grabs the
+ * device in between; drivers_probe reports success even when no driver
+ * claimed the device, so the driver link is the only truth; an override is
+ * cleared by writing a newline. What they lack and we add: when the new
+ * driver does not take the device, the old one is put back.
+ */
+#include <ctype.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libkmod.h>
+
+#include "../internal.h"
+
+#define DRIVER_MAX 64
+
+struct dev_state {
+	char address[IOVK_PCI_ADDR_MAX];
+	uint16_t vendor_id, device_id;
+	bool has_override; /* driver_override exists (kernel >= 3.16) */
+	char driver[DRIVER_MAX];   /* "" = none */
+	char override[DRIVER_MAX]; /* "" = unset */
+};
+
+static int check_driver_name(struct iovk_ctx *ctx, const char *driver)
+{
+	size_t len = driver ? strlen(driver) : 0;
+
+	if (len == 0 || len >= DRIVER_MAX)
+		return set_error(ctx, -EINVAL, "'%s' is not a driver name", driver ? driver : "");
+	for (const char *p = driver; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			return set_error(ctx, -EINVAL, "'%s' is not a driver name", driver);
+	return 0;
+}
+
+static int read_state(struct iovk_ctx *ctx, const char *address, struct dev_state *ret)
+{
+	struct iovk_device *d;
+	struct dev_state s = {};
+	_cleanup_free_ char *p = NULL;
+	int r;
+
+	r = iovk_device_new(ctx, address, &d);
+	if (r < 0)
+		return r;
+	snprintf(s.address, sizeof(s.address), "%s", iovk_device_get_address(d));
+	s.vendor_id = iovk_device_get_vendor_id(d);
+	s.device_id = iovk_device_get_device_id(d);
+	snprintf(s.driver, sizeof(s.driver), "%s", iovk_device_get_driver(d) ?: "");
+	snprintf(s.override, sizeof(s.override), "%s", iovk_device_get_driver_override(d) ?: "");
+	iovk_device_unref(d);
+	p = sysfs_path(ctx, "/bus/pci/devices/%s/driver_override", s.address);
+	if (!p)
+		return -ENOMEM;
+	s.has_override = path_exists(p);
+	*ret = s;
+	return 0;
+}
+
+static int current_driver(struct iovk_ctx *ctx, const char *address, char buf[static DRIVER_MAX])
+{
+	_cleanup_free_ char *p = sysfs_path(ctx, "/bus/pci/devices/%s/driver", address);
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	r = read_link_name(p, buf, DRIVER_MAX);
+	if (r == -ENOENT) {
+		buf[0] = '\0';
+		return 0;
+	}
+	if (r < 0)
+		return set_error(ctx, r, "%s: reading link %s: %s", address, p, strerror(-r));
+	return 0;
+}
+
+/* Writes value to the sysfs file at <sysfs>/<rel>; the error names all three. */
+static int write_attr(struct iovk_ctx *ctx, const char *address, const char *rel, const char *value)
+{
+	_cleanup_free_ char *p = sysfs_path(ctx, "%s", rel);
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	r = write_text(p, value);
+	if (r < 0)
+		return set_error(ctx, r, "%s: writing '%s' to %s: %s", address,
+				 value[0] == '\n' ? "\\n" : value, p, strerror(-r));
+	log_debug(ctx, "%s: wrote '%s' to %s", address, value, p);
+	return 0;
+}
+
+static int set_override(struct iovk_ctx *ctx, const char *address, const char *driver)
+{
+	_cleanup_free_ char *rel = NULL;
+
+	if (asprintf(&rel, "/bus/pci/devices/%s/driver_override", address) < 0)
+		return -ENOMEM;
+	/* A newline clears it: an empty write is a no-op on some kernels. */
+	return write_attr(ctx, address, rel, driver[0] ? driver : "\n");
+}
+
+static int driver_registered(struct iovk_ctx *ctx, const char *driver)
+{
+	_cleanup_free_ char *p = sysfs_path(ctx, "/bus/pci/drivers/%s", driver);
+
+	if (!p)
+		return -ENOMEM;
+	return path_exists(p);
+}
+
+static int load_driver_module(struct iovk_ctx *ctx, const char *driver)
+{
+	struct kmod_ctx *kctx;
+	struct kmod_list *list = NULL, *it;
+	int r;
+
+	kctx = kmod_new(NULL, NULL);
+	if (!kctx)
+		return set_error(ctx, -ENOMEM, "cannot load module for driver %s: libkmod failed", driver);
+	/* Looks the name up as an alias, then as a module name; kmod turns
+	 * "vfio-pci" into the module name vfio_pci. */
+	r = kmod_module_new_from_lookup(kctx, driver, &list);
+	if (r < 0 || !list) {
+		kmod_unref(kctx);
+		return set_error(ctx, r < 0 ? r : -ENOENT,
+				 "driver %s is not loaded and no kernel module provides it", driver);
+	}
+	kmod_list_foreach(it, list) {
+		struct kmod_module *mod = kmod_module_get_module(it);
+
+		r = kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
+		if (r < 0)
+			set_error(ctx, r, "loading kernel module %s for driver %s: %s", kmod_module_get_name(mod),
+				  driver, strerror(-r));
+		else
+			log_info(ctx, "loaded kernel module %s for driver %s", kmod_module_get_name(mod), driver);
+		kmod_module_unref(mod);
+		if (r < 0)
+			break;
+	}
+	kmod_module_unref_list(list);
+	kmod_unref(kctx);
+	return r < 0 ? r : 0;
+}
+
+static int ensure_driver(struct iovk_ctx *ctx, const char *driver, unsigned flags, bool *ret_loaded)
+{
+	int r;
+
+	r = driver_registered(ctx, driver);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if ((flags & IOVK_BIND_NO_MODULE_LOAD) || !iovk_ctx_is_live(ctx))
+		return set_error(ctx, -ENOENT, "driver %s is not registered (%s/bus/pci/drivers/%s does not exist)",
+				 driver, ctx->sysfs_root, driver);
+	r = load_driver_module(ctx, driver);
+	if (r < 0)
+		return r;
+	r = driver_registered(ctx, driver);
+	if (r <= 0)
+		return set_error(ctx, r < 0 ? r : -ENOENT,
+				 "the module for %s loaded, but no PCI driver of that name registered", driver);
+	*ret_loaded = true;
+	return 0;
+}
+
+/* ---- records of the previous driver, for restore ------------------------- */
+
+static char *record_path(struct iovk_ctx *ctx, const char *address)
+{
+	return root_path(ctx->run_dir, "/previous-driver/%s", address);
+}
+
+/* Returns 1 with the recorded driver ("" = none), 0 when there is no record. */
+static int record_read(struct iovk_ctx *ctx, const char *address, char buf[static DRIVER_MAX])
+{
+	_cleanup_free_ char *p = record_path(ctx, address), *s = NULL;
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	r = read_text(p, &s);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return set_error(ctx, r, "%s: reading %s: %s", address, p, strerror(-r));
+	if (s[0] && check_driver_name(ctx, s) < 0)
+		return set_error(ctx, -EBADMSG, "%s: %s does not hold a driver name", address, p);
+	snprintf(buf, DRIVER_MAX, "%s", s);
+	return 1;
+}
+
+/* Records the driver a device had before iovkit first moved it; keeps an
+ * existing record, which holds the older truth. Returns 1 if it wrote one. */
+static int record_write(struct iovk_ctx *ctx, const char *address, const char *driver)
+{
+	_cleanup_free_ char *dir = root_path(ctx->run_dir, "/previous-driver");
+	_cleanup_free_ char *p = record_path(ctx, address), *tmp = NULL;
+	_cleanup_close_ int fd = -1;
+	char buf[DRIVER_MAX];
+	int r;
+
+	if (!dir || !p)
+		return -ENOMEM;
+	r = record_read(ctx, address, buf);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		r = negative_errno();
+		return set_error(ctx, r, "creating %s: %s", dir, strerror(-r));
+	}
+	if (asprintf(&tmp, "%s.tmp", p) < 0)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || dprintf(fd, "%s\n", driver) < 0 || fsync(fd) < 0 || rename(tmp, p) < 0) {
+		r = negative_errno();
+		unlink(tmp);
+		return set_error(ctx, r, "%s: recording previous driver in %s: %s", address, p, strerror(-r));
+	}
+	return 1;
+}
+
+static void record_remove(struct iovk_ctx *ctx, const char *address)
+{
+	_cleanup_free_ char *p = record_path(ctx, address);
+
+	if (p)
+		unlink(p);
+}
+
+/* ---- moving a device between drivers ------------------------------------- */
+
+/*
+ * Moves the device from its current driver to target ("" = none) and
+ * checks the driver link. Returns 0 when the device ended on target,
+ * -ENODEV (or the probe's errno) when it did not.
+ */
+static int move_device(struct iovk_ctx *ctx, const struct dev_state *s, const char *target)
+{
+	_cleanup_free_ char *rel = NULL;
+	char now[DRIVER_MAX];
+	int r, probe_r = 0;
+
+	r = current_driver(ctx, s->address, now);
+	if (r < 0)
+		return r;
+	if (strcmp(now, target) == 0)
+		return 0;
+
+	if (target[0]) {
+		if (s->has_override) {
+			r = set_override(ctx, s->address, target);
+		} else {
+			/* Kernels before 3.16: teach the driver the ID. Like
+			 * dpdk-devbind, this lets it claim every unbound
+			 * device with the same ID. */
+			char id[16];
+
+			snprintf(id, sizeof(id), "%04x %04x", s->vendor_id, s->device_id);
+			if (asprintf(&rel, "/bus/pci/drivers/%s/new_id", target) < 0)
+				return -ENOMEM;
+			r = write_attr(ctx, s->address, rel, id);
+			if (r == -EEXIST)
+				r = 0;
+			free(rel);
+			rel = NULL;
+		}
+		if (r < 0)
+			return r;
+	}
+
+	if (now[0]) {
+		if (asprintf(&rel, "/bus/pci/drivers/%s/unbind", now) < 0)
+			return -ENOMEM;
+		r = write_attr(ctx, s->address, rel, s->address);
+		free(rel);
+		rel = NULL;
+		if (r < 0)
+			return r;
+	}
+
+	if (target[0]) {
+		/* drivers_probe ends in device_attach(), which probes
+		 * synchronously even for drivers that prefer async probing, so
+		 * the link is final when the write returns. */
+		if (s->has_override)
+			rel = strdup("/bus/pci/drivers_probe");
+		else if (asprintf(&rel, "/bus/pci/drivers/%s/bind", target) < 0)
+			rel = NULL;
+		if (!rel)
+			return -ENOMEM;
+		probe_r = write_attr(ctx, s->address, rel, s->address);
+	}
+
+	r = current_driver(ctx, s->address, now);
+	if (r < 0)
+		return r;
+	if (strcmp(now, target) == 0)
+		return 0;
+	if (probe_r < 0)
+		return probe_r;
+	if (!target[0])
+		return set_error(ctx, -EBUSY, "%s: still bound to %s after unbinding", s->address, now);
+	if (now[0])
+		return set_error(ctx, -EBUSY, "%s: %s took the device instead of %s", s->address, now, target);
+	return set_error(ctx, -ENODEV,
+			 "%s: driver %s did not take the device (its probe failed; the kernel log says why)",
+			 s->address, target);
+}
+
+/*
+ * Puts the device back as it was: previous driver and previous override.
+ * Appends what happened to the error text already in the context.
+ */
+static void rollback(struct iovk_ctx *ctx, const struct dev_state *before, struct iovk_bind_result *res)
+{
+	char reason[sizeof(ctx->error)];
+	int r;
+
+	snprintf(reason, sizeof(reason), "%s", ctx->error);
+	/* Pin the old driver while probing, so nothing else can win. */
+	r = move_device(ctx, before, before->driver);
+	if (before->has_override) {
+		int r2 = set_override(ctx, before->address, before->override);
+
+		if (r >= 0)
+			r = r2;
+	}
+	if (r < 0) {
+		char why[sizeof(ctx->error)];
+
+		snprintf(why, sizeof(why), "%s", ctx->error);
+		set_error(ctx, -EIO, "%s; restoring %s failed too: %s", reason,
+			  before->driver[0] ? before->driver : "no driver", why);
+		return;
+	}
+	set_error(ctx, -EIO, "%s; %s restored", reason,
+		  before->driver[0] ? before->driver : "unbound state");
+	res->rolled_back = true;
+}
+
+static void result_fill(struct iovk_ctx *ctx, struct iovk_bind_result *res, const struct dev_state *before)
+{
+	char now[DRIVER_MAX] = "";
+
+	snprintf(res->previous_driver, sizeof(res->previous_driver), "%s", before->driver);
+	if (current_driver(ctx, before->address, now) >= 0)
+		snprintf(res->driver, sizeof(res->driver), "%s", now);
+}
+
+static int bind_locked(struct iovk_ctx *ctx, const struct dev_state *before, const char *driver, unsigned flags,
+		       struct iovk_bind_result *res)
+{
+	int r, recorded;
+
+	if (strcmp(before->driver, driver) == 0) {
+		/* Already there: pin it, as driverctl does, so a later
+		 * reprobe keeps it. */
+		if (before->has_override && strcmp(before->override, driver) != 0) {
+			r = set_override(ctx, before->address, driver);
+			if (r < 0)
+				return r;
+		}
+		result_fill(ctx, res, before);
+		return 0;
+	}
+	r = ensure_driver(ctx, driver, flags, &res->module_loaded);
+	if (r < 0)
+		return r;
+	recorded = record_write(ctx, before->address, before->driver);
+	if (recorded < 0)
+		return recorded;
+
+	r = move_device(ctx, before, driver);
+	if (r < 0) {
+		int err = r;
+
+		rollback(ctx, before, res);
+		if (recorded > 0)
+			record_remove(ctx, before->address);
+		result_fill(ctx, res, before);
+		return err;
+	}
+	res->changed = true;
+	result_fill(ctx, res, before);
+	return 0;
+}
+
+_public_ int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const char *driver, unsigned flags,
+			      struct iovk_bind_result *result)
+{
+	_cleanup_close_ int lock = -1;
+	struct iovk_bind_result res = {};
+	struct dev_state before;
+	int r;
+
+	clear_error(ctx);
+	r = check_driver_name(ctx, driver);
+	if (r < 0)
+		return r;
+	r = read_state(ctx, address, &before);
+	if (r < 0)
+		return r;
+	r = run_lock(ctx, &lock);
+	if (r < 0)
+		return r;
+	/* Re-read under the lock: another process may have moved it. */
+	r = read_state(ctx, address, &before);
+	if (r < 0)
+		return r;
+	r = bind_locked(ctx, &before, driver, flags, &res);
+	if (result)
+		*result = res;
+	return r;
+}
+
+_public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struct iovk_bind_result *result)
+{
+	_cleanup_close_ int lock = -1;
+	struct iovk_bind_result res = {};
+	struct dev_state before;
+	int r, recorded;
+
+	clear_error(ctx);
+	r = run_lock(ctx, &lock);
+	if (r < 0)
+		return r;
+	r = read_state(ctx, address, &before);
+	if (r < 0)
+		return r;
+	if (before.driver[0]) {
+		recorded = record_write(ctx, before.address, before.driver);
+		if (recorded < 0)
+			return recorded;
+		r = move_device(ctx, &before, "");
+		if (r < 0) {
+			if (recorded > 0)
+				record_remove(ctx, before.address);
+			result_fill(ctx, &res, &before);
+			if (result)
+				*result = res;
+			return r;
+		}
+		res.changed = true;
+	}
+	result_fill(ctx, &res, &before);
+	if (result)
+		*result = res;
+	return 0;
+}
+
+_public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, struct iovk_bind_result *result)
+{
+	_cleanup_close_ int lock = -1;
+	struct iovk_bind_result res = {};
+	struct dev_state before;
+	char saved[DRIVER_MAX];
+	int r, has_record;
+
+	clear_error(ctx);
+	r = run_lock(ctx, &lock);
+	if (r < 0)
+		return r;
+	r = read_state(ctx, address, &before);
+	if (r < 0)
+		return r;
+	has_record = record_read(ctx, before.address, saved);
+	if (has_record < 0)
+		return has_record;
+
+	if (has_record) {
+		bool loaded = false;
+
+		if (saved[0]) {
+			r = ensure_driver(ctx, saved, 0, &loaded);
+			if (r < 0)
+				return r;
+		}
+		r = move_device(ctx, &before, saved);
+		if (r >= 0 && before.has_override)
+			r = set_override(ctx, before.address, "");
+		if (r < 0) {
+			/* Leave the record: a later restore can try again. */
+			result_fill(ctx, &res, &before);
+			if (result)
+				*result = res;
+			return r;
+		}
+		res.module_loaded = loaded;
+		record_remove(ctx, before.address);
+	} else if (before.override[0]) {
+		/* No record: do what `driverctl unset-override` does, clear
+		 * the override and let the kernel pick the default driver. */
+		r = set_override(ctx, before.address, "");
+		if (r >= 0 && before.driver[0]) {
+			_cleanup_free_ char *rel = NULL;
+
+			if (asprintf(&rel, "/bus/pci/drivers/%s/unbind", before.driver) < 0)
+				return -ENOMEM;
+			r = write_attr(ctx, before.address, rel, before.address);
+		}
+		if (r >= 0)
+			r = write_attr(ctx, before.address, "/bus/pci/drivers_probe", before.address);
+		if (r < 0)
+			return r;
+	}
+	result_fill(ctx, &res, &before);
+	res.changed = strcmp(res.driver, before.driver) != 0;
+	if (result)
+		*result = res;
+	return 0;
+}
+
+_public_ int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *driver, unsigned flags,
+				   size_t *ret_n_changed)
+{
+	_cleanup_close_ int lock = -1;
+	struct iovk_iommu_group *g = NULL;
+	struct dev_state *before = NULL;
+	size_t n, moved = 0, changed = 0;
+	int r;
+
+	clear_error(ctx);
+	r = check_driver_name(ctx, driver);
+	if (r < 0)
+		return r;
+	r = run_lock(ctx, &lock);
+	if (r < 0)
+		return r;
+	r = iovk_iommu_group_new(ctx, group, &g);
+	if (r < 0)
+		return r;
+	n = iovk_iommu_group_get_n_devices(g);
+	before = calloc(n ? n : 1, sizeof(*before));
+	if (!before) {
+		iovk_iommu_group_unref(g);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct iovk_device *d = iovk_iommu_group_get_devices(g)[i];
+		struct iovk_bind_result res = {};
+
+		/* Ports stay on pcieport: VFIO accepts them there, and taking
+		 * them away would break hotplug and AER below them. */
+		if (iovk_device_is_bridge(d))
+			continue;
+		r = read_state(ctx, iovk_device_get_address(d), &before[moved]);
+		if (r < 0)
+			goto fail;
+		r = bind_locked(ctx, &before[moved], driver, flags, &res);
+		if (r < 0)
+			goto fail;
+		/* Keep the device on the undo list even when unchanged: its
+		 * override may have been pinned. */
+		moved++;
+		if (res.changed)
+			changed++;
+	}
+	free(before);
+	iovk_iommu_group_unref(g);
+	if (ret_n_changed)
+		*ret_n_changed = changed;
+	return 0;
+
+fail: {
+	char reason[sizeof(ctx->error)];
+	bool undo_ok = true;
+
+	snprintf(reason, sizeof(reason), "%s", ctx->error);
+	while (moved-- > 0) {
+		if (move_device(ctx, &before[moved], before[moved].driver) < 0)
+			undo_ok = false;
+		if (before[moved].has_override && set_override(ctx, before[moved].address, before[moved].override) < 0)
+			undo_ok = false;
+		record_remove(ctx, before[moved].address);
+	}
+	set_error(ctx, r, "IOMMU group %d: %s; %s", group, reason,
+		  undo_ok ? "the devices already moved were put back" : "putting the devices back failed");
+	free(before);
+	iovk_iommu_group_unref(g);
+	return r;
+}
+}

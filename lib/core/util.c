@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../internal.h"
+
+char *root_path(const char *root, const char *fmt, ...)
+{
+	_cleanup_free_ char *rel = NULL;
+	char *out;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&rel, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return NULL;
+	if (asprintf(&out, "%s%s", root, rel) < 0)
+		return NULL;
+	return out;
+}
+
+/* sysfs attributes are at most a page; larger files are not attributes. */
+#define ATTR_MAX 65536
+
+int read_text(const char *path, char **ret)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, size = 4096;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	buf = malloc(size + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, size - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == size) {
+			char *nbuf;
+
+			if (size >= ATTR_MAX)
+				return -EFBIG;
+			size *= 2;
+			nbuf = realloc(buf, size + 1);
+			if (!nbuf)
+				return -ENOMEM;
+			buf = nbuf;
+		}
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	buf[len] = '\0';
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int read_int(const char *path, long long *ret)
+{
+	_cleanup_free_ char *s = NULL;
+	char *end;
+	long long v;
+	int r;
+
+	r = read_text(path, &s);
+	if (r < 0)
+		return r;
+	errno = 0;
+	v = strtoll(s, &end, 0);
+	if (errno != 0 || end == s || *end != '\0')
+		return -EBADMSG;
+	*ret = v;
+	return 0;
+}
+
+int write_text(const char *path, const char *value)
+{
+	_cleanup_close_ int fd = -1;
+	size_t len = strlen(value);
+	ssize_t n;
+
+	/* O_TRUNC is ignored by sysfs and keeps fixture files honest. No
+	 * O_CREAT: a missing attribute is an error, not a file to make. */
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	do
+		n = write(fd, value, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return negative_errno();
+	if ((size_t)n != len)
+		return -EIO;
+	return 0;
+}
+
+int read_link_name(const char *path, char *buf, size_t size)
+{
+	char target[PATH_MAX];
+	const char *base;
+	ssize_t n;
+
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return negative_errno();
+	target[n] = '\0';
+	base = strrchr(target, '/');
+	base = base ? base + 1 : target;
+	if (strlen(base) >= size)
+		return -ENAMETOOLONG;
+	strcpy(buf, base);
+	return 0;
+}
+
+bool path_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+int strv_push(char ***strv, size_t *n, const char *s)
+{
+	char **nv;
+	char *copy;
+
+	copy = strdup(s);
+	if (!copy)
+		return -ENOMEM;
+	nv = realloc(*strv, (*n + 2) * sizeof(char *));
+	if (!nv) {
+		free(copy);
+		return -ENOMEM;
+	}
+	nv[(*n)++] = copy;
+	nv[*n] = NULL;
+	*strv = nv;
+	return 0;
+}
+
+void strv_free(char **strv)
+{
+	if (!strv)
+		return;
+	for (char **p = strv; *p; p++)
+		free(*p);
+	free(strv);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *copy = strdup(path);
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, mode) < 0 && errno != EEXIST)
+			return negative_errno();
+		*p = '/';
+	}
+	if (mkdir(copy, mode) < 0 && errno != EEXIST)
+		return negative_errno();
+	return 0;
+}
+
+int run_lock(struct iovk_ctx *ctx, int *ret_fd)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	struct timespec start, now;
+	int r;
+
+	r = mkdir_p(iovk_ctx_get_run_dir(ctx), 0755);
+	if (r < 0)
+		return set_error(ctx, r, "creating run directory %s: %s", iovk_ctx_get_run_dir(ctx),
+				 strerror(-r));
+	path = root_path(ctx->run_dir, "/lock");
+	if (!path)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = negative_errno();
+		return set_error(ctx, r, "opening lock file %s: %s", path, strerror(-r));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		long long ms;
+
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			r = negative_errno();
+			return set_error(ctx, r, "locking %s: %s", path, strerror(-r));
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (ms >= ctx->timeout_ms)
+			return set_error(ctx, -ETIMEDOUT,
+					 "another iovkit process held %s for longer than %u ms", path,
+					 ctx->timeout_ms);
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libiovkit IOMMU: groups, their viability for VFIO, reserved regions and
+ * the host's IOMMU state.
+ *
+ * Group numbers are assigned at boot and change across reboots: keep them
+ * in memory only, never in persistent configuration.
+ */
+#pragma once
+
+#include <iovkit/core.h>
+#include <iovkit/pci.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct iovk_iommu_group;
+
+struct iovk_reserved_region {
+	uint64_t start;
+	uint64_t end; /* inclusive, as sysfs prints it */
+	char type[24]; /* "msi", "direct", "direct-relaxable", "reserved" */
+};
+
+/* Returns 0, -ENOENT when there is no such group, or another -errno. */
+int iovk_iommu_group_new(struct iovk_ctx *ctx, int number, struct iovk_iommu_group **ret_group);
+struct iovk_iommu_group *iovk_iommu_group_ref(struct iovk_iommu_group *g);
+struct iovk_iommu_group *iovk_iommu_group_unref(struct iovk_iommu_group *g);
+
+/* Every group, by number; NULL-terminated, free with iovk_iommu_group_list_free(). */
+int iovk_iommu_group_enumerate(struct iovk_ctx *ctx, struct iovk_iommu_group ***ret_groups, size_t *ret_n);
+void iovk_iommu_group_list_free(struct iovk_iommu_group **groups);
+
+int iovk_iommu_group_get_number(const struct iovk_iommu_group *g);
+/* Member devices sorted by address, NULL-terminated. */
+struct iovk_device *const *iovk_iommu_group_get_devices(const struct iovk_iommu_group *g);
+size_t iovk_iommu_group_get_n_devices(const struct iovk_iommu_group *g);
+/* Default domain type ("DMA", "DMA-FQ", "identity", ...) or NULL. */
+const char *iovk_iommu_group_get_type(const struct iovk_iommu_group *g);
+/* Reserved regions, sorted by start. */
+const struct iovk_reserved_region *iovk_iommu_group_get_reserved_regions(const struct iovk_iommu_group *g,
+									  size_t *ret_n);
+/*
+ * True when VFIO can take the group: every member passes
+ * iovk_device_is_vfio_safe(). Count of blocking devices in *ret_n_blocking.
+ */
+bool iovk_iommu_group_is_viable(const struct iovk_iommu_group *g, size_t *ret_n_blocking);
+
+/* Parses the text of a group's reserved_regions file. */
+int iovk_iommu_parse_reserved_regions(const char *text, struct iovk_reserved_region **ret_regions,
+				      size_t *ret_n);
+
+/* ---- Host state ----------------------------------------------------------- */
+
+enum iovk_tristate {
+	IOVK_UNKNOWN = -1,
+	IOVK_NO = 0,
+	IOVK_YES = 1,
+};
+
+struct iovk_iommu_host_state {
+	bool enabled;             /* the kernel runs an IOMMU: groups exist */
+	unsigned n_groups;
+	unsigned n_units;         /* entries in /sys/class/iommu (dmar0, ivhd0, ...) */
+	char vendor[16];          /* "intel", "amd", "arm-smmu", "virtio", "" */
+	char cmdline_intel_iommu[32]; /* value of intel_iommu= on the command line, "" if absent */
+	char cmdline_amd_iommu[32];
+	char cmdline_iommu[32];       /* value of iommu= ("pt", "on", ...) */
+	bool passthrough;         /* iommu=pt or iommu.passthrough=1: identity default domains */
+	enum iovk_tristate intremap; /* interrupt remapping in use */
+	enum iovk_tristate allow_unsafe_interrupts; /* vfio_iommu_type1 parameter */
+	bool vfio_loaded;         /* vfio module loaded (or built in) */
+	bool vfio_pci_loaded;
+	bool vfio_container;      /* <dev>/vfio/vfio exists */
+	bool iommufd;             /* <dev>/iommu exists */
+};
+
+/* Reads the host's IOMMU state. Returns 0 or -errno. */
+int iovk_iommu_get_host_state(struct iovk_ctx *ctx, struct iovk_iommu_host_state *ret_state);
+
+#ifdef __cplusplus
+}
+#endif

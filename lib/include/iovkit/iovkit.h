@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Umbrella header of libiovkit. */
+#pragma once
+
+#include <iovkit/core.h>
+#include <iovkit/pci.h>
+#include <iovkit/iommu.h>

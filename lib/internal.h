@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Private to lib/: nothing outside the library includes this. */
+#pragma once
+
+#include <syslog.h>
+
+#include <iovkit/iovkit.h>
+
+#include "../common/macro.h"
+
+struct pci_access;
+
+struct iovk_ctx {
+	int n_ref;
+	char *sysfs_root;
+	char *dev_root;
+	char *proc_root;
+	char *run_dir;
+	char *pci_ids;
+	unsigned timeout_ms;
+	iovk_log_fn log_fn;
+	void *log_userdata;
+	int log_priority;
+	struct pci_access *pacc; /* libpci, opened on first use */
+	char error[1024];
+};
+
+void iovk_log(struct iovk_ctx *ctx, int priority, const char *file, int line, const char *fn,
+	      const char *format, ...) _printf_(6, 7);
+
+#define log_cond(ctx, prio, ...)                                                        \
+	do {                                                                            \
+		if ((ctx)->log_fn && (prio) <= (ctx)->log_priority)                     \
+			iovk_log(ctx, prio, __FILE__, __LINE__, __func__, __VA_ARGS__); \
+	} while (0)
+#define log_debug(ctx, ...) log_cond(ctx, LOG_DEBUG, __VA_ARGS__)
+#define log_info(ctx, ...) log_cond(ctx, LOG_INFO, __VA_ARGS__)
+#define log_warn(ctx, ...) log_cond(ctx, LOG_WARNING, __VA_ARGS__)
+
+/*
+ * Records the failure text in the context (and logs it at LOG_ERR) and
+ * returns err, which must be a negative errno: `return set_error(ctx, r, ...)`.
+ */
+int set_error(struct iovk_ctx *ctx, int err, const char *format, ...) _printf_(3, 4);
+void clear_error(struct iovk_ctx *ctx);
+
+/* Builds "<root><rel>"; rel starts with '/'. NULL on OOM. */
+char *root_path(const char *root, const char *fmt, ...) _printf_(2, 3);
+#define sysfs_path(ctx, ...) root_path((ctx)->sysfs_root, __VA_ARGS__)
+#define dev_path(ctx, ...) root_path((ctx)->dev_root, __VA_ARGS__)
+#define proc_path(ctx, ...) root_path((ctx)->proc_root, __VA_ARGS__)
+
+/*
+ * Reads a small text file (sysfs attribute) whole, trailing newline
+ * stripped. Returns 0 or -errno; the file's contents in *ret (malloc'd).
+ */
+int read_text(const char *path, char **ret);
+/* Reads an attribute holding one integer (strtoll base 0). */
+int read_int(const char *path, long long *ret);
+/*
+ * Writes value to a sysfs attribute in a single write(2), which is how
+ * sysfs wants it; returns 0 or the kernel's -errno.
+ */
+int write_text(const char *path, const char *value);
+/* basename of readlink(path) into buf. -ENOENT when there is no link. */
+int read_link_name(const char *path, char *buf, size_t size);
+bool path_exists(const char *path);
+
+/* NULL-terminated string vectors */
+int strv_push(char ***strv, size_t *n, const char *s);
+void strv_free(char **strv);
+static inline void strv_freep(char ***p)
+{
+	strv_free(*p);
+}
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+
+/* libpci access for this context, opened lazily; NULL on failure. */
+struct pci_access *ctx_pci_access(struct iovk_ctx *ctx);
+
+/* True for the drivers the kernel lets share a group with VFIO users. */
+bool driver_is_vfio_friendly(const char *driver);
+
+/* Exclusive lock on <run_dir>/lock, bounded by the context timeout. */
+int run_lock(struct iovk_ctx *ctx, int *ret_fd);

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <string.h>
+
+#include "../internal.h"
+
+struct iovk_iommu_group {
+	int n_ref;
+	struct iovk_ctx *ctx;
+	int number;
+	char *type;
+	struct iovk_device **devices; /* NULL-terminated */
+	size_t n_devices;
+	struct iovk_reserved_region *regions;
+	size_t n_regions;
+};
+
+static int region_cmp(const void *a, const void *b)
+{
+	const struct iovk_reserved_region *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+_public_ int iovk_iommu_parse_reserved_regions(const char *text, struct iovk_reserved_region **ret_regions,
+					       size_t *ret_n)
+{
+	_cleanup_free_ struct iovk_reserved_region *regions = NULL;
+	size_t n = 0;
+	const char *line = text;
+
+	/* Each line: "0x%016llx 0x%016llx %s\n" (iommu_group_show_resv_regions). */
+	while (line && *line) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char buf[128], type[sizeof(regions->type)];
+		unsigned long long start, end;
+		struct iovk_reserved_region *nr;
+		int consumed = 0;
+
+		if (len == 0) {
+			line = nl ? nl + 1 : NULL;
+			continue;
+		}
+		if (len >= sizeof(buf))
+			return -EBADMSG;
+		memcpy(buf, line, len);
+		buf[len] = '\0';
+		if (sscanf(buf, "%llx %llx %23s%n", &start, &end, type, &consumed) != 3 ||
+		    (size_t)consumed != len || start > end)
+			return -EBADMSG;
+		nr = realloc(regions, (n + 1) * sizeof(*regions));
+		if (!nr)
+			return -ENOMEM;
+		regions = nr;
+		regions[n].start = start;
+		regions[n].end = end;
+		snprintf(regions[n].type, sizeof(regions[n].type), "%s", type);
+		n++;
+		line = nl ? nl + 1 : NULL;
+	}
+	if (n > 1)
+		qsort(regions, n, sizeof(*regions), region_cmp);
+	*ret_regions = TAKE_PTR(regions);
+	*ret_n = n;
+	return 0;
+}
+
+static int dev_ptr_cmp(const void *a, const void *b)
+{
+	return iovk_pci_addr_compare(iovk_device_get_addr(*(struct iovk_device *const *)a),
+				     iovk_device_get_addr(*(struct iovk_device *const *)b));
+}
+
+static int read_group(struct iovk_iommu_group *g)
+{
+	struct iovk_ctx *ctx = g->ctx;
+	_cleanup_free_ char *dir_path = NULL, *p = NULL, *text = NULL;
+	_cleanup_closedir_ DIR *dir = NULL;
+	struct dirent *de;
+	int r;
+
+	dir_path = sysfs_path(ctx, "/kernel/iommu_groups/%d/devices", g->number);
+	if (!dir_path)
+		return -ENOMEM;
+	dir = opendir(dir_path);
+	if (!dir) {
+		r = negative_errno();
+		return set_error(ctx, r, "IOMMU group %d: reading %s: %s", g->number, dir_path,
+				 strerror(-r));
+	}
+	g->devices = calloc(1, sizeof(*g->devices));
+	if (!g->devices)
+		return -ENOMEM;
+	while ((de = readdir(dir))) {
+		struct iovk_pci_addr addr;
+		struct iovk_device **nd;
+
+		/* Groups can hold non-PCI devices (platform, ACPI); only PCI
+		 * functions are ours to list. */
+		if (iovk_pci_addr_parse(de->d_name, &addr) < 0)
+			continue;
+		nd = realloc(g->devices, (g->n_devices + 2) * sizeof(*nd));
+		if (!nd)
+			return -ENOMEM;
+		g->devices = nd;
+		g->devices[g->n_devices + 1] = NULL;
+		r = iovk_device_new(ctx, de->d_name, &g->devices[g->n_devices]);
+		if (r == -ENODEV)
+			continue;
+		if (r < 0) {
+			g->devices[g->n_devices] = NULL;
+			return r;
+		}
+		g->n_devices++;
+	}
+	g->devices[g->n_devices] = NULL;
+	qsort(g->devices, g->n_devices, sizeof(*g->devices), dev_ptr_cmp);
+
+	p = sysfs_path(ctx, "/kernel/iommu_groups/%d/type", g->number);
+	if (!p)
+		return -ENOMEM;
+	r = read_text(p, &g->type);
+	if (r < 0 && r != -ENOENT)
+		return set_error(ctx, r, "IOMMU group %d: reading %s: %s", g->number, p, strerror(-r));
+	free(p);
+
+	p = sysfs_path(ctx, "/kernel/iommu_groups/%d/reserved_regions", g->number);
+	if (!p)
+		return -ENOMEM;
+	r = read_text(p, &text);
+	if (r == -ENOENT)
+		return 0; /* kernels before 4.11 */
+	if (r < 0)
+		return set_error(ctx, r, "IOMMU group %d: reading %s: %s", g->number, p, strerror(-r));
+	r = iovk_iommu_parse_reserved_regions(text, &g->regions, &g->n_regions);
+	if (r < 0)
+		return set_error(ctx, r, "IOMMU group %d: %s is not in the kernel's format", g->number, p);
+	return 0;
+}
+
+_public_ int iovk_iommu_group_new(struct iovk_ctx *ctx, int number, struct iovk_iommu_group **ret_group)
+{
+	_cleanup_free_ char *p = NULL;
+	struct iovk_iommu_group *g;
+	int r;
+
+	clear_error(ctx);
+	if (number < 0)
+		return set_error(ctx, -EINVAL, "%d is not an IOMMU group number", number);
+	p = sysfs_path(ctx, "/kernel/iommu_groups/%d", number);
+	if (!p)
+		return -ENOMEM;
+	if (!path_exists(p))
+		return set_error(ctx, -ENOENT, "IOMMU group %d does not exist (%s)", number, p);
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->n_ref = 1;
+	g->ctx = iovk_ctx_ref(ctx);
+	g->number = number;
+	r = read_group(g);
+	if (r < 0) {
+		iovk_iommu_group_unref(g);
+		return r;
+	}
+	*ret_group = g;
+	return 0;
+}
+
+_public_ struct iovk_iommu_group *iovk_iommu_group_ref(struct iovk_iommu_group *g)
+{
+	if (g)
+		g->n_ref++;
+	return g;
+}
+
+_public_ struct iovk_iommu_group *iovk_iommu_group_unref(struct iovk_iommu_group *g)
+{
+	if (!g || --g->n_ref > 0)
+		return NULL;
+	iovk_device_list_free(g->devices);
+	free(g->type);
+	free(g->regions);
+	iovk_ctx_unref(g->ctx);
+	free(g);
+	return NULL;
+}
+
+static int group_cmp(const void *a, const void *b)
+{
+	int x = (*(struct iovk_iommu_group *const *)a)->number;
+	int y = (*(struct iovk_iommu_group *const *)b)->number;
+
+	return x < y ? -1 : x > y;
+}
+
+_public_ int iovk_iommu_group_enumerate(struct iovk_ctx *ctx, struct iovk_iommu_group ***ret_groups,
+					size_t *ret_n)
+{
+	_cleanup_free_ char *p = sysfs_path(ctx, "/kernel/iommu_groups");
+	_cleanup_closedir_ DIR *dir = NULL;
+	struct iovk_iommu_group **list;
+	size_t n = 0;
+	struct dirent *de;
+	int r;
+
+	clear_error(ctx);
+	if (!p)
+		return -ENOMEM;
+	list = calloc(1, sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	dir = opendir(p);
+	if (!dir) {
+		r = negative_errno();
+		/* No IOMMU support built in: no groups, which is not an error. */
+		if (r == -ENOENT)
+			goto done;
+		free(list);
+		return set_error(ctx, r, "reading %s: %s", p, strerror(-r));
+	}
+	while ((de = readdir(dir))) {
+		struct iovk_iommu_group **nl;
+		char *end;
+		long num;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		num = strtol(de->d_name, &end, 10);
+		if (*end || num > INT_MAX)
+			continue;
+		nl = realloc(list, (n + 2) * sizeof(*list));
+		if (!nl) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		list = nl;
+		list[n + 1] = NULL;
+		r = iovk_iommu_group_new(ctx, (int)num, &list[n]);
+		if (r < 0)
+			goto fail;
+		n++;
+	}
+done:
+	list[n] = NULL;
+	qsort(list, n, sizeof(*list), group_cmp);
+	*ret_groups = list;
+	if (ret_n)
+		*ret_n = n;
+	return 0;
+fail:
+	list[n] = NULL;
+	iovk_iommu_group_list_free(list);
+	return r;
+}
+
+_public_ void iovk_iommu_group_list_free(struct iovk_iommu_group **groups)
+{
+	if (!groups)
+		return;
+	for (struct iovk_iommu_group **g = groups; *g; g++)
+		iovk_iommu_group_unref(*g);
+	free(groups);
+}
+
+_public_ int iovk_iommu_group_get_number(const struct iovk_iommu_group *g)
+{
+	return g->number;
+}
+
+_public_ struct iovk_device *const *iovk_iommu_group_get_devices(const struct iovk_iommu_group *g)
+{
+	return g->devices;
+}
+
+_public_ size_t iovk_iommu_group_get_n_devices(const struct iovk_iommu_group *g)
+{
+	return g->n_devices;
+}
+
+_public_ const char *iovk_iommu_group_get_type(const struct iovk_iommu_group *g)
+{
+	return g->type;
+}
+
+_public_ const struct iovk_reserved_region *iovk_iommu_group_get_reserved_regions(const struct iovk_iommu_group *g,
+										  size_t *ret_n)
+{
+	*ret_n = g->n_regions;
+	return g->regions;
+}
+
+_public_ bool iovk_iommu_group_is_viable(const struct iovk_iommu_group *g, size_t *ret_n_blocking)
+{
+	size_t blocking = 0;
+
+	for (size_t i = 0; i < g->n_devices; i++)
+		if (!iovk_device_is_vfio_safe(g->devices[i], NULL))
+			blocking++;
+	if (ret_n_blocking)
+		*ret_n_blocking = blocking;
+	return blocking == 0;
+}
