@@ -29,10 +29,6 @@ CLI_PKGS    := json-c
 TEST_PKGS   := criterion
 ALL_PKGS    := $(LIB_PKGS) $(CLI_PKGS) libnl-3.0 libnl-route-3.0 libsystemd
 
-# Debian 12 packages for building and testing (the VM tier installs its
-# own: see tests/vm/setup).
-DEBIAN_DEPS := make gcc pkg-config libc6-dev libpci-dev pci.ids libkmod-dev libjson-c-dev \
-	libnl-3-dev libnl-route-3-dev libsystemd-dev libcriterion-dev python3 iproute2 kmod
 
 WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	       -Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
@@ -119,8 +115,9 @@ ASAN_DIR := $(BUILDDIR)/asan
 
 check-unit: check-pkgs
 	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/tests/unit-tests $(ASAN_DIR)/fixtures/.stamp
-	IOVKIT_TEST_FIXTURES=$(abspath $(ASAN_DIR)/fixtures) IOVKIT_TEST_PCI_IDS=$(abspath tests/fixtures/pci.ids) \
-		$(ASAN_DIR)/tests/unit-tests --jobs 2
+	rm -rf $(ASAN_DIR)/tmp && mkdir -p $(ASAN_DIR)/tmp
+	TMPDIR=$(abspath $(ASAN_DIR)/tmp) IOVKIT_TEST_FIXTURES=$(abspath $(ASAN_DIR)/fixtures) \
+		IOVKIT_TEST_PCI_IDS=$(abspath tests/fixtures/pci.ids) $(ASAN_DIR)/tests/unit-tests --jobs 2
 
 check-cli: check-pkgs
 	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovctl $(ASAN_DIR)/fixtures/.stamp
@@ -132,10 +129,7 @@ check-vm: all
 check: check-unit check-cli check-vm
 
 deps:
-	@if [ "$$(id -u)" -ne 0 ]; then echo "make deps installs Debian packages: run it as root" >&2; exit 1; fi
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_DEPS)
-	tests/vm/setup --install-only
+	tools/deps
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/iovkit \

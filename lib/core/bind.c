@@ -26,6 +26,7 @@ struct dev_state {
 	bool has_override; /* driver_override exists (kernel >= 3.16) */
 	char driver[DRIVER_MAX];   /* "" = none */
 	char override[DRIVER_MAX]; /* "" = unset */
+	bool recorded; /* this call wrote the previous-driver record */
 };
 
 static int check_driver_name(struct iovk_ctx *ctx, const char *driver)
@@ -356,7 +357,7 @@ static void result_fill(struct iovk_ctx *ctx, struct iovk_bind_result *res, cons
 		snprintf(res->driver, sizeof(res->driver), "%s", now);
 }
 
-static int bind_locked(struct iovk_ctx *ctx, const struct dev_state *before, const char *driver, unsigned flags,
+static int bind_locked(struct iovk_ctx *ctx, struct dev_state *before, const char *driver, unsigned flags,
 		       struct iovk_bind_result *res)
 {
 	int r, recorded;
@@ -378,6 +379,7 @@ static int bind_locked(struct iovk_ctx *ctx, const struct dev_state *before, con
 	recorded = record_write(ctx, before->address, before->driver);
 	if (recorded < 0)
 		return recorded;
+	before->recorded = recorded > 0;
 
 	r = move_device(ctx, before, driver);
 	if (r < 0) {
@@ -580,7 +582,8 @@ fail: {
 			undo_ok = false;
 		if (before[moved].has_override && set_override(ctx, before[moved].address, before[moved].override) < 0)
 			undo_ok = false;
-		record_remove(ctx, before[moved].address);
+		if (before[moved].recorded)
+			record_remove(ctx, before[moved].address);
 	}
 	set_error(ctx, r, "IOMMU group %d: %s; %s", group, reason,
 		  undo_ok ? "the devices already moved were put back" : "putting the devices back failed");

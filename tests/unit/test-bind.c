@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Binding against fixture copies. Fixture files do not react like the
+ * kernel (the driver link never moves), so a bind here always ends in the
+ * "driver did not take the device" path: what these tests prove is the
+ * rollback, the checks before anything is written and the error texts. The
+ * successful moves are proven for real in the VM tier (tests/vm/cases).
+ */
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include "fixture.h"
+
+static const char *override_of(const char *root, const char *bdf)
+{
+	char rel[128];
+
+	char *s;
+	size_t n;
+
+	/* sysfs ignores a trailing newline: compare without it */
+	snprintf(rel, sizeof(rel), "/sys/bus/pci/devices/%s/driver_override", bdf);
+	s = slurp(root, rel);
+	n = strlen(s);
+	if (n && s[n - 1] == '\n')
+		s[n - 1] = '\0';
+	return s;
+}
+
+static bool record_exists(struct iovk_ctx *ctx, const char *bdf)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/previous-driver/%s", iovk_ctx_get_run_dir(ctx), bdf);
+	return access(path, F_OK) == 0;
+}
+
+Test(bind, failed_bind_rolls_back)
+{
+	const char *root = fixture_copy("sriov-nic");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+	struct iovk_bind_result res = {};
+	int r;
+
+	r = iovk_device_bind(ctx, "0000:01:00.0", "vfio-pci", 0, &res);
+	cr_assert_lt(r, 0);
+	cr_assert(res.rolled_back, "error: %s", iovk_ctx_get_error(ctx));
+	cr_assert_not(res.changed);
+	cr_assert_str_eq(res.previous_driver, "ixgbe");
+	cr_assert_str_eq(res.driver, "ixgbe");
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "vfio-pci"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "ixgbe restored"), "%s", iovk_ctx_get_error(ctx));
+	/* the override it had (none) is back, and no stale record stays */
+	cr_assert_str_eq(override_of(root, "0000:01:00.0"), "");
+	cr_assert_not(record_exists(ctx, "0000:01:00.0"));
+	/* the unbind was written to the old driver, the probe to drivers_probe */
+	cr_assert_str_eq(slurp(root, "/sys/bus/pci/drivers/ixgbe/unbind"), "0000:01:00.0");
+	cr_assert_str_eq(slurp(root, "/sys/bus/pci/drivers_probe"), "0000:01:00.0");
+	iovk_ctx_unref(ctx);
+}
+
+Test(bind, unregistered_driver_changes_nothing)
+{
+	const char *root = fixture_copy("sriov-nic");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+
+	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "no-such-driver", 0, NULL), -ENOENT);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "no-such-driver is not registered"), "%s",
+		  iovk_ctx_get_error(ctx));
+	cr_assert_str_eq(override_of(root, "0000:01:00.0"), "(null)");
+	cr_assert_str_eq(slurp(root, "/sys/bus/pci/drivers/ixgbe/unbind"), "");
+	cr_assert_not(record_exists(ctx, "0000:01:00.0"));
+	iovk_ctx_unref(ctx);
+}
+
+Test(bind, same_driver_is_idempotent_and_pins)
+{
+	const char *root = fixture_copy("sriov-nic");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+	struct iovk_bind_result res = {};
+
+	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "ixgbe", 0, &res), 0, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_not(res.changed);
+	cr_assert_str_eq(res.driver, "ixgbe");
+	cr_assert_str_eq(override_of(root, "0000:01:00.0"), "ixgbe");
+	cr_assert_str_eq(slurp(root, "/sys/bus/pci/drivers/ixgbe/unbind"), "");
+	iovk_ctx_unref(ctx);
+}
+
+Test(bind, bad_arguments)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+
+	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "../../evil", 0, NULL), -EINVAL);
+	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "", 0, NULL), -EINVAL);
+	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", NULL, 0, NULL), -EINVAL);
+	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "vfio-pci\n", 0, NULL), -EINVAL);
+	cr_assert_eq(iovk_device_bind(ctx, "1:0.0", "vfio-pci", 0, NULL), -EINVAL);
+	cr_assert_eq(iovk_device_bind(ctx, "0000:42:00.0", "vfio-pci", 0, NULL), -ENODEV);
+	cr_assert_eq(iovk_device_unbind(ctx, "0000:42:00.0", NULL), -ENODEV);
+	cr_assert_eq(iovk_device_restore(ctx, "zz", NULL), -EINVAL);
+	iovk_ctx_unref(ctx);
+}
+
+Test(bind, unbind_without_driver_is_a_no_op)
+{
+	const char *root = fixture_copy("switch-noacs");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+	struct iovk_bind_result res = {};
+
+	cr_assert_eq(iovk_device_unbind(ctx, "04:00.1", &res), 0);
+	cr_assert_not(res.changed);
+	cr_assert_str_eq(res.driver, "");
+	cr_assert_not(record_exists(ctx, "0000:04:00.1"));
+	iovk_ctx_unref(ctx);
+}
+
+Test(bind, restore_without_record_clears_override)
+{
+	const char *root = fixture_copy("sriov-nic");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+
+	cr_assert_eq(iovk_device_restore(ctx, "01:10.2", NULL), 0, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_str_eq(override_of(root, "0000:01:10.2"), "");
+	cr_assert_str_eq(slurp(root, "/sys/bus/pci/drivers/vfio-pci/unbind"), "0000:01:10.2");
+	cr_assert_str_eq(slurp(root, "/sys/bus/pci/drivers_probe"), "0000:01:10.2");
+	iovk_ctx_unref(ctx);
+}
+
+Test(bind, lock_held_elsewhere_times_out)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", iovk_ctx_get_run_dir(ctx));
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(flock(fd, LOCK_EX), 0);
+	cr_assert_eq(iovk_ctx_set_timeout_ms(ctx, 50), 0);
+	cr_assert_eq(iovk_device_unbind(ctx, "01:00.0", NULL), -ETIMEDOUT);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), path), "%s", iovk_ctx_get_error(ctx));
+	close(fd);
+	iovk_ctx_unref(ctx);
+}
+
+Test(bind, group_bind_is_all_or_nothing)
+{
+	const char *root = fixture_copy("switch-noacs");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+	size_t changed = 99;
+	int r;
+
+	/* 04:00.0 is on vfio-pci already; 04:00.1 does not get taken (a
+	 * fixture does not probe), 05:00.0 is never reached: all put back. */
+	r = iovk_iommu_group_bind(ctx, 3, "vfio-pci", 0, &changed);
+	cr_assert_lt(r, 0);
+	cr_assert_eq(changed, 99, "ret_ untouched on failure");
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "IOMMU group 3"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "0000:04:00.1"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "put back"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert_str_eq(override_of(root, "0000:04:00.0"), "vfio-pci");
+	cr_assert_str_eq(override_of(root, "0000:04:00.1"), "");
+	cr_assert_str_eq(override_of(root, "0000:05:00.0"), "(null)");
+	/* bridges are never touched */
+	cr_assert_str_eq(override_of(root, "0000:03:08.0"), "(null)");
+	iovk_ctx_unref(ctx);
+}
