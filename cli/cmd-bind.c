@@ -27,8 +27,9 @@ static const char restore_help[] =
 	"Usage: iovctl restore [--json] BDF\n"
 	"\n"
 	"Put a device back on the driver it had before iovctl first moved it, and clear\n"
-	"its driver_override. Without such a record, clear the override and let the\n"
-	"kernel choose (what 'driverctl unset-override' does).\n";
+	"its driver_override. Without such a record but with an override set, clear the\n"
+	"override and let the kernel choose (what 'driverctl unset-override' does);\n"
+	"without either, change nothing.\n";
 
 static void print_result(struct cli *cli, const char *action, const char *address,
 			 const struct iovk_bind_result *res)
@@ -51,14 +52,17 @@ static void print_result(struct cli *cli, const char *action, const char *addres
 	if (!res->changed)
 		printf("%s: already %s%s\n", address, res->driver[0] ? "bound to " : "without a driver",
 		       res->driver);
+	else if (res->driver[0])
+		printf("%s: bound to %s (was %s)\n", address, res->driver,
+		       res->previous_driver[0] ? res->previous_driver : "no driver");
 	else
-		printf("%s: %s %s (was %s)\n", address, res->driver[0] ? "bound to" : "unbound",
-		       res->driver[0] ? res->driver : "", res->previous_driver[0] ? res->previous_driver : "no driver");
+		printf("%s: unbound (was %s)\n", address, res->previous_driver);
 }
 
 /* Reads the device once so that a bad address is a usage error and an
  * unknown device a clear failure, before anything is touched. */
-static int check_device(struct cli *cli, const char *cmd, const char *address, int *ret_group)
+static int check_device(struct cli *cli, const char *cmd, const char *address,
+			char canonical[static IOVK_PCI_ADDR_MAX], int *ret_group)
 {
 	struct iovk_device *d;
 	int r = iovk_device_new(cli->ctx, address, &d);
@@ -67,6 +71,7 @@ static int check_device(struct cli *cli, const char *cmd, const char *address, i
 		return usage_error(cli, cmd, "%s", iovk_ctx_get_error(cli->ctx));
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to %s %s", cmd, address);
+	snprintf(canonical, IOVK_PCI_ADDR_MAX, "%s", iovk_device_get_address(d));
 	if (ret_group)
 		*ret_group = iovk_device_get_iommu_group(d);
 	iovk_device_unref(d);
@@ -78,6 +83,7 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 	const char *group = NULL, *no_load = NULL;
 	const struct cmd_opt opts[] = { { "group", false, &group }, { "no-load", false, &no_load }, {} };
 	struct iovk_bind_result res = {};
+	char addr[IOVK_PCI_ADDR_MAX];
 	unsigned flags = 0;
 	int r, i, g = -1;
 
@@ -88,7 +94,7 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		return usage_error(cli, "bind", "expected a device address and a driver name");
 	if (no_load)
 		flags |= IOVK_BIND_NO_MODULE_LOAD;
-	r = check_device(cli, "bind", argv[i], &g);
+	r = check_device(cli, "bind", argv[i], addr, &g);
 	if (r != EXIT_OK)
 		return r;
 
@@ -99,12 +105,14 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 			return fail(cli, 0, "Failed to bind the IOMMU group of %s: the device has no IOMMU group "
 				    "(the IOMMU is off; see 'iovctl doctor')", argv[i]);
 		r = iovk_iommu_group_bind(cli->ctx, g, argv[i + 1], flags, &changed);
+		if (r == -EINVAL && strstr(iovk_ctx_get_error(cli->ctx), "is not a driver name"))
+			return usage_error(cli, "bind", "%s", iovk_ctx_get_error(cli->ctx));
 		if (r < 0)
 			return fail_lib(cli, r, "Failed to bind the IOMMU group of %s to %s", argv[i], argv[i + 1]);
 		if (cli->json) {
 			struct json_object *o = json_object_new_object();
 
-			json_object_object_add(o, "address", json_object_new_string(argv[i]));
+			json_object_object_add(o, "address", json_object_new_string(addr));
 			json_object_object_add(o, "action", json_object_new_string("bind-group"));
 			json_object_object_add(o, "iommu_group", json_object_new_int(g));
 			json_object_object_add(o, "driver", json_object_new_string(argv[i + 1]));
@@ -120,13 +128,14 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		return usage_error(cli, "bind", "%s", iovk_ctx_get_error(cli->ctx));
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to bind %s to %s", argv[i], argv[i + 1]);
-	print_result(cli, "bind", argv[i], &res);
+	print_result(cli, "bind", addr, &res);
 	return EXIT_OK;
 }
 
 int cmd_unbind(struct cli *cli, int argc, char **argv)
 {
 	struct iovk_bind_result res = {};
+	char addr[IOVK_PCI_ADDR_MAX];
 	int r, i;
 
 	i = parse_cmd_opts(cli, "unbind", unbind_help, argc, argv, NULL);
@@ -134,19 +143,20 @@ int cmd_unbind(struct cli *cli, int argc, char **argv)
 		return i == -1 ? EXIT_OK : EXIT_USAGE;
 	if (argc - i != 1)
 		return usage_error(cli, "unbind", "expected one device address");
-	r = check_device(cli, "unbind", argv[i], NULL);
+	r = check_device(cli, "unbind", argv[i], addr, NULL);
 	if (r != EXIT_OK)
 		return r;
 	r = iovk_device_unbind(cli->ctx, argv[i], &res);
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to unbind %s", argv[i]);
-	print_result(cli, "unbind", argv[i], &res);
+	print_result(cli, "unbind", addr, &res);
 	return EXIT_OK;
 }
 
 int cmd_restore(struct cli *cli, int argc, char **argv)
 {
 	struct iovk_bind_result res = {};
+	char addr[IOVK_PCI_ADDR_MAX];
 	int r, i;
 
 	i = parse_cmd_opts(cli, "restore", restore_help, argc, argv, NULL);
@@ -154,12 +164,12 @@ int cmd_restore(struct cli *cli, int argc, char **argv)
 		return i == -1 ? EXIT_OK : EXIT_USAGE;
 	if (argc - i != 1)
 		return usage_error(cli, "restore", "expected one device address");
-	r = check_device(cli, "restore", argv[i], NULL);
+	r = check_device(cli, "restore", argv[i], addr, NULL);
 	if (r != EXIT_OK)
 		return r;
 	r = iovk_device_restore(cli->ctx, argv[i], &res);
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to restore %s", argv[i]);
-	print_result(cli, "restore", argv[i], &res);
+	print_result(cli, "restore", addr, &res);
 	return EXIT_OK;
 }

@@ -121,7 +121,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		return i == -1 ? EXIT_OK : EXIT_USAGE;
 	if (i < argc)
 		return usage_error(cli, "list", "unexpected argument '%s'", argv[i]);
-	if (class && !hex_arg_ok(class, 6))
+	if (class && (strlen(class) < 2 || !hex_arg_ok(class, 6)))
 		return usage_error(cli, "list", "--class takes 2 to 6 hex digits, not '%s'", class);
 	if (vendor) {
 		const char *colon = strchr(vendor, ':');
@@ -273,6 +273,17 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	o = device_to_json(cli, d);
 	up = upstream_json(cli, d);
 	if (cli->json) {
+		uint16_t cap, ctrl;
+
+		if (iovk_device_get_acs(d, &cap, &ctrl) >= 0) {
+			struct json_object *acs = json_object_new_object();
+
+			json_object_object_add(acs, "cap", json_hex(cap, 4));
+			json_object_object_add(acs, "ctrl", json_hex(ctrl, 4));
+			json_object_object_add(acs, "isolating", json_object_new_boolean((ctrl & 0x1d) == 0x1d));
+			json_object_object_add(o, "acs", acs);
+		} else
+			json_object_object_add(o, "acs", NULL);
 		json_object_object_add(o, "upstream", up);
 		print_json(o);
 	} else {

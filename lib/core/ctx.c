@@ -32,6 +32,7 @@ _public_ int iovk_ctx_new(struct iovk_ctx **ret_ctx)
 {
 	struct iovk_ctx *ctx;
 	const char *e;
+	int r;
 
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
@@ -41,28 +42,32 @@ _public_ int iovk_ctx_new(struct iovk_ctx **ret_ctx)
 	ctx->log_priority = LOG_ERR;
 
 	e = getenv("IOVKIT_SYSFS_ROOT");
-	if (set_path(&ctx->sysfs_root, e && *e ? e : "/sys") < 0)
+	r = set_path(&ctx->sysfs_root, e && *e ? e : "/sys");
+	if (r < 0)
 		goto fail;
 	e = getenv("IOVKIT_DEV_ROOT");
-	if (set_path(&ctx->dev_root, e && *e ? e : "/dev") < 0)
+	r = set_path(&ctx->dev_root, e && *e ? e : "/dev");
+	if (r < 0)
 		goto fail;
 	e = getenv("IOVKIT_PROC_ROOT");
-	if (set_path(&ctx->proc_root, e && *e ? e : "/proc") < 0)
+	r = set_path(&ctx->proc_root, e && *e ? e : "/proc");
+	if (r < 0)
 		goto fail;
 	e = getenv("IOVKIT_RUN_DIR");
-	if (set_path(&ctx->run_dir, e && *e ? e : "/run/iovkit") < 0)
+	r = set_path(&ctx->run_dir, e && *e ? e : "/run/iovkit");
+	if (r < 0)
 		goto fail;
 	e = getenv("IOVKIT_PCI_IDS");
-	if (e && *e && set_path(&ctx->pci_ids, e) < 0)
+	r = e && *e ? set_path(&ctx->pci_ids, e) : 0;
+	if (r < 0)
 		goto fail;
 
 	*ret_ctx = ctx;
 	return 0;
 fail:
-	/* set_path only fails on OOM here, or on a relative path from the
-	 * environment, which we refuse rather than silently ignore. */
+	/* A relative path from the environment is refused, not ignored. */
 	iovk_ctx_unref(ctx);
-	return -EINVAL;
+	return r;
 }
 
 _public_ struct iovk_ctx *iovk_ctx_ref(struct iovk_ctx *ctx)

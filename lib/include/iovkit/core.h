@@ -34,7 +34,8 @@ typedef void (*iovk_log_fn)(void *userdata, int priority, const char *file, int 
  * directory (lock file, records of previous drivers) to /run/iovkit; the
  * environment variables IOVKIT_SYSFS_ROOT, IOVKIT_DEV_ROOT, IOVKIT_PROC_ROOT
  * and IOVKIT_RUN_DIR override them, IOVKIT_PCI_IDS names the pci.ids file.
- * Returns 0, or -ENOMEM.
+ * Returns 0, -EINVAL when one of those variables is not an absolute path,
+ * or -ENOMEM.
  */
 int iovk_ctx_new(struct iovk_ctx **ret_ctx);
 struct iovk_ctx *iovk_ctx_ref(struct iovk_ctx *ctx);
@@ -60,8 +61,10 @@ const char *iovk_ctx_get_run_dir(const struct iovk_ctx *ctx);
 bool iovk_ctx_is_live(const struct iovk_ctx *ctx);
 
 /*
- * Bounds every wait on the kernel (lock file, driver probe, ...). Default
- * 30000 ms. Returns 0 or -EINVAL for 0.
+ * Bounds the library's waits: for the lock file another iovkit process
+ * holds, and for what the kernel creates asynchronously (VFs and their
+ * netdevs). Probes started through drivers_probe are synchronous and need
+ * no bound. Default 30000 ms. Returns 0 or -EINVAL for 0.
  */
 int iovk_ctx_set_timeout_ms(struct iovk_ctx *ctx, unsigned timeout_ms);
 unsigned iovk_ctx_get_timeout_ms(const struct iovk_ctx *ctx);

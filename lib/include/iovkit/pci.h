@@ -74,7 +74,8 @@ const char *iovk_device_get_driver_override(const struct iovk_device *d);
 int iovk_device_get_numa_node(const struct iovk_device *d);
 /* IOMMU group number, or -1 when the device has none (IOMMU off). */
 int iovk_device_get_iommu_group(const struct iovk_device *d);
-/* PCI-to-PCI bridge (header type 1, class 0x0604) or any bridge class 0x06. */
+/* A port: PCI-to-PCI bridge (class 0x0604) or semi-transparent bridge (0x0609).
+ * Host and ISA bridges are ordinary functions and count as false. */
 bool iovk_device_is_bridge(const struct iovk_device *d);
 /* SR-IOV: total and enabled VFs; -1 when the device is not a PF. */
 int iovk_device_get_sriov_totalvfs(const struct iovk_device *d);
@@ -98,9 +99,9 @@ int iovk_device_get_acs(struct iovk_device *d, uint16_t *ret_cap, uint16_t *ret_
 
 /*
  * Whether this device lets its IOMMU group be used by VFIO, following the
- * kernel's DMA-ownership rules: endpoints on vfio-pci, a vfio variant
- * driver, pci-stub or no driver are fine; bridges without a driver or on
- * pcieport are fine; anything else blocks. On false, *ret_reason (if given)
+ * kernel's DMA-ownership rules, which look at the driver alone (whether it
+ * sets driver_managed_dma): no driver, vfio-pci or a vfio variant driver,
+ * pci-stub and pcieport are fine; any other driver blocks. On false, *ret_reason (if given)
  * says why, valid while the device lives.
  */
 bool iovk_device_is_vfio_safe(const struct iovk_device *d, const char **ret_reason);
@@ -127,7 +128,9 @@ enum iovk_bind_flags {
  * succeeds even when no driver took the device. Loads the driver's module
  * first when needed (live sysfs only). If the new driver does not take the
  * device, the previous driver and override are restored and the call fails
- * with -ENODEV (or the probe's errno), result->rolled_back set.
+ * with -ENODEV (no driver took it), -EBUSY (another driver took it) or the
+ * errno of the failing sysfs write; result->rolled_back is set when the
+ * previous state was restored.
  * Already bound to driver: 0, result->changed false. The driver the device
  * had before the first bind/unbind is recorded under the run directory for
  * iovk_device_restore(). Serialised with other iovkit processes through a
@@ -141,8 +144,10 @@ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struct iovk_bi
 
 /*
  * Puts the device back on the driver recorded before iovkit first changed
- * it (or, without a record, on whatever driver the kernel picks once the
- * override is cleared), clears driver_override and drops the record.
+ * it, clears driver_override and drops the record. Without a record but
+ * with an override set, clears the override and reprobes, so the kernel
+ * picks the default driver (what `driverctl unset-override` does). Without
+ * either, changes nothing.
  */
 int iovk_device_restore(struct iovk_ctx *ctx, const char *address, struct iovk_bind_result *result);
 
