@@ -16,6 +16,7 @@ static const struct command commands[] = {
 	{ "unbind", cmd_unbind, "unbind a device from its driver" },
 	{ "restore", cmd_restore, "put a device back on the driver it had before iovctl" },
 	{ "doctor", cmd_doctor, "check the host for VFIO device assignment" },
+	{ "sriov", cmd_sriov, "list SR-IOV PFs and their VFs, set the number of VFs" },
 };
 
 static void help(FILE *f)

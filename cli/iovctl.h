@@ -60,3 +60,4 @@ int cmd_bind(struct cli *cli, int argc, char **argv);
 int cmd_unbind(struct cli *cli, int argc, char **argv);
 int cmd_restore(struct cli *cli, int argc, char **argv);
 int cmd_doctor(struct cli *cli, int argc, char **argv);
+int cmd_sriov(struct cli *cli, int argc, char **argv);

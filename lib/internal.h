@@ -81,5 +81,9 @@ struct pci_access *ctx_pci_access(struct iovk_ctx *ctx);
 /* True for the drivers the kernel lets share a group with VFIO users. */
 bool driver_is_vfio_friendly(const char *driver);
 
+/* Drops the record of the driver a device had before iovkit moved it
+ * (lib/core/bind.c); true when there was one. */
+bool previous_driver_forget(struct iovk_ctx *ctx, const char *address);
+
 /* Exclusive lock on <run_dir>/lock, bounded by the context timeout. */
 int run_lock(struct iovk_ctx *ctx, int *ret_fd);

@@ -229,13 +229,13 @@ static int record_write(struct iovk_ctx *ctx, const char *address, const char *d
 	return 1;
 }
 
-static void record_remove(struct iovk_ctx *ctx, const char *address)
+bool previous_driver_forget(struct iovk_ctx *ctx, const char *address)
 {
 	_cleanup_free_ char *p = record_path(ctx, address);
 
-	if (p)
-		unlink(p);
+	return p && unlink(p) >= 0;
 }
+
 
 /* ---- moving a device between drivers ------------------------------------- */
 
@@ -387,7 +387,7 @@ static int bind_locked(struct iovk_ctx *ctx, struct dev_state *before, const cha
 
 		rollback(ctx, before, res);
 		if (recorded > 0)
-			record_remove(ctx, before->address);
+			previous_driver_forget(ctx, before->address);
 		result_fill(ctx, res, before);
 		return err;
 	}
@@ -445,7 +445,7 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struc
 		r = move_device(ctx, &before, "");
 		if (r < 0) {
 			if (recorded > 0)
-				record_remove(ctx, before.address);
+				previous_driver_forget(ctx, before.address);
 			result_fill(ctx, &res, &before);
 			if (result)
 				*result = res;
@@ -497,7 +497,7 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, stru
 			return r;
 		}
 		res.module_loaded = loaded;
-		record_remove(ctx, before.address);
+		previous_driver_forget(ctx, before.address);
 	} else if (before.override[0]) {
 		/* No record: do what `driverctl unset-override` does, clear
 		 * the override and let the kernel pick the default driver. */
@@ -583,7 +583,7 @@ fail: {
 		if (before[moved].has_override && set_override(ctx, before[moved].address, before[moved].override) < 0)
 			undo_ok = false;
 		if (before[moved].recorded)
-			record_remove(ctx, before[moved].address);
+			previous_driver_forget(ctx, before[moved].address);
 	}
 	set_error(ctx, r, "IOMMU group %d: %s; %s", group, reason,
 		  undo_ok ? "the devices already moved were put back" : "putting the devices back failed");

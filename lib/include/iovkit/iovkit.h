@@ -5,3 +5,4 @@
 #include <iovkit/core.h>
 #include <iovkit/pci.h>
 #include <iovkit/iommu.h>
+#include <iovkit/sriov.h>
