@@ -119,7 +119,7 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 			json_object_object_add(o, "devices_changed", json_object_new_int((int)changed));
 			print_json(o);
 		} else
-			printf("IOMMU group %d of %s: %zu device(s) moved to %s\n", g, argv[i], changed, argv[i + 1]);
+			printf("IOMMU group %d of %s: %zu device(s) moved to %s\n", g, addr, changed, argv[i + 1]);
 		return EXIT_OK;
 	}
 

@@ -195,7 +195,7 @@ static const char show_help[] =
 	"\n"
 	"Show one PCI device: ids and names, driver and override, IOMMU group and\n"
 	"whether it blocks VFIO, NUMA node, SR-IOV PF/VF links, network interfaces,\n"
-	"and the ACS state of the ports above it.\n";
+	"and the ACS state of the device itself and of the ports above it.\n";
 
 static void acs_text(struct iovk_device *d, char *buf, size_t size)
 {

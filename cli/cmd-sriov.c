@@ -32,13 +32,15 @@ static const char set_help[] =
 	"Usage: iovctl sriov set [--json] PF --numvfs N [--no-autoprobe] [--force] [--timeout MS]\n"
 	"\n"
 	"Set the number of VFs of PF to N (0 removes them). The kernel changes a\n"
-	"non-zero count only through 0, so N -> M removes all VFs first; that is\n"
-	"refused while a VF is in use (bound to vfio-pci or a vfio variant driver,\n"
-	"taken as assigned to a guest) unless --force is given. Then waits until\n"
+	"non-zero count only through 0, so N -> M removes all VFs first. Removing\n"
+	"VFs (N -> M or N -> 0) is refused while a VF is in use (bound to vfio-pci\n"
+	"or a vfio variant driver, taken as assigned to a guest) unless --force is\n"
+	"given. N above sriov_totalvfs fails (exit 1) before anything is written.\n"
+	"Then waits until\n"
 	"every VF exists and, where a kernel network driver took a VF, its network\n"
 	"interface has appeared.\n"
 	"\n"
-	"  --numvfs N        number of VFs, 0 to sriov_totalvfs\n"
+	"  --numvfs N        number of VFs, 0 to sriov_totalvfs (a number 0 to 65535)\n"
 	"  --no-autoprobe    set sriov_drivers_autoprobe to 0 before enabling VFs, so no\n"
 	"                    kernel driver takes them (for VFs meant for vfio-pci; bind\n"
 	"                    them with 'iovctl bind'); the old value comes back with\n"
@@ -117,8 +119,18 @@ static const char *autoprobe_text(int ap)
 	return ap < 0 ? "unknown" : ap ? "on" : "off";
 }
 
+/* -1 means the kernel does not say (no such sysfs file) */
+static const char *num_or_unknown(int v, char buf[static 16])
+{
+	if (v < 0)
+		return "?";
+	snprintf(buf, 16, "%d", v);
+	return buf;
+}
+
 static void print_pf(struct iovk_sriov_pf *pf)
 {
+	char buf[3][16];
 	struct iovk_device *d = iovk_sriov_pf_get_device(pf);
 	int id = iovk_sriov_pf_get_vf_device_id(pf);
 	size_t i = 0;
@@ -126,8 +138,10 @@ static void print_pf(struct iovk_sriov_pf *pf)
 	printf("%s  driver %s, net ", iovk_sriov_pf_get_address(pf), driver_or_none(iovk_device_get_driver(d)));
 	print_netdevs(iovk_device_get_netdevs(d));
 	putchar('\n');
-	printf("  vfs:          %d of %d enabled\n", iovk_sriov_pf_get_numvfs(pf), iovk_sriov_pf_get_totalvfs(pf));
-	printf("  vf rid:       offset %d, stride %d\n", iovk_sriov_pf_get_offset(pf), iovk_sriov_pf_get_stride(pf));
+	printf("  vfs:          %d of %s enabled\n", iovk_sriov_pf_get_numvfs(pf),
+	       num_or_unknown(iovk_sriov_pf_get_totalvfs(pf), buf[0]));
+	printf("  vf rid:       offset %s, stride %s\n", num_or_unknown(iovk_sriov_pf_get_offset(pf), buf[1]),
+	       num_or_unknown(iovk_sriov_pf_get_stride(pf), buf[2]));
 	if (id >= 0)
 		printf("  vf device:    %04x:%04x\n", iovk_device_get_vendor_id(d), (unsigned)id);
 	printf("  autoprobe:    %s\n", autoprobe_text(iovk_sriov_pf_get_drivers_autoprobe(pf)));
@@ -316,6 +330,13 @@ int cmd_sriov(struct cli *cli, int argc, char **argv)
 		{ "set", sriov_set },
 	};
 
+	/* "iovctl sriov --json list" as well as "iovctl sriov list --json" */
+	while (argc > 1 && (strcmp(argv[1], "--json") == 0 || strcmp(argv[1], "-j") == 0)) {
+		cli->json = true;
+		argv[1] = argv[0];
+		argc--;
+		argv++;
+	}
 	if (argc < 2)
 		return usage_error(cli, "sriov", "expected a command: list, show or set");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

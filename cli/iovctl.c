@@ -35,7 +35,7 @@ static void help(FILE *f)
 		"  -j, --json          JSON output (also accepted after the command)\n"
 		"  -v, --verbose       log what the library does to stderr (twice: debug)\n"
 		"      --timeout MS    bound the wait for the lock held by another iovkit process\n"
-		"                      (default 30000)\n"
+		"                      and for VFs to appear (default 30000)\n"
 		"  -h, --help          this help; 'iovctl COMMAND --help' for a command\n"
 		"      --version       print the version\n"
 		"\n"
@@ -48,7 +48,10 @@ static void help(FILE *f)
 static void log_stderr(void *userdata, int priority, const char *file, int line, const char *fn,
 		       const char *format, va_list args)
 {
-	fprintf(stderr, "iovctl: %s: ", priority <= LOG_ERR ? "error" : priority <= LOG_INFO ? "info" : "debug");
+	fprintf(stderr, "iovctl: %s: ", priority <= LOG_ERR       ? "error"
+					: priority <= LOG_WARNING ? "warning"
+					: priority <= LOG_INFO    ? "info"
+								  : "debug");
 	vfprintf(stderr, format, args);
 	fputc('\n', stderr);
 }
