@@ -89,10 +89,12 @@ $(LIB_A): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	     -e 's|@VERSION@|$(VERSION)|'
+
 $(PC): lib/libiovkit.pc.in Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(PC_SED) $< > $@
 
 # iovctl links the static library: one self-contained binary that runs from
 # the build tree (and inside the test guest) without LD_LIBRARY_PATH.
@@ -138,7 +140,8 @@ install: all
 	ln -sf libiovkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libiovkit.so
 	install -m 0644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
-	install -m 0644 $(PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	# written here, not copied: PREFIX may differ from the one 'make all' saw
+	$(PC_SED) lib/libiovkit.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libiovkit.pc
 	install -m 0644 lib/include/iovkit/*.h $(DESTDIR)$(INCLUDEDIR)/iovkit/
 	install -m 0755 $(IOVCTL) $(DESTDIR)$(SBINDIR)/
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
