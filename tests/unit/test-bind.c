@@ -153,16 +153,19 @@ Test(bind, group_bind_is_all_or_nothing)
 
 	/* 04:00.0 is on vfio-pci already; 04:00.1 does not get taken (a
 	 * fixture does not probe), 05:00.0 is never reached: all put back. */
-	r = iovk_iommu_group_bind(ctx, 3, "vfio-pci", 0, &changed);
+	r = iovk_iommu_group_bind(ctx, 1, "vfio-pci", 0, &changed);
 	cr_assert_lt(r, 0);
 	cr_assert_eq(changed, 99, "ret_ untouched on failure");
-	cr_assert(strstr(iovk_ctx_get_error(ctx), "IOMMU group 3"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "IOMMU group 1"), "%s", iovk_ctx_get_error(ctx));
 	cr_assert(strstr(iovk_ctx_get_error(ctx), "0000:04:00.1"), "%s", iovk_ctx_get_error(ctx));
 	cr_assert(strstr(iovk_ctx_get_error(ctx), "put back"), "%s", iovk_ctx_get_error(ctx));
 	cr_assert_str_eq(override_of(root, "0000:04:00.0"), "vfio-pci");
 	cr_assert_str_eq(override_of(root, "0000:04:00.1"), "");
 	cr_assert_str_eq(override_of(root, "0000:05:00.0"), "(null)");
-	/* bridges are never touched */
+	/* bridges are never touched: root port, upstream and downstream ports */
+	cr_assert_str_eq(override_of(root, "0000:00:1c.0"), "(null)");
+	cr_assert_str_eq(override_of(root, "0000:02:00.0"), "(null)");
 	cr_assert_str_eq(override_of(root, "0000:03:08.0"), "(null)");
+	cr_assert_str_eq(override_of(root, "0000:03:10.0"), "(null)");
 	iovk_ctx_unref(ctx);
 }

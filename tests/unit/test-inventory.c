@@ -74,22 +74,30 @@ Test(inventory, enumerate_sorted)
 
 Test(inventory, bridges_and_acs)
 {
-	struct iovk_ctx *ctx = fixture_ctx("switch-noacs");
+	struct iovk_ctx *ctx = fixture_ctx("switch-noacs"), *gpu = fixture_ctx("gpu");
 	struct iovk_device *rp = dev(ctx, "00:1c.0"), *dn = dev(ctx, "03:08.0"), *nvme = dev(ctx, "05:00.0");
+	struct iovk_device *acs_rp = dev(gpu, "00:1c.0");
 	uint16_t cap = 0, ctrl = 0;
 
 	cr_assert(iovk_device_is_bridge(rp));
 	cr_assert(iovk_device_is_bridge(dn));
+	cr_assert(iovk_device_is_bridge(acs_rp));
 	cr_assert_not(iovk_device_is_bridge(nvme));
-	cr_assert_eq(iovk_device_get_acs(rp, &cap, &ctrl), 0);
+	/* a root port with ACS: the gpu host's PCH root port */
+	cr_assert_eq(iovk_device_get_acs(acs_rp, &cap, &ctrl), 0);
 	cr_assert_eq(ctrl & 0x1d, 0x1d, "root port ACS control %04x", ctrl);
+	/* switch-noacs: neither its PCH root port nor the downstream port has ACS */
+	cr_assert_eq(iovk_device_get_acs(rp, &cap, &ctrl), -ENODATA);
 	cr_assert_eq(iovk_device_get_acs(dn, &cap, &ctrl), -ENODATA);
 	cr_assert_str_eq(iovk_device_get_parent(nvme), "0000:03:10.0");
 	cr_assert_str_eq(iovk_device_get_parent(dn), "0000:02:00.0");
 	cr_assert_null(iovk_device_get_parent(rp));
+	cr_assert_null(iovk_device_get_parent(acs_rp));
 	iovk_device_unref(rp);
 	iovk_device_unref(dn);
 	iovk_device_unref(nvme);
+	iovk_device_unref(acs_rp);
+	iovk_ctx_unref(gpu);
 	iovk_ctx_unref(ctx);
 }
 
@@ -199,8 +207,10 @@ Test(groups, switch_without_acs_shares_one_group)
 	struct iovk_ctx *ctx = fixture_ctx("switch-noacs");
 	struct iovk_iommu_group *g = group_of(ctx, "04:00.1");
 
-	assert_members(g, (const char *[]){ "0000:02:00.0", "0000:03:08.0", "0000:03:10.0", "0000:04:00.0",
-					    "0000:04:00.1", "0000:05:00.0", NULL });
+	/* no ACS on the root port either: it joins the switch's group */
+	assert_members(g, (const char *[]){ "0000:00:1c.0", "0000:02:00.0", "0000:03:08.0", "0000:03:10.0",
+					    "0000:04:00.0", "0000:04:00.1", "0000:05:00.0", NULL });
+	cr_assert_eq(iovk_iommu_group_get_number(g), 1);
 	/* ports on pcieport, 04:00.0 on vfio-pci and 04:00.1 unbound are fine */
 	assert_blockers(g, (const char *[]){ "0000:05:00.0", NULL });
 	iovk_iommu_group_unref(g);
