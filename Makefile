@@ -126,6 +126,7 @@ check-cli: check-pkgs
 	IOVCTL=$(abspath $(ASAN_DIR)/iovctl) FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/cli/run-tests
 
 check-vm: all
+	tests/vm/build-netdevsim --optional
 	tests/vm/run-tests
 
 check: check-unit check-cli check-vm

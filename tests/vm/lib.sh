@@ -1,0 +1,157 @@
+# tests/vm/lib.sh — helpers for the kernel-real test cases tests/vm/cases/*.sh.
+# Source it first thing in a case:
+#     #!/bin/bash
+#     . "$(dirname "$0")/../lib.sh"
+# It sets `set -euo pipefail`, sources devices.env (VM_* addresses), defines
+# REPO (repository root), IOVCTL (binary under test, default $REPO/build/iovctl),
+# CASE_NAME, and skips the case unless it runs inside the test guest
+# (IOVKIT_IN_VM=1; override with IOVKIT_VM_ALLOW_HOST=1 at your own risk: cases
+# rebind real devices).
+#
+# Exit protocol (tests/vm/guest-run-tests): 0 pass, 77 skip, anything else
+# fail. fail/skip also record their message in $IOVKIT_CASE_REASON_FILE so the
+# harness can print `FAIL name: reason` / `SKIP name: reason`. An unexpected
+# failing command (set -e) records "line N: COMMAND (exit S)".
+# shellcheck shell=bash
+set -euo pipefail
+set -o errtrace
+
+_vm_src=${BASH_SOURCE[0]}
+[[ $_vm_src == */* ]] || _vm_src=./$_vm_src
+VM_LIB_DIR=$(cd "${_vm_src%/*}" && pwd)
+REPO=$(cd "$VM_LIB_DIR/../.." && pwd)
+IOVCTL=${IOVCTL:-$REPO/build/iovctl}
+# shellcheck disable=SC2034  # for the cases
+CASE_NAME=${0##*/}; CASE_NAME=${CASE_NAME%.sh}
+# shellcheck source=devices.env
+. "$VM_LIB_DIR/devices.env"
+
+_vm_reason() {  # record the first reason only
+    if [[ -n ${IOVKIT_CASE_REASON_FILE:-} && ! -s ${IOVKIT_CASE_REASON_FILE} ]]; then
+        printf '%s\n' "$*" >"$IOVKIT_CASE_REASON_FILE"
+    fi
+}
+trap '_vm_reason "line $LINENO: $BASH_COMMAND (exit $?)"' ERR
+
+# fail MSG...: the case fails with MSG.
+fail() { echo "FAIL: $*" >&2; _vm_reason "$*"; exit 1; }
+# skip MSG...: the case is skipped (exit 77) with MSG as the reason.
+skip() { echo "SKIP: $*" >&2; _vm_reason "$*"; exit 77; }
+# info MSG...: a note in the case's output (shown when it fails).
+info() { echo "# $*" >&2; }
+
+# assert_eq ACTUAL EXPECTED [WHAT]
+assert_eq() {
+    [[ $1 == "$2" ]] || fail "${3:-value}: expected '$2', got '$1'"
+}
+# assert_ne ACTUAL UNEXPECTED [WHAT]
+assert_ne() {
+    [[ $1 != "$2" ]] || fail "${3:-value}: must not be '$2'"
+}
+# assert_exists PATH [WHAT]
+assert_exists() {
+    [[ -e $1 || -L $1 ]] || fail "${2:-$1}: $1 does not exist"
+}
+
+# The helpers below avoid exec'ing programs: every exec reads the binary over
+# 9p and costs ~0.1-0.3 s under TCG; a bash subshell costs ~10 ms.
+
+# sysfs_driver BDF: name of the bound driver, empty if none.
+sysfs_driver() {
+    local l=/sys/bus/pci/devices/$1/driver
+    if [[ -L $l ]]; then (cd -P "$l" 2>/dev/null && echo "${PWD##*/}"); fi
+    return 0
+}
+# iommu_group BDF: the device's IOMMU group number, empty if none.
+iommu_group() {
+    local l=/sys/bus/pci/devices/$1/iommu_group
+    if [[ -L $l ]]; then (cd -P "$l" 2>/dev/null && echo "${PWD##*/}"); fi
+    return 0
+}
+# group_devices GROUP: the BDFs in an IOMMU group, sorted, space-separated.
+group_devices() {
+    local d out=()
+    for d in /sys/kernel/iommu_groups/"$1"/devices/*; do
+        [[ -e $d ]] && out+=("${d##*/}")
+    done
+    echo "${out[*]}"    # glob order: BDFs are fixed-width, so sorted
+}
+# netdev_of BDF: the network interface(s) of a PCI device (also via virtio).
+netdev_of() {
+    local n
+    for n in /sys/bus/pci/devices/"$1"/net/* /sys/bus/pci/devices/"$1"/virtio*/net/*; do
+        [[ -e $n ]] && echo "${n##*/}"
+    done
+    return 0
+}
+# netdev_by_mac MAC: the interface with that MAC, empty if none.
+netdev_by_mac() {
+    local n
+    for n in /sys/class/net/*; do
+        [[ $(<"$n/address") == "$1" ]] && { echo "${n##*/}"; return 0; }
+    done
+    return 0
+}
+
+# sysfs_write PATH VALUE: write VALUE (no newline added) in one write(2);
+# fails the case with the kernel's error message if the write fails.
+sysfs_write() {
+    local e
+    if ! e=$( { printf '%s' "$2" >"$1"; } 2>&1 ); then
+        fail "write '$2' to $1 failed: ${e##*: }"
+    fi
+}
+
+# wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds;
+# returns 1 on timeout.
+wait_for() {
+    local limit=$1; shift
+    local end=$(( ${EPOCHREALTIME/./} + limit * 1000000 ))
+    until "$@"; do
+        (( ${EPOCHREALTIME/./} < end )) || return 1
+        sleep 0.1
+    done
+}
+
+# now_ms: wall clock in milliseconds (bash builtin, no fork).
+now_ms() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
+
+# json_get KEYPATH < JSON: print the value at KEYPATH ("a.b.0.c"; integers index
+# lists). Strings print raw, other values as JSON. Exit 1 if absent.
+json_get() {
+    python3 -S -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in [k for k in sys.argv[1].split(".") if k]:
+    try:
+        v = v[int(k)] if isinstance(v, list) else v[k]
+    except (KeyError, IndexError, ValueError, TypeError):
+        sys.exit("json_get: no key %r in path %r" % (k, sys.argv[1]))
+print(v if isinstance(v, str) else json.dumps(v))
+' "$1"
+}
+
+# require_iovctl: skip the case when the binary under test is not built.
+require_iovctl() {
+    [[ -x $IOVCTL ]] || skip "$IOVCTL not built (run make first)"
+}
+# require_cmd CMD...: skip unless each command exists.
+require_cmd() {
+    local c
+    for c in "$@"; do command -v "$c" >/dev/null || skip "needs $c"; done
+}
+
+# load_netdevsim: load the out-of-tree netdevsim.ko built by
+# tests/vm/build-netdevsim (after psample); skip the case when it is not built.
+load_netdevsim() {
+    [[ -d /sys/bus/netdevsim ]] && return 0
+    local ko
+    ko=${IOVKIT_VM_CACHE:-/var/cache/iovkit-vm}/$(uname -r)/netdevsim/netdevsim.ko
+    [[ -r $ko ]] || skip "netdevsim not built (run tests/vm/build-netdevsim)"
+    modprobe psample || fail "modprobe psample failed"
+    insmod "$ko" || fail "insmod $ko failed"
+}
+
+if [[ ${IOVKIT_IN_VM:-} != 1 && ${IOVKIT_VM_ALLOW_HOST:-} != 1 ]]; then
+    skip "must run inside the test guest (tests/vm/run-tests or tests/vm/run)"
+fi
