@@ -24,7 +24,7 @@ PKG_CONFIG  ?= pkg-config
 
 # Everything the project links against, checked up front so a missing
 # package is named instead of failing deep in a compile.
-LIB_PKGS    := libpci libkmod
+LIB_PKGS    := libpci libkmod libnl-3.0 libnl-route-3.0
 CLI_PKGS    := json-c
 TEST_PKGS   := criterion
 ALL_PKGS    := $(LIB_PKGS) $(CLI_PKGS) libnl-3.0 libnl-route-3.0 libsystemd
