@@ -4,6 +4,7 @@
 #   make check        unit + CLI tests under ASan/UBSan, then the VM tier
 #   make check-unit   criterion unit tests only
 #   make check-cli    iovctl against the fixture hosts
+#   make check-host   iovctl over real netlink in a private network namespace (tests/host/)
 #   make check-vm     integration tests in a QEMU guest (tests/vm/)
 #   make deps         install the Debian build and test dependencies (apt-get)
 #   make install      honours PREFIX, LIBDIR, DESTDIR
@@ -59,7 +60,7 @@ IOVCTL      := $(BUILDDIR)/iovctl
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-vm check-pkgs deps install clean fixtures
+.PHONY: all check check-unit check-cli check-host check-vm check-pkgs deps install clean fixtures
 
 all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL)
 
@@ -125,11 +126,17 @@ check-cli: check-pkgs
 	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovctl $(ASAN_DIR)/fixtures/.stamp
 	IOVCTL=$(abspath $(ASAN_DIR)/iovctl) FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/cli/run-tests
 
+# The real kernel's netlink, inside a private network namespace (root or
+# user namespaces; skips otherwise).
+check-host: check-pkgs
+	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovctl $(ASAN_DIR)/fixtures/.stamp
+	IOVCTL=$(abspath $(ASAN_DIR)/iovctl) FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/host/run-tests
+
 check-vm: all
 	tests/vm/build-netdevsim --optional
 	tests/vm/run-tests
 
-check: check-unit check-cli check-vm
+check: check-unit check-cli check-host check-vm
 
 deps:
 	tools/deps

@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "restore", cmd_restore, "put a device back on the driver it had before iovctl" },
 	{ "doctor", cmd_doctor, "check the host for VFIO device assignment" },
 	{ "sriov", cmd_sriov, "list SR-IOV PFs and their VFs, set the number of VFs" },
+	{ "vf", cmd_vf, "show and change VF settings (MAC, VLAN, trust, rates, ...) through the PF" },
 };
 
 static void help(FILE *f)

@@ -126,6 +126,263 @@ enum iovk_sriov_flags {
 int iovk_sriov_set_numvfs(struct iovk_ctx *ctx, const char *address, unsigned n, unsigned flags,
 			  unsigned timeout_ms);
 
+/* ---- VF settings through netlink ------------------------------------------ */
+
+/*
+ * The settings of a VF that its PF's driver enforces (the admin MAC, a VLAN,
+ * spoof checking, trust, link state, tx rate limits) are read and written
+ * through the PF's network interface with rtnetlink, through libnl-route, as
+ * `ip link show DEV` and `ip link set DEV vf N ...` do.
+ *
+ * A PF is named by its PCI address (its network interface is then the first
+ * one in its sysfs net/ directory; a PF without one, e.g. on vfio-pci, has no
+ * VF settings) or by the name of its network interface, which also serves
+ * PFs that are not PCI devices (netdevsim). A name holding ':' is taken as a
+ * PCI address.
+ *
+ * Netlink: every call opens its own NETLINK_ROUTE socket and closes it before
+ * it returns; the context holds none, so a context stays cheap, can be used
+ * after fork(), and each call acts in the network namespace the calling
+ * thread is in at that moment. Each answer from the kernel is awaited at most
+ * the context's timeout (iovk_ctx_set_timeout_ms()). Netlink always reaches
+ * the running kernel, whatever the context's sysfs root: the sysfs root only
+ * serves to turn a PCI address into an interface name and to find each VF's
+ * PCI address and own network interface (for its effective MAC). Sysfs shows
+ * the network namespace it was mounted in: when the PF's interface in sysfs
+ * is not the one netlink shows (another ifindex or MAC), the sysfs facts are
+ * not used.
+ */
+
+/* Bits naming the settings, in the order the kernel applies them. */
+enum iovk_vf_field {
+	IOVK_VF_MAC = 1u << 0,         /* admin MAC */
+	IOVK_VF_VLAN = 1u << 1,        /* VLAN ID, QoS and VLAN protocol together */
+	IOVK_VF_MIN_TX_RATE = 1u << 2, /* Mbit/s, 0: no guarantee */
+	IOVK_VF_MAX_TX_RATE = 1u << 3, /* Mbit/s, 0: no limit */
+	IOVK_VF_SPOOFCHK = 1u << 4,
+	IOVK_VF_LINK_STATE = 1u << 5,
+	IOVK_VF_TRUST = 1u << 6,
+};
+#define IOVK_VF_ALL_FIELDS 0x7fu
+
+/* Values of IFLA_VF_LINK_STATE. */
+enum iovk_vf_link_state {
+	IOVK_VF_LINK_STATE_AUTO = 0,    /* the VF's link follows the PF's */
+	IOVK_VF_LINK_STATE_ENABLE = 1,  /* always up */
+	IOVK_VF_LINK_STATE_DISABLE = 2, /* always down */
+};
+
+/* VLAN protocols (EtherType, host byte order). */
+#define IOVK_VF_VLAN_PROTO_8021Q 0x8100u
+#define IOVK_VF_VLAN_PROTO_8021AD 0x88a8u
+#define IOVK_VF_VLAN_MAX 4095u
+#define IOVK_VF_QOS_MAX 7u
+/* Rates are passed to the driver as int Mbit/s. */
+#define IOVK_VF_RATE_MAX 2147483647u
+
+/* "02:00:00:00:00:01" plus NUL */
+#define IOVK_VF_MAC_STRING_MAX 18
+
+struct iovk_vf_vlan {
+	uint16_t vlan;  /* 0..4095 */
+	uint8_t qos;    /* 802.1p priority, 0..7 */
+	uint16_t proto; /* IOVK_VF_VLAN_PROTO_*, host byte order */
+};
+
+struct iovk_vf_stats {
+	uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes, broadcast, multicast;
+	bool has_dropped; /* the kernel reports drops (5.x and later) */
+	uint64_t rx_dropped, tx_dropped;
+};
+
+/*
+ * One VF as its PF reported it. Allocated by the library (fields may be
+ * appended in later versions); valid while the list it came from lives.
+ */
+struct iovk_vf_info {
+	unsigned index;
+	/* Admin MAC, set on the PF; all zero when none is set. */
+	uint8_t mac[6];
+	/* VLANs the PF enforces on the VF; empty when none. Entries with VLAN 0
+	 * and QoS 0 (the kernel's way of saying "no VLAN") are left out. */
+	const struct iovk_vf_vlan *vlans;
+	size_t n_vlans;
+	int spoofchk;   /* 1 on, 0 off, -1 the driver does not report it */
+	int trust;      /* 1 on, 0 off, -1 the driver does not report it */
+	int link_state; /* enum iovk_vf_link_state */
+	uint32_t min_tx_rate, max_tx_rate; /* Mbit/s, 0: none */
+	bool has_stats;
+	struct iovk_vf_stats stats;
+	/* The VF's PCI address (virtfnN of a PCI PF), NULL when unknown. */
+	const char *address;
+	/* The VF's own network interface in this namespace, NULL when none
+	 * (no driver, vfio-pci, or in another namespace). */
+	const char *netdev;
+	/* The MAC that interface uses now (sysfs address). */
+	bool has_effective_mac;
+	uint8_t effective_mac[6];
+	/*
+	 * An admin MAC is set and the VF's interface uses another one: the
+	 * admin MAC takes effect only when the VF driver re-initialises (reload
+	 * the VF driver or rebind the VF); until then, and for an untrusted VF
+	 * that tries to change it, the PF enforces the admin MAC on the wire.
+	 */
+	bool mac_differs;
+};
+
+/* A snapshot of the VFs of one PF. */
+struct iovk_vf_list;
+
+/*
+ * Reads the VFs of pf (a PCI address or an interface name, see above)
+ * through one RTM_GETLINK request with the VF information.
+ * Returns 0; -EINVAL when pf is neither a PCI address nor a valid interface
+ * name; -ENODEV when there is no such PCI device or interface; -ENOENT when
+ * the PCI device is not an SR-IOV PF or has no network interface; or the
+ * errno of the netlink request (-EPERM, -ETIMEDOUT, ...). An interface
+ * without SR-IOV (veth, a bridge) is not an error: its list is empty and
+ * iovk_vf_list_get_numvfs() says -1.
+ */
+int iovk_vf_list_new(struct iovk_ctx *ctx, const char *pf, struct iovk_vf_list **ret_list);
+struct iovk_vf_list *iovk_vf_list_ref(struct iovk_vf_list *list);
+/* Drops a reference; NULL is fine. Always returns NULL. */
+struct iovk_vf_list *iovk_vf_list_unref(struct iovk_vf_list *list);
+
+/* The PF's network interface. */
+const char *iovk_vf_list_get_pf_netdev(const struct iovk_vf_list *list);
+/* The PF's PCI address, NULL when it has no PCI device (netdevsim). */
+const char *iovk_vf_list_get_pf_address(const struct iovk_vf_list *list);
+/* VFs the PF has enabled (IFLA_NUM_VF); -1 when the interface reports
+ * none at all, i.e. it is not an SR-IOV PF. */
+int iovk_vf_list_get_numvfs(const struct iovk_vf_list *list);
+/* VFs reported, by index. Fewer than numvfs when the driver could not
+ * report some (the kernel then leaves them out). */
+size_t iovk_vf_list_get_n_vfs(const struct iovk_vf_list *list);
+/* The i-th VF reported (not necessarily index i), NULL when i >= n_vfs. */
+const struct iovk_vf_info *iovk_vf_list_get_vf(const struct iovk_vf_list *list, size_t i);
+/* The VF with that index, NULL when it was not reported. */
+const struct iovk_vf_info *iovk_vf_list_find(const struct iovk_vf_list *list, unsigned index);
+
+/*
+ * What to change on a VF: the bits in fields choose the settings, the other
+ * members hold their values. Options struct (libbpf style): sz is the size
+ * the caller was built with, so members can be appended; declare it with
+ * IOVK_VF_SETTINGS(name) or initialise with IOVK_VF_SETTINGS_INIT.
+ */
+struct iovk_vf_settings {
+	size_t sz;
+	unsigned fields; /* enum iovk_vf_field bits */
+	uint8_t mac[6];
+	/* An all-zero mac is refused unless this is set: writing it clears
+	 * the admin MAC (most drivers then let the VF choose its own; some
+	 * refuse it). */
+	bool clear_mac;
+	uint16_t vlan;       /* 0 removes the VLAN */
+	uint8_t qos;
+	uint16_t vlan_proto; /* 0 means IOVK_VF_VLAN_PROTO_8021Q */
+	bool spoofchk;
+	bool trust;
+	int link_state;      /* enum iovk_vf_link_state */
+	uint32_t min_tx_rate, max_tx_rate;
+};
+#define IOVK_VF_SETTINGS_INIT { .sz = sizeof(struct iovk_vf_settings) }
+#define IOVK_VF_SETTINGS(name) struct iovk_vf_settings name = IOVK_VF_SETTINGS_INIT
+
+/* What iovk_vf_set() did; filled on success and on failure. */
+struct iovk_vf_set_result {
+	unsigned changed;    /* fields written (they differed from the request) */
+	unsigned ignored;    /* written, accepted, but read back different */
+	unsigned unverified; /* written, but the driver does not report them back */
+	unsigned failed;     /* the field whose write the kernel refused, or 0 */
+	bool rolled_back;    /* fields written before the refusal were put back */
+};
+
+/*
+ * Changes the settings of VF index of pf, as `ip link set DEV vf N ...`.
+ *
+ * Checks the settings (iovk_vf_settings_check()) and that the VF exists
+ * before anything is written. Reads the VF first and writes only the fields
+ * that differ, one netlink request per setting, in the kernel's order (mac,
+ * vlan, rates, spoofchk, state, trust), so that a refusal names its setting.
+ * A rate given alone keeps the other rate as it is (the kernel sets both at
+ * once); the resulting min_tx_rate must not exceed a non-zero max_tx_rate.
+ * When the kernel refuses a write, the fields written before it are put back
+ * (result->rolled_back; the error says if that failed too) and its errno is
+ * returned with result->failed naming the field. After the writes, reads the
+ * VF back: drivers may accept a setting and not apply it.
+ *
+ * Serialised with other iovkit processes through the lock file in the run
+ * directory. result may be NULL.
+ *
+ * Returns 1 when something was written, 0 when the VF already was as asked
+ * (or fields is 0), or a negative errno: -EINVAL for bad settings (nothing
+ * is written), a malformed pf, or a rate that would fall below the other;
+ * -ENODEV, -ENOENT as for iovk_vf_list_new(), -ENOENT also when the
+ * interface has no SR-IOV; -ERANGE when index >= the number of VFs;
+ * -EOPNOTSUPP when the driver reports no VF settings at all (nothing can be
+ * read back) or, with result->ignored set and result->failed 0, when the
+ * kernel accepted a setting that the read-back shows was not applied (the
+ * error lists each one, asked and read; the other fields were applied);
+ * otherwise the kernel's errno for the refused write (-EOPNOTSUPP when the
+ * driver lacks that setting, -EINVAL, -EPERM without CAP_NET_ADMIN, ...).
+ */
+int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, const struct iovk_vf_settings *settings,
+		struct iovk_vf_set_result *result);
+
+/*
+ * Checks settings without touching anything: sz, known field bits, MAC
+ * (unicast; all-zero only with clear_mac), VLAN 0..4095, QoS 0..7, VLAN
+ * protocol 802.1Q or 802.1ad, link state, rates up to IOVK_VF_RATE_MAX and
+ * min_tx_rate <= max_tx_rate when both are given and max is not 0. Returns
+ * 0 or -EINVAL with the reason in the context's error.
+ */
+int iovk_vf_settings_check(struct iovk_ctx *ctx, const struct iovk_vf_settings *settings);
+
+/*
+ * Parses settings in iproute2's words and grammar (what follows
+ * `ip link set DEV vf N`): `mac LLADDR`, `vlan VLANID [qos QOS] [proto
+ * 802.1Q|802.1ad]`, `min_tx_rate MBPS`, `max_tx_rate MBPS`, `spoofchk
+ * on|off`, `trust on|off`, `state auto|enable|disable`. Words must be
+ * written in full and each at most once; numbers are decimal; qos and proto
+ * only follow vlan, qos first. An all-zero mac sets clear_mac. settings must
+ * be initialised (IOVK_VF_SETTINGS_INIT); what the words set is added to it.
+ * Then checks the result (iovk_vf_settings_check()). Returns 0 or -EINVAL
+ * with the context's error naming the word, e.g. "vlan: '4096' is not a
+ * VLAN ID (0 to 4095)"; settings is untouched on failure.
+ */
+int iovk_vf_settings_parse(struct iovk_ctx *ctx, int argc, char *const *argv, struct iovk_vf_settings *settings);
+
+/*
+ * The fields of settings that info does not show: after a write, what the
+ * driver did not apply. Fields info cannot show (spoofchk or trust that the
+ * driver does not report) are not counted but go to *ret_unverifiable (if
+ * given). A VLAN of 0 with QoS 0 matches a VF without VLAN, whatever the
+ * protocol. Pure: no I/O.
+ */
+unsigned iovk_vf_settings_diff(const struct iovk_vf_settings *settings, const struct iovk_vf_info *info,
+			       unsigned *ret_unverifiable);
+
+/*
+ * "xx:xx:xx:xx:xx:xx", one or two hex digits per octet. Returns 0 for a
+ * unicast address, 1 for 00:00:00:00:00:00 (the caller decides whether it
+ * may clear), -EINVAL for anything else, multicast and broadcast included.
+ * ret_mac is untouched on failure.
+ */
+int iovk_vf_parse_mac(const char *s, uint8_t ret_mac[static 6]);
+/* Lower-case "02:00:00:00:00:01"; returns buf. */
+char *iovk_vf_format_mac(const uint8_t mac[static 6], char buf[static IOVK_VF_MAC_STRING_MAX]);
+/* "802.1Q" or "802.1ad" (any case). Returns 0 or -EINVAL. */
+int iovk_vf_parse_vlan_proto(const char *s, uint16_t *ret_proto);
+/* "802.1Q", "802.1ad", NULL for other values. */
+const char *iovk_vf_vlan_proto_name(uint16_t proto);
+/* "auto", "enable" or "disable". Returns 0 or -EINVAL. */
+int iovk_vf_parse_link_state(const char *s, int *ret_state);
+/* "auto", "enable", "disable", NULL for other values. */
+const char *iovk_vf_link_state_name(int state);
+/* iproute2's word for one field bit ("mac", "vlan", "min_tx_rate", ...),
+ * NULL when field is not exactly one known bit. */
+const char *iovk_vf_field_name(unsigned field);
+
 #ifdef __cplusplus
 }
 #endif
