@@ -6,6 +6,7 @@
 #   make check-cli    iovctl against the fixture hosts
 #   make check-host   iovctl over real netlink in a private network namespace (tests/host/)
 #   make check-vm     integration tests in a QEMU guest (tests/vm/)
+#   make bench-vfio   DMA map cost of 1 GiB in the test guest (bench/vfio-dma-run)
 #   make deps         install the Debian build and test dependencies (apt-get)
 #   make install      honours PREFIX, LIBDIR, DESTDIR
 
@@ -60,7 +61,7 @@ IOVCTL      := $(BUILDDIR)/iovctl
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-host check-vm check-pkgs deps install clean fixtures
+.PHONY: all check check-unit check-cli check-host check-vm bench-vfio check-pkgs deps install clean fixtures
 
 all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL)
 
@@ -103,6 +104,14 @@ $(IOVCTL): $(CLI_OBJS) $(LIB_A)
 	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB_A) \
 		$(call pc_libs,$(CLI_PKGS) $(LIB_PKGS))
 
+$(BUILDDIR)/bench/%.o: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+VFIO_BENCH := $(BUILDDIR)/vfio-dma-bench
+$(VFIO_BENCH): $(BUILDDIR)/bench/vfio-dma-bench.o $(LIB_A)
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
+
 $(UNIT_TESTS): $(TEST_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(LIB_A) \
@@ -131,6 +140,10 @@ check-cli: check-pkgs
 check-host: check-pkgs
 	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovctl $(ASAN_DIR)/fixtures/.stamp
 	IOVCTL=$(abspath $(ASAN_DIR)/iovctl) FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/host/run-tests
+
+# Runs in the test guest: this host has no VFIO.
+bench-vfio: all $(VFIO_BENCH)
+	bench/vfio-dma-run
 
 check-vm: all
 	tests/vm/build-netdevsim --optional

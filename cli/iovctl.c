@@ -18,6 +18,7 @@ static const struct command commands[] = {
 	{ "doctor", cmd_doctor, "check the host for VFIO device assignment" },
 	{ "sriov", cmd_sriov, "list SR-IOV PFs and their VFs, set the number of VFs" },
 	{ "vf", cmd_vf, "show and change VF settings (MAC, VLAN, trust, rates, ...) through the PF" },
+	{ "vfio", cmd_vfio, "open a device through VFIO: describe it, prove it usable" },
 };
 
 static void help(FILE *f)

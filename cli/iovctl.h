@@ -62,3 +62,4 @@ int cmd_restore(struct cli *cli, int argc, char **argv);
 int cmd_doctor(struct cli *cli, int argc, char **argv);
 int cmd_sriov(struct cli *cli, int argc, char **argv);
 int cmd_vf(struct cli *cli, int argc, char **argv);
+int cmd_vfio(struct cli *cli, int argc, char **argv);

@@ -6,3 +6,4 @@
 #include <iovkit/pci.h>
 #include <iovkit/iommu.h>
 #include <iovkit/sriov.h>
+#include <iovkit/vfio.h>
