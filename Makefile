@@ -5,6 +5,8 @@
 #   make check-unit   criterion unit tests only
 #   make check-cli    iovctl against the fixture hosts
 #   make check-host   iovctl over real netlink in a private network namespace (tests/host/)
+#   make check-daemon iovd end to end on a private dbus-daemon (tests/daemon/)
+#   make bench-iovd   iovd allocate+release throughput and latency (bench/)
 #   make check-vm     integration tests in a QEMU guest (tests/vm/)
 #   make bench-vfio   DMA map cost of 1 GiB in the test guest (bench/vfio-dma-run)
 #   make deps         install the Debian build and test dependencies (apt-get)
@@ -17,6 +19,11 @@ LIBDIR      ?= $(PREFIX)/lib
 INCLUDEDIR  ?= $(PREFIX)/include
 SBINDIR     ?= $(PREFIX)/sbin
 MANDIR      ?= $(PREFIX)/share/man
+SYSCONFDIR  ?= /etc
+# dbus-daemon reads policies from /usr/share and /etc only, whatever PREFIX
+DBUS_SYSTEM_CONFDIR    ?= /usr/share/dbus-1/system.d
+DBUS_SYSTEM_SERVICEDIR ?= $(PREFIX)/share/dbus-1/system-services
+SYSTEMD_UNITDIR        ?= $(PREFIX)/lib/systemd/system
 DESTDIR     ?=
 BUILDDIR    ?= build
 SANITIZE    ?= 0
@@ -27,7 +34,8 @@ PKG_CONFIG  ?= pkg-config
 # Everything the project links against, checked up front so a missing
 # package is named instead of failing deep in a compile.
 LIB_PKGS    := libpci libkmod libnl-3.0 libnl-route-3.0
-CLI_PKGS    := json-c
+CLI_PKGS    := json-c libsystemd
+DAEMON_PKGS := json-c libsystemd
 TEST_PKGS   := criterion
 ALL_PKGS    := $(LIB_PKGS) $(CLI_PKGS) libnl-3.0 libnl-route-3.0 libsystemd
 
@@ -48,22 +56,26 @@ pc_libs      = $(shell $(PKG_CONFIG) --libs $(1))
 
 LIB_SRCS    := $(wildcard lib/core/*.c lib/iommu/*.c lib/vfio/*.c lib/sriov/*.c)
 CLI_SRCS    := $(wildcard cli/*.c)
+DAEMON_SRCS := $(wildcard daemon/*.c)
 TEST_SRCS   := $(wildcard tests/unit/*.c)
 
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o)
 CLI_OBJS    := $(CLI_SRCS:%.c=$(BUILDDIR)/%.o)
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILDDIR)/%.o)
 TEST_OBJS   := $(TEST_SRCS:%.c=$(BUILDDIR)/%.o)
 
 SONAME      := libiovkit.so.$(SOVERSION)
 LIB_SO      := $(BUILDDIR)/libiovkit.so.$(VERSION)
 LIB_A       := $(BUILDDIR)/libiovkit.a
 IOVCTL      := $(BUILDDIR)/iovctl
+IOVD        := $(BUILDDIR)/iovd
+IOVD_BENCH  := $(BUILDDIR)/iovd-bench
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-host check-vm bench-vfio check-pkgs deps install clean fixtures
+.PHONY: all check check-unit check-cli check-host check-daemon check-vm check-pkgs deps install clean fixtures bench-iovd bench-vfio
 
-all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL)
+all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL) $(IOVD)
 
 check-pkgs:
 	@missing=""; for p in $(ALL_PKGS); do $(PKG_CONFIG) --exists $$p || missing="$$missing $$p"; done; \
@@ -76,6 +88,14 @@ $(BUILDDIR)/lib/%.o: lib/%.c
 $(BUILDDIR)/cli/%.o: cli/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(call pc_cflags,$(CLI_PKGS)) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILDDIR)/daemon/%.o: daemon/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(call pc_cflags,$(DAEMON_PKGS)) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILDDIR)/bench/%.o: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(call pc_cflags,libsystemd) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILDDIR)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -104,18 +124,26 @@ $(IOVCTL): $(CLI_OBJS) $(LIB_A)
 	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB_A) \
 		$(call pc_libs,$(CLI_PKGS) $(LIB_PKGS))
 
-$(BUILDDIR)/bench/%.o: bench/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+# iovd, like iovctl, links the static library.
+$(IOVD): $(DAEMON_OBJS) $(LIB_A)
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -pthread -o $@ $(DAEMON_OBJS) $(LIB_A) \
+		$(call pc_libs,$(DAEMON_PKGS) $(LIB_PKGS))
+
+$(IOVD_BENCH): $(BUILDDIR)/bench/iovd-bench.o
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(call pc_libs,libsystemd)
+
+# tests/unit/test-iovd.c drives iovd's manager over a socketpair: the unit
+# tests link iovd's objects, all but its main().
+DAEMON_LIB_OBJS := $(filter-out $(BUILDDIR)/daemon/main.o,$(DAEMON_OBJS))
 
 VFIO_BENCH := $(BUILDDIR)/vfio-dma-bench
 $(VFIO_BENCH): $(BUILDDIR)/bench/vfio-dma-bench.o $(LIB_A)
 	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
 
-$(UNIT_TESTS): $(TEST_OBJS) $(LIB_A)
+$(UNIT_TESTS): $(TEST_OBJS) $(DAEMON_LIB_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(LIB_A) \
-		$(call pc_libs,$(TEST_PKGS) $(LIB_PKGS))
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -pthread -o $@ $(TEST_OBJS) $(DAEMON_LIB_OBJS) $(LIB_A) \
+		$(call pc_libs,$(TEST_PKGS) $(DAEMON_PKGS) $(LIB_PKGS))
 
 fixtures: $(BUILDDIR)/fixtures/.stamp
 $(BUILDDIR)/fixtures/.stamp: tests/fixtures/mkfixtures.py
@@ -141,6 +169,19 @@ check-host: check-pkgs
 	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovctl $(ASAN_DIR)/fixtures/.stamp
 	IOVCTL=$(abspath $(ASAN_DIR)/iovctl) FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/host/run-tests
 
+# iovd and iovctl under ASan+UBSan against a private dbus-daemon and fixture copies.
+check-daemon: check-pkgs
+	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovd $(ASAN_DIR)/iovctl \
+		$(ASAN_DIR)/fixtures/.stamp
+	rm -rf $(ASAN_DIR)/tmp-daemon && mkdir -p $(ASAN_DIR)/tmp-daemon
+	TMPDIR=$(abspath $(ASAN_DIR)/tmp-daemon) IOVD=$(abspath $(ASAN_DIR)/iovd) IOVCTL=$(abspath $(ASAN_DIR)/iovctl) \
+		FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/daemon/run-tests
+
+# Optimised build, no sanitizers: the figures are iovd's, not ASan's.
+bench-iovd: all $(IOVD_BENCH) fixtures
+	IOVD=$(abspath $(IOVD)) IOVD_BENCH=$(abspath $(IOVD_BENCH)) FIXTURES=$(abspath $(BUILDDIR)/fixtures) \
+		bench/iovd-bench
+
 # Runs in the test guest: this host has no VFIO.
 bench-vfio: all $(VFIO_BENCH)
 	bench/vfio-dma-run
@@ -149,7 +190,7 @@ check-vm: all
 	tests/vm/build-netdevsim --optional
 	tests/vm/run-tests
 
-check: check-unit check-cli check-host check-vm
+check: check-unit check-cli check-host check-daemon check-vm
 
 deps:
 	tools/deps
@@ -165,10 +206,19 @@ install: all
 	$(PC_SED) lib/libiovkit.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libiovkit.pc
 	install -m 0644 lib/include/iovkit/*.h $(DESTDIR)$(INCLUDEDIR)/iovkit/
 	install -m 0755 $(IOVCTL) $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(IOVD) $(DESTDIR)$(SBINDIR)/
+	install -d $(DESTDIR)$(DBUS_SYSTEM_CONFDIR) $(DESTDIR)$(DBUS_SYSTEM_SERVICEDIR) $(DESTDIR)$(SYSTEMD_UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/iovkit
+	install -m 0644 contrib/org.iovkit.iovd1.conf $(DESTDIR)$(DBUS_SYSTEM_CONFDIR)/
+	sed 's|@SBINDIR@|$(SBINDIR)|' contrib/org.iovkit.iovd1.service.in > $(DESTDIR)$(DBUS_SYSTEM_SERVICEDIR)/org.iovkit.iovd1.service
+	sed 's|@SBINDIR@|$(SBINDIR)|' contrib/iovd.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/iovd.service
+	# an example, never over the administrator's own
+	test -e $(DESTDIR)$(SYSCONFDIR)/iovkit/iovd.json || \
+		install -m 0644 contrib/iovd.json.example $(DESTDIR)$(SYSCONFDIR)/iovkit/iovd.json
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
 
 clean:
 	rm -rf $(BUILDDIR)
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d)

@@ -17,6 +17,10 @@ static const struct command commands[] = {
 	{ "restore", cmd_restore, "put a device back on the driver it had before iovctl" },
 	{ "doctor", cmd_doctor, "check the host for VFIO device assignment" },
 	{ "sriov", cmd_sriov, "list SR-IOV PFs and their VFs, set the number of VFs" },
+	{ "pools", cmd_pools, "list iovd's pools of VFs (D-Bus client of iovd)" },
+	{ "allocations", cmd_allocations, "list the VFs iovd has handed out" },
+	{ "alloc", cmd_alloc, "ask iovd for a VF of a pool" },
+	{ "release", cmd_release, "give a VF back to iovd" },
 	{ "vf", cmd_vf, "show and change VF settings (MAC, VLAN, trust, rates, ...) through the PF" },
 	{ "vfio", cmd_vfio, "open a device through VFIO: describe it, prove it usable" },
 };
@@ -30,7 +34,7 @@ static void help(FILE *f)
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 		"\n"
 		"Options:\n"

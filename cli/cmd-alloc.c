@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* iovctl pools, allocations, alloc, release: clients of iovd over D-Bus. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <systemd/sd-bus.h>
+
+#include "iovctl.h"
+
+#define IOVD_NAME "org.iovkit.iovd1"
+#define IOVD_PATH "/org/iovkit/iovd1"
+#define IOVD_IFACE "org.iovkit.iovd1.Manager"
+#define IOVD_ALLOC_PREFIX "/org/iovkit/iovd1/allocation/"
+
+#define BUS_OPTIONS_HELP                                                                              \
+	"  --bus-address ADDR  talk to iovd on this D-Bus address (default: $IOVKIT_BUS_ADDRESS,\n" \
+	"                      else the system bus)\n"
+
+static const char pools_help[] =
+	"Usage: iovctl pools [--json] [--bus-address ADDR]\n"
+	"\n"
+	"List iovd's pools: the driver their VFs get, their PFs, VFs, allocated and free.\n"
+	"\n" BUS_OPTIONS_HELP;
+
+static const char allocations_help[] =
+	"Usage: iovctl allocations [--json] [--bus-address ADDR]\n"
+	"\n"
+	"List the VFs iovd has handed out: allocation, pool, owner, VF address, IOMMU\n"
+	"group and device node.\n"
+	"\n" BUS_OPTIONS_HELP;
+
+static const char alloc_help[] =
+	"Usage: iovctl alloc [--json] [--driver vfio-pci|kernel] [--numa NODE] [--bus-address ADDR] POOL OWNER\n"
+	"\n"
+	"Ask iovd for a free VF of POOL for OWNER (a name of the caller's choosing, e.g.\n"
+	"an instance id; 'iovctl release' or ReleaseOwner gives the VFs back). Needs\n"
+	"root or iovd's configured group.\n"
+	"\n"
+	"  --driver D   vfio-pci (VFIO, for a guest) or kernel (its netdev driver);\n"
+	"               default: the pool's\n"
+	"  --numa NODE  prefer a VF on this NUMA node\n" BUS_OPTIONS_HELP;
+
+static const char release_help[] =
+	"Usage: iovctl release [--json] [--bus-address ADDR] ALLOCATION\n"
+	"\n"
+	"Give an allocation back to iovd. ALLOCATION is its object path, its number\n"
+	"(the last part of the path) or the VF's PCI address.\n"
+	"\n" BUS_OPTIONS_HELP;
+
+static const char bus_address_opt_name[] = "bus-address";
+
+/* A failed call: stderr names the D-Bus error; --json prints it as well. */
+static int bus_fail(struct cli *cli, const char *cmd, const sd_bus_error *e, int r)
+{
+	const char *msg = e && sd_bus_error_is_set(e) ? e->message : strerror(r < 0 ? -r : EIO);
+	const char *name = e && sd_bus_error_is_set(e) ? e->name : NULL;
+
+	fprintf(stderr, "iovctl: %s: %s%s%s%s\n", cmd, msg ?: "", name ? " (" : "", name ?: "", name ? ")" : "");
+	if (cli->json) {
+		struct json_object *o = json_object_new_object(), *j = json_object_new_object();
+
+		json_object_object_add(j, "message", json_object_new_string(msg ?: ""));
+		if (name)
+			json_object_object_add(j, "dbus_error", json_object_new_string(name));
+		json_object_object_add(o, "error", j);
+		print_json(o);
+	}
+	return EXIT_FAILED;
+}
+
+static int connect_bus(struct cli *cli, const char *cmd, const char *address, sd_bus **ret)
+{
+	sd_bus *bus = NULL;
+	int r;
+
+	if (!address || !*address)
+		address = getenv("IOVKIT_BUS_ADDRESS");
+	if (address && *address) {
+		r = sd_bus_new(&bus);
+		if (r >= 0)
+			r = sd_bus_set_address(bus, address);
+		if (r >= 0)
+			r = sd_bus_set_bus_client(bus, 1);
+		if (r >= 0)
+			r = sd_bus_start(bus);
+	} else {
+		r = sd_bus_open_system(&bus);
+	}
+	if (r < 0) {
+		sd_bus_unref(bus);
+		fail(cli, r, "%s: cannot connect to iovd's bus %s", cmd, address && *address ? address : "(system)");
+		return -1;
+	}
+	*ret = bus;
+	return 0;
+}
+
+/* Common option parsing: --json, --help and --bus-address plus extras. */
+static int parse(struct cli *cli, const char *cmd, const char *help, int argc, char **argv, struct cmd_opt *opts,
+		 int n_operands, const char *operands)
+{
+	int first = parse_cmd_opts(cli, cmd, help, argc, argv, opts);
+
+	if (first == -1)
+		return -EXIT_OK - 1;
+	if (first < 0)
+		return -EXIT_USAGE - 1;
+	if (argc - first != n_operands) {
+		if (n_operands == 0)
+			usage_error(cli, cmd, "unexpected argument '%s'", argv[first]);
+		else
+			usage_error(cli, cmd, "needs %s", operands);
+		return -EXIT_USAGE - 1;
+	}
+	return first;
+}
+
+#define PARSE_OR_RETURN(first)                    \
+	do {                                      \
+		if ((first) < 0)                  \
+			return -(first) - 1;      \
+	} while (0)
+
+static uint64_t id_of(const char *path)
+{
+	return strncmp(path, IOVD_ALLOC_PREFIX, strlen(IOVD_ALLOC_PREFIX)) == 0
+		       ? strtoull(path + strlen(IOVD_ALLOC_PREFIX), NULL, 10)
+		       : 0;
+}
+
+/* ---- pools ------------------------------------------------------------------ */
+
+int cmd_pools(struct cli *cli, int argc, char **argv)
+{
+	const char *address = NULL;
+	struct cmd_opt opts[] = { { bus_address_opt_name, true, &address }, {} };
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	struct json_object *list = json_object_new_array();
+	int first, r;
+
+	first = parse(cli, "pools", pools_help, argc, argv, opts, 0, NULL);
+	if (first < 0)
+		json_object_put(list);
+	PARSE_OR_RETURN(first);
+	if (connect_bus(cli, "pools", address, &bus) < 0) {
+		json_object_put(list);
+		return EXIT_FAILED;
+	}
+	r = sd_bus_call_method(bus, IOVD_NAME, IOVD_PATH, IOVD_IFACE, "ListPools", &e, &reply, "");
+	if (r < 0) {
+		json_object_put(list);
+		return bus_fail(cli, "pools", &e, r);
+	}
+	r = sd_bus_message_enter_container(reply, 'a', "(sa{sv})");
+	while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "sa{sv}")) > 0) {
+		struct json_object *o = json_object_new_object(), *pfs = json_object_new_array();
+		const char *name, *key;
+
+		r = sd_bus_message_read(reply, "s", &name);
+		json_object_object_add(o, "name", json_object_new_string(name));
+		if (r >= 0)
+			r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+		while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+			const char *contents, *s;
+			uint32_t u;
+
+			r = sd_bus_message_read(reply, "s", &key);
+			if (r >= 0)
+				r = sd_bus_message_peek_type(reply, NULL, &contents);
+			if (r < 0)
+				break;
+			if (strcmp(contents, "s") == 0 && sd_bus_message_read(reply, "v", "s", &s) >= 0)
+				json_object_object_add(o, strcmp(key, "Driver") == 0 ? "driver" : key,
+						       json_object_new_string(s));
+			else if (strcmp(contents, "u") == 0 && sd_bus_message_read(reply, "v", "u", &u) >= 0)
+				json_object_object_add(o,
+						       strcmp(key, "VFs") == 0         ? "vfs"
+						       : strcmp(key, "Allocated") == 0 ? "allocated"
+						       : strcmp(key, "Free") == 0      ? "free"
+										       : key,
+						       json_object_new_int64(u));
+			else if (strcmp(contents, "as") == 0 && strcmp(key, "PFs") == 0) {
+				r = sd_bus_message_enter_container(reply, 'v', "as");
+				if (r >= 0)
+					r = sd_bus_message_enter_container(reply, 'a', "s");
+				while (r >= 0 && (r = sd_bus_message_read(reply, "s", &s)) > 0)
+					json_object_array_add(pfs, json_object_new_string(s));
+				if (r >= 0)
+					r = sd_bus_message_exit_container(reply);
+				if (r >= 0)
+					r = sd_bus_message_exit_container(reply);
+			} else
+				r = sd_bus_message_skip(reply, "v");
+			if (r >= 0)
+				r = sd_bus_message_exit_container(reply);
+		}
+		json_object_object_add(o, "pfs", pfs);
+		json_object_array_add(list, o);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(reply);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(reply);
+	}
+	if (r < 0) {
+		json_object_put(list);
+		return fail(cli, r, "pools: cannot parse iovd's reply");
+	}
+	if (cli->json) {
+		print_json(list);
+		return EXIT_OK;
+	}
+	printf("%-16s %-9s %5s %5s  %s\n", "POOL", "DRIVER", "VFS", "FREE", "PFS");
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *o = json_object_array_get_idx(list, i), *v, *pf;
+		char pfs[512] = "";
+		size_t len = 0;
+
+		json_object_object_get_ex(o, "pfs", &pf);
+		for (size_t j = 0; j < json_object_array_length(pf) && len < sizeof(pfs); j++)
+			len += (size_t)snprintf(pfs + len, sizeof(pfs) - len, "%s%s", j ? "," : "",
+						json_object_get_string(json_object_array_get_idx(pf, j)));
+		printf("%-16s %-9s", json_object_get_string(json_object_object_get_ex(o, "name", &v) ? v : NULL),
+		       json_object_get_string(json_object_object_get_ex(o, "driver", &v) ? v : NULL));
+		printf(" %5d", json_object_get_int(json_object_object_get_ex(o, "vfs", &v) ? v : NULL));
+		printf(" %5d  %s\n", json_object_get_int(json_object_object_get_ex(o, "free", &v) ? v : NULL),
+		       pfs[0] ? pfs : "-");
+	}
+	json_object_put(list);
+	return EXIT_OK;
+}
+
+/* ---- allocations ------------------------------------------------------------------ */
+
+static int list_allocations(sd_bus *bus, sd_bus_error *e, struct json_object **ret)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	struct json_object *list;
+	const char *path, *pool, *owner, *address, *node, *driver;
+	int32_t group;
+	uint64_t created;
+	int r;
+
+	r = sd_bus_call_method(bus, IOVD_NAME, IOVD_PATH, IOVD_IFACE, "ListAllocations", e, &reply, "");
+	if (r < 0)
+		return r;
+	r = sd_bus_message_enter_container(reply, 'a', "(osssisst)");
+	if (r < 0)
+		return r;
+	list = json_object_new_array();
+	while ((r = sd_bus_message_read(reply, "(osssisst)", &path, &pool, &owner, &address, &group, &node, &driver,
+					&created)) > 0) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "allocation", json_object_new_string(path));
+		json_object_object_add(o, "id", json_object_new_uint64(id_of(path)));
+		json_object_object_add(o, "pool", json_object_new_string(pool));
+		json_object_object_add(o, "owner", json_object_new_string(owner));
+		json_object_object_add(o, "address", json_object_new_string(address));
+		json_object_object_add(o, "iommu_group", group >= 0 ? json_object_new_int(group) : NULL);
+		json_object_object_add(o, "device_node", node[0] ? json_object_new_string(node) : NULL);
+		json_object_object_add(o, "driver", driver[0] ? json_object_new_string(driver) : NULL);
+		json_object_object_add(o, "created_usec", json_object_new_uint64(created));
+		json_object_array_add(list, o);
+	}
+	if (r < 0) {
+		json_object_put(list);
+		return r;
+	}
+	*ret = list;
+	return 0;
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
+}
+
+int cmd_allocations(struct cli *cli, int argc, char **argv)
+{
+	const char *address = NULL;
+	struct cmd_opt opts[] = { { bus_address_opt_name, true, &address }, {} };
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	struct json_object *list = NULL;
+	int first, r;
+
+	first = parse(cli, "allocations", allocations_help, argc, argv, opts, 0, NULL);
+	PARSE_OR_RETURN(first);
+	if (connect_bus(cli, "allocations", address, &bus) < 0)
+		return EXIT_FAILED;
+	r = list_allocations(bus, &e, &list);
+	if (r < 0)
+		return bus_fail(cli, "allocations", &e, r);
+	if (cli->json) {
+		print_json(list);
+		return EXIT_OK;
+	}
+	printf("%-6s %-16s %-24s %-13s %5s  %s\n", "ID", "POOL", "OWNER", "ADDRESS", "GROUP", "DEVICE");
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *o = json_object_array_get_idx(list, i);
+
+		printf("%-6s %-16s %-24s %-13s %5s  %s\n", jstr(o, "id"), jstr(o, "pool"), jstr(o, "owner"),
+		       jstr(o, "address"), jstr(o, "iommu_group"), jstr(o, "device_node"));
+	}
+	json_object_put(list);
+	return EXIT_OK;
+}
+
+/* ---- alloc -------------------------------------------------------------------------- */
+
+int cmd_alloc(struct cli *cli, int argc, char **argv)
+{
+	const char *address = NULL, *driver = NULL, *numa = NULL;
+	struct cmd_opt opts[] = {
+		{ bus_address_opt_name, true, &address },
+		{ "driver", true, &driver },
+		{ "numa", true, &numa },
+		{},
+	};
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	const char *path, *vf, *node;
+	int32_t group;
+	long numa_node = -1;
+	int first, r;
+
+	first = parse(cli, "alloc", alloc_help, argc, argv, opts, 2, "POOL and OWNER");
+	PARSE_OR_RETURN(first);
+	if (driver && strcmp(driver, "vfio-pci") != 0 && strcmp(driver, "kernel") != 0)
+		return usage_error(cli, "alloc", "--driver takes vfio-pci or kernel, not '%s'", driver);
+	if (numa) {
+		char *end;
+
+		errno = 0;
+		numa_node = strtol(numa, &end, 10);
+		if (errno || *end || !*numa || numa_node < 0 || numa_node > 4095)
+			return usage_error(cli, "alloc", "--numa takes a NUMA node, 0 to 4095");
+	}
+	if (connect_bus(cli, "alloc", address, &bus) < 0)
+		return EXIT_FAILED;
+	r = sd_bus_message_new_method_call(bus, &call, IOVD_NAME, IOVD_PATH, IOVD_IFACE, "Allocate");
+	if (r >= 0)
+		r = sd_bus_message_append(call, "ss", argv[first], argv[first + 1]);
+	if (r >= 0)
+		r = sd_bus_message_open_container(call, 'a', "{sv}");
+	if (r >= 0 && driver)
+		r = sd_bus_message_append(call, "{sv}", "driver", "s", driver);
+	if (r >= 0 && numa)
+		r = sd_bus_message_append(call, "{sv}", "numa", "i", (int32_t)numa_node);
+	if (r >= 0)
+		r = sd_bus_message_close_container(call);
+	if (r < 0)
+		return fail(cli, r, "alloc: cannot build the call");
+	r = sd_bus_call(bus, call, 0, &e, &reply);
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "osis", &path, &vf, &group, &node);
+	if (r < 0)
+		return bus_fail(cli, "alloc", &e, r);
+	if (cli->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "allocation", json_object_new_string(path));
+		json_object_object_add(o, "id", json_object_new_uint64(id_of(path)));
+		json_object_object_add(o, "pool", json_object_new_string(argv[first]));
+		json_object_object_add(o, "owner", json_object_new_string(argv[first + 1]));
+		json_object_object_add(o, "address", json_object_new_string(vf));
+		json_object_object_add(o, "iommu_group", group >= 0 ? json_object_new_int(group) : NULL);
+		json_object_object_add(o, "device_node", node[0] ? json_object_new_string(node) : NULL);
+		print_json(o);
+	} else {
+		printf("%s: VF %s, IOMMU group %d%s%s\n", path, vf, group, node[0] ? ", " : "", node);
+	}
+	return EXIT_OK;
+}
+
+/* ---- release -------------------------------------------------------------------------- */
+
+/* ALLOCATION as a path, a number or a VF address, to the object path. */
+static int resolve_allocation(struct cli *cli, sd_bus *bus, const char *arg, char **ret)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct iovk_pci_addr want, have;
+	struct json_object *list = NULL;
+	char *end;
+	int r;
+
+	if (arg[0] == '/') {
+		if (!sd_bus_object_path_is_valid(arg)) {
+			usage_error(cli, "release", "'%s' is not a D-Bus object path", arg);
+			return -EINVAL;
+		}
+		*ret = strdup(arg);
+		return *ret ? 0 : -ENOMEM;
+	}
+	errno = 0;
+	(void)strtoull(arg, &end, 10);
+	if (!errno && *arg && !*end && arg[0] != '-')
+		return asprintf(ret, IOVD_ALLOC_PREFIX "%s", arg) < 0 ? -ENOMEM : 0;
+	if (iovk_pci_addr_parse(arg, &want) < 0) {
+		usage_error(cli, "release", "'%s' is not an allocation path, number or PCI address", arg);
+		return -EINVAL;
+	}
+	r = list_allocations(bus, &e, &list);
+	if (r < 0) {
+		bus_fail(cli, "release", &e, r);
+		return -EIO;
+	}
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *o = json_object_array_get_idx(list, i);
+
+		if (iovk_pci_addr_parse(jstr(o, "address"), &have) == 0 && iovk_pci_addr_compare(&want, &have) == 0) {
+			*ret = strdup(jstr(o, "allocation"));
+			json_object_put(list);
+			return *ret ? 0 : -ENOMEM;
+		}
+	}
+	json_object_put(list);
+	fail(cli, 0, "release: VF %s is not allocated", arg);
+	return -ENOENT;
+}
+
+int cmd_release(struct cli *cli, int argc, char **argv)
+{
+	const char *address = NULL;
+	struct cmd_opt opts[] = { { bus_address_opt_name, true, &address }, {} };
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	_cleanup_free_ char *path = NULL;
+	int first, r;
+
+	first = parse(cli, "release", release_help, argc, argv, opts, 1, "ALLOCATION");
+	PARSE_OR_RETURN(first);
+	if (connect_bus(cli, "release", address, &bus) < 0)
+		return EXIT_FAILED;
+	r = resolve_allocation(cli, bus, argv[first], &path);
+	if (r == -EINVAL)
+		return EXIT_USAGE;
+	if (r < 0)
+		return EXIT_FAILED;
+	r = sd_bus_call_method(bus, IOVD_NAME, IOVD_PATH, IOVD_IFACE, "Release", &e, NULL, "o", path);
+	if (r < 0)
+		return bus_fail(cli, "release", &e, r);
+	if (cli->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "allocation", json_object_new_string(path));
+		json_object_object_add(o, "released", json_object_new_boolean(true));
+		print_json(o);
+	} else {
+		printf("%s: released\n", path);
+	}
+	return EXIT_OK;
+}

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * iovd's configuration (JSON, iovd(8)) and the pools' inventory of VFs.
+ *
+ * Parsing is strict: an unknown key is an error naming it, because a
+ * misspelt "per_owner" silently ignored would lift a limit.
+ */
+#include <ctype.h>
+#include <grp.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "iovd.h"
+
+#define DEFAULT_MAX_TOTAL 1024
+#define DEFAULT_MAX_PER_OWNER 64
+
+const char *pool_driver_to_string(enum pool_driver d)
+{
+	switch (d) {
+	case POOL_DRIVER_VFIO:
+		return "vfio-pci";
+	case POOL_DRIVER_KERNEL:
+		return "kernel";
+	default:
+		return "none";
+	}
+}
+
+static bool valid_pool_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+			return false;
+	return true;
+}
+
+static int fail_cfg(const char *path, const char *what, const char *detail)
+{
+	log_error("%s: %s%s%s", path, what, detail ? ": " : "", detail ?: "");
+	return -EINVAL;
+}
+
+static int parse_unsigned(const char *path, struct json_object *o, const char *key, unsigned *ret)
+{
+	int64_t v;
+
+	if (!json_object_is_type(o, json_type_int))
+		return fail_cfg(path, key, "must be a number");
+	v = json_object_get_int64(o);
+	if (v < 1 || v > 1000000)
+		return fail_cfg(path, key, "must be 1 to 1000000");
+	*ret = (unsigned)v;
+	return 0;
+}
+
+static int parse_pool(const char *path, struct json_object *o, struct pool *p)
+{
+	struct json_object *pfs = NULL;
+	size_t n;
+
+	if (!json_object_is_type(o, json_type_object))
+		return fail_cfg(path, "each entry of \"pools\" must be an object", NULL);
+	p->driver = POOL_DRIVER_VFIO;
+	json_object_object_foreach(o, key, val) {
+		if (strcmp(key, "name") == 0) {
+			if (!json_object_is_type(val, json_type_string) || !valid_pool_name(json_object_get_string(val)))
+				return fail_cfg(path, "pool name", "1 to 64 characters of A-Z a-z 0-9 _ . -");
+			p->name = strdup(json_object_get_string(val));
+		} else if (strcmp(key, "pfs") == 0) {
+			pfs = val;
+		} else if (strcmp(key, "driver") == 0) {
+			const char *d = json_object_get_string(val);
+
+			if (!json_object_is_type(val, json_type_string))
+				return fail_cfg(path, "pool driver", "must be a string");
+			if (strcmp(d, "vfio-pci") == 0)
+				p->driver = POOL_DRIVER_VFIO;
+			else if (strcmp(d, "kernel") == 0)
+				p->driver = POOL_DRIVER_KERNEL;
+			else if (strcmp(d, "none") == 0)
+				p->driver = POOL_DRIVER_NONE;
+			else
+				return fail_cfg(path, "pool driver", "must be \"vfio-pci\", \"kernel\" or \"none\"");
+		} else {
+			log_error("%s: unknown key \"%s\" in a pool", path, key);
+			return -EINVAL;
+		}
+	}
+	if (!p->name)
+		return fail_cfg(path, "a pool has no \"name\"", NULL);
+	if (!pfs || !json_object_is_type(pfs, json_type_array) || json_object_array_length(pfs) == 0) {
+		log_error("%s: pool %s: \"pfs\" must be a non-empty array of PF addresses, netdevs or vendor:device ids",
+			  path, p->name);
+		return -EINVAL;
+	}
+	n = json_object_array_length(pfs);
+	p->selectors = calloc(n + 1, sizeof(char *));
+	if (!p->selectors)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(pfs, i);
+
+		if (!json_object_is_type(s, json_type_string) || json_object_get_string_len(s) == 0 ||
+		    json_object_get_string_len(s) > 64) {
+			log_error("%s: pool %s: each PF must be a non-empty string", path, p->name);
+			return -EINVAL;
+		}
+		p->selectors[i] = strdup(json_object_get_string(s));
+		if (!p->selectors[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int config_load(const char *path, struct config *ret)
+{
+	struct config c = { .max_total = DEFAULT_MAX_TOTAL, .max_per_owner = DEFAULT_MAX_PER_OWNER };
+	struct json_object *root, *pools = NULL;
+	int r = 0;
+
+	root = json_object_from_file(path);
+	if (!root) {
+		log_error("%s: cannot read the configuration: %s", path, json_util_get_last_err() ?: "unknown error");
+		return -EINVAL;
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		r = fail_cfg(path, "the configuration must be a JSON object", NULL);
+		goto out;
+	}
+	json_object_object_foreach(root, key, val) {
+		if (strcmp(key, "pools") == 0) {
+			pools = val;
+		} else if (strcmp(key, "group") == 0) {
+			struct group *g;
+
+			if (!json_object_is_type(val, json_type_string)) {
+				r = fail_cfg(path, "group", "must be a string");
+				goto out;
+			}
+			g = getgrnam(json_object_get_string(val));
+			if (!g) {
+				log_error("%s: group \"%s\" does not exist", path, json_object_get_string(val));
+				r = -EINVAL;
+				goto out;
+			}
+			free(c.group);
+			c.group = strdup(g->gr_name);
+			c.gid = g->gr_gid;
+		} else if (strcmp(key, "limits") == 0 && json_object_is_type(val, json_type_object)) {
+			json_object_object_foreach(val, lkey, lval) {
+				if (strcmp(lkey, "total") == 0)
+					r = parse_unsigned(path, lval, "limits.total", &c.max_total);
+				else if (strcmp(lkey, "per_owner") == 0)
+					r = parse_unsigned(path, lval, "limits.per_owner", &c.max_per_owner);
+				else {
+					log_error("%s: unknown key \"%s\" in \"limits\"", path, lkey);
+					r = -EINVAL;
+				}
+				if (r < 0)
+					goto out;
+			}
+		} else {
+			log_error("%s: unknown key \"%s\"%s", path, key,
+				  strcmp(key, "limits") == 0 ? " (must be an object)" : "");
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	if (!pools || !json_object_is_type(pools, json_type_array)) {
+		r = fail_cfg(path, "\"pools\" must be an array", NULL);
+		goto out;
+	}
+	c.n_pools = json_object_array_length(pools);
+	c.pools = calloc(c.n_pools ?: 1, sizeof(struct pool));
+	if (!c.pools) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < c.n_pools; i++) {
+		r = parse_pool(path, json_object_array_get_idx(pools, i), &c.pools[i]);
+		if (r < 0)
+			goto out;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c.pools[j].name, c.pools[i].name) == 0) {
+				log_error("%s: pool %s is defined twice", path, c.pools[i].name);
+				r = -EINVAL;
+				goto out;
+			}
+	}
+out:
+	json_object_put(root);
+	if (r < 0) {
+		config_done(&c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+static void pool_clear_inventory(struct pool *p)
+{
+	strv_free(p->pfs);
+	strv_free(p->vfs);
+	free(p->vf_numa);
+	p->pfs = p->vfs = NULL;
+	p->vf_numa = NULL;
+	p->n_vfs = 0;
+}
+
+void config_done(struct config *c)
+{
+	for (size_t i = 0; c->pools && i < c->n_pools; i++) {
+		free(c->pools[i].name);
+		strv_free(c->pools[i].selectors);
+		pool_clear_inventory(&c->pools[i]);
+	}
+	free(c->pools);
+	free(c->group);
+	*c = (struct config){};
+}
+
+struct pool *config_find_pool(struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_pools; i++)
+		if (strcmp(c->pools[i].name, name) == 0)
+			return &c->pools[i];
+	return NULL;
+}
+
+/* Whether a selector ("0000:01:00.0", "01:00.0", "8086:10fb" or a netdev) names this PF. */
+static bool selector_matches(const char *sel, struct iovk_sriov_pf *pf)
+{
+	struct iovk_device *d = iovk_sriov_pf_get_device(pf);
+	struct iovk_pci_addr addr;
+	unsigned vendor, device;
+	int n = 0;
+
+	if (iovk_pci_addr_parse(sel, &addr) == 0)
+		return iovk_pci_addr_compare(&addr, iovk_device_get_addr(d)) == 0;
+	if (strlen(sel) == 9 && sscanf(sel, "%4x:%4x%n", &vendor, &device, &n) == 2 && n == 9)
+		return vendor == iovk_device_get_vendor_id(d) && device == iovk_device_get_device_id(d);
+	for (const char *const *net = iovk_device_get_netdevs(d); *net; net++)
+		if (strcmp(*net, sel) == 0)
+			return true;
+	return false;
+}
+
+static int strv_push(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 2) * sizeof(char *));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[*n] = strdup(s);
+	if (!nv[*n])
+		return -ENOMEM;
+	nv[++*n] = NULL;
+	return 0;
+}
+
+int pool_scan(struct iovk_ctx *ctx, struct pool *p)
+{
+	struct iovk_sriov_pf **pfs = NULL;
+	size_t n_pfs = 0, n_vfs = 0;
+	int r;
+
+	r = iovk_sriov_enumerate_pfs(ctx, &pfs, NULL);
+	if (r < 0) {
+		log_error("pool %s: reading the SR-IOV PFs: %s", p->name, iovk_ctx_get_error(ctx));
+		return r;
+	}
+	pool_clear_inventory(p);
+	p->pfs = calloc(1, sizeof(char *));
+	p->vfs = calloc(1, sizeof(char *));
+	if (!p->pfs || !p->vfs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (struct iovk_sriov_pf **pf = pfs; *pf; pf++) {
+		bool match = false;
+
+		for (char **sel = p->selectors; *sel && !match; sel++)
+			match = selector_matches(*sel, *pf);
+		if (!match)
+			continue;
+		r = strv_push(&p->pfs, &n_pfs, iovk_sriov_pf_get_address(*pf));
+		if (r < 0)
+			goto out;
+		for (struct iovk_device *const *vf = iovk_sriov_pf_get_vfs(*pf); *vf; vf++) {
+			int *numa = realloc(p->vf_numa, (n_vfs + 1) * sizeof(int));
+
+			if (!numa) {
+				r = -ENOMEM;
+				goto out;
+			}
+			p->vf_numa = numa;
+			numa[n_vfs] = iovk_device_get_numa_node(*vf);
+			r = strv_push(&p->vfs, &n_vfs, iovk_device_get_address(*vf));
+			if (r < 0)
+				goto out;
+		}
+	}
+	p->n_vfs = n_vfs;
+	if (n_pfs == 0)
+		log_warning("pool %s: none of its PFs exists (%s%s)", p->name, p->selectors[0],
+			    p->selectors[1] ? ", ..." : "");
+	else
+		log_debug("pool %s: %zu PFs, %zu VFs", p->name, n_pfs, n_vfs);
+	r = 0;
+out:
+	iovk_sriov_pf_list_free(pfs);
+	if (r < 0)
+		pool_clear_inventory(p);
+	return r;
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * iovd: the VF allocation service. One process, one sd-event loop, one
+ * thread: every method runs to completion on the loop, so the in-memory
+ * table of allocations needs no locking and a VF can only be picked by one
+ * request at a time.
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <syslog.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include <iovkit/iovkit.h>
+
+#include "common/macro.h"
+
+#define IOVD_BUS_NAME "org.iovkit.iovd1"
+#define IOVD_PATH "/org/iovkit/iovd1"
+#define IOVD_ALLOC_PREFIX "/org/iovkit/iovd1/allocation"
+#define IOVD_MANAGER_IFACE "org.iovkit.iovd1.Manager"
+#define IOVD_ALLOC_IFACE "org.iovkit.iovd1.Allocation"
+
+#define IOVD_ERR_POOL_EXHAUSTED "org.iovkit.iovd1.Error.PoolExhausted"
+#define IOVD_ERR_LIMIT "org.iovkit.iovd1.Error.LimitExceeded"
+#define IOVD_ERR_NOT_FOUND "org.iovkit.iovd1.Error.NotFound"
+#define IOVD_ERR_IN_USE "org.iovkit.iovd1.Error.InUse"
+#define IOVD_ERR_ACCESS_DENIED "org.iovkit.iovd1.Error.AccessDenied"
+#define IOVD_ERR_INVALID "org.iovkit.iovd1.Error.InvalidArgument"
+#define IOVD_ERR_NOT_SUPPORTED "org.iovkit.iovd1.Error.NotSupported"
+#define IOVD_ERR_FAILED "org.iovkit.iovd1.Error.Failed"
+
+/* Owners and pool names are identifiers, not payloads. */
+#define IOVD_NAME_MAX 128
+
+/* What a pool does with a VF's driver when it hands the VF out. */
+enum pool_driver {
+	POOL_DRIVER_VFIO,   /* bind to vfio-pci */
+	POOL_DRIVER_KERNEL, /* put it back on its kernel driver (a netdev for containers) */
+	POOL_DRIVER_NONE,   /* leave the driver as it is: bookkeeping only */
+};
+
+struct pool {
+	char *name;
+	char **selectors; /* as configured: BDF, netdev or vendor:device of PFs */
+	enum pool_driver driver;
+	/* Inventory, read from sysfs by pool_scan(): */
+	char **pfs;      /* PF addresses, NULL-terminated */
+	char **vfs;      /* VF addresses, NULL-terminated */
+	int *vf_numa;    /* NUMA node of each VF */
+	size_t n_vfs;
+	uint64_t scanned_usec; /* last rescan on demand (Allocate) */
+};
+
+struct config {
+	struct pool *pools;
+	size_t n_pools;
+	char *group;       /* may call mutating methods besides root; NULL: root only */
+	gid_t gid;
+	unsigned max_total;     /* allocations in all pools */
+	unsigned max_per_owner;
+};
+
+struct allocation {
+	struct manager *manager;
+	uint64_t id;
+	char *path;
+	char *pool;
+	char *owner;
+	char *address;
+	char *driver;    /* driver the VF had when the allocation was committed, "" none */
+	char *drift;     /* what reconciliation found, "" when nothing */
+	int iommu_group; /* read from sysfs, never stored: numbers change across boots */
+	int numa_node;
+	uint64_t created_usec; /* CLOCK_REALTIME */
+	/* Group commit (see manager.c): */
+	bool committed;  /* durable and visible on the bus */
+	bool releasing;  /* a Release of it waits for the next commit */
+	/* What an Allocate changed, to undo it if the commit fails: */
+	bool bind_changed;
+	char before_driver[64];
+	char before_override[64];
+};
+
+#define IOVD_VERSION "0.1.0"
+
+struct manager {
+	const char *version;
+	sd_event *event;
+	sd_bus *bus;
+	struct iovk_ctx *ctx;
+	struct config config;
+	bool no_bind;
+
+	struct allocation **allocs;
+	size_t n_allocs;
+	uint64_t next_id;
+
+	char *state_dir;
+	int state_dir_fd;
+	int lock_fd;
+	char *marker_dir; /* <run dir>/iovd-allocated: one file per allocated VF */
+
+	char **drift; /* reconciliation findings, NULL-terminated */
+	size_t n_drift;
+
+	struct committer *commit; /* commit.c */
+
+	struct creds_cache_entry *creds_cache;
+	size_t n_creds_cache, creds_cache_next;
+};
+
+/* config.c */
+int config_load(const char *path, struct config *ret);
+void config_done(struct config *c);
+const char *pool_driver_to_string(enum pool_driver d);
+struct pool *config_find_pool(struct config *c, const char *name);
+/* Rereads the PFs and VFs of a pool from sysfs. */
+int pool_scan(struct iovk_ctx *ctx, struct pool *p);
+
+/* state.c */
+int state_open(struct manager *m, const char *dir);
+int state_load(struct manager *m);
+int state_serialize(struct manager *m, char **ret_text, size_t *ret_len);
+int state_write(struct manager *m, const char *text, size_t len);
+void marker_set(struct manager *m, const struct allocation *a, bool present);
+int markers_rebuild(struct manager *m);
+
+/* manager.c */
+int manager_new(struct manager **ret);
+struct manager *manager_free(struct manager *m);
+int manager_reconcile(struct manager *m);
+int manager_start_bus(struct manager *m, const char *bus_kind, const char *address);
+/* Serves the API on a connection (a bus, or a socketpair in the unit tests) and takes it. */
+int manager_attach_bus(struct manager *m, sd_bus *bus);
+void manager_remove_allocation(struct manager *m, struct allocation *a);
+void allocation_undo_driver(struct manager *m, struct allocation *a);
+void allocation_publish(struct manager *m, struct allocation *a);
+void allocation_retire(struct manager *m, struct allocation *a);
+
+/* auth.c: 0 when the sender of msg may do what (a method name), else AccessDenied in error */
+int check_access(struct manager *m, sd_bus_message *msg, const char *what, sd_bus_error *error);
+void auth_free(struct manager *m);
+
+/* commit.c */
+enum commit_kind {
+	COMMIT_ALLOCATE,
+	COMMIT_RELEASE,
+};
+int commit_init(struct manager *m);
+int commit_queue(struct manager *m, enum commit_kind kind, sd_bus_message *call, sd_bus_message *reply,
+		 struct allocation **allocs, size_t n_allocs);
+void commit_flush(struct manager *m);
+void commit_free(struct manager *m);
+struct allocation *allocation_new(struct manager *m, uint64_t id);
+void allocation_free(struct allocation *a);
+int manager_add_allocation(struct manager *m, struct allocation *a);
+void manager_add_drift(struct manager *m, const char *format, ...) _printf_(2, 3);
+
+/* log.c */
+void log_setup(void);
+void log_msg(int priority, const char *format, ...) _printf_(2, 3);
+void log_library(void *userdata, int priority, const char *file, int line, const char *fn, const char *format,
+		 va_list args);
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+extern int log_max_priority;
+
+static inline void strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}

@@ -1,0 +1,956 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The D-Bus API of iovd (iovd(8)): org.iovkit.iovd1.Manager at
+ * /org/iovkit/iovd1, one org.iovkit.iovd1.Allocation object per allocation.
+ *
+ * Allocate, Release and ReleaseOwner change the table in memory and hand
+ * their reply to commit.c, which sends it once the change is on disk.
+ *
+ * A VF taken by an uncommitted Allocate is already taken for every later
+ * request; a VF given back by an uncommitted Release is free only once the
+ * release is on disk. So the table on disk never shows a VF twice, whatever
+ * moment a crash picks.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+#include "iovd.h"
+
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* ---- the table -------------------------------------------------------------- */
+
+struct allocation *allocation_new(struct manager *m, uint64_t id)
+{
+	struct allocation *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->manager = m;
+	a->id = id;
+	a->iommu_group = -1;
+	a->numa_node = -1;
+	if (asprintf(&a->path, IOVD_ALLOC_PREFIX "/%" PRIu64, id) < 0)
+		a->path = NULL;
+	a->drift = strdup("");
+	if (!a->path || !a->drift) {
+		allocation_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void allocation_free(struct allocation *a)
+{
+	if (!a)
+		return;
+	free(a->path);
+	free(a->pool);
+	free(a->owner);
+	free(a->address);
+	free(a->driver);
+	free(a->drift);
+	free(a);
+}
+
+/* Appends a to the table; on failure the caller still owns it. */
+int manager_add_allocation(struct manager *m, struct allocation *a)
+{
+	struct allocation **n = realloc(m->allocs, (m->n_allocs + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	m->allocs = n;
+	m->allocs[m->n_allocs++] = a;
+	return 0;
+}
+
+void manager_remove_allocation(struct manager *m, struct allocation *a)
+{
+	for (size_t i = 0; i < m->n_allocs; i++)
+		if (m->allocs[i] == a) {
+			memmove(m->allocs + i, m->allocs + i + 1, (m->n_allocs - i - 1) * sizeof(*m->allocs));
+			m->n_allocs--;
+			break;
+		}
+	allocation_free(a);
+}
+
+static struct allocation *find_by_path(struct manager *m, const char *path)
+{
+	for (size_t i = 0; i < m->n_allocs; i++)
+		if (m->allocs[i]->committed && strcmp(m->allocs[i]->path, path) == 0)
+			return m->allocs[i];
+	return NULL;
+}
+
+/* Pending ones included: a VF taken by a request in flight is taken. */
+static struct allocation *find_by_address(struct manager *m, const char *address)
+{
+	for (size_t i = 0; i < m->n_allocs; i++)
+		if (strcmp(m->allocs[i]->address, address) == 0)
+			return m->allocs[i];
+	return NULL;
+}
+
+static unsigned count_owner(struct manager *m, const char *owner)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < m->n_allocs; i++)
+		n += strcmp(m->allocs[i]->owner, owner) == 0;
+	return n;
+}
+
+void manager_add_drift(struct manager *m, const char *format, ...)
+{
+	char **n;
+	char *s;
+	va_list ap;
+	int k;
+
+	va_start(ap, format);
+	k = vasprintf(&s, format, ap);
+	va_end(ap);
+	if (k < 0)
+		return;
+	log_warning("Drift: %s", s);
+	n = realloc(m->drift, (m->n_drift + 2) * sizeof(char *));
+	if (!n) {
+		free(s);
+		return;
+	}
+	m->drift = n;
+	n[m->n_drift++] = s;
+	n[m->n_drift] = NULL;
+}
+
+/* "vfio-pci" and its variant drivers ("mlx5_vfio_pci", ...) */
+static bool driver_is_vfio(const char *driver)
+{
+	return driver && strstr(driver, "vfio");
+}
+
+static char *device_node(struct manager *m, const struct allocation *a)
+{
+	char *s;
+
+	if (!driver_is_vfio(a->driver) || a->iommu_group < 0)
+		return strdup("");
+	if (asprintf(&s, "%s/vfio/%d", iovk_ctx_get_dev_root(m->ctx), a->iommu_group) < 0)
+		return NULL;
+	return s;
+}
+
+/* ---- reconciliation at start ---------------------------------------------------- */
+
+static void allocation_drift(struct manager *m, struct allocation *a, const char *format, ...) _printf_(3, 4);
+static void allocation_drift(struct manager *m, struct allocation *a, const char *format, ...)
+{
+	_cleanup_free_ char *s = NULL;
+	char *joined;
+	va_list ap;
+	int k;
+
+	va_start(ap, format);
+	k = vasprintf(&s, format, ap);
+	va_end(ap);
+	if (k < 0)
+		return;
+	if (asprintf(&joined, "%s%s%s", a->drift, a->drift[0] ? "; " : "", s) >= 0) {
+		free(a->drift);
+		a->drift = joined;
+	}
+	manager_add_drift(m, "%s (VF %s, owner %s): %s", a->path, a->address, a->owner, s);
+}
+
+static bool strv_contains(char **v, const char *s)
+{
+	for (; v && *v; v++)
+		if (strcmp(*v, s) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Compares what the state file says with sysfs. Every allocation is kept,
+ * whatever drifted: its owner may still use the VF, and only a Release may
+ * give it back. A VF that vanished stays taken, so a VF that comes back at
+ * the same address is not handed out behind its old owner's back.
+ */
+int manager_reconcile(struct manager *m)
+{
+	for (size_t i = 0; i < m->n_allocs; i++) {
+		struct allocation *a = m->allocs[i];
+		struct pool *p = config_find_pool(&m->config, a->pool);
+		struct iovk_device *d = NULL;
+		const char *drv;
+		int r;
+
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->allocs[j]->address, a->address) == 0)
+				allocation_drift(m, a, "the state file gives this VF to %s too", m->allocs[j]->path);
+		if (!p)
+			allocation_drift(m, a, "pool %s is not configured any more", a->pool);
+
+		r = iovk_device_new(m->ctx, a->address, &d);
+		if (r == -ENODEV) {
+			allocation_drift(m, a, "the VF vanished (were its PF's VFs removed or renumbered?)");
+			continue;
+		}
+		if (r < 0) {
+			allocation_drift(m, a, "cannot read the VF: %s", iovk_ctx_get_error(m->ctx));
+			continue;
+		}
+		if (p && !strv_contains(p->vfs, a->address))
+			allocation_drift(m, a, "the VF is not among the VFs of pool %s any more", a->pool);
+		a->iommu_group = iovk_device_get_iommu_group(d);
+		a->numa_node = iovk_device_get_numa_node(d);
+		drv = iovk_device_get_driver(d) ?: "";
+		if (!iovk_device_get_physfn(d))
+			allocation_drift(m, a, "the device is not a VF any more");
+		if (strcmp(drv, a->driver) != 0)
+			allocation_drift(m, a, "its driver changed from %s to %s", a->driver[0] ? a->driver : "none",
+					 drv[0] ? drv : "none");
+		iovk_device_unref(d);
+	}
+	log_info("Loaded %zu allocations from %s, %zu drifted from sysfs", m->n_allocs, m->state_dir, m->n_drift);
+	return 0;
+}
+
+/* ---- publishing what is committed (commit.c calls these) ------------------------- */
+
+static int emit_allocation_signal(struct manager *m, const char *member, const struct allocation *a)
+{
+	return sd_bus_emit_signal(m->bus, IOVD_PATH, IOVD_MANAGER_IFACE, member, "osss", a->path, a->pool, a->owner,
+				  a->address);
+}
+
+/* The allocation is on disk: show it on the bus. */
+void allocation_publish(struct manager *m, struct allocation *a)
+{
+	a->committed = true;
+	marker_set(m, a, true);
+	(void)sd_bus_emit_object_added(m->bus, a->path);
+	(void)emit_allocation_signal(m, "AllocationAdded", a);
+	log_info("Allocated VF %s of pool %s to %s (%s)", a->address, a->pool, a->owner, a->path);
+}
+
+/* Its release is on disk: the VF is free again. Frees a. */
+void allocation_retire(struct manager *m, struct allocation *a)
+{
+	/* while find_by_path() still sees it, so the signal lists its interfaces */
+	(void)sd_bus_emit_object_removed(m->bus, a->path);
+	(void)emit_allocation_signal(m, "AllocationRemoved", a);
+	marker_set(m, a, false);
+	log_info("Released VF %s of pool %s from %s (%s)", a->address, a->pool, a->owner, a->path);
+	manager_remove_allocation(m, a);
+}
+
+/* Undoes what Allocate did to the VF's driver, for a commit that failed. */
+void allocation_undo_driver(struct manager *m, struct allocation *a)
+{
+	struct iovk_bind_result res = {};
+	int r;
+
+	if (!a->bind_changed)
+		return;
+	/* restore puts back the driver recorded before iovkit's first move and
+	 * clears the override: exactly the state before the call unless the VF
+	 * had an override or an older record. Then move it explicitly. */
+	r = iovk_device_restore(m->ctx, a->address, &res);
+	if (r >= 0 && strcmp(res.driver, a->before_driver) == 0)
+		return;
+	if (a->before_driver[0])
+		r = iovk_device_bind(m->ctx, a->address, a->before_driver, 0, NULL);
+	else
+		r = iovk_device_unbind(m->ctx, a->address, NULL);
+	if (r < 0)
+		log_error("Failed to put VF %s back on %s: %s", a->address,
+			  a->before_driver[0] ? a->before_driver : "no driver", iovk_ctx_get_error(m->ctx));
+}
+
+/* ---- argument checks ------------------------------------------------------------ */
+
+static int check_name(const char *what, const char *s, sd_bus_error *error)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > IOVD_NAME_MAX)
+		return sd_bus_error_setf(error, IOVD_ERR_INVALID, "%s must be 1 to %d characters long, not %zu", what,
+					 IOVD_NAME_MAX, n);
+	for (const char *c = s; *c; c++)
+		if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') && !(*c >= '0' && *c <= '9') &&
+		    !strchr("._:@/+=-", *c))
+			return sd_bus_error_setf(error, IOVD_ERR_INVALID,
+						 "%s '%.64s%s' has a character other than A-Z a-z 0-9 . _ : @ / + = -",
+						 what, s, n > 64 ? "..." : "");
+	return 0;
+}
+
+struct alloc_options {
+	int driver; /* enum pool_driver, -1 for the pool's */
+	int numa;   /* -1: no preference */
+	const char *address;
+};
+
+/* Reads a variant holding one basic value of the given type, or fails naming the option. */
+static int read_variant(sd_bus_message *msg, const char *key, char type, void *ret, sd_bus_error *error)
+{
+	const char sig[2] = { type, 0 };
+	int r;
+
+	r = sd_bus_message_enter_container(msg, 'v', sig);
+	if (r < 0) {
+		const char *contents = NULL;
+
+		(void)sd_bus_message_peek_type(msg, NULL, &contents);
+		return sd_bus_error_setf(error, IOVD_ERR_INVALID, "option %s must hold type '%c', not '%s'", key, type,
+					 strna(contents));
+	}
+	r = sd_bus_message_read_basic(msg, type, ret);
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(msg);
+}
+
+static int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_error *error)
+{
+	unsigned seen = 0;
+	int r;
+
+	*o = (struct alloc_options){ .driver = -1, .numa = -1 };
+	r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+		static const char *const known[] = { "driver", "numa", "address" };
+		const char *key, *s;
+
+		r = sd_bus_message_read_basic(msg, 's', &key);
+		if (r < 0)
+			return r;
+		/* Every key at most once, so the array is bounded by the keys known. */
+		for (unsigned i = 0; i < ELEMENTSOF(known); i++)
+			if (strcmp(key, known[i]) == 0) {
+				if (seen & (1u << i))
+					return sd_bus_error_setf(error, IOVD_ERR_INVALID, "option %s given twice", key);
+				seen |= 1u << i;
+			}
+		if (strcmp(key, "driver") == 0) {
+			r = read_variant(msg, key, 's', &s, error);
+			if (r < 0)
+				return r;
+			if (strcmp(s, "vfio-pci") == 0)
+				o->driver = POOL_DRIVER_VFIO;
+			else if (strcmp(s, "kernel") == 0)
+				o->driver = POOL_DRIVER_KERNEL;
+			else
+				return sd_bus_error_setf(error, IOVD_ERR_INVALID,
+							 "option driver must be \"vfio-pci\" or \"kernel\", not '%.64s'", s);
+		} else if (strcmp(key, "numa") == 0) {
+			int32_t v;
+
+			r = read_variant(msg, key, 'i', &v, error);
+			if (r < 0)
+				return r;
+			if (v < -1 || v > 4095)
+				return sd_bus_error_setf(error, IOVD_ERR_INVALID,
+							 "option numa must be a NUMA node 0 to 4095 or -1, not %d", v);
+			o->numa = v;
+		} else if (strcmp(key, "address") == 0) {
+			struct iovk_pci_addr addr;
+
+			r = read_variant(msg, key, 's', &s, error);
+			if (r < 0)
+				return r;
+			if (iovk_pci_addr_parse(s, &addr) < 0)
+				return sd_bus_error_setf(error, IOVD_ERR_INVALID, "option address: '%.64s' is not a PCI address", s);
+			o->address = s;
+		} else if (strcmp(key, "mac") == 0 || strcmp(key, "vlan") == 0 || strcmp(key, "trust") == 0 ||
+			   strcmp(key, "spoofchk") == 0) {
+			/* Needs netlink VF settings in libiovkit (issue 4). */
+			return sd_bus_error_setf(error, IOVD_ERR_NOT_SUPPORTED,
+						 "option %s is not supported yet: iovd cannot apply VF settings until "
+						 "libiovkit can set them over netlink", key);
+		} else {
+			return sd_bus_error_setf(error, IOVD_ERR_INVALID,
+						 "unknown option '%.64s'; known: driver, numa, address", key);
+		}
+		r = sd_bus_message_exit_container(msg);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(msg);
+}
+
+/* ---- Allocate ------------------------------------------------------------------- */
+
+static const char *pool_find_vf(struct pool *p, const char *address)
+{
+	struct iovk_pci_addr want, have;
+
+	if (iovk_pci_addr_parse(address, &want) < 0)
+		return NULL;
+	for (size_t i = 0; i < p->n_vfs; i++)
+		if (iovk_pci_addr_parse(p->vfs[i], &have) == 0 && iovk_pci_addr_compare(&want, &have) == 0)
+			return p->vfs[i];
+	return NULL;
+}
+
+/* The first free VF of the pool, on the preferred NUMA node when there is one. */
+static const char *pick_vf(struct manager *m, struct pool *p, int numa)
+{
+	const char *any = NULL;
+
+	for (size_t i = 0; i < p->n_vfs; i++) {
+		if (find_by_address(m, p->vfs[i]))
+			continue;
+		if (numa < 0 || p->vf_numa[i] == numa)
+			return p->vfs[i];
+		if (!any)
+			any = p->vfs[i];
+	}
+	return any;
+}
+
+/*
+ * Puts the VF on the driver the allocation wants. On failure libiovkit has
+ * already put the VF back as it was, and says so in the error text.
+ */
+static int apply_driver(struct manager *m, struct allocation *a, enum pool_driver want, struct iovk_device **dev,
+			const char *pool, const char *owner, sd_bus_error *error)
+{
+	const char *cur = iovk_device_get_driver(*dev);
+	struct iovk_bind_result res = {};
+	struct iovk_device *d2 = NULL;
+	int r;
+
+	if (m->no_bind || want == POOL_DRIVER_NONE)
+		return 0;
+	if (want == POOL_DRIVER_VFIO) {
+		if (cur && strcmp(cur, "vfio-pci") == 0)
+			return 0; /* already there: spare the lock file and the rereads */
+		r = iovk_device_bind(m->ctx, a->address, "vfio-pci", 0, &res);
+	} else {
+		if (cur && !driver_is_vfio(cur) && strcmp(cur, "pci-stub") != 0)
+			return 0;
+		r = iovk_device_restore(m->ctx, a->address, &res);
+		if (r >= 0 && (!res.driver[0] || driver_is_vfio(res.driver) || strcmp(res.driver, "pci-stub") == 0)) {
+			int r2 = 0;
+
+			if (res.changed)
+				r2 = res.previous_driver[0] ? iovk_device_bind(m->ctx, a->address, res.previous_driver, 0, NULL)
+							    : iovk_device_unbind(m->ctx, a->address, NULL);
+			return sd_bus_error_setf(error, IOVD_ERR_FAILED,
+						 "VF %s of pool %s for %s: no kernel driver took it (it is on %s)%s", a->address,
+						 pool, owner, res.driver[0] ? res.driver : "no driver",
+						 r2 < 0 ? "; putting it back failed" : "");
+		}
+	}
+	if (r < 0)
+		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "Failed to bind VF %s of pool %s for %s to %s: %s",
+					 a->address, pool, owner, want == POOL_DRIVER_VFIO ? "vfio-pci" : "its kernel driver",
+					 iovk_ctx_get_error(m->ctx));
+	if (!res.changed)
+		return 0;
+	a->bind_changed = true;
+	snprintf(a->before_driver, sizeof(a->before_driver), "%s", res.previous_driver);
+	/* the driver moved: reread the device for what it is now */
+	r = iovk_device_new(m->ctx, a->address, &d2);
+	if (r < 0) {
+		allocation_undo_driver(m, a);
+		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "VF %s of pool %s: reading it after the bind: %s",
+					 a->address, pool, iovk_ctx_get_error(m->ctx));
+	}
+	iovk_device_unref(*dev);
+	*dev = d2;
+	return 0;
+}
+
+static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct manager *m = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_free_ char *node = NULL;
+	struct iovk_device *dev = NULL;
+	struct allocation *a = NULL, **list;
+	struct alloc_options o;
+	const char *pool_name, *owner, *vf = NULL;
+	struct pool *p;
+	int r;
+
+	r = check_access(m, msg, "Allocate", error);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_read(msg, "ss", &pool_name, &owner);
+	if (r < 0)
+		return r;
+	r = parse_options(msg, &o, error);
+	if (r < 0)
+		return r;
+	r = check_name("owner", owner, error);
+	if (r < 0)
+		return r;
+	p = config_find_pool(&m->config, pool_name);
+	if (!p)
+		return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "no pool named '%.64s%s'", pool_name,
+					 strlen(pool_name) > 64 ? "..." : "");
+	if (m->n_allocs >= m->config.max_total)
+		return sd_bus_error_setf(error, IOVD_ERR_LIMIT,
+					 "pool %s, owner %s: iovd holds %zu allocations, its limit (limits.total)",
+					 p->name, owner, m->n_allocs);
+	if (count_owner(m, owner) >= m->config.max_per_owner)
+		return sd_bus_error_setf(error, IOVD_ERR_LIMIT,
+					 "pool %s: owner %s holds %u allocations, the limit per owner (limits.per_owner)",
+					 p->name, owner, m->config.max_per_owner);
+
+	/* The inventory may be old: a VF that vanished means it is, so read
+	 * sysfs again; when nothing is free, perhaps VFs were added, but scan
+	 * at most once a second, so a client that hammers an exhausted pool
+	 * cannot keep iovd reading sysfs. */
+	for (int attempt = 0;; attempt++) {
+		bool vanished = false;
+
+		if (o.address) {
+			vf = pool_find_vf(p, o.address);
+			if (vf && find_by_address(m, vf))
+				return sd_bus_error_setf(error, IOVD_ERR_IN_USE, "VF %s of pool %s is allocated to %s", vf,
+							 p->name, find_by_address(m, vf)->owner);
+		} else {
+			vf = pick_vf(m, p, o.numa);
+		}
+		if (vf) {
+			r = iovk_device_new(m->ctx, vf, &dev);
+			if (r >= 0)
+				break;
+			if (r != -ENODEV)
+				return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: reading VF %s: %s", p->name, vf,
+							 iovk_ctx_get_error(m->ctx));
+			vanished = true;
+			vf = NULL;
+		}
+		if (attempt > 0 || (!vanished && now_usec() - p->scanned_usec < 1000000))
+			break;
+		r = pool_scan(m->ctx, p);
+		if (r < 0)
+			return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: reading its VFs: %s", p->name,
+						 iovk_ctx_get_error(m->ctx));
+		p->scanned_usec = now_usec();
+	}
+	if (!vf) {
+		if (o.address)
+			return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "pool %s has no VF %s", p->name, o.address);
+		return sd_bus_error_setf(error, IOVD_ERR_POOL_EXHAUSTED, "pool %s has no free VF for %s (%zu VFs, all allocated)",
+					 p->name, owner, p->n_vfs);
+	}
+
+	a = allocation_new(m, m->next_id);
+	if (!a) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	a->pool = strdup(p->name);
+	a->owner = strdup(owner);
+	a->address = strdup(iovk_device_get_address(dev));
+	if (!a->pool || !a->owner || !a->address) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = apply_driver(m, a, o.driver >= 0 ? (enum pool_driver)o.driver : p->driver, &dev, p->name, owner, error);
+	if (r < 0)
+		goto fail;
+	a->driver = strdup(iovk_device_get_driver(dev) ?: "");
+	a->iommu_group = iovk_device_get_iommu_group(dev);
+	a->numa_node = iovk_device_get_numa_node(dev);
+	a->created_usec = now_usec();
+	node = device_node(m, a);
+	if (!a->driver || !node) {
+		r = -ENOMEM;
+		goto fail_undo;
+	}
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "osis", a->path, a->address, a->iommu_group, node);
+	if (r < 0)
+		goto fail_undo;
+	list = malloc(sizeof(*list));
+	if (!list) {
+		r = -ENOMEM;
+		goto fail_undo;
+	}
+	list[0] = a;
+	r = manager_add_allocation(m, a);
+	if (r < 0) {
+		free(list);
+		goto fail_undo;
+	}
+	m->next_id++;
+	iovk_device_unref(dev);
+	return commit_queue(m, COMMIT_ALLOCATE, msg, TAKE_PTR(reply), list, 1);
+
+fail_undo:
+	allocation_undo_driver(m, a);
+fail:
+	iovk_device_unref(dev);
+	allocation_free(a);
+	return r;
+}
+
+/* ---- Release, ReleaseOwner ---------------------------------------------------------- */
+
+static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct manager *m = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	struct allocation *a, **list;
+	const char *path;
+	int r;
+
+	r = check_access(m, msg, "Release", error);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_read(msg, "o", &path);
+	if (r < 0)
+		return r;
+	a = find_by_path(m, path);
+	if (!a || a->releasing)
+		return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "no allocation %.128s%s", path,
+					 a ? " (it is being released)" : "");
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r < 0)
+		return r;
+	list = malloc(sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	list[0] = a;
+	return commit_queue(m, COMMIT_RELEASE, msg, TAKE_PTR(reply), list, 1);
+}
+
+static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct manager *m = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	struct allocation **list;
+	const char *owner;
+	uint32_t n = 0;
+	int r;
+
+	r = check_access(m, msg, "ReleaseOwner", error);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_read(msg, "s", &owner);
+	if (r < 0)
+		return r;
+	r = check_name("owner", owner, error);
+	if (r < 0)
+		return r;
+	list = calloc(m->n_allocs ?: 1, sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_allocs; i++)
+		if (m->allocs[i]->committed && !m->allocs[i]->releasing && strcmp(m->allocs[i]->owner, owner) == 0)
+			list[n++] = m->allocs[i];
+	if (n == 0) {
+		free(list);
+		return sd_bus_reply_method_return(msg, "u", 0);
+	}
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "u", n);
+	if (r < 0) {
+		free(list);
+		return r;
+	}
+	return commit_queue(m, COMMIT_RELEASE, msg, TAKE_PTR(reply), list, n);
+}
+
+/* ---- lists ----------------------------------------------------------------------------- */
+
+static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct manager *m = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_open_container(reply, 'a', "(sa{sv})");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < m->config.n_pools; i++) {
+		struct pool *p = &m->config.pools[i];
+		uint32_t allocated = 0;
+
+		for (size_t j = 0; j < p->n_vfs; j++)
+			allocated += find_by_address(m, p->vfs[j]) != NULL;
+		r = sd_bus_message_open_container(reply, 'r', "sa{sv}");
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "s", p->name);
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'a', "{sv}");
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}", "Driver", "s", pool_driver_to_string(p->driver),
+						  "VFs", "u", (uint32_t)p->n_vfs, "Allocated", "u", allocated, "Free", "u",
+						  (uint32_t)p->n_vfs - allocated);
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "s", "PFs");
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'v', "as");
+		if (r >= 0)
+			r = sd_bus_message_append_strv(reply, p->pfs ?: (char *[]){ NULL });
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+		if (r < 0)
+			return r;
+	}
+	r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_list_allocations(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct manager *m = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_open_container(reply, 'a', "(osssisst)");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < m->n_allocs; i++) {
+		struct allocation *a = m->allocs[i];
+		_cleanup_free_ char *node = NULL;
+
+		if (!a->committed)
+			continue;
+		node = device_node(m, a);
+		if (!node)
+			return -ENOMEM;
+		r = sd_bus_message_append(reply, "(osssisst)", a->path, a->pool, a->owner, a->address, a->iommu_group,
+					  node, a->driver, a->created_usec);
+		if (r < 0)
+			return r;
+	}
+	r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- properties and vtables -------------------------------------------------------- */
+
+static int property_drift(sd_bus *bus, const char *path, const char *interface, const char *property,
+			  sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	struct manager *m = userdata;
+
+	return sd_bus_message_append_strv(reply, m->drift ?: (char *[]){ NULL });
+}
+
+static int property_device_node(sd_bus *bus, const char *path, const char *interface, const char *property,
+				sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	struct allocation *a = userdata;
+	_cleanup_free_ char *node = device_node(a->manager, a);
+
+	if (!node)
+		return -ENOMEM;
+	return sd_bus_message_append(reply, "s", node);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Version", "s", NULL, offsetof(struct manager, version), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Drift", "as", property_drift, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_METHOD_WITH_NAMES("ListPools", "", , "a(sa{sv})", SD_BUS_PARAM(pools), method_list_pools,
+				 SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("ListAllocations", "", , "a(osssisst)", SD_BUS_PARAM(allocations),
+				 method_list_allocations, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Allocate", "ssa{sv}", SD_BUS_PARAM(pool) SD_BUS_PARAM(owner) SD_BUS_PARAM(options),
+				 "osis", SD_BUS_PARAM(allocation) SD_BUS_PARAM(address) SD_BUS_PARAM(iommu_group)
+					 SD_BUS_PARAM(device_node),
+				 method_allocate, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Release", "o", SD_BUS_PARAM(allocation), "", , method_release,
+				 SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("ReleaseOwner", "s", SD_BUS_PARAM(owner), "u", SD_BUS_PARAM(count),
+				 method_release_owner, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_SIGNAL_WITH_NAMES("AllocationAdded", "osss",
+				 SD_BUS_PARAM(allocation) SD_BUS_PARAM(pool) SD_BUS_PARAM(owner) SD_BUS_PARAM(address), 0),
+	SD_BUS_SIGNAL_WITH_NAMES("AllocationRemoved", "osss",
+				 SD_BUS_PARAM(allocation) SD_BUS_PARAM(pool) SD_BUS_PARAM(owner) SD_BUS_PARAM(address), 0),
+	SD_BUS_VTABLE_END,
+};
+
+static const sd_bus_vtable allocation_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Pool", "s", NULL, offsetof(struct allocation, pool), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Owner", "s", NULL, offsetof(struct allocation, owner), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Address", "s", NULL, offsetof(struct allocation, address), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("IommuGroup", "i", NULL, offsetof(struct allocation, iommu_group), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("NumaNode", "i", NULL, offsetof(struct allocation, numa_node), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Driver", "s", NULL, offsetof(struct allocation, driver), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("DeviceNode", "s", property_device_node, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Created", "t", NULL, offsetof(struct allocation, created_usec), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Drift", "s", NULL, offsetof(struct allocation, drift), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_VTABLE_END,
+};
+
+static int allocation_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+			   sd_bus_error *error)
+{
+	struct allocation *a = find_by_path(userdata, path);
+
+	if (!a)
+		return 0;
+	*found = a;
+	return 1;
+}
+
+static int allocation_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
+				sd_bus_error *error)
+{
+	struct manager *m = userdata;
+	char **v = calloc(m->n_allocs + 1, sizeof(char *));
+	size_t n = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_allocs; i++) {
+		if (!m->allocs[i]->committed)
+			continue;
+		v[n] = strdup(m->allocs[i]->path);
+		if (!v[n]) {
+			strv_free(v);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	*ret_nodes = v;
+	return 0;
+}
+
+/* ---- setup ---------------------------------------------------------------------------- */
+
+int manager_new(struct manager **ret)
+{
+	struct manager *m = calloc(1, sizeof(*m));
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	m->state_dir_fd = m->lock_fd = -1;
+	m->next_id = 1;
+	m->version = IOVD_VERSION;
+	r = sd_event_default(&m->event);
+	if (r < 0) {
+		manager_free(m);
+		return r;
+	}
+	*ret = m;
+	return 0;
+}
+
+struct manager *manager_free(struct manager *m)
+{
+	if (!m)
+		return NULL;
+	for (size_t i = 0; i < m->n_allocs; i++)
+		allocation_free(m->allocs[i]);
+	free(m->allocs);
+	auth_free(m);
+	commit_free(m);
+	strv_free(m->drift);
+	sd_bus_flush_close_unref(m->bus);
+	sd_event_unref(m->event);
+	config_done(&m->config);
+	iovk_ctx_unref(m->ctx);
+	free(m->state_dir);
+	free(m->marker_dir);
+	closep(&m->state_dir_fd);
+	closep(&m->lock_fd);
+	free(m);
+	return NULL;
+}
+
+int manager_attach_bus(struct manager *m, sd_bus *bus)
+{
+	int r;
+
+	m->bus = bus;
+	r = sd_bus_add_object_vtable(m->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, manager_vtable, m);
+	if (r >= 0)
+		r = sd_bus_add_fallback_vtable(m->bus, NULL, IOVD_ALLOC_PREFIX, IOVD_ALLOC_IFACE, allocation_vtable,
+					       allocation_find, m);
+	if (r >= 0)
+		r = sd_bus_add_node_enumerator(m->bus, NULL, IOVD_ALLOC_PREFIX, allocation_enumerate, m);
+	if (r >= 0)
+		r = sd_bus_add_object_manager(m->bus, NULL, IOVD_PATH);
+	if (r < 0) {
+		log_error("Failed to register the D-Bus objects: %s", strerror(-r));
+		return r;
+	}
+	r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r >= 0)
+		r = sd_bus_set_exit_on_disconnect(m->bus, 1);
+	return r;
+}
+
+int manager_start_bus(struct manager *m, const char *bus_kind, const char *address)
+{
+	int r;
+
+	if (address) {
+		r = sd_bus_new(&m->bus);
+		if (r >= 0)
+			r = sd_bus_set_address(m->bus, address);
+		if (r >= 0)
+			r = sd_bus_set_bus_client(m->bus, 1);
+		if (r >= 0)
+			r = sd_bus_start(m->bus);
+	} else if (strcmp(bus_kind, "user") == 0) {
+		r = sd_bus_open_user_with_description(&m->bus, "iovd");
+	} else {
+		r = sd_bus_open_system_with_description(&m->bus, "iovd");
+	}
+	if (r < 0) {
+		log_error("Failed to connect to the %s bus%s%s: %s", address ? "given" : bus_kind, address ? " " : "",
+			  address ?: "", strerror(-r));
+		return r;
+	}
+	r = manager_attach_bus(m, TAKE_PTR(m->bus));
+	if (r < 0)
+		return r;
+	/* Objects first, then the name: activated clients call right away. */
+	r = sd_bus_request_name(m->bus, IOVD_BUS_NAME, 0);
+	if (r < 0) {
+		log_error("Failed to acquire the bus name %s: %s%s", IOVD_BUS_NAME, strerror(-r),
+			  r == -EEXIST ? " (another iovd runs)" : r == -EACCES ? " (is the D-Bus policy file installed?)" : "");
+		return r;
+	}
+	return 0;
+}
