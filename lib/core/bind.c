@@ -353,6 +353,8 @@ static void result_fill(struct iovk_ctx *ctx, struct iovk_bind_result *res, cons
 	char now[DRIVER_MAX] = "";
 
 	snprintf(res->previous_driver, sizeof(res->previous_driver), "%s", before->driver);
+	snprintf(res->previous_override, sizeof(res->previous_override), "%s", before->override);
+	res->record_created = before->recorded;
 	if (current_driver(ctx, before->address, now) >= 0)
 		snprintf(res->driver, sizeof(res->driver), "%s", now);
 }
@@ -442,6 +444,7 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struc
 		recorded = record_write(ctx, before.address, before.driver);
 		if (recorded < 0)
 			return recorded;
+		before.recorded = recorded > 0;
 		r = move_device(ctx, &before, "");
 		if (r < 0) {
 			if (recorded > 0)
@@ -456,6 +459,58 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struc
 	result_fill(ctx, &res, &before);
 	if (result)
 		*result = res;
+	return 0;
+}
+
+_public_ int iovk_device_bind_undo(struct iovk_ctx *ctx, const char *address, const struct iovk_bind_result *result)
+{
+	_cleanup_close_ int lock = -1;
+	struct dev_state now;
+	int r;
+
+	clear_error(ctx);
+	if (result->previous_driver[0] && check_driver_name(ctx, result->previous_driver) < 0)
+		return -EINVAL;
+	if (result->previous_override[0] && check_driver_name(ctx, result->previous_override) < 0)
+		return -EINVAL;
+	r = run_lock(ctx, &lock);
+	if (r < 0)
+		return r;
+	r = read_state(ctx, address, &now);
+	if (r < 0)
+		return r;
+	r = move_device(ctx, &now, result->previous_driver);
+	if (r >= 0 && now.has_override && strcmp(now.override, result->previous_override) != 0)
+		r = set_override(ctx, now.address, result->previous_override);
+	if (r < 0)
+		return r;
+	if (result->record_created)
+		previous_driver_forget(ctx, now.address);
+	return 0;
+}
+
+_public_ int iovk_device_read_driver(struct iovk_ctx *ctx, const char *address, char *buf, size_t size)
+{
+	struct iovk_pci_addr addr;
+	char canonical[IOVK_PCI_ADDR_MAX], name[DRIVER_MAX];
+	_cleanup_free_ char *dir = NULL;
+	int r;
+
+	clear_error(ctx);
+	if (iovk_pci_addr_parse(address, &addr) < 0)
+		return set_error(ctx, -EINVAL, "'%s' is not a PCI address", address ? address : "(null)");
+	iovk_pci_addr_format(&addr, canonical);
+	dir = sysfs_path(ctx, "/bus/pci/devices/%s", canonical);
+	if (!dir)
+		return -ENOMEM;
+	if (!path_exists(dir))
+		return set_error(ctx, -ENODEV, "%s: no such PCI device (%s does not exist)", canonical, dir);
+	r = current_driver(ctx, canonical, name);
+	if (r < 0)
+		return r;
+	if (strlen(name) >= size)
+		return -ENAMETOOLONG;
+	strcpy(buf, name);
 	return 0;
 }
 

@@ -169,3 +169,45 @@ Test(bind, group_bind_is_all_or_nothing)
 	cr_assert_str_eq(override_of(root, "0000:03:10.0"), "(null)");
 	iovk_ctx_unref(ctx);
 }
+
+Test(bind, undo_restores_the_previous_override)
+{
+	const char *root = fixture_copy("sriov-nic");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+	struct iovk_bind_result res = {};
+
+	/* binding to the driver it has pins the override: the one change a
+	 * fixture can show, and undo must take it back */
+	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "ixgbe", 0, &res), 0, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_str_eq(res.previous_override, "");
+	cr_assert_not(res.record_created);
+	cr_assert_str_eq(override_of(root, "0000:01:00.0"), "ixgbe");
+	cr_assert_eq(iovk_device_bind_undo(ctx, "01:00.0", &res), 0, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_str_eq(override_of(root, "0000:01:00.0"), "");
+
+	/* a device whose override was set keeps it through bind + undo */
+	memset(&res, 0, sizeof(res));
+	cr_assert_eq(iovk_device_bind(ctx, "01:10.2", "vfio-pci", 0, &res), 0);
+	cr_assert_str_eq(res.previous_override, "vfio-pci");
+	cr_assert_eq(iovk_device_bind_undo(ctx, "01:10.2", &res), 0);
+	cr_assert_str_eq(override_of(root, "0000:01:10.2"), "vfio-pci");
+
+	strcpy(res.previous_driver, "../evil");
+	cr_assert_eq(iovk_device_bind_undo(ctx, "01:10.2", &res), -EINVAL);
+	iovk_ctx_unref(ctx);
+}
+
+Test(bind, read_driver)
+{
+	struct iovk_ctx *ctx = fixture_ctx("switch-noacs");
+	char buf[64] = "untouched", small[3];
+
+	cr_assert_eq(iovk_device_read_driver(ctx, "05:00.0", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "nvme");
+	cr_assert_eq(iovk_device_read_driver(ctx, "0000:04:00.1", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "");
+	cr_assert_eq(iovk_device_read_driver(ctx, "05:00.0", small, sizeof(small)), -ENAMETOOLONG);
+	cr_assert_eq(iovk_device_read_driver(ctx, "0000:99:00.0", buf, sizeof(buf)), -ENODEV);
+	cr_assert_eq(iovk_device_read_driver(ctx, "nope", buf, sizeof(buf)), -EINVAL);
+	iovk_ctx_unref(ctx);
+}

@@ -114,6 +114,8 @@ struct iovk_bind_result {
 	bool changed;             /* the call changed the binding */
 	bool module_loaded;       /* the call loaded the driver's module */
 	bool rolled_back;         /* the bind failed and the previous driver was restored */
+	char previous_override[64]; /* driver_override before the call, "" when unset */
+	bool record_created;      /* the call wrote the previous-driver record */
 };
 
 enum iovk_bind_flags {
@@ -138,6 +140,23 @@ enum iovk_bind_flags {
  */
 int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const char *driver, unsigned flags,
 		     struct iovk_bind_result *result);
+
+/*
+ * Undoes a successful iovk_device_bind() or iovk_device_unbind() exactly,
+ * from the result it returned: the previous driver and the previous
+ * driver_override come back, and the previous-driver record goes if that
+ * call created it. For callers that must roll back a larger transaction
+ * after the bind succeeded (iovd). Returns 0 or -errno.
+ */
+int iovk_device_bind_undo(struct iovk_ctx *ctx, const char *address, const struct iovk_bind_result *result);
+
+/*
+ * Reads only the device's current driver (the name of its driver link) into
+ * buf, "" when none: far cheaper than iovk_device_new() for a caller that
+ * needs nothing else. Returns 0, -EINVAL for a malformed address, -ENODEV
+ * for an unknown device, -ENAMETOOLONG when buf is too small.
+ */
+int iovk_device_read_driver(struct iovk_ctx *ctx, const char *address, char *buf, size_t size);
 
 /* Unbinds the device from its driver (0 if it has none). */
 int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struct iovk_bind_result *result);
