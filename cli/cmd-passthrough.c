@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* iovctl passthrough prepare, release */
+#include <stdio.h>
+#include <string.h>
+
+#include "iovctl.h"
+
+static const char passthrough_help[] =
+	"Usage: iovctl passthrough prepare [--json] BDF\n"
+	"       iovctl passthrough release [--json] BDF\n"
+	"\n"
+	"Hand a device's IOMMU group to a VMM (every endpoint on vfio-pci, with the QEMU\n"
+	"and libvirt lines to use it), and give it back to the host.\n"
+	"'iovctl passthrough COMMAND --help' describes each command.\n";
+
+static const char prepare_help[] =
+	"Usage: iovctl passthrough prepare [--json] BDF\n"
+	"\n"
+	"Check the device's IOMMU group, then bind every endpoint of it to vfio-pci (all\n"
+	"or nothing; bridges stay on pcieport) and print the QEMU -device arguments and\n"
+	"the libvirt <hostdev> elements for every endpoint of the group.\n"
+	"\n"
+	"Refused, naming the device and why, with nothing changed, when:\n"
+	"  - another endpoint of the group is on a kernel driver (only BDF itself is\n"
+	"    taken from its driver: bind or unbind the others first);\n"
+	"  - BDF is in use by the host: a network interface of it is up, a block device\n"
+	"    below it is mounted, swap or held by device-mapper/md, it is the boot VGA\n"
+	"    device on a kernel driver, or it is a PF with VFs enabled.\n"
+	"\n"
+	"The previous drivers are recorded durably in /run/iovkit/passthrough/ before\n"
+	"anything moves; 'iovctl passthrough release' puts them back, from any process.\n";
+
+static const char release_help[] =
+	"Usage: iovctl passthrough release [--json] BDF\n"
+	"\n"
+	"Put the endpoints of the group that 'iovctl passthrough prepare' moved back on\n"
+	"their previous drivers (from its record; BDF may be any endpoint of the group)\n"
+	"and remove the record. Devices that were on vfio-pci before prepare stay there.\n"
+	"Without a record there is nothing to release: exit status 0.\n";
+
+/* The libvirt <hostdev> of one function, managed='no': the binding is ours, not libvirt's. */
+static int append_hostdev(char **xml, const char *address)
+{
+	struct iovk_pci_addr a;
+	char *s;
+	int n;
+
+	if (iovk_pci_addr_parse(address, &a) < 0)
+		return -EINVAL;
+	n = asprintf(&s,
+		     "%s<hostdev mode='subsystem' type='pci' managed='no'>\n"
+		     "  <source>\n"
+		     "    <address domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'/>\n"
+		     "  </source>\n"
+		     "</hostdev>\n",
+		     *xml ? *xml : "", a.domain, a.bus, a.dev, a.fn);
+	if (n < 0)
+		return -ENOMEM;
+	free(*xml);
+	*xml = s;
+	return 0;
+}
+
+static const char *or_none(const char *driver)
+{
+	return driver[0] ? driver : "no driver";
+}
+
+static struct json_object *string_or_null(const char *s)
+{
+	return s && s[0] ? json_object_new_string(s) : NULL;
+}
+
+static struct json_object *devices_json(const struct iovk_passthrough *p)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < iovk_passthrough_get_n_devices(p); i++) {
+		const struct iovk_passthrough_device *d = iovk_passthrough_get_device(p, i);
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "address", json_object_new_string(d->address));
+		json_object_object_add(o, "previous_driver", string_or_null(d->previous_driver));
+		json_object_object_add(o, "driver", string_or_null(d->driver));
+		json_object_object_add(o, "requested", json_object_new_boolean(d->requested));
+		json_object_object_add(o, "changed", json_object_new_boolean(d->changed));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+/*
+ * A refused prepare: the usual error on stderr, and in JSON every blocker.
+ * text is the library's error, saved before the check cleared it.
+ */
+static int fail_blocked(struct cli *cli, int err, const char *address, const char *text,
+			const struct iovk_passthrough *plan)
+{
+	const char *detail = text, *colon = strstr(text, ": ");
+	const char *name = strerrorname_np(-err);
+	char msg[2048];
+
+	/* The library's text starts with the address our words already name (see vfail()). */
+	if (colon && strncmp(text, address, (size_t)(colon - text)) == 0)
+		detail = colon + 2;
+	snprintf(msg, sizeof(msg), "Failed to prepare %s for passthrough: %s", address, detail);
+	fprintf(stderr, "iovctl: %s\n", msg);
+	if (cli->json) {
+		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+		struct json_object *a = json_object_new_array();
+
+		json_object_object_add(e, "message", json_object_new_string(msg));
+		json_object_object_add(e, "errno", json_object_new_int(-err));
+		json_object_object_add(e, "errno_name", json_object_new_string(name ?: "?"));
+		json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
+		json_object_object_add(e, "group", json_object_new_int(iovk_passthrough_get_iommu_group(plan)));
+		for (size_t i = 0; i < iovk_passthrough_get_n_blockers(plan); i++) {
+			const struct iovk_passthrough_blocker *b = iovk_passthrough_get_blocker(plan, i);
+			struct json_object *bo = json_object_new_object();
+
+			json_object_object_add(bo, "address", json_object_new_string(b->address));
+			json_object_object_add(bo, "driver", string_or_null(b->driver));
+			json_object_object_add(bo, "reason", json_object_new_string(b->reason));
+			json_object_array_add(a, bo);
+		}
+		json_object_object_add(e, "blockers", a);
+		json_object_object_add(o, "error", e);
+		print_json(o);
+	}
+	return EXIT_FAILED;
+}
+
+/* Parses "[--json] BDF"; returns the operand index, or an exit status (negative: help printed). */
+static int parse_one_bdf(struct cli *cli, const char *cmd, const char *help, int argc, char **argv, int *ret_i)
+{
+	int i = parse_cmd_opts(cli, cmd, help, argc, argv, NULL);
+
+	if (i < 0)
+		return i == -1 ? -1 : EXIT_USAGE;
+	if (argc - i != 1)
+		return usage_error(cli, cmd, "expected one device address");
+	*ret_i = i;
+	return EXIT_OK;
+}
+
+/* A malformed address is a usage error, before anything is read; messages use the canonical form. */
+static bool address_ok(struct cli *cli, const char *cmd, const char *address, char canonical[static IOVK_PCI_ADDR_MAX],
+		       int *ret_exit)
+{
+	struct iovk_pci_addr a;
+
+	if (iovk_pci_addr_parse(address, &a) >= 0) {
+		iovk_pci_addr_format(&a, canonical);
+		return true;
+	}
+	*ret_exit = usage_error(cli, cmd, "'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F, hex)",
+				address);
+	return false;
+}
+
+static int passthrough_prepare(struct iovk_ctx *ctx, struct cli *cli, int argc, char **argv)
+{
+	struct iovk_passthrough *p = NULL;
+	_cleanup_free_ char *xml = NULL;
+	struct json_object *args;
+	char canonical[IOVK_PCI_ADDR_MAX];
+	const char *address;
+	int r, i = 0, ex;
+
+	r = parse_one_bdf(cli, "passthrough prepare", prepare_help, argc, argv, &i);
+	if (r != EXIT_OK)
+		return r < 0 ? EXIT_OK : r;
+	if (!address_ok(cli, "passthrough prepare", argv[i], canonical, &ex))
+		return ex;
+	address = canonical;
+
+	r = iovk_passthrough_prepare(ctx, address, 0, &p);
+	if (r == -EBUSY) {
+		struct iovk_passthrough *plan = NULL;
+		char text[1024];
+
+		/* The blockers, for --json: what prepare found, checked again
+		 * (iovk_passthrough_check() changes nothing). */
+		snprintf(text, sizeof(text), "%s", iovk_ctx_get_error(ctx));
+		if (iovk_passthrough_check(ctx, address, &plan) >= 0) {
+			ex = fail_blocked(cli, r, iovk_passthrough_get_address(plan), text, plan);
+			iovk_passthrough_free(plan);
+			return ex;
+		}
+		return fail(cli, 0, "Failed to prepare %s for passthrough: %s", address, text);
+	}
+	if (r < 0)
+		return fail_lib(cli, r, "Failed to prepare %s for passthrough", address);
+
+	args = json_object_new_array();
+	for (size_t k = 0; k < iovk_passthrough_get_n_devices(p); k++) {
+		const struct iovk_passthrough_device *d = iovk_passthrough_get_device(p, k);
+		char dev[64];
+
+		snprintf(dev, sizeof(dev), "vfio-pci,host=%s", d->address);
+		json_object_array_add(args, json_object_new_string("-device"));
+		json_object_array_add(args, json_object_new_string(dev));
+		if (append_hostdev(&xml, d->address) < 0) {
+			json_object_put(args);
+			iovk_passthrough_free(p);
+			return fail(cli, -ENOMEM, "Failed to prepare %s for passthrough", address);
+		}
+	}
+
+	if (cli->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "address", json_object_new_string(iovk_passthrough_get_address(p)));
+		json_object_object_add(o, "group", json_object_new_int(iovk_passthrough_get_iommu_group(p)));
+		json_object_object_add(o, "devices", devices_json(p));
+		json_object_object_add(o, "qemu_args", args);
+		json_object_object_add(o, "libvirt_xml", json_object_new_string(xml ?: ""));
+		json_object_object_add(o, "record", string_or_null(iovk_passthrough_get_record(p)));
+		print_json(o);
+	} else {
+		printf("%s: IOMMU group %d is ready for a VMM: every endpoint is on vfio-pci\n",
+		       iovk_passthrough_get_address(p), iovk_passthrough_get_iommu_group(p));
+		for (size_t k = 0; k < iovk_passthrough_get_n_devices(p); k++) {
+			const struct iovk_passthrough_device *d = iovk_passthrough_get_device(p, k);
+
+			printf("  %s  %s (%s %s)%s\n", d->address, or_none(d->driver), d->changed ? "was" : "before prepare:",
+			       or_none(d->previous_driver), d->requested ? "  <- requested" : "");
+		}
+		printf("QEMU, every endpoint of the group (one VM owns the whole group):\n  ");
+		for (size_t k = 0; k < json_object_array_length(args); k++)
+			printf("%s%s", k ? " " : "", json_object_get_string(json_object_array_get_idx(args, k)));
+		printf("\nlibvirt, in <devices> (managed='no': the binding stays with iovctl):\n");
+		for (char *line = xml, *nl; line && *line; line = nl + 1) {
+			nl = strchr(line, '\n');
+			printf("  %.*s\n", (int)(nl - line), line);
+		}
+		if (iovk_passthrough_get_record(p))
+			printf("Previous drivers recorded in %s; give the group back with: iovctl passthrough release %s\n",
+			       iovk_passthrough_get_record(p), iovk_passthrough_get_address(p));
+		else
+			printf("Nothing moved and nothing recorded: the group was on vfio-pci already.\n");
+		json_object_put(args);
+	}
+	iovk_passthrough_free(p);
+	return EXIT_OK;
+}
+
+static int passthrough_release(struct iovk_ctx *ctx, struct cli *cli, int argc, char **argv)
+{
+	struct iovk_passthrough *p = NULL;
+	char canonical[IOVK_PCI_ADDR_MAX];
+	const char *address;
+	int r, i = 0, ex;
+
+	r = parse_one_bdf(cli, "passthrough release", release_help, argc, argv, &i);
+	if (r != EXIT_OK)
+		return r < 0 ? EXIT_OK : r;
+	if (!address_ok(cli, "passthrough release", argv[i], canonical, &ex))
+		return ex;
+	address = canonical;
+	r = iovk_passthrough_release(ctx, address, &p);
+	if (r < 0)
+		return fail_lib(cli, r, "Failed to release %s from passthrough", address);
+
+	if (cli->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "address", json_object_new_string(address));
+		json_object_object_add(o, "released", json_object_new_boolean(p != NULL));
+		json_object_object_add(o, "group", p ? json_object_new_int(iovk_passthrough_get_iommu_group(p)) : NULL);
+		json_object_object_add(o, "devices", p ? devices_json(p) : json_object_new_array());
+		json_object_object_add(o, "record", p ? string_or_null(iovk_passthrough_get_record(p)) : NULL);
+		print_json(o);
+	} else if (!p) {
+		printf("%s: nothing to release (no passthrough record under %s/passthrough)\n", address,
+		       iovk_ctx_get_run_dir(ctx));
+	} else {
+		printf("%s: IOMMU group %d released; record %s removed\n", iovk_passthrough_get_address(p),
+		       iovk_passthrough_get_iommu_group(p), iovk_passthrough_get_record(p));
+		for (size_t k = 0; k < iovk_passthrough_get_n_devices(p); k++) {
+			const struct iovk_passthrough_device *d = iovk_passthrough_get_device(p, k);
+
+			if (d->changed)
+				printf("  %s  back on %s\n", d->address, or_none(d->driver));
+			else
+				printf("  %s  left on %s (its driver before prepare: %s)\n", d->address,
+				       or_none(d->driver), or_none(d->previous_driver));
+		}
+	}
+	iovk_passthrough_free(p);
+	return EXIT_OK;
+}
+
+int cmd_passthrough(struct cli *cli, int argc, char **argv)
+{
+	/* "iovctl passthrough --json prepare" as well as "... prepare --json" */
+	while (argc > 1 && (strcmp(argv[1], "--json") == 0 || strcmp(argv[1], "-j") == 0)) {
+		cli->json = true;
+		argv[1] = argv[0];
+		argc--;
+		argv++;
+	}
+	if (argc < 2)
+		return usage_error(cli, "passthrough", "expected a command: prepare or release");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(passthrough_help, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "prepare") == 0)
+		return passthrough_prepare(cli->ctx, cli, argc - 1, argv + 1);
+	if (strcmp(argv[1], "release") == 0)
+		return passthrough_release(cli->ctx, cli, argc - 1, argv + 1);
+	return usage_error(cli, "passthrough", "unknown command '%s' (prepare or release)", argv[1]);
+}
