@@ -33,7 +33,7 @@ PKG_CONFIG  ?= pkg-config
 
 # Everything the project links against, checked up front so a missing
 # package is named instead of failing deep in a compile.
-LIB_PKGS    := libpci libkmod libnl-3.0 libnl-route-3.0
+LIB_PKGS    := libpci libkmod libnl-3.0 libnl-route-3.0 json-c
 CLI_PKGS    := json-c libsystemd
 DAEMON_PKGS := json-c libsystemd
 TEST_PKGS   := criterion
@@ -217,6 +217,10 @@ install: all
 		install -m 0644 contrib/iovd.json.example $(DESTDIR)$(SYSCONFDIR)/iovkit/iovd.json
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	# iovctl apply at boot (iovkit.json(5)): the unit, and the directory it reads, empty
+	sed 's|@SBINDIR@|$(SBINDIR)|' contrib/iovkit-apply.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-apply.service
+	install -d $(DESTDIR)$(SYSCONFDIR)/iovkit/apply.d $(DESTDIR)$(MANDIR)/man5
+	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 
 clean:
 	rm -rf $(BUILDDIR)

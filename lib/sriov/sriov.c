@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "../internal.h"
+#include "sriov-internal.h"
 
 struct iovk_sriov_pf {
 	int n_ref;
@@ -312,7 +312,7 @@ static char *autoprobe_record_path(struct iovk_ctx *ctx, const char *address)
 }
 
 /* Returns 1 with the recorded value, 0 when there is no record. */
-static int autoprobe_record_read(struct iovk_ctx *ctx, const char *address, int *ret_value)
+int autoprobe_record_read(struct iovk_ctx *ctx, const char *address, int *ret_value)
 {
 	_cleanup_free_ char *p = autoprobe_record_path(ctx, address), *s = NULL;
 	int r;
@@ -582,13 +582,13 @@ static int vf_allocated_by_iovd(struct iovk_ctx *ctx, const char *vf_address, bo
 	return 0;
 }
 
-/* Fails with -EBUSY naming every VF in use, unless force. */
-static int check_vfs_unused(struct iovk_ctx *ctx, const struct iovk_sriov_pf *pf, bool force)
+int sriov_vfs_in_use(struct iovk_ctx *ctx, const struct iovk_sriov_pf *pf, char *buf, size_t size)
 {
-	char busy[512] = "";
-	size_t len = 0, n_busy = 0;
-	int r;
+	size_t len = 0;
+	int n_busy = 0, r;
 
+	if (size)
+		buf[0] = '\0';
 	for (size_t i = 0; i < pf->n_vfs; i++) {
 		const char *vf = iovk_device_get_address(pf->vfs[i]);
 		const char *drv = iovk_device_get_driver(pf->vfs[i]);
@@ -603,14 +603,24 @@ static int check_vfs_unused(struct iovk_ctx *ctx, const struct iovk_sriov_pf *pf
 		if (!allocated && !(drv && strstr(drv, "vfio")))
 			continue;
 		n_busy++;
-		if (len >= sizeof(busy))
+		if (len >= size)
 			continue;
-		k = snprintf(busy + len, sizeof(busy) - len, "%s%s (%s)", len ? ", " : "", vf,
+		k = snprintf(buf + len, size - len, "%s%s (%s)", len ? ", " : "", vf,
 			     allocated ? "allocated by iovd" : drv);
 		len += k > 0 ? (size_t)k : 0;
 	}
-	if (n_busy == 0)
-		return 0;
+	return n_busy;
+}
+
+/* Fails with -EBUSY naming every VF in use, unless force. */
+static int check_vfs_unused(struct iovk_ctx *ctx, const struct iovk_sriov_pf *pf, bool force)
+{
+	char busy[512];
+	int n_busy;
+
+	n_busy = sriov_vfs_in_use(ctx, pf, busy, sizeof(busy));
+	if (n_busy <= 0)
+		return n_busy;
 	if (force) {
 		log_warn(ctx, "%s: removing VFs in use (forced): %s", iovk_sriov_pf_get_address(pf), busy);
 		return 0;
@@ -770,6 +780,55 @@ _public_ int iovk_sriov_set_numvfs(struct iovk_ctx *ctx, const char *address, un
 	if (r < 0)
 		return r;
 	r = set_numvfs_locked(ctx, pf, n, flags, timeout_ms);
+	iovk_sriov_pf_unref(pf);
+	return r;
+}
+
+_public_ int iovk_sriov_set_drivers_autoprobe(struct iovk_ctx *ctx, const char *address, bool enabled)
+{
+	_cleanup_close_ int lock = -1;
+	_cleanup_free_ char *rp = NULL;
+	struct iovk_sriov_pf *pf = NULL;
+	int r, changed = 0;
+
+	clear_error(ctx);
+	/* Check first, so a bad request does not wait for the lock... */
+	r = iovk_sriov_pf_new(ctx, address, &pf);
+	if (r < 0)
+		return r;
+	pf = iovk_sriov_pf_unref(pf);
+	r = run_lock(ctx, &lock);
+	if (r < 0)
+		return r;
+	/* ...and again under it: another process may have changed the PF. */
+	r = iovk_sriov_pf_new(ctx, address, &pf);
+	if (r < 0)
+		return r;
+	if (pf->autoprobe < 0) {
+		r = set_error(ctx, -EOPNOTSUPP, "%s: %s/sriov_drivers_autoprobe does not exist (kernel before 4.12)",
+			      iovk_sriov_pf_get_address(pf), pf->syspath);
+		goto out;
+	}
+	if ((pf->autoprobe != 0) != enabled) {
+		r = write_pf_attr(ctx, pf, "sriov_drivers_autoprobe", enabled ? "1" : "0");
+		if (r < 0)
+			goto out;
+		changed = 1;
+	}
+	/* The value asked for now is the one to keep: a later n = 0 must not
+	 * put back what an earlier IOVK_SRIOV_NO_AUTOPROBE recorded. */
+	rp = autoprobe_record_path(ctx, iovk_sriov_pf_get_address(pf));
+	if (!rp) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (unlink(rp) < 0 && errno != ENOENT) {
+		r = negative_errno();
+		r = set_error(ctx, r, "%s: removing %s: %s", iovk_sriov_pf_get_address(pf), rp, strerror(-r));
+		goto out;
+	}
+	r = changed;
+out:
 	iovk_sriov_pf_unref(pf);
 	return r;
 }

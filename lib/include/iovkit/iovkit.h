@@ -6,4 +6,5 @@
 #include <iovkit/pci.h>
 #include <iovkit/iommu.h>
 #include <iovkit/sriov.h>
+#include <iovkit/config.h>
 #include <iovkit/vfio.h>

@@ -126,6 +126,21 @@ enum iovk_sriov_flags {
 int iovk_sriov_set_numvfs(struct iovk_ctx *ctx, const char *address, unsigned n, unsigned flags,
 			  unsigned timeout_ms);
 
+/*
+ * Writes sriov_drivers_autoprobe of the PF at address: whether the kernel
+ * probes drivers for VFs without a driver_override (at their creation and
+ * at every later probe). The value asked for here is the one to keep: a
+ * record that iovk_sriov_set_numvfs() made with IOVK_SRIOV_NO_AUTOPROBE is
+ * dropped, so a later n = 0 leaves autoprobe as set here. Serialised with
+ * other iovkit processes through the lock file in the run directory.
+ *
+ * Returns 1 when it wrote the file, 0 when autoprobe already was so, or a
+ * negative errno: -EINVAL, -ENODEV, -ENOENT as for iovk_sriov_pf_new(),
+ * -EOPNOTSUPP when the kernel lacks the file (before 4.12), or the errno of
+ * the write.
+ */
+int iovk_sriov_set_drivers_autoprobe(struct iovk_ctx *ctx, const char *address, bool enabled);
+
 /* ---- VF settings through netlink ------------------------------------------ */
 
 /*
