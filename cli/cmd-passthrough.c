@@ -158,8 +158,9 @@ static bool address_ok(struct cli *cli, const char *cmd, const char *address, ch
 	return false;
 }
 
-static int passthrough_prepare(struct iovk_ctx *ctx, struct cli *cli, int argc, char **argv)
+static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 {
+	struct iovk_ctx *ctx = cli->ctx;
 	struct iovk_passthrough *p = NULL;
 	_cleanup_free_ char *xml = NULL;
 	struct json_object *args;
@@ -245,8 +246,9 @@ static int passthrough_prepare(struct iovk_ctx *ctx, struct cli *cli, int argc, 
 	return EXIT_OK;
 }
 
-static int passthrough_release(struct iovk_ctx *ctx, struct cli *cli, int argc, char **argv)
+static int passthrough_release(struct cli *cli, int argc, char **argv)
 {
+	struct iovk_ctx *ctx = cli->ctx;
 	struct iovk_passthrough *p = NULL;
 	char canonical[IOVK_PCI_ADDR_MAX];
 	const char *address;
@@ -293,22 +295,10 @@ static int passthrough_release(struct iovk_ctx *ctx, struct cli *cli, int argc, 
 
 int cmd_passthrough(struct cli *cli, int argc, char **argv)
 {
-	/* "iovctl passthrough --json prepare" as well as "... prepare --json" */
-	while (argc > 1 && (strcmp(argv[1], "--json") == 0 || strcmp(argv[1], "-j") == 0)) {
-		cli->json = true;
-		argv[1] = argv[0];
-		argc--;
-		argv++;
-	}
-	if (argc < 2)
-		return usage_error(cli, "passthrough", "expected a command: prepare or release");
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(passthrough_help, stdout);
-		return EXIT_OK;
-	}
-	if (strcmp(argv[1], "prepare") == 0)
-		return passthrough_prepare(cli->ctx, cli, argc - 1, argv + 1);
-	if (strcmp(argv[1], "release") == 0)
-		return passthrough_release(cli->ctx, cli, argc - 1, argv + 1);
-	return usage_error(cli, "passthrough", "unknown command '%s' (prepare or release)", argv[1]);
+	static const struct subcommand subs[] = {
+		{ "prepare", passthrough_prepare },
+		{ "release", passthrough_release },
+	};
+
+	return run_subcommand(cli, "passthrough", passthrough_help, subs, ELEMENTSOF(subs), argc, argv);
 }

@@ -321,30 +321,11 @@ static int sriov_set(struct cli *cli, int argc, char **argv)
 
 int cmd_sriov(struct cli *cli, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(struct cli *cli, int argc, char **argv);
-	} subs[] = {
+	static const struct subcommand subs[] = {
 		{ "list", sriov_list },
 		{ "show", sriov_show },
 		{ "set", sriov_set },
 	};
 
-	/* "iovctl sriov --json list" as well as "iovctl sriov list --json" */
-	while (argc > 1 && (strcmp(argv[1], "--json") == 0 || strcmp(argv[1], "-j") == 0)) {
-		cli->json = true;
-		argv[1] = argv[0];
-		argc--;
-		argv++;
-	}
-	if (argc < 2)
-		return usage_error(cli, "sriov", "expected a command: list, show or set");
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(sriov_help, stdout);
-		return EXIT_OK;
-	}
-	for (size_t i = 0; i < ELEMENTSOF(subs); i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
-			return subs[i].run(cli, argc - 1, argv + 1);
-	return usage_error(cli, "sriov", "unknown command '%s' (list, show or set)", argv[1]);
+	return run_subcommand(cli, "sriov", sriov_help, subs, ELEMENTSOF(subs), argc, argv);
 }

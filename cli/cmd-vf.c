@@ -368,29 +368,10 @@ static int vf_set(struct cli *cli, int argc, char **argv)
 
 int cmd_vf(struct cli *cli, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(struct cli *cli, int argc, char **argv);
-	} subs[] = {
+	static const struct subcommand subs[] = {
 		{ "list", vf_list },
 		{ "set", vf_set },
 	};
 
-	/* "iovctl vf --json list PF" as well as "iovctl vf list --json PF" */
-	while (argc > 1 && (strcmp(argv[1], "--json") == 0 || strcmp(argv[1], "-j") == 0)) {
-		cli->json = true;
-		argv[1] = argv[0];
-		argc--;
-		argv++;
-	}
-	if (argc < 2)
-		return usage_error(cli, "vf", "expected a command: list or set");
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(vf_help, stdout);
-		return EXIT_OK;
-	}
-	for (size_t i = 0; i < ELEMENTSOF(subs); i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
-			return subs[i].run(cli, argc - 1, argv + 1);
-	return usage_error(cli, "vf", "unknown command '%s' (list or set)", argv[1]);
+	return run_subcommand(cli, "vf", vf_help, subs, ELEMENTSOF(subs), argc, argv);
 }

@@ -937,22 +937,10 @@ static int vfio_selftest(struct cli *cli, int argc, char **argv)
 
 int cmd_vfio(struct cli *cli, int argc, char **argv)
 {
-	/* "iovctl vfio --json info" as well as "iovctl vfio info --json" */
-	while (argc > 1 && (strcmp(argv[1], "--json") == 0 || strcmp(argv[1], "-j") == 0)) {
-		cli->json = true;
-		argv[1] = argv[0];
-		argc--;
-		argv++;
-	}
-	if (argc < 2)
-		return usage_error(cli, "vfio", "expected a command: info or selftest");
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(vfio_help, stdout);
-		return EXIT_OK;
-	}
-	if (strcmp(argv[1], "info") == 0)
-		return vfio_info(cli, argc - 1, argv + 1);
-	if (strcmp(argv[1], "selftest") == 0)
-		return vfio_selftest(cli, argc - 1, argv + 1);
-	return usage_error(cli, "vfio", "unknown command '%s' (info or selftest)", argv[1]);
+	static const struct subcommand subs[] = {
+		{ "info", vfio_info },
+		{ "selftest", vfio_selftest },
+	};
+
+	return run_subcommand(cli, "vfio", vfio_help, subs, ELEMENTSOF(subs), argc, argv);
 }

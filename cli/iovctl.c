@@ -150,6 +150,33 @@ int usage_error(struct cli *cli, const char *cmd, const char *format, ...)
 	return EXIT_USAGE;
 }
 
+int run_subcommand(struct cli *cli, const char *cmd, const char *help, const struct subcommand *subs,
+		   size_t n_subs, int argc, char **argv)
+{
+	char names[256] = "";
+	size_t len = 0;
+
+	while (argc > 1 && (strcmp(argv[1], "--json") == 0 || strcmp(argv[1], "-j") == 0)) {
+		cli->json = true;
+		argv[1] = argv[0];
+		argc--;
+		argv++;
+	}
+	for (size_t i = 0; i < n_subs && len < sizeof(names); i++)
+		len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+					i == 0 ? "" : i + 1 == n_subs ? " or " : ", ", subs[i].name);
+	if (argc < 2)
+		return usage_error(cli, cmd, "expected a command: %s", names);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(help, stdout);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < n_subs; i++)
+		if (strcmp(argv[1], subs[i].name) == 0)
+			return subs[i].run(cli, argc - 1, argv + 1);
+	return usage_error(cli, cmd, "unknown command '%s' (%s)", argv[1], names);
+}
+
 int parse_cmd_opts(struct cli *cli, const char *cmd, const char *help_text, int argc, char **argv,
 		   const struct cmd_opt *opts)
 {

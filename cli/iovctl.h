@@ -50,6 +50,19 @@ struct cmd_opt {
 int parse_cmd_opts(struct cli *cli, const char *cmd, const char *help, int argc, char **argv,
 		   const struct cmd_opt *opts);
 
+struct subcommand {
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv);
+};
+
+/*
+ * Runs "iovctl CMD SUB ARGS": takes --json/-j before SUB as well as after
+ * it, prints help for --help, and names the valid subcommands on a usage
+ * error. argv[0] is CMD.
+ */
+int run_subcommand(struct cli *cli, const char *cmd, const char *help, const struct subcommand *subs,
+		   size_t n_subs, int argc, char **argv);
+
 struct json_object *device_to_json(struct cli *cli, struct iovk_device *d);
 const char *driver_or_none(const char *driver);
 
