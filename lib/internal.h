@@ -3,6 +3,7 @@
 #pragma once
 
 #include <syslog.h>
+#include <sys/types.h>
 
 #include <iovkit/iovkit.h>
 
@@ -84,6 +85,21 @@ bool driver_is_vfio_friendly(const char *driver);
 /* Drops the record of the driver a device had before iovkit moved it
  * (lib/core/bind.c); true when there was one. */
 bool previous_driver_forget(struct iovk_ctx *ctx, const char *address);
+
+/*
+ * Replaces path with content durably: temporary file beside it, fsync,
+ * rename, fsync of the directory (created when missing). 0 or -errno.
+ */
+int write_file_atomic(const char *path, const char *content);
+
+/* mkdir -p; returns 0 or -errno. */
+int mkdir_p(const char *path, mode_t mode);
+
+/*
+ * Exclusive flock on <dir>/<name> (both created when missing), waiting at
+ * most the context timeout for another process to let go.
+ */
+int lock_file(struct iovk_ctx *ctx, const char *dir, const char *name, int *ret_fd);
 
 /* Exclusive lock on <run_dir>/lock, bounded by the context timeout. */
 int run_lock(struct iovk_ctx *ctx, int *ret_fd);

@@ -203,29 +203,18 @@ static int record_read(struct iovk_ctx *ctx, const char *address, char buf[stati
  * existing record, which holds the older truth. Returns 1 if it wrote one. */
 static int record_write(struct iovk_ctx *ctx, const char *address, const char *driver)
 {
-	_cleanup_free_ char *dir = root_path(ctx->run_dir, "/previous-driver");
-	_cleanup_free_ char *p = record_path(ctx, address), *tmp = NULL;
-	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *p = record_path(ctx, address), *text = NULL;
 	char buf[DRIVER_MAX];
 	int r;
 
-	if (!dir || !p)
+	if (!p || asprintf(&text, "%s\n", driver) < 0)
 		return -ENOMEM;
 	r = record_read(ctx, address, buf);
 	if (r != 0)
 		return r < 0 ? r : 0;
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		r = negative_errno();
-		return set_error(ctx, r, "creating %s: %s", dir, strerror(-r));
-	}
-	if (asprintf(&tmp, "%s.tmp", p) < 0)
-		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || dprintf(fd, "%s\n", driver) < 0 || fsync(fd) < 0 || rename(tmp, p) < 0) {
-		r = negative_errno();
-		unlink(tmp);
+	r = write_file_atomic(p, text);
+	if (r < 0)
 		return set_error(ctx, r, "%s: recording previous driver in %s: %s", address, p, strerror(-r));
-	}
 	return 1;
 }
 

@@ -121,25 +121,6 @@ static int read_binding(struct iovk_ctx *ctx, const char *address, struct entry 
 	return 0;
 }
 
-static int mkdir_parents(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *copy = strdup(path);
-
-	if (!copy)
-		return -ENOMEM;
-	for (char *p = copy + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, mode) < 0 && errno != EEXIST)
-			return negative_errno();
-		*p = '/';
-	}
-	if (mkdir(copy, mode) < 0 && errno != EEXIST)
-		return negative_errno();
-	return 0;
-}
-
 static char *record_dir(struct iovk_ctx *ctx)
 {
 	return root_path(ctx->run_dir, RECORD_DIR);
@@ -153,40 +134,11 @@ static char *record_path(struct iovk_ctx *ctx, const char *address)
 /* Exclusive lock on <run dir>/passthrough/.lock, bounded by the context timeout. */
 static int passthrough_lock(struct iovk_ctx *ctx, int *ret_fd)
 {
-	_cleanup_free_ char *dir = record_dir(ctx), *path = NULL;
-	_cleanup_close_ int fd = -1;
-	struct timespec start, now;
-	int r;
+	_cleanup_free_ char *dir = record_dir(ctx);
 
 	if (!dir)
 		return -ENOMEM;
-	r = mkdir_parents(dir, 0755);
-	if (r < 0)
-		return set_error(ctx, r, "creating %s: %s", dir, strerror(-r));
-	if (asprintf(&path, "%s/.lock", dir) < 0)
-		return -ENOMEM;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = negative_errno();
-		return set_error(ctx, r, "opening lock file %s: %s", path, strerror(-r));
-	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		long long ms;
-
-		if (errno != EWOULDBLOCK && errno != EINTR) {
-			r = negative_errno();
-			return set_error(ctx, r, "locking %s: %s", path, strerror(-r));
-		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ms = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
-		if (ms >= ctx->timeout_ms)
-			return set_error(ctx, -ETIMEDOUT, "another iovkit process held %s for longer than %u ms",
-					 path, ctx->timeout_ms);
-		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
-	}
-	*ret_fd = TAKE_FD(fd);
-	return 0;
+	return lock_file(ctx, dir, ".lock", ret_fd);
 }
 
 /* ---- the record ------------------------------------------------------------ */
@@ -359,38 +311,25 @@ static int record_find(struct iovk_ctx *ctx, const char *const *addresses, size_
 /* Writes the record durably: temporary file, fsync, rename, fsync of the directory. */
 static int record_write(struct iovk_ctx *ctx, const struct record *rec, const char *path)
 {
-	_cleanup_free_ char *dir = record_dir(ctx), *tmp = NULL;
-	_cleanup_fclose_ FILE *f = NULL;
-	int r, fd;
+	_cleanup_free_ char *text = NULL;
+	size_t size = 0;
+	FILE *f;
+	int r;
 
-	if (!dir || asprintf(&tmp, "%s/.%s.tmp", dir, rec->address) < 0)
+	f = open_memstream(&text, &size);
+	if (!f)
 		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		goto fail;
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		goto fail;
-	}
 	fprintf(f, RECORD_MAGIC "\naddress %s\ngroup %d\n", rec->address, rec->group);
 	for (size_t i = 0; i < rec->n; i++)
-		fprintf(f, "device %s %s %s\n", rec->entries[i].address, rec->entries[i].driver[0] ? rec->entries[i].driver : "-",
+		fprintf(f, "device %s %s %s\n", rec->entries[i].address,
+			rec->entries[i].driver[0] ? rec->entries[i].driver : "-",
 			rec->entries[i].override[0] ? rec->entries[i].override : "-");
-	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0)
-		goto fail;
-	r = fclose(TAKE_PTR(f));
-	if (r != 0 || rename(tmp, path) < 0)
-		goto fail;
-	r = fsync_dir(dir);
+	if (fclose(f) != 0 || !text)
+		return -ENOMEM;
+	r = write_file_atomic(path, text);
 	if (r < 0)
-		return set_error(ctx, r, "%s: syncing %s after writing the passthrough record: %s", rec->address, dir,
-				 strerror(-r));
+		return set_error(ctx, r, "%s: writing passthrough record %s: %s", rec->address, path, strerror(-r));
 	return 0;
-fail:
-	r = negative_errno();
-	unlink(tmp);
-	return set_error(ctx, r, "%s: writing passthrough record %s: %s", rec->address, path, strerror(-r));
 }
 
 static int record_remove(struct iovk_ctx *ctx, const char *path)

@@ -161,7 +161,7 @@ void strv_free(char **strv)
 	free(strv);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
+int mkdir_p(const char *path, mode_t mode)
 {
 	_cleanup_free_ char *copy = strdup(path);
 
@@ -180,19 +180,58 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-int run_lock(struct iovk_ctx *ctx, int *ret_fd)
+int write_file_atomic(const char *path, const char *content)
+{
+	_cleanup_free_ char *tmp = NULL, *dir = strdup(path);
+	_cleanup_close_ int fd = -1, dfd = -1;
+	size_t len = strlen(content), done = 0;
+	char *slash;
+	int r;
+
+	if (!dir || asprintf(&tmp, "%s.tmp", path) < 0)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = '\0';
+	r = mkdir_p(dir, 0755);
+	if (r < 0)
+		return r;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return negative_errno();
+	while (done < len) {
+		ssize_t n = write(fd, content + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		done += (size_t)n;
+	}
+	if (fsync(fd) < 0 || rename(tmp, path) < 0)
+		goto fail;
+	/* the rename itself is durable only once the directory is synced */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0)
+		return negative_errno();
+	return 0;
+fail:
+	r = negative_errno();
+	unlink(tmp);
+	return r;
+}
+
+int lock_file(struct iovk_ctx *ctx, const char *dir, const char *name, int *ret_fd)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_close_ int fd = -1;
 	struct timespec start, now;
 	int r;
 
-	r = mkdir_p(iovk_ctx_get_run_dir(ctx), 0755);
+	r = mkdir_p(dir, 0755);
 	if (r < 0)
-		return set_error(ctx, r, "creating run directory %s: %s", iovk_ctx_get_run_dir(ctx),
-				 strerror(-r));
-	path = root_path(ctx->run_dir, "/lock");
-	if (!path)
+		return set_error(ctx, r, "creating %s: %s", dir, strerror(-r));
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
 		return -ENOMEM;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
@@ -217,4 +256,9 @@ int run_lock(struct iovk_ctx *ctx, int *ret_fd)
 	}
 	*ret_fd = TAKE_FD(fd);
 	return 0;
+}
+
+int run_lock(struct iovk_ctx *ctx, int *ret_fd)
+{
+	return lock_file(ctx, iovk_ctx_get_run_dir(ctx), "lock", ret_fd);
 }

@@ -333,29 +333,20 @@ int autoprobe_record_read(struct iovk_ctx *ctx, const char *address, int *ret_va
 /* Keeps an existing record: it holds the value from before iovkit's first change. */
 static int autoprobe_record_write(struct iovk_ctx *ctx, const char *address, int value)
 {
-	_cleanup_free_ char *dir = root_path(ctx->run_dir, "/sriov-autoprobe");
-	_cleanup_free_ char *p = autoprobe_record_path(ctx, address), *tmp = NULL;
-	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *p = autoprobe_record_path(ctx, address);
+	char text[16];
 	int r, old;
 
-	if (!dir || !p)
+	if (!p)
 		return -ENOMEM;
 	r = autoprobe_record_read(ctx, address, &old);
 	if (r != 0)
 		return r < 0 ? r : 0;
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		r = negative_errno();
-		return set_error(ctx, r, "creating %s: %s", dir, strerror(-r));
-	}
-	if (asprintf(&tmp, "%s.tmp", p) < 0)
-		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || dprintf(fd, "%d\n", value) < 0 || fsync(fd) < 0 || rename(tmp, p) < 0) {
-		r = negative_errno();
-		unlink(tmp);
+	snprintf(text, sizeof(text), "%d\n", value);
+	r = write_file_atomic(p, text);
+	if (r < 0)
 		return set_error(ctx, r, "%s: recording sriov_drivers_autoprobe in %s: %s", address, p,
 				 strerror(-r));
-	}
 	return 0;
 }
 
@@ -578,7 +569,13 @@ static int wait_vfs(struct iovk_ctx *ctx, const struct iovk_sriov_pf *pf, unsign
  */
 static int vf_allocated_by_iovd(struct iovk_ctx *ctx, const char *vf_address, bool *ret)
 {
-	*ret = false;
+	/* iovd keeps <run dir>/iovd-allocated/<VF> while the VF is allocated
+	 * (iovd(8), daemon/state.c): no D-Bus round trip, and no iovd needed. */
+	_cleanup_free_ char *p = root_path(ctx->run_dir, "/iovd-allocated/%s", vf_address);
+
+	if (!p)
+		return -ENOMEM;
+	*ret = path_exists(p);
 	return 0;
 }
 

@@ -238,7 +238,7 @@ Test(passthrough, record_is_written_before_any_sysfs_write)
 
 	/* the temporary file cannot be created: the record fails, and the
 	 * device must not have been touched */
-	snprintf(path, sizeof(path), "%s/passthrough/.0000:01:00.1.tmp", iovk_ctx_get_run_dir(ctx));
+	snprintf(path, sizeof(path), "%s/passthrough/0000:01:00.1.tmp", iovk_ctx_get_run_dir(ctx));
 	make_dir("", path);
 	cr_assert_lt(iovk_passthrough_prepare(ctx, "01:00.1", 0, &p), 0);
 	err = iovk_ctx_get_error(ctx);
