@@ -76,6 +76,12 @@ static inline void strv_freep(char ***p)
 }
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
+/* The entries of a sysfs directory that are PCI addresses, in address order. */
+int list_pci_addresses(const char *dir, char ***ret_names, size_t *ret_n);
+/* iovk_device_new() for each name, skipping devices gone meanwhile (-ENODEV). */
+int read_devices(struct iovk_ctx *ctx, char *const *names, size_t n, struct iovk_device ***ret_devices,
+		 size_t *ret_n);
+
 /* libpci access for this context, opened lazily; NULL on failure. */
 struct pci_access *ctx_pci_access(struct iovk_ctx *ctx);
 

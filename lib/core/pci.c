@@ -433,64 +433,88 @@ _public_ struct iovk_device *iovk_device_unref(struct iovk_device *d)
 	return NULL;
 }
 
-static int device_cmp(const void *a, const void *b)
+static int addr_name_cmp(const void *a, const void *b)
 {
-	const struct iovk_device *x = *(struct iovk_device *const *)a;
-	const struct iovk_device *y = *(struct iovk_device *const *)b;
+	struct iovk_pci_addr x, y;
 
-	return iovk_pci_addr_compare(&x->addr, &y->addr);
+	/* both parsed before they were listed */
+	iovk_pci_addr_parse(*(const char *const *)a, &x);
+	iovk_pci_addr_parse(*(const char *const *)b, &y);
+	return iovk_pci_addr_compare(&x, &y);
+}
+
+int list_pci_addresses(const char *dir, char ***ret_names, size_t *ret_n)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	_cleanup_strv_free_ char **names = NULL;
+	struct iovk_pci_addr addr;
+	struct dirent *de;
+	size_t n = 0;
+	int r;
+
+	if (!d)
+		return negative_errno();
+	names = calloc(1, sizeof(char *));
+	if (!names)
+		return -ENOMEM;
+	while ((de = readdir(d))) {
+		if (iovk_pci_addr_parse(de->d_name, &addr) < 0)
+			continue;
+		r = strv_push(&names, &n, de->d_name);
+		if (r < 0)
+			return r;
+	}
+	qsort(names, n, sizeof(char *), addr_name_cmp);
+	*ret_names = TAKE_PTR(names);
+	*ret_n = n;
+	return 0;
+}
+
+int read_devices(struct iovk_ctx *ctx, char *const *names, size_t n, struct iovk_device ***ret_devices,
+		 size_t *ret_n)
+{
+	struct iovk_device **list = calloc(n + 1, sizeof(*list));
+	size_t k = 0;
+	int r;
+
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		r = iovk_device_new(ctx, names[i], &list[k]);
+		if (r == -ENODEV)
+			continue; /* hot-unplugged while we looked */
+		if (r < 0) {
+			iovk_device_list_free(list);
+			return r;
+		}
+		k++;
+	}
+	*ret_devices = list;
+	*ret_n = k;
+	return 0;
 }
 
 _public_ int iovk_device_enumerate(struct iovk_ctx *ctx, struct iovk_device ***ret_devices, size_t *ret_n)
 {
 	_cleanup_free_ char *p = sysfs_path(ctx, "/bus/pci/devices");
-	_cleanup_closedir_ DIR *dir = NULL;
-	struct iovk_device **list = NULL;
-	size_t n = 0;
-	struct dirent *de;
+	_cleanup_strv_free_ char **names = NULL;
+	struct iovk_device **list;
+	size_t n, k;
 	int r;
 
 	clear_error(ctx);
 	if (!p)
 		return -ENOMEM;
-	dir = opendir(p);
-	if (!dir) {
-		r = negative_errno();
+	r = list_pci_addresses(p, &names, &n);
+	if (r < 0)
 		return set_error(ctx, r, "reading %s: %s", p, strerror(-r));
-	}
-	list = calloc(1, sizeof(*list));
-	if (!list)
-		return -ENOMEM;
-	while ((de = readdir(dir))) {
-		struct iovk_pci_addr addr;
-		struct iovk_device **nl;
-
-		if (iovk_pci_addr_parse(de->d_name, &addr) < 0)
-			continue;
-		nl = realloc(list, (n + 2) * sizeof(*list));
-		if (!nl) {
-			r = -ENOMEM;
-			goto fail;
-		}
-		list = nl;
-		list[n + 1] = NULL;
-		r = iovk_device_new(ctx, de->d_name, &list[n]);
-		if (r == -ENODEV)
-			continue; /* hot-unplugged while we looked */
-		if (r < 0)
-			goto fail;
-		n++;
-	}
-	list[n] = NULL;
-	qsort(list, n, sizeof(*list), device_cmp);
+	r = read_devices(ctx, names, n, &list, &k);
+	if (r < 0)
+		return r;
 	*ret_devices = list;
 	if (ret_n)
-		*ret_n = n;
+		*ret_n = k;
 	return 0;
-fail:
-	list[n] = NULL;
-	iovk_device_list_free(list);
-	return r;
 }
 
 _public_ void iovk_device_list_free(struct iovk_device **devices)

@@ -68,56 +68,25 @@ _public_ int iovk_iommu_parse_reserved_regions(const char *text, struct iovk_res
 	return 0;
 }
 
-static int dev_ptr_cmp(const void *a, const void *b)
-{
-	return iovk_pci_addr_compare(iovk_device_get_addr(*(struct iovk_device *const *)a),
-				     iovk_device_get_addr(*(struct iovk_device *const *)b));
-}
-
 static int read_group(struct iovk_iommu_group *g)
 {
 	struct iovk_ctx *ctx = g->ctx;
 	_cleanup_free_ char *dir_path = NULL, *p = NULL, *text = NULL;
-	_cleanup_closedir_ DIR *dir = NULL;
-	struct dirent *de;
+	_cleanup_strv_free_ char **names = NULL;
+	size_t n;
 	int r;
 
 	dir_path = sysfs_path(ctx, "/kernel/iommu_groups/%d/devices", g->number);
 	if (!dir_path)
 		return -ENOMEM;
-	dir = opendir(dir_path);
-	if (!dir) {
-		r = negative_errno();
-		return set_error(ctx, r, "IOMMU group %d: reading %s: %s", g->number, dir_path,
-				 strerror(-r));
-	}
-	g->devices = calloc(1, sizeof(*g->devices));
-	if (!g->devices)
-		return -ENOMEM;
-	while ((de = readdir(dir))) {
-		struct iovk_pci_addr addr;
-		struct iovk_device **nd;
-
-		/* Groups can hold non-PCI devices (platform, ACPI); only PCI
-		 * functions are ours to list. */
-		if (iovk_pci_addr_parse(de->d_name, &addr) < 0)
-			continue;
-		nd = realloc(g->devices, (g->n_devices + 2) * sizeof(*nd));
-		if (!nd)
-			return -ENOMEM;
-		g->devices = nd;
-		g->devices[g->n_devices + 1] = NULL;
-		r = iovk_device_new(ctx, de->d_name, &g->devices[g->n_devices]);
-		if (r == -ENODEV)
-			continue;
-		if (r < 0) {
-			g->devices[g->n_devices] = NULL;
-			return r;
-		}
-		g->n_devices++;
-	}
-	g->devices[g->n_devices] = NULL;
-	qsort(g->devices, g->n_devices, sizeof(*g->devices), dev_ptr_cmp);
+	/* Groups can hold non-PCI devices (platform, ACPI); only PCI
+	 * functions are ours to list. */
+	r = list_pci_addresses(dir_path, &names, &n);
+	if (r < 0)
+		return set_error(ctx, r, "IOMMU group %d: reading %s: %s", g->number, dir_path, strerror(-r));
+	r = read_devices(ctx, names, n, &g->devices, &g->n_devices);
+	if (r < 0)
+		return r;
 
 	p = sysfs_path(ctx, "/kernel/iommu_groups/%d/type", g->number);
 	if (!p)

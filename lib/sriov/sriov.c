@@ -170,14 +170,6 @@ _public_ struct iovk_sriov_pf *iovk_sriov_pf_unref(struct iovk_sriov_pf *pf)
 	return NULL;
 }
 
-static int pf_cmp(const void *a, const void *b)
-{
-	const struct iovk_sriov_pf *x = *(struct iovk_sriov_pf *const *)a;
-	const struct iovk_sriov_pf *y = *(struct iovk_sriov_pf *const *)b;
-
-	return iovk_pci_addr_compare(iovk_device_get_addr(x->device), iovk_device_get_addr(y->device));
-}
-
 /* The cheap test before reading a whole device; the same rule as read_pf(). */
 static bool looks_like_pf(struct iovk_ctx *ctx, const char *name)
 {
@@ -194,53 +186,36 @@ static bool looks_like_pf(struct iovk_ctx *ctx, const char *name)
 _public_ int iovk_sriov_enumerate_pfs(struct iovk_ctx *ctx, struct iovk_sriov_pf ***ret_pfs, size_t *ret_n)
 {
 	_cleanup_free_ char *p = sysfs_path(ctx, "/bus/pci/devices");
-	_cleanup_closedir_ DIR *dir = NULL;
-	struct iovk_sriov_pf **list = NULL;
-	size_t n = 0;
-	struct dirent *de;
+	_cleanup_strv_free_ char **names = NULL;
+	struct iovk_sriov_pf **list;
+	size_t n, k = 0;
 	int r;
 
 	clear_error(ctx);
 	if (!p)
 		return -ENOMEM;
-	dir = opendir(p);
-	if (!dir) {
-		r = negative_errno();
+	r = list_pci_addresses(p, &names, &n);
+	if (r < 0)
 		return set_error(ctx, r, "reading %s: %s", p, strerror(-r));
-	}
-	list = calloc(1, sizeof(*list));
+	list = calloc(n + 1, sizeof(*list));
 	if (!list)
 		return -ENOMEM;
-	while ((de = readdir(dir))) {
-		struct iovk_pci_addr addr;
-		struct iovk_sriov_pf **nl;
-
-		if (iovk_pci_addr_parse(de->d_name, &addr) < 0 || !looks_like_pf(ctx, de->d_name))
+	for (size_t i = 0; i < n; i++) {
+		if (!looks_like_pf(ctx, names[i]))
 			continue;
-		nl = realloc(list, (n + 2) * sizeof(*list));
-		if (!nl) {
-			r = -ENOMEM;
-			goto fail;
-		}
-		list = nl;
-		list[n + 1] = NULL;
-		r = iovk_sriov_pf_new(ctx, de->d_name, &list[n]);
+		r = iovk_sriov_pf_new(ctx, names[i], &list[k]);
 		if (r == -ENODEV)
 			continue; /* hot-unplugged while we looked */
-		if (r < 0)
-			goto fail;
-		n++;
+		if (r < 0) {
+			iovk_sriov_pf_list_free(list);
+			return r;
+		}
+		k++;
 	}
-	list[n] = NULL;
-	qsort(list, n, sizeof(*list), pf_cmp);
 	*ret_pfs = list;
 	if (ret_n)
-		*ret_n = n;
+		*ret_n = k;
 	return 0;
-fail:
-	list[n] = NULL;
-	iovk_sriov_pf_list_free(list);
-	return r;
 }
 
 _public_ void iovk_sriov_pf_list_free(struct iovk_sriov_pf **pfs)
