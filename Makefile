@@ -70,12 +70,15 @@ LIB_A       := $(BUILDDIR)/libiovkit.a
 IOVCTL      := $(BUILDDIR)/iovctl
 IOVD        := $(BUILDDIR)/iovd
 IOVD_BENCH  := $(BUILDDIR)/iovd-bench
+IOVD_OPEN_DEVICE := $(BUILDDIR)/tests/iovd-open-device
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
 .PHONY: all check check-unit check-cli check-host check-daemon check-vm check-pkgs deps install clean fixtures bench-iovd bench-vfio
 
-all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL) $(IOVD)
+# iovd-open-device is a test client (tests/daemon, the VM tier), built with
+# everything so a case can run from a plain 'make'.
+all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL) $(IOVD) $(IOVD_OPEN_DEVICE)
 
 check-pkgs:
 	@missing=""; for p in $(ALL_PKGS); do $(PKG_CONFIG) --exists $$p || missing="$$missing $$p"; done; \
@@ -132,6 +135,11 @@ $(IOVD): $(DAEMON_OBJS) $(LIB_A)
 $(IOVD_BENCH): $(BUILDDIR)/bench/iovd-bench.o
 	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(call pc_libs,libsystemd)
 
+# tests/daemon/iovd-open-device: a D-Bus client that receives OpenDevice's
+# descriptor and uses it (tests/daemon/run-tests, tests/vm/cases/80-iovd-*).
+$(IOVD_OPEN_DEVICE): $(BUILDDIR)/tests/daemon/iovd-open-device.o
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsystemd)
+
 # tests/unit/test-iovd.c drives iovd's manager over a socketpair: the unit
 # tests link iovd's objects, all but its main().
 DAEMON_LIB_OBJS := $(filter-out $(BUILDDIR)/daemon/main.o,$(DAEMON_OBJS))
@@ -172,7 +180,7 @@ check-host: check-pkgs
 # iovd and iovctl under ASan+UBSan against a private dbus-daemon and fixture copies.
 check-daemon: check-pkgs
 	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovd $(ASAN_DIR)/iovctl \
-		$(ASAN_DIR)/fixtures/.stamp
+		$(ASAN_DIR)/tests/iovd-open-device $(ASAN_DIR)/fixtures/.stamp
 	rm -rf $(ASAN_DIR)/tmp-daemon && mkdir -p $(ASAN_DIR)/tmp-daemon
 	TMPDIR=$(abspath $(ASAN_DIR)/tmp-daemon) IOVD=$(abspath $(ASAN_DIR)/iovd) IOVCTL=$(abspath $(ASAN_DIR)/iovctl) \
 		FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/daemon/run-tests

@@ -89,7 +89,8 @@ static int sender_allowed(struct manager *m, sd_bus_message *msg, uid_t *ret_uid
 	return uid_in_group(uid, m->config.gid);
 }
 
-int check_access(struct manager *m, sd_bus_message *msg, const char *what, sd_bus_error *error)
+/* The cached decision for the sender of msg, or a fresh one: 1 allowed, 0 not, < 0 unknown uid. */
+static int sender_lookup(struct manager *m, sd_bus_message *msg, uid_t *ret_uid)
 {
 	const char *sender = sd_bus_message_get_sender(msg);
 	struct creds_cache_entry *e = NULL;
@@ -102,37 +103,64 @@ int check_access(struct manager *m, sd_bus_message *msg, const char *what, sd_bu
 		if (strcmp(m->creds_cache[i].sender, sender) == 0)
 			e = &m->creds_cache[i];
 	if (e) {
-		uid = e->uid;
-		r = e->allowed;
-	} else {
-		r = sender_allowed(m, msg, &uid);
-		if (r >= 0 && sender && m->creds_cache) {
-			char *s = strdup(sender);
+		*ret_uid = e->uid;
+		return e->allowed;
+	}
+	r = sender_allowed(m, msg, &uid);
+	if (r >= 0 && sender && m->creds_cache) {
+		char *s = strdup(sender);
 
-			if (s) {
-				if (m->n_creds_cache < CREDS_CACHE_SIZE)
-					e = &m->creds_cache[m->n_creds_cache++];
-				else {
-					e = &m->creds_cache[m->creds_cache_next];
-					m->creds_cache_next = (m->creds_cache_next + 1) % CREDS_CACHE_SIZE;
-					free(e->sender);
-				}
-				*e = (struct creds_cache_entry){ .sender = s, .uid = uid, .allowed = r > 0 };
+		if (s) {
+			if (m->n_creds_cache < CREDS_CACHE_SIZE)
+				e = &m->creds_cache[m->n_creds_cache++];
+			else {
+				e = &m->creds_cache[m->creds_cache_next];
+				m->creds_cache_next = (m->creds_cache_next + 1) % CREDS_CACHE_SIZE;
+				free(e->sender);
 			}
+			*e = (struct creds_cache_entry){ .sender = s, .uid = uid, .allowed = r > 0 };
 		}
 	}
-	if (r > 0)
-		return 0;
+	*ret_uid = uid;
+	return r;
+}
+
+static int refuse_unknown(sd_bus_message *msg, const char *what, sd_bus_error *error)
+{
+	return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
+				 "%s: the credentials of %s cannot be established, so it is refused", what,
+				 strna(sd_bus_message_get_sender(msg)));
+}
+
+int check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error)
+{
+	uid_t uid = (uid_t)-1;
+	int r;
+
+	r = sender_lookup(m, msg, &uid);
 	if (r < 0)
-		return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
-					 "%s: the credentials of %s cannot be established, so it is refused", what,
-					 strna(sender));
+		return refuse_unknown(msg, what, error);
+	if (r > 0) {
+		if (ret_uid)
+			*ret_uid = uid;
+		return 0;
+	}
 	if (m->config.group)
 		return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
 					 "%s: uid %u may not do this: only root and members of group %s may", what,
 					 (unsigned)uid, m->config.group);
 	return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED, "%s: uid %u may not do this: only root may", what,
 				 (unsigned)uid);
+}
+
+int sender_uid(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error)
+{
+	uid_t uid = (uid_t)-1;
+
+	if (sender_lookup(m, msg, &uid) < 0)
+		return refuse_unknown(msg, what, error);
+	*ret_uid = uid;
+	return 0;
 }
 
 void auth_free(struct manager *m)

@@ -113,7 +113,7 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 			if (p->kind == COMMIT_ALLOCATE && r >= 0)
 				allocation_publish(m, a);
 			else if (p->kind == COMMIT_ALLOCATE) {
-				allocation_undo_driver(m, a);
+				allocation_undo(m, a);
 				manager_remove_allocation(m, a);
 			} else if (r >= 0)
 				allocation_retire(m, a);
@@ -122,11 +122,24 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 		}
 		if (r >= 0)
 			(void)sd_bus_send(NULL, p->reply, NULL);
-		else
+		else if (p->kind == COMMIT_ALLOCATE)
 			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,
-							 "Failed to record the %s in %s/allocations.json: %s; nothing "
-							 "changed", p->kind == COMMIT_ALLOCATE ? "allocation" : "release",
-							 m->state_dir, strerror(-r));
+							 "Failed to record the allocation in %s/allocations.json: %s; "
+							 "nothing changed (the VF is back as it was)", m->state_dir,
+							 strerror(-r));
+		else {
+			/* Release put the VFs back before the commit (manager.c) */
+			bool put_back = false;
+
+			for (size_t j = 0; j < p->n_allocs; j++)
+				put_back = put_back || p->allocs[j]->put_back;
+			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,
+							 "Failed to record the release in %s/allocations.json: %s; the "
+							 "allocation stays%s: call Release again", m->state_dir,
+							 strerror(-r),
+							 put_back ? ", but its VF was put back as it was before it (VF "
+								    "settings and driver)" : "");
+		}
 		sd_bus_message_unref(p->call);
 		sd_bus_message_unref(p->reply);
 		free(p->allocs);

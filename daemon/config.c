@@ -208,8 +208,10 @@ static void pool_clear_inventory(struct pool *p)
 	strv_free(p->pfs);
 	strv_free(p->vfs);
 	free(p->vf_numa);
+	free(p->vf_pf);
 	p->pfs = p->vfs = NULL;
 	p->vf_numa = NULL;
+	p->vf_pf = NULL;
 	p->n_vfs = 0;
 }
 
@@ -295,6 +297,7 @@ int pool_scan(struct iovk_ctx *ctx, struct pool *p)
 			goto out;
 		for (struct iovk_device *const *vf = iovk_sriov_pf_get_vfs(*pf); *vf; vf++) {
 			int *numa = realloc(p->vf_numa, (n_vfs + 1) * sizeof(int));
+			size_t *owner;
 
 			if (!numa) {
 				r = -ENOMEM;
@@ -302,6 +305,13 @@ int pool_scan(struct iovk_ctx *ctx, struct pool *p)
 			}
 			p->vf_numa = numa;
 			numa[n_vfs] = iovk_device_get_numa_node(*vf);
+			owner = realloc(p->vf_pf, (n_vfs + 1) * sizeof(size_t));
+			if (!owner) {
+				r = -ENOMEM;
+				goto out;
+			}
+			p->vf_pf = owner;
+			owner[n_vfs] = n_pfs - 1;
 			r = strv_push(&p->vfs, &n_vfs, iovk_device_get_address(*vf));
 			if (r < 0)
 				goto out;

@@ -53,6 +53,7 @@ struct pool {
 	char **pfs;      /* PF addresses, NULL-terminated */
 	char **vfs;      /* VF addresses, NULL-terminated */
 	int *vf_numa;    /* NUMA node of each VF */
+	size_t *vf_pf;   /* index in pfs of each VF's PF */
 	size_t n_vfs;
 	uint64_t scanned_usec; /* last rescan on demand (Allocate) */
 };
@@ -66,12 +67,28 @@ struct config {
 	unsigned max_per_owner;
 };
 
+/*
+ * VF settings that the PF enforces, as far as iovd applies them: the
+ * options mac, vlan (+ qos), spoofchk and trust of Allocate.
+ */
+struct vf_config {
+	unsigned fields; /* enum iovk_vf_field bits: IOVK_VF_MAC, _VLAN, _SPOOFCHK, _TRUST */
+	uint8_t mac[6];  /* all zero: no admin MAC */
+	uint16_t vlan;   /* 0: none */
+	uint8_t qos;
+	uint16_t vlan_proto; /* IOVK_VF_VLAN_PROTO_*; 0 for 802.1Q */
+	bool spoofchk;
+	bool trust;
+};
+#define VF_CONFIG_FIELDS (IOVK_VF_MAC | IOVK_VF_VLAN | IOVK_VF_SPOOFCHK | IOVK_VF_TRUST)
+
 struct allocation {
 	struct manager *manager;
 	uint64_t id;
 	char *path;
 	char *pool;
 	char *owner;
+	uid_t uid;       /* of the caller of Allocate; (uid_t)-1 when unknown (older state file) */
 	char *address;
 	char *driver;    /* driver the VF had when the allocation was committed, "" none */
 	char *drift;     /* what reconciliation found, "" when nothing */
@@ -81,11 +98,33 @@ struct allocation {
 	/* Group commit (see manager.c): */
 	bool committed;  /* durable and visible on the bus */
 	bool releasing;  /* a Release of it waits for the next commit */
-	/* What an Allocate changed, to undo it if the commit fails: */
-	bool bind_changed;
-	char before_driver[64];
-	char before_override[64];
+	/*
+	 * What Allocate changed, kept in the state file, so that Release (also
+	 * after a restart) and a failed commit put the VF back exactly:
+	 */
+	bool has_bind;                /* iovd moved the driver: bind is what iovk_device_bind_undo() needs */
+	struct iovk_bind_result bind;
+	char *vf_pf;                  /* PF the settings went through; NULL when none were applied */
+	unsigned vf_index;            /* the VF's index under vf_pf */
+	struct vf_config vf_applied;  /* what Allocate set */
+	struct vf_config vf_previous; /* what those fields were before (same fields) */
+	bool put_back;                /* a Release put back what Allocate changed; its commit is pending or failed */
 };
+
+/*
+ * Reading and writing VF settings through the PF. iovd uses libiovkit's
+ * netlink calls (vf.c); the unit tests put a fake in their place, as no
+ * fixture can answer netlink.
+ */
+struct vf_ops {
+	/* The index of VF vf under PF pf, and its settings now (every field). */
+	int (*read)(struct manager *m, const char *pf, const char *vf, unsigned *ret_index, struct vf_config *ret,
+		    char *err, size_t size);
+	/* Writes the fields of c; on failure err says which and why. */
+	int (*write)(struct manager *m, const char *pf, unsigned index, const struct vf_config *c, char *err,
+		     size_t size);
+};
+extern const struct vf_ops vf_ops_netlink;
 
 #define IOVD_VERSION "0.1.0"
 
@@ -96,6 +135,7 @@ struct manager {
 	struct iovk_ctx *ctx;
 	struct config config;
 	bool no_bind;
+	const struct vf_ops *vf_ops;
 
 	struct allocation **allocs;
 	size_t n_allocs;
@@ -139,13 +179,26 @@ int manager_start_bus(struct manager *m, const char *bus_kind, const char *addre
 /* Serves the API on a connection (a bus, or a socketpair in the unit tests) and takes it. */
 int manager_attach_bus(struct manager *m, sd_bus *bus);
 void manager_remove_allocation(struct manager *m, struct allocation *a);
-void allocation_undo_driver(struct manager *m, struct allocation *a);
+void allocation_undo(struct manager *m, struct allocation *a);
 void allocation_publish(struct manager *m, struct allocation *a);
 void allocation_retire(struct manager *m, struct allocation *a);
 
-/* auth.c: 0 when the sender of msg may do what (a method name), else AccessDenied in error */
-int check_access(struct manager *m, sd_bus_message *msg, const char *what, sd_bus_error *error);
+/* auth.c: 0 when the sender of msg may do what (a method name), else AccessDenied in
+ * error; *ret_uid (if given) is the sender's uid. */
+int check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
+/* The sender's uid as the bus attests it, or AccessDenied in error. */
+int sender_uid(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
 void auth_free(struct manager *m);
+
+/* vf.c */
+bool vf_config_equal(const struct vf_config *a, const struct vf_config *b);
+/* "mac 02:00:00:00:00:01 vlan 100 qos 3 spoofchk off trust on", iproute2's words */
+void vf_config_format(const struct vf_config *c, char *buf, size_t size);
+/* Applies want to the VF of a (PF pf), after saving what it replaces in a. */
+int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf, const struct vf_config *want,
+		      sd_bus_error *error);
+/* Writes back what vf_settings_apply() saved; 0, or -errno with the reason in err. */
+int vf_settings_restore(struct manager *m, struct allocation *a, char *err, size_t size);
 
 /* commit.c */
 enum commit_kind {

@@ -11,7 +11,9 @@
  * release is on disk. So the table on disk never shows a VF twice, whatever
  * moment a crash picks.
  */
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +39,7 @@ struct allocation *allocation_new(struct manager *m, uint64_t id)
 		return NULL;
 	a->manager = m;
 	a->id = id;
+	a->uid = (uid_t)-1;
 	a->iommu_group = -1;
 	a->numa_node = -1;
 	if (asprintf(&a->path, IOVD_ALLOC_PREFIX "/%" PRIu64, id) < 0)
@@ -59,6 +62,7 @@ void allocation_free(struct allocation *a)
 	free(a->address);
 	free(a->driver);
 	free(a->drift);
+	free(a->vf_pf);
 	free(a);
 }
 
@@ -235,11 +239,10 @@ static int emit_allocation_signal(struct manager *m, const char *member, const s
 				  a->address);
 }
 
-/* The allocation is on disk: show it on the bus. */
+/* The allocation is on disk: show it on the bus. Its marker is there since Allocate. */
 void allocation_publish(struct manager *m, struct allocation *a)
 {
 	a->committed = true;
-	marker_set(m, a, true);
 	(void)sd_bus_emit_object_added(m->bus, a->path);
 	(void)emit_allocation_signal(m, "AllocationAdded", a);
 	log_info("Allocated VF %s of pool %s to %s (%s)", a->address, a->pool, a->owner, a->path);
@@ -256,27 +259,111 @@ void allocation_retire(struct manager *m, struct allocation *a)
 	manager_remove_allocation(m, a);
 }
 
-/* Undoes what Allocate did to the VF's driver, for a commit that failed. */
-void allocation_undo_driver(struct manager *m, struct allocation *a)
+/*
+ * Puts the VF of a back as it was before Allocate: the VF settings first,
+ * then the driver (iovk_device_bind_undo(): driver, driver_override and
+ * libiovkit's previous-driver record, exactly), so that a kernel driver that
+ * probes the VF again finds its old admin MAC. The driver is moved only
+ * while the VF is still on the driver Allocate gave it: one changed since
+ * was changed by someone else (drift), or by an earlier Release whose
+ * commit failed. Failures are logged, naming the VF; returns the first.
+ */
+static int allocation_put_back(struct manager *m, struct allocation *a)
 {
-	struct iovk_bind_result res = {};
-	int r;
+	char err[1024], now[64];
+	int r = 0, k;
 
-	if (!a->bind_changed)
+	if (a->vf_pf) {
+		char words[256];
+
+		vf_config_format(&a->vf_previous, words, sizeof(words));
+		k = vf_settings_restore(m, a, err, sizeof(err));
+		if (k < 0) {
+			log_warning("VF %s (%s): Failed to put back its settings (%s): %s", a->address, a->path, words,
+				    err);
+			r = k;
+		} else
+			log_debug("VF %s (%s): settings put back: %s", a->address, a->path, words);
+	}
+	if (a->has_bind) {
+		k = iovk_device_read_driver(m->ctx, a->address, now, sizeof(now));
+		if (k >= 0 && strcmp(now, a->bind.driver) != 0) {
+			log_info("VF %s (%s): left on %s: it is not on %s, where the allocation put it, any more",
+				 a->address, a->path, now[0] ? now : "no driver", a->bind.driver[0] ? a->bind.driver : "no driver");
+			k = 0;
+		} else if (k >= 0)
+			k = iovk_device_bind_undo(m->ctx, a->address, &a->bind);
+		if (k < 0) {
+			log_warning("VF %s (%s): Failed to put it back on %s: %s", a->address, a->path,
+				    a->bind.previous_driver[0] ? a->bind.previous_driver : "no driver",
+				    iovk_ctx_get_error(m->ctx));
+			r = r ?: k;
+		}
+	}
+	a->put_back = a->vf_pf || a->has_bind;
+	return r;
+}
+
+/* Undoes an Allocate whose commit failed (or that failed after its changes). */
+void allocation_undo(struct manager *m, struct allocation *a)
+{
+	(void)allocation_put_back(m, a);
+	marker_set(m, a, false);
+}
+
+/*
+ * Putting a VF back from vfio-pci to another driver unbinds vfio-pci, which
+ * waits, without a timeout, until the VFIO user lets go of the device: iovd
+ * would hang. So Release refuses while the VF's group is open (a legacy
+ * VFIO group opens once: our own open says EBUSY), as
+ * iovk_passthrough_release() does.
+ */
+static int check_group_closed(struct manager *m, struct allocation *a, sd_bus_error *error)
+{
+	_cleanup_free_ char *node = NULL;
+	char now[64];
+	int fd;
+
+	if (!a->has_bind || !driver_is_vfio(a->bind.driver) || driver_is_vfio(a->bind.previous_driver) ||
+	    a->iommu_group < 0)
+		return 0;
+	if (iovk_device_read_driver(m->ctx, a->address, now, sizeof(now)) < 0 || strcmp(now, a->bind.driver) != 0)
+		return 0;
+	if (asprintf(&node, "%s/vfio/%d", iovk_ctx_get_dev_root(m->ctx), a->iommu_group) < 0)
+		return -ENOMEM;
+	fd = open(node, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != EBUSY)
+		return 0;
+	return sd_bus_error_setf(error, IOVD_ERR_IN_USE,
+				 "%s (VF %s, owner %s): IOMMU group %d is open (%s: a VM, or whoever holds the "
+				 "descriptor from OpenDevice, uses the VF); Release would put the VF back on %s, and "
+				 "vfio-pci does not let go of a device in use: close it first", a->path, a->address,
+				 a->owner, a->iommu_group, node,
+				 a->bind.previous_driver[0] ? a->bind.previous_driver : "no driver");
+}
+
+/* Adds to the text of a D-Bus error already set. */
+static void error_append(sd_bus_error *error, const char *format, ...) _printf_(2, 3);
+static void error_append(sd_bus_error *error, const char *format, ...)
+{
+	_cleanup_free_ char *more = NULL, *name = NULL, *text = NULL;
+	va_list ap;
+	int k;
+
+	if (!sd_bus_error_is_set(error))
 		return;
-	/* restore puts back the driver recorded before iovkit's first move and
-	 * clears the override: exactly the state before the call unless the VF
-	 * had an override or an older record. Then move it explicitly. */
-	r = iovk_device_restore(m->ctx, a->address, &res);
-	if (r >= 0 && strcmp(res.driver, a->before_driver) == 0)
+	va_start(ap, format);
+	k = vasprintf(&more, format, ap);
+	va_end(ap);
+	name = strdup(error->name);
+	if (k < 0 || !name || asprintf(&text, "%s%s", error->message ?: "", more) < 0)
 		return;
-	if (a->before_driver[0])
-		r = iovk_device_bind(m->ctx, a->address, a->before_driver, 0, NULL);
-	else
-		r = iovk_device_unbind(m->ctx, a->address, NULL);
-	if (r < 0)
-		log_error("Failed to put VF %s back on %s: %s", a->address,
-			  a->before_driver[0] ? a->before_driver : "no driver", iovk_ctx_get_error(m->ctx));
+	sd_bus_error_free(error);
+	sd_bus_error_set(error, name, text);
 }
 
 /* ---- argument checks ------------------------------------------------------------ */
@@ -301,6 +388,7 @@ struct alloc_options {
 	int driver; /* enum pool_driver, -1 for the pool's */
 	int numa;   /* -1: no preference */
 	const char *address;
+	struct vf_config vf; /* settings asked for; fields 0: none */
 };
 
 /* Reads a variant holding one basic value of the given type, or fails naming the option. */
@@ -323,9 +411,56 @@ static int read_variant(sd_bus_message *msg, const char *key, char type, void *r
 	return sd_bus_message_exit_container(msg);
 }
 
+/*
+ * Reads a variant holding an integer of any D-Bus type (busctl's "q 100" and
+ * gdbus's "<100>", an int32, mean the same VLAN) into [min, max].
+ */
+static int read_integer_variant(sd_bus_message *msg, const char *key, int64_t min, int64_t max, int64_t *ret,
+				sd_bus_error *error)
+{
+	const char *contents = NULL;
+	union {
+		uint8_t y;
+		int16_t n;
+		uint16_t q;
+		int32_t i;
+		uint32_t u;
+		int64_t x;
+		uint64_t t;
+	} v;
+	int64_t value;
+	int r;
+
+	r = sd_bus_message_peek_type(msg, NULL, &contents);
+	if (r < 0)
+		return r;
+	if (!contents || strlen(contents) != 1 || !strchr("ynqiuxt", contents[0]))
+		return sd_bus_error_setf(error, IOVD_ERR_INVALID, "option %s must hold an integer, not '%s'", key,
+					 strna(contents));
+	r = read_variant(msg, key, contents[0], &v, error);
+	if (r < 0)
+		return r;
+	switch (contents[0]) {
+	case 'y': value = v.y; break;
+	case 'n': value = v.n; break;
+	case 'q': value = v.q; break;
+	case 'i': value = v.i; break;
+	case 'u': value = v.u; break;
+	case 'x': value = v.x; break;
+	default: value = v.t > INT64_MAX ? INT64_MAX : (int64_t)v.t; break;
+	}
+	if (value < min || value > max)
+		return sd_bus_error_setf(error, IOVD_ERR_INVALID, "option %s must be %" PRId64 " to %" PRId64 ", not %" PRId64,
+					 key, min, max, value);
+	*ret = value;
+	return 0;
+}
+
 static int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_error *error)
 {
+	static const char *const known[] = { "driver", "numa", "address", "mac", "vlan", "qos", "spoofchk", "trust" };
 	unsigned seen = 0;
+	bool has_qos = false;
 	int r;
 
 	*o = (struct alloc_options){ .driver = -1, .numa = -1 };
@@ -333,8 +468,9 @@ static int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_er
 	if (r < 0)
 		return r;
 	while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-		static const char *const known[] = { "driver", "numa", "address" };
 		const char *key, *s;
+		int64_t n;
+		int b;
 
 		r = sd_bus_message_read_basic(msg, 's', &key);
 		if (r < 0)
@@ -376,15 +512,42 @@ static int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_er
 			if (iovk_pci_addr_parse(s, &addr) < 0)
 				return sd_bus_error_setf(error, IOVD_ERR_INVALID, "option address: '%.64s' is not a PCI address", s);
 			o->address = s;
-		} else if (strcmp(key, "mac") == 0 || strcmp(key, "vlan") == 0 || strcmp(key, "trust") == 0 ||
-			   strcmp(key, "spoofchk") == 0) {
-			/* Needs netlink VF settings in libiovkit (issue 4). */
-			return sd_bus_error_setf(error, IOVD_ERR_NOT_SUPPORTED,
-						 "option %s is not supported yet: iovd cannot apply VF settings until "
-						 "libiovkit can set them over netlink", key);
+		} else if (strcmp(key, "mac") == 0) {
+			r = read_variant(msg, key, 's', &s, error);
+			if (r < 0)
+				return r;
+			/* all zero is accepted: it clears the admin MAC */
+			if (iovk_vf_parse_mac(s, o->vf.mac) < 0)
+				return sd_bus_error_setf(error, IOVD_ERR_INVALID,
+							 "option mac: '%.64s' is not a unicast MAC address", s);
+			o->vf.fields |= IOVK_VF_MAC;
+		} else if (strcmp(key, "vlan") == 0) {
+			r = read_integer_variant(msg, key, 0, IOVK_VF_VLAN_MAX, &n, error);
+			if (r < 0)
+				return r;
+			o->vf.vlan = (uint16_t)n;
+			o->vf.fields |= IOVK_VF_VLAN;
+		} else if (strcmp(key, "qos") == 0) {
+			r = read_integer_variant(msg, key, 0, IOVK_VF_QOS_MAX, &n, error);
+			if (r < 0)
+				return r;
+			o->vf.qos = (uint8_t)n;
+			has_qos = true;
+		} else if (strcmp(key, "spoofchk") == 0 || strcmp(key, "trust") == 0) {
+			r = read_variant(msg, key, 'b', &b, error);
+			if (r < 0)
+				return r;
+			if (key[0] == 's') {
+				o->vf.spoofchk = b;
+				o->vf.fields |= IOVK_VF_SPOOFCHK;
+			} else {
+				o->vf.trust = b;
+				o->vf.fields |= IOVK_VF_TRUST;
+			}
 		} else {
 			return sd_bus_error_setf(error, IOVD_ERR_INVALID,
-						 "unknown option '%.64s'; known: driver, numa, address", key);
+						 "unknown option '%.64s'; known: driver, numa, address, mac, vlan, qos, "
+						 "spoofchk, trust", key);
 		}
 		r = sd_bus_message_exit_container(msg);
 		if (r < 0)
@@ -392,90 +555,105 @@ static int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_er
 	}
 	if (r < 0)
 		return r;
+	if (has_qos && !(o->vf.fields & IOVK_VF_VLAN))
+		return sd_bus_error_setf(error, IOVD_ERR_INVALID, "option qos needs option vlan (qos is the priority of "
+					 "the VLAN's tags)");
 	return sd_bus_message_exit_container(msg);
 }
 
 /* ---- Allocate ------------------------------------------------------------------- */
 
-static const char *pool_find_vf(struct pool *p, const char *address)
+/* Index in p->vfs of the VF at address, -1 when the pool has none. */
+static ssize_t pool_find_vf(struct pool *p, const char *address)
 {
 	struct iovk_pci_addr want, have;
 
 	if (iovk_pci_addr_parse(address, &want) < 0)
-		return NULL;
+		return -1;
 	for (size_t i = 0; i < p->n_vfs; i++)
 		if (iovk_pci_addr_parse(p->vfs[i], &have) == 0 && iovk_pci_addr_compare(&want, &have) == 0)
-			return p->vfs[i];
-	return NULL;
+			return (ssize_t)i;
+	return -1;
 }
 
-/* The first free VF of the pool, on the preferred NUMA node when there is one. */
-static const char *pick_vf(struct manager *m, struct pool *p, int numa)
+/* The first free VF of the pool, on the preferred NUMA node when there is one; -1 when none is free. */
+static ssize_t pick_vf(struct manager *m, struct pool *p, int numa)
 {
-	const char *any = NULL;
+	ssize_t any = -1;
 
 	for (size_t i = 0; i < p->n_vfs; i++) {
 		if (find_by_address(m, p->vfs[i]))
 			continue;
 		if (numa < 0 || p->vf_numa[i] == numa)
-			return p->vfs[i];
-		if (!any)
-			any = p->vfs[i];
+			return (ssize_t)i;
+		if (any < 0)
+			any = (ssize_t)i;
 	}
 	return any;
 }
 
-/*
- * Puts the VF on the driver the allocation wants. On failure libiovkit has
- * already put the VF back as it was, and says so in the error text.
- */
-static int apply_driver(struct manager *m, struct allocation *a, enum pool_driver want, struct iovk_device **dev,
-			const char *pool, const char *owner, sd_bus_error *error)
+/* IOMMU group of a device, -1 without one: the number in its iommu_group link. */
+static int read_iommu_group(struct manager *m, const char *address)
 {
-	const char *cur = iovk_device_get_driver(*dev);
+	_cleanup_free_ char *link = NULL;
+	char target[PATH_MAX];
+	const char *slash;
+	ssize_t n;
+
+	if (asprintf(&link, "%s/bus/pci/devices/%s/iommu_group", iovk_ctx_get_sysfs_root(m->ctx), address) < 0)
+		return -1;
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return -1;
+	target[n] = '\0';
+	slash = strrchr(target, '/');
+	return atoi(slash ? slash + 1 : target);
+}
+
+/*
+ * Puts the VF on the driver the allocation wants; *driver is the VF's driver,
+ * and after the call the one it ends on. On failure the VF is as before:
+ * libiovkit rolls a failed bind back itself, and says so in the error text.
+ * What a successful move changed goes to a->bind, for
+ * iovk_device_bind_undo().
+ */
+static int apply_driver(struct manager *m, struct allocation *a, enum pool_driver want, char driver[static 64],
+			sd_bus_error *error)
+{
 	struct iovk_bind_result res = {};
-	struct iovk_device *d2 = NULL;
 	int r;
 
 	if (m->no_bind || want == POOL_DRIVER_NONE)
 		return 0;
 	if (want == POOL_DRIVER_VFIO) {
-		if (cur && strcmp(cur, "vfio-pci") == 0)
-			return 0; /* already there: spare the lock file and the rereads */
+		if (strcmp(driver, "vfio-pci") == 0)
+			return 0; /* already there: spare the lock file and the sysfs writes */
 		r = iovk_device_bind(m->ctx, a->address, "vfio-pci", 0, &res);
 	} else {
-		if (cur && !driver_is_vfio(cur) && strcmp(cur, "pci-stub") != 0)
+		if (driver[0] && !driver_is_vfio(driver) && strcmp(driver, "pci-stub") != 0)
 			return 0;
 		r = iovk_device_restore(m->ctx, a->address, &res);
 		if (r >= 0 && (!res.driver[0] || driver_is_vfio(res.driver) || strcmp(res.driver, "pci-stub") == 0)) {
-			int r2 = 0;
+			int r2 = iovk_device_bind_undo(m->ctx, a->address, &res);
 
-			if (res.changed)
-				r2 = res.previous_driver[0] ? iovk_device_bind(m->ctx, a->address, res.previous_driver, 0, NULL)
-							    : iovk_device_unbind(m->ctx, a->address, NULL);
 			return sd_bus_error_setf(error, IOVD_ERR_FAILED,
 						 "VF %s of pool %s for %s: no kernel driver took it (it is on %s)%s", a->address,
-						 pool, owner, res.driver[0] ? res.driver : "no driver",
+						 a->pool, a->owner, res.driver[0] ? res.driver : "no driver",
 						 r2 < 0 ? "; putting it back failed" : "");
 		}
 	}
 	if (r < 0)
 		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "Failed to bind VF %s of pool %s for %s to %s: %s",
-					 a->address, pool, owner, want == POOL_DRIVER_VFIO ? "vfio-pci" : "its kernel driver",
+					 a->address, a->pool, a->owner, want == POOL_DRIVER_VFIO ? "vfio-pci" : "its kernel driver",
 					 iovk_ctx_get_error(m->ctx));
-	if (!res.changed)
-		return 0;
-	a->bind_changed = true;
-	snprintf(a->before_driver, sizeof(a->before_driver), "%s", res.previous_driver);
-	/* the driver moved: reread the device for what it is now */
-	r = iovk_device_new(m->ctx, a->address, &d2);
-	if (r < 0) {
-		allocation_undo_driver(m, a);
-		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "VF %s of pool %s: reading it after the bind: %s",
-					 a->address, pool, iovk_ctx_get_error(m->ctx));
-	}
-	iovk_device_unref(*dev);
-	*dev = d2;
+	/* The result names the driver the VF ended on: nothing to reread. A
+	 * restore's result serves iovk_device_bind_undo() as well: driver and
+	 * driver_override come back; the previous-driver record that restore
+	 * consumed does not, and needs not: without it, a restore clears the
+	 * override and lets the kernel pick the VF's driver. */
+	a->has_bind = true;
+	a->bind = res;
+	snprintf(driver, 64, "%s", res.driver);
 	return 0;
 }
 
@@ -484,14 +662,16 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	struct manager *m = userdata;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	_cleanup_free_ char *node = NULL;
-	struct iovk_device *dev = NULL;
 	struct allocation *a = NULL, **list;
 	struct alloc_options o;
-	const char *pool_name, *owner, *vf = NULL;
+	const char *pool_name, *owner;
+	char driver[64] = "";
+	ssize_t vf = -1;
 	struct pool *p;
+	uid_t uid;
 	int r;
 
-	r = check_access(m, msg, "Allocate", error);
+	r = check_access(m, msg, "Allocate", &uid, error);
 	if (r < 0)
 		return r;
 	r = sd_bus_message_read(msg, "ss", &pool_name, &owner);
@@ -519,27 +699,29 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	/* The inventory may be old: a VF that vanished means it is, so read
 	 * sysfs again; when nothing is free, perhaps VFs were added, but scan
 	 * at most once a second, so a client that hammers an exhausted pool
-	 * cannot keep iovd reading sysfs. */
+	 * cannot keep iovd reading sysfs. Only the VF's driver link is read
+	 * here (iovk_device_read_driver(), a fourteenth of iovk_device_new()'s
+	 * cost): the pool's scan knows its PF and NUMA node. */
 	for (int attempt = 0;; attempt++) {
 		bool vanished = false;
 
 		if (o.address) {
 			vf = pool_find_vf(p, o.address);
-			if (vf && find_by_address(m, vf))
-				return sd_bus_error_setf(error, IOVD_ERR_IN_USE, "VF %s of pool %s is allocated to %s", vf,
-							 p->name, find_by_address(m, vf)->owner);
+			if (vf >= 0 && find_by_address(m, p->vfs[vf]))
+				return sd_bus_error_setf(error, IOVD_ERR_IN_USE, "VF %s of pool %s is allocated to %s",
+							 p->vfs[vf], p->name, find_by_address(m, p->vfs[vf])->owner);
 		} else {
 			vf = pick_vf(m, p, o.numa);
 		}
-		if (vf) {
-			r = iovk_device_new(m->ctx, vf, &dev);
+		if (vf >= 0) {
+			r = iovk_device_read_driver(m->ctx, p->vfs[vf], driver, sizeof(driver));
 			if (r >= 0)
 				break;
 			if (r != -ENODEV)
-				return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: reading VF %s: %s", p->name, vf,
-							 iovk_ctx_get_error(m->ctx));
+				return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: reading VF %s: %s", p->name,
+							 p->vfs[vf], iovk_ctx_get_error(m->ctx));
 			vanished = true;
-			vf = NULL;
+			vf = -1;
 		}
 		if (attempt > 0 || (!vanished && now_usec() - p->scanned_usec < 1000000))
 			break;
@@ -549,7 +731,7 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 						 iovk_ctx_get_error(m->ctx));
 		p->scanned_usec = now_usec();
 	}
-	if (!vf) {
+	if (vf < 0) {
 		if (o.address)
 			return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "pool %s has no VF %s", p->name, o.address);
 		return sd_bus_error_setf(error, IOVD_ERR_POOL_EXHAUSTED, "pool %s has no free VF for %s (%zu VFs, all allocated)",
@@ -557,23 +739,38 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	}
 
 	a = allocation_new(m, m->next_id);
-	if (!a) {
-		r = -ENOMEM;
-		goto fail;
-	}
+	if (!a)
+		return -ENOMEM;
 	a->pool = strdup(p->name);
 	a->owner = strdup(owner);
-	a->address = strdup(iovk_device_get_address(dev));
+	a->address = strdup(p->vfs[vf]);
 	if (!a->pool || !a->owner || !a->address) {
-		r = -ENOMEM;
+		allocation_free(a);
+		return -ENOMEM;
+	}
+	a->uid = uid;
+	a->iommu_group = read_iommu_group(m, a->address);
+	a->numa_node = p->vf_numa[vf];
+	/* Marked before anything changes: libiovkit refuses to remove the VF
+	 * from now on, also while the allocation waits for its commit. */
+	marker_set(m, a, true);
+	/* Settings before the driver: a guest never gets the VF unconfigured. */
+	if (o.vf.fields) {
+		r = vf_settings_apply(m, a, p->pfs[p->vf_pf[vf]], &o.vf, error);
+		if (r < 0)
+			goto fail;
+	}
+	r = apply_driver(m, a, o.driver >= 0 ? (enum pool_driver)o.driver : p->driver, driver, error);
+	if (r < 0) {
+		char err[1024];
+
+		if (a->vf_pf && vf_settings_restore(m, a, err, sizeof(err)) < 0)
+			error_append(error, "; putting back its VF settings failed too: %s", err);
+		else if (a->vf_pf)
+			error_append(error, "; its VF settings are back as they were");
 		goto fail;
 	}
-	r = apply_driver(m, a, o.driver >= 0 ? (enum pool_driver)o.driver : p->driver, &dev, p->name, owner, error);
-	if (r < 0)
-		goto fail;
-	a->driver = strdup(iovk_device_get_driver(dev) ?: "");
-	a->iommu_group = iovk_device_get_iommu_group(dev);
-	a->numa_node = iovk_device_get_numa_node(dev);
+	a->driver = strdup(driver);
 	a->created_usec = now_usec();
 	node = device_node(m, a);
 	if (!a->driver || !node) {
@@ -597,13 +794,12 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 		goto fail_undo;
 	}
 	m->next_id++;
-	iovk_device_unref(dev);
 	return commit_queue(m, COMMIT_ALLOCATE, msg, TAKE_PTR(reply), list, 1);
 
 fail_undo:
-	allocation_undo_driver(m, a);
+	(void)allocation_put_back(m, a);
 fail:
-	iovk_device_unref(dev);
+	marker_set(m, a, false);
 	allocation_free(a);
 	return r;
 }
@@ -618,7 +814,7 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
 	const char *path;
 	int r;
 
-	r = check_access(m, msg, "Release", error);
+	r = check_access(m, msg, "Release", NULL, error);
 	if (r < 0)
 		return r;
 	r = sd_bus_message_read(msg, "o", &path);
@@ -628,6 +824,9 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
 	if (!a || a->releasing)
 		return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "no allocation %.128s%s", path,
 					 a ? " (it is being released)" : "");
+	r = check_group_closed(m, a, error);
+	if (r < 0)
+		return r;
 	r = sd_bus_message_new_method_return(msg, &reply);
 	if (r < 0)
 		return r;
@@ -635,6 +834,10 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
 	if (!list)
 		return -ENOMEM;
 	list[0] = a;
+	/* Back as before, then the commit: a crash in between leaves an
+	 * allocation whose Release was not answered, and a second Release
+	 * finds the VF back already. */
+	(void)allocation_put_back(m, a);
 	return commit_queue(m, COMMIT_RELEASE, msg, TAKE_PTR(reply), list, 1);
 }
 
@@ -647,7 +850,7 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
 	uint32_t n = 0;
 	int r;
 
-	r = check_access(m, msg, "ReleaseOwner", error);
+	r = check_access(m, msg, "ReleaseOwner", NULL, error);
 	if (r < 0)
 		return r;
 	r = sd_bus_message_read(msg, "s", &owner);
@@ -666,6 +869,14 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
 		free(list);
 		return sd_bus_reply_method_return(msg, "u", 0);
 	}
+	/* all or nothing: one VF in use refuses the lot, before any moves */
+	for (uint32_t i = 0; i < n; i++) {
+		r = check_group_closed(m, list[i], error);
+		if (r < 0) {
+			free(list);
+			return r;
+		}
+	}
 	r = sd_bus_message_new_method_return(msg, &reply);
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "u", n);
@@ -673,7 +884,108 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
 		free(list);
 		return r;
 	}
+	for (uint32_t i = 0; i < n; i++)
+		(void)allocation_put_back(m, list[i]);
 	return commit_queue(m, COMMIT_RELEASE, msg, TAKE_PTR(reply), list, n);
+}
+
+/* ---- OpenDevice ------------------------------------------------------------------------ */
+
+/*
+ * Hands the caller the VF's VFIO group, /dev/vfio/N, opened by iovd, so an
+ * unprivileged VMM needs no access to /dev/vfio. Only to the uid that
+ * allocated the VF, and root: the group is the device.
+ *
+ * A group holds every device behind the same IOMMU isolation: whoever has
+ * its descriptor can open each of them (VFIO_GROUP_GET_DEVICE_FD). So the
+ * group is handed out only when each of its endpoints is this VF or another
+ * VF allocated to the same uid.
+ */
+static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct manager *m = userdata;
+	struct iovk_iommu_group *g = NULL;
+	_cleanup_free_ char *node = NULL;
+	_cleanup_close_ int fd = -1;
+	const char *path;
+	char now[64];
+	uid_t uid;
+	struct allocation *a;
+	int r;
+
+	r = sd_bus_message_read(msg, "o", &path);
+	if (r < 0)
+		return r;
+	a = find_by_path(m, path);
+	if (!a || a->releasing)
+		return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "no allocation %.128s%s", path,
+					 a ? " (it is being released)" : "");
+	r = sender_uid(m, msg, "OpenDevice", &uid, error);
+	if (r < 0)
+		return r;
+	if (uid != 0 && uid != a->uid) {
+		if (a->uid == (uid_t)-1)
+			return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
+						 "OpenDevice: uid %u may not open %s (VF %s, owner %s): only root may (the "
+						 "allocation does not record which uid made it)", (unsigned)uid, a->path,
+						 a->address, a->owner);
+		return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
+					 "OpenDevice: uid %u may not open %s (VF %s, owner %s): only uid %u, which "
+					 "allocated it, and root may", (unsigned)uid, a->path, a->address, a->owner,
+					 (unsigned)a->uid);
+	}
+	if (!sd_bus_message_get_bus(msg) || !sd_bus_can_send(sd_bus_message_get_bus(msg), 'h'))
+		return sd_bus_error_setf(error, IOVD_ERR_NOT_SUPPORTED,
+					 "OpenDevice: the connection does not pass file descriptors");
+	node = device_node(m, a);
+	if (!node)
+		return -ENOMEM;
+	if (!node[0])
+		return sd_bus_error_setf(error, IOVD_ERR_NOT_SUPPORTED,
+					 "%s (VF %s, owner %s) has no VFIO device: the VF is on %s%s; allocate it with "
+					 "driver vfio-pci", a->path, a->address, a->owner, a->driver[0] ? a->driver : "no driver",
+					 a->iommu_group < 0 ? " and has no IOMMU group" : "");
+	r = iovk_device_read_driver(m->ctx, a->address, now, sizeof(now));
+	if (r < 0 || strcmp(now, a->driver) != 0)
+		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "%s: VF %s is %s%s, not on %s where it was allocated",
+					 a->path, a->address, r < 0 ? "unreadable: " : "on ",
+					 r < 0 ? iovk_ctx_get_error(m->ctx) : now[0] ? now : "no driver", a->driver);
+
+	r = iovk_iommu_group_new(m->ctx, a->iommu_group, &g);
+	if (r < 0)
+		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "%s: reading IOMMU group %d of VF %s: %s", a->path,
+					 a->iommu_group, a->address, iovk_ctx_get_error(m->ctx));
+	for (struct iovk_device *const *d = iovk_iommu_group_get_devices(g); *d; d++) {
+		const char *other = iovk_device_get_address(*d);
+		struct allocation *b;
+
+		if (iovk_device_is_bridge(*d) || strcmp(other, a->address) == 0)
+			continue;
+		b = find_by_address(m, other);
+		if (!b || !b->committed || b->uid != a->uid) {
+			r = sd_bus_error_setf(error, IOVD_ERR_NOT_SUPPORTED,
+					      "%s: IOMMU group %d of VF %s also holds %s, %s: its descriptor would give "
+					      "access to that device too", a->path, a->iommu_group, a->address, other,
+					      b ? "allocated to another uid" : "which is not allocated to this uid");
+			iovk_iommu_group_unref(g);
+			return r;
+		}
+	}
+	iovk_iommu_group_unref(g);
+
+	fd = open(node, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		r = negative_errno();
+		if (r == -EBUSY)
+			return sd_bus_error_setf(error, IOVD_ERR_IN_USE,
+						 "%s: %s is open already (a VFIO group opens once: a VM, or the holder of "
+						 "an earlier OpenDevice descriptor, has it)", a->path, node);
+		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "%s: Failed to open %s: %s", a->path, node, strerror(-r));
+	}
+	log_info("Handing VFIO group %d of VF %s (%s, owner %s) to uid %u", a->iommu_group, a->address, a->path,
+		 a->owner, (unsigned)uid);
+	/* sd-bus sends a duplicate: ours closes on return */
+	return sd_bus_reply_method_return(msg, "h", fd);
 }
 
 /* ---- lists ----------------------------------------------------------------------------- */
@@ -783,6 +1095,28 @@ static int property_device_node(sd_bus *bus, const char *path, const char *inter
 	return sd_bus_message_append(reply, "s", node);
 }
 
+static int property_vf_settings(sd_bus *bus, const char *path, const char *interface, const char *property,
+				sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	struct allocation *a = userdata;
+	const struct vf_config *c = &a->vf_applied;
+	char mac[IOVK_VF_MAC_STRING_MAX];
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'a', "{sv}");
+	if (r >= 0 && a->vf_pf && (c->fields & IOVK_VF_MAC))
+		r = sd_bus_message_append(reply, "{sv}", "mac", "s", iovk_vf_format_mac(c->mac, mac));
+	if (r >= 0 && a->vf_pf && (c->fields & IOVK_VF_VLAN))
+		r = sd_bus_message_append(reply, "{sv}{sv}", "vlan", "q", c->vlan, "qos", "y", c->qos);
+	if (r >= 0 && a->vf_pf && (c->fields & IOVK_VF_SPOOFCHK))
+		r = sd_bus_message_append(reply, "{sv}", "spoofchk", "b", (int)c->spoofchk);
+	if (r >= 0 && a->vf_pf && (c->fields & IOVK_VF_TRUST))
+		r = sd_bus_message_append(reply, "{sv}", "trust", "b", (int)c->trust);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
 static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Version", "s", NULL, offsetof(struct manager, version), SD_BUS_VTABLE_PROPERTY_CONST),
@@ -799,6 +1133,8 @@ static const sd_bus_vtable manager_vtable[] = {
 				 SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ReleaseOwner", "s", SD_BUS_PARAM(owner), "u", SD_BUS_PARAM(count),
 				 method_release_owner, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("OpenDevice", "o", SD_BUS_PARAM(allocation), "h", SD_BUS_PARAM(fd),
+				 method_open_device, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_SIGNAL_WITH_NAMES("AllocationAdded", "osss",
 				 SD_BUS_PARAM(allocation) SD_BUS_PARAM(pool) SD_BUS_PARAM(owner) SD_BUS_PARAM(address), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("AllocationRemoved", "osss",
@@ -810,12 +1146,14 @@ static const sd_bus_vtable allocation_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Pool", "s", NULL, offsetof(struct allocation, pool), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Owner", "s", NULL, offsetof(struct allocation, owner), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Uid", "u", NULL, offsetof(struct allocation, uid), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Address", "s", NULL, offsetof(struct allocation, address), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("IommuGroup", "i", NULL, offsetof(struct allocation, iommu_group), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("NumaNode", "i", NULL, offsetof(struct allocation, numa_node), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Driver", "s", NULL, offsetof(struct allocation, driver), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("DeviceNode", "s", property_device_node, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Created", "t", NULL, offsetof(struct allocation, created_usec), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("VfSettings", "a{sv}", property_vf_settings, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Drift", "s", NULL, offsetof(struct allocation, drift), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_VTABLE_END,
 };
@@ -866,6 +1204,7 @@ int manager_new(struct manager **ret)
 	m->state_dir_fd = m->lock_fd = -1;
 	m->next_id = 1;
 	m->version = IOVD_VERSION;
+	m->vf_ops = &vf_ops_netlink;
 	r = sd_event_default(&m->event);
 	if (r < 0) {
 		manager_free(m);

@@ -22,8 +22,10 @@
  *
  * Markers: <run dir>/iovd-allocated/<VF address> exists while the VF is
  * allocated, so libiovkit (and so `iovctl sriov set`) can refuse to remove
- * a VF that iovd handed out without talking D-Bus. They live on /run, are
- * not fsynced and are rebuilt from the state file at every start.
+ * a VF that iovd handed out without talking D-Bus. Allocate writes it before
+ * it changes anything on the VF, a failed Allocate and a committed release
+ * remove it. They live on /run, are not fsynced and are rebuilt from the
+ * state file at every start.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -113,6 +115,128 @@ static bool get_uint64(struct json_object *o, const char *key, uint64_t *ret)
 	return errno == 0;
 }
 
+static bool get_bool(struct json_object *o, const char *key, bool *ret)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
+		return false;
+	*ret = json_object_get_boolean(v);
+	return true;
+}
+
+/* Copies a string member into a fixed buffer; false when absent, not a string or too long. */
+static bool get_fixed(struct json_object *o, const char *key, char *buf, size_t size)
+{
+	const char *s = get_string(o, key);
+
+	if (!s || strlen(s) >= size)
+		return false;
+	strcpy(buf, s);
+	return true;
+}
+
+static struct json_object *vf_config_to_json(const struct vf_config *c)
+{
+	struct json_object *o = json_object_new_object();
+	char mac[IOVK_VF_MAC_STRING_MAX];
+
+	if (c->fields & IOVK_VF_MAC)
+		json_object_object_add(o, "mac", json_object_new_string(iovk_vf_format_mac(c->mac, mac)));
+	if (c->fields & IOVK_VF_VLAN) {
+		json_object_object_add(o, "vlan", json_object_new_int(c->vlan));
+		json_object_object_add(o, "qos", json_object_new_int(c->qos));
+		json_object_object_add(o, "vlan_proto",
+				       json_object_new_string(iovk_vf_vlan_proto_name(c->vlan_proto ?: IOVK_VF_VLAN_PROTO_8021Q)
+								      ?: "802.1Q"));
+	}
+	if (c->fields & IOVK_VF_SPOOFCHK)
+		json_object_object_add(o, "spoofchk", json_object_new_boolean(c->spoofchk));
+	if (c->fields & IOVK_VF_TRUST)
+		json_object_object_add(o, "trust", json_object_new_boolean(c->trust));
+	return o;
+}
+
+static bool vf_config_from_json(struct json_object *o, struct vf_config *ret)
+{
+	struct vf_config c = {};
+	struct json_object *v;
+	uint64_t n;
+	const char *s;
+
+	if (!o || !json_object_is_type(o, json_type_object))
+		return false;
+	if ((s = get_string(o, "mac"))) {
+		if (iovk_vf_parse_mac(s, c.mac) < 0)
+			return false;
+		c.fields |= IOVK_VF_MAC;
+	}
+	if (json_object_object_get_ex(o, "vlan", &v)) {
+		if (!get_uint64(o, "vlan", &n) || n > IOVK_VF_VLAN_MAX)
+			return false;
+		c.vlan = (uint16_t)n;
+		if (!get_uint64(o, "qos", &n) || n > IOVK_VF_QOS_MAX)
+			return false;
+		c.qos = (uint8_t)n;
+		s = get_string(o, "vlan_proto");
+		if (!s || iovk_vf_parse_vlan_proto(s, &c.vlan_proto) < 0)
+			return false;
+		c.fields |= IOVK_VF_VLAN;
+	}
+	if (json_object_object_get_ex(o, "spoofchk", &v)) {
+		if (!get_bool(o, "spoofchk", &c.spoofchk))
+			return false;
+		c.fields |= IOVK_VF_SPOOFCHK;
+	}
+	if (json_object_object_get_ex(o, "trust", &v)) {
+		if (!get_bool(o, "trust", &c.trust))
+			return false;
+		c.fields |= IOVK_VF_TRUST;
+	}
+	*ret = c;
+	return true;
+}
+
+/* The optional members: absent in files of iovd before VF settings and OpenDevice. */
+static bool allocation_extra_from_json(struct json_object *o, struct allocation *a)
+{
+	struct json_object *bind, *vf;
+	uint64_t n;
+
+	if (json_object_object_get_ex(o, "uid", NULL)) {
+		if (!get_uint64(o, "uid", &n) || n >= UINT32_MAX)
+			return false;
+		a->uid = (uid_t)n;
+	}
+	if (json_object_object_get_ex(o, "bind", &bind)) {
+		struct iovk_bind_result *b = &a->bind;
+
+		if (!get_fixed(bind, "previous_driver", b->previous_driver, sizeof(b->previous_driver)) ||
+		    !get_fixed(bind, "previous_override", b->previous_override, sizeof(b->previous_override)) ||
+		    !get_fixed(bind, "driver", b->driver, sizeof(b->driver)) ||
+		    !get_bool(bind, "record_created", &b->record_created))
+			return false;
+		b->changed = strcmp(b->previous_driver, b->driver) != 0;
+		a->has_bind = true;
+	}
+	if (json_object_object_get_ex(o, "vf", &vf)) {
+		struct json_object *applied = NULL, *previous = NULL;
+		const char *pf = get_string(vf, "pf");
+
+		if (!pf || !get_uint64(vf, "index", &n) || n > UINT16_MAX ||
+		    !json_object_object_get_ex(vf, "applied", &applied) ||
+		    !json_object_object_get_ex(vf, "previous", &previous) ||
+		    !vf_config_from_json(applied, &a->vf_applied) || !vf_config_from_json(previous, &a->vf_previous) ||
+		    a->vf_applied.fields != a->vf_previous.fields)
+			return false;
+		a->vf_index = (unsigned)n;
+		a->vf_pf = strdup(pf);
+		if (!a->vf_pf)
+			return false;
+	}
+	return true;
+}
+
 /*
  * A state file that cannot be read is fatal: starting with an empty table
  * would hand out VFs that guests are using.
@@ -157,6 +281,7 @@ int state_load(struct manager *m)
 		if (!pool || !owner || !address || !driver || !get_uint64(o, "id", &id) ||
 		    !get_uint64(o, "created_usec", &created) || id == 0 || id >= next_id) {
 			log_error("%s/%s: allocation #%zu is malformed", m->state_dir, STATE_FILE, i);
+			r = -EBADMSG;
 			goto out;
 		}
 		a = allocation_new(m, id);
@@ -173,6 +298,13 @@ int state_load(struct manager *m)
 		if (!a->pool || !a->owner || !a->address || !a->driver) {
 			allocation_free(a);
 			r = -ENOMEM;
+			goto out;
+		}
+		if (!allocation_extra_from_json(o, a)) {
+			log_error("%s/%s: allocation #%zu (%s): its uid, bind or vf member is malformed", m->state_dir,
+				  STATE_FILE, i, address);
+			allocation_free(a);
+			r = -EBADMSG;
 			goto out;
 		}
 		r = manager_add_allocation(m, a);
@@ -197,6 +329,27 @@ static struct json_object *allocation_to_json(const struct allocation *a)
 	json_object_object_add(o, "address", json_object_new_string(a->address));
 	json_object_object_add(o, "driver", json_object_new_string(a->driver));
 	json_object_object_add(o, "created_usec", json_object_new_uint64(a->created_usec));
+	if (a->uid != (uid_t)-1)
+		json_object_object_add(o, "uid", json_object_new_uint64(a->uid));
+	/* What Release needs to put the VF back exactly, after a restart too. */
+	if (a->has_bind) {
+		struct json_object *b = json_object_new_object();
+
+		json_object_object_add(b, "previous_driver", json_object_new_string(a->bind.previous_driver));
+		json_object_object_add(b, "previous_override", json_object_new_string(a->bind.previous_override));
+		json_object_object_add(b, "driver", json_object_new_string(a->bind.driver));
+		json_object_object_add(b, "record_created", json_object_new_boolean(a->bind.record_created));
+		json_object_object_add(o, "bind", b);
+	}
+	if (a->vf_pf) {
+		struct json_object *v = json_object_new_object();
+
+		json_object_object_add(v, "pf", json_object_new_string(a->vf_pf));
+		json_object_object_add(v, "index", json_object_new_uint64(a->vf_index));
+		json_object_object_add(v, "applied", vf_config_to_json(&a->vf_applied));
+		json_object_object_add(v, "previous", vf_config_to_json(&a->vf_previous));
+		json_object_object_add(o, "vf", v);
+	}
 	return o;
 }
 

@@ -5,10 +5,19 @@
  * it through the other end, as a direct peer. The caller's credentials are
  * then the socket's SO_PEERCRED. tests/daemon/ runs the same API end to end
  * on a private dbus-daemon.
+ *
+ * VF settings go through the PF's netdev over netlink, which no fixture can
+ * answer: here iovd's vf_ops are a fake that keeps each VF's settings in a
+ * file of the state directory (fake-vf/<VF>: "mac vlan qos spoofchk trust"),
+ * refuses a field named in fake-vf/refuse, and finds a VF's index from the
+ * fixture's virtfnN links as the kernel would. The real netlink path is
+ * libiovkit's, tested in tests/unit/test-vf.c and tests/vm.
  */
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <systemd/sd-bus.h>
@@ -21,7 +30,149 @@ struct peer {
 	sd_bus *bus;
 	char state[PATH_MAX];
 	char root[PATH_MAX];
+	char config[PATH_MAX];
+	bool no_bind;
 };
+
+/* ---- the fake VF settings (in the child, iovd's side) ---------------------------- */
+
+static char fake_dir[PATH_MAX];
+
+static void fake_path(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s/fake-vf/%s", fake_dir, name);
+}
+
+static void fake_load(const char *vf, struct vf_config *c)
+{
+	char path[PATH_MAX];
+	unsigned mac[6], vlan, qos, spoofchk, trust;
+	FILE *f;
+
+	*c = (struct vf_config){ .fields = VF_CONFIG_FIELDS, .spoofchk = true };
+	fake_path(path, sizeof(path), vf);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fscanf(f, "%x:%x:%x:%x:%x:%x %u %u %u %u", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5], &vlan,
+		   &qos, &spoofchk, &trust) == 10) {
+		for (int i = 0; i < 6; i++)
+			c->mac[i] = (uint8_t)mac[i];
+		c->vlan = (uint16_t)vlan;
+		c->qos = (uint8_t)qos;
+		c->spoofchk = spoofchk;
+		c->trust = trust;
+	}
+	fclose(f);
+}
+
+static int fake_index(struct manager *m, const char *pf, const char *vf, unsigned *ret)
+{
+	for (unsigned i = 0; i < 64; i++) {
+		char link[PATH_MAX], target[PATH_MAX];
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "%s/bus/pci/devices/%s/virtfn%u", iovk_ctx_get_sysfs_root(m->ctx), pf, i);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(strrchr(target, '/') ? strrchr(target, '/') + 1 : target, vf) == 0) {
+			*ret = i;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int fake_read(struct manager *m, const char *pf, const char *vf, unsigned *ret_index, struct vf_config *ret,
+		     char *err, size_t size)
+{
+	if (fake_index(m, pf, vf, ret_index) < 0) {
+		snprintf(err, size, "fake: PF %s has no VF %s", pf, vf);
+		return -ENOENT;
+	}
+	fake_load(vf, ret);
+	return 0;
+}
+
+static int fake_write(struct manager *m, const char *pf, unsigned index, const struct vf_config *c, char *err,
+		      size_t size)
+{
+	char path[PATH_MAX], refuse[32] = "", vf[PATH_MAX], link[PATH_MAX];
+	struct vf_config now;
+	ssize_t n;
+	FILE *f;
+
+	snprintf(link, sizeof(link), "%s/bus/pci/devices/%s/virtfn%u", iovk_ctx_get_sysfs_root(m->ctx), pf, index);
+	n = readlink(link, vf, sizeof(vf) - 1);
+	if (n < 0) {
+		snprintf(err, size, "fake: PF %s has no VF %u", pf, index);
+		return -ERANGE;
+	}
+	vf[n] = '\0';
+	memmove(vf, strrchr(vf, '/') + 1, strlen(strrchr(vf, '/')));
+	fake_path(path, sizeof(path), "refuse");
+	f = fopen(path, "re");
+	if (f) {
+		if (!fgets(refuse, sizeof(refuse), f))
+			refuse[0] = '\0';
+		refuse[strcspn(refuse, "\n")] = '\0';
+		fclose(f);
+	}
+	fake_load(vf, &now);
+	/* as iovk_vf_set(): only what differs is written, so only that is refused */
+	for (unsigned bit = 1; bit <= IOVK_VF_TRUST; bit <<= 1) {
+		struct vf_config one = *c, cur = now;
+
+		one.fields = cur.fields = bit;
+		if ((c->fields & bit) && !vf_config_equal(&one, &cur) && refuse[0] &&
+		    strcmp(refuse, iovk_vf_field_name(bit)) == 0) {
+			snprintf(err, size, "fake: the driver refuses %s", refuse);
+			return -EOPNOTSUPP;
+		}
+	}
+	if (c->fields & IOVK_VF_MAC)
+		memcpy(now.mac, c->mac, 6);
+	if (c->fields & IOVK_VF_VLAN) {
+		now.vlan = c->vlan;
+		now.qos = c->qos;
+	}
+	if (c->fields & IOVK_VF_SPOOFCHK)
+		now.spoofchk = c->spoofchk;
+	if (c->fields & IOVK_VF_TRUST)
+		now.trust = c->trust;
+	fake_path(path, sizeof(path), vf);
+	f = fopen(path, "we");
+	if (!f) {
+		snprintf(err, size, "fake: %s: %m", path);
+		return -errno;
+	}
+	fprintf(f, "%02x:%02x:%02x:%02x:%02x:%02x %u %u %u %u\n", now.mac[0], now.mac[1], now.mac[2], now.mac[3],
+		now.mac[4], now.mac[5], now.vlan, now.qos, now.spoofchk, now.trust);
+	fclose(f);
+	return 0;
+}
+
+static const struct vf_ops fake_vf_ops = { .read = fake_read, .write = fake_write };
+
+/* The test's side: the fake's settings of a VF, "mac vlan qos spoofchk trust". */
+static const char *fake_settings(const char *state, const char *vf)
+{
+	static char buf[128];
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/fake-vf/%s", state, vf);
+	f = fopen(path, "re");
+	if (!f)
+		return "00:00:00:00:00:00 0 0 1 0"; /* as the fake reads a VF never written */
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
 
 /* The child: iovd's start-up sequence (main.c) on one end of the pair. */
 _Noreturn static void serve(int fd, const char *root, const char *state, const char *config, bool no_bind)
@@ -39,6 +190,8 @@ _Noreturn static void serve(int fd, const char *root, const char *state, const c
 	if (r < 0)
 		_exit(10);
 	m->no_bind = no_bind;
+	m->vf_ops = &fake_vf_ops;
+	snprintf(fake_dir, sizeof(fake_dir), "%s", state);
 	snprintf(path, sizeof(path), "%s/sys", root);
 	iovk_ctx_set_sysfs_root(m->ctx, path);
 	snprintf(path, sizeof(path), "%s/dev", root);
@@ -62,36 +215,46 @@ _Noreturn static void serve(int fd, const char *root, const char *state, const c
 	_exit(r < 0 ? 15 : 0);
 }
 
+/* Starts iovd's side on p's host, state and configuration (again, after stop()). */
+static void restart(struct peer *p)
+{
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	p->pid = fork();
+	cr_assert_geq(p->pid, 0);
+	if (p->pid == 0) {
+		close(sv[0]);
+		serve(sv[1], p->root, p->state, p->config, p->no_bind);
+	}
+	close(sv[1]);
+	p->bus = NULL;
+	cr_assert_geq(sd_bus_new(&p->bus), 0);
+	cr_assert_geq(sd_bus_set_fd(p->bus, sv[0], sv[0]), 0);
+	cr_assert_geq(sd_bus_start(p->bus), 0);
+}
+
 static struct peer *start(const char *extra_config, bool no_bind)
 {
 	static struct peer p;
-	char config[PATH_MAX];
 	struct group *g = getgrgid(getgid());
-	int sv[2];
+	char dir[PATH_MAX];
 	FILE *f;
 
 	snprintf(p.root, sizeof(p.root), "%s", fixture_copy("sriov-nic"));
 	snprintf(p.state, sizeof(p.state), "%s/iovd-state-XXXXXX", getenv("TMPDIR") ?: "/tmp");
 	cr_assert_not_null(mkdtemp(p.state));
-	snprintf(config, sizeof(config), "%s/iovd.json", p.state);
-	f = fopen(config, "we");
+	snprintf(dir, sizeof(dir), "%s/fake-vf", p.state);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	snprintf(p.config, sizeof(p.config), "%s/iovd.json", p.state);
+	f = fopen(p.config, "we");
 	cr_assert_not_null(f);
 	/* our own primary group: allowed whether the tests run as root or not */
 	fprintf(f, "{ \"group\": \"%s\", %s \"pools\": [ { \"name\": \"p0\", \"pfs\": [\"enp1s0f0\"] } ] }\n",
 		g->gr_name, extra_config ?: "");
 	fclose(f);
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	p.pid = fork();
-	cr_assert_geq(p.pid, 0);
-	if (p.pid == 0) {
-		close(sv[0]);
-		serve(sv[1], p.root, p.state, config, no_bind);
-	}
-	close(sv[1]);
-	p.bus = NULL;
-	cr_assert_geq(sd_bus_new(&p.bus), 0);
-	cr_assert_geq(sd_bus_set_fd(p.bus, sv[0], sv[0]), 0);
-	cr_assert_geq(sd_bus_start(p.bus), 0);
+	p.no_bind = no_bind;
+	restart(&p);
 	return &p;
 }
 
@@ -127,6 +290,35 @@ static int allocate(struct peer *p, const char *owner, const char *opt_key, char
 		cr_assert_geq(sd_bus_message_close_container(m), 0);
 	}
 	cr_assert_geq(sd_bus_message_close_container(m), 0);
+	r = sd_bus_call(p->bus, m, 0, error, &reply);
+	sd_bus_message_unref(m);
+	if (r < 0)
+		return r;
+	cr_assert_geq(sd_bus_message_read(reply, "osis", &path, &address, &group, &node), 0);
+	if (ret_path)
+		*ret_path = strdup(path);
+	if (ret_address)
+		*ret_address = strdup(address);
+	sd_bus_message_unref(reply);
+	return 0;
+}
+
+/* Calls Allocate with options given as sd_bus_message_append() arguments of "a{sv}": n, key, type, value, ... */
+static int allocate_with(struct peer *p, const char *owner, sd_bus_error *error, char **ret_path, char **ret_address,
+			 ...)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	const char *path, *address, *node;
+	int32_t group;
+	va_list ap;
+	int r;
+
+	cr_assert_geq(sd_bus_message_new_method_call(p->bus, &m, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate"), 0);
+	cr_assert_geq(sd_bus_message_append(m, "ss", "p0", owner), 0);
+	va_start(ap, ret_address);
+	r = sd_bus_message_appendv(m, "a{sv}", ap);
+	va_end(ap);
+	cr_assert_geq(r, 0);
 	r = sd_bus_call(p->bus, m, 0, error, &reply);
 	sd_bus_message_unref(m);
 	if (r < 0)
@@ -197,9 +389,28 @@ Test(iovd, options_are_checked)
 	cr_assert_lt(allocate(p, "vm-1", "driver", 'i', &numa, &e, NULL, NULL), 0);
 	assert_error(&e, IOVD_ERR_INVALID, "option driver must hold type 's', not 'i'");
 	sd_bus_error_free(&e);
-	cr_assert_lt(allocate(p, "vm-1", "mac", 's', s, &e, NULL, NULL), 0);
-	assert_error(&e, IOVD_ERR_NOT_SUPPORTED, "netlink");
+	cr_assert_lt(allocate(p, "vm-1", "mac", 's', "01:00:5e:00:00:01", &e, NULL, NULL), 0);
+	assert_error(&e, IOVD_ERR_INVALID, "option mac: '01:00:5e:00:00:01' is not a unicast MAC address");
 	sd_bus_error_free(&e);
+	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 1, "vlan", "q", 4096), 0);
+	assert_error(&e, IOVD_ERR_INVALID, "option vlan must be 0 to 4095, not 4096");
+	sd_bus_error_free(&e);
+	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 1, "vlan", "s", "100"), 0);
+	assert_error(&e, IOVD_ERR_INVALID, "option vlan must hold an integer, not 's'");
+	sd_bus_error_free(&e);
+	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 1, "qos", "y", 3), 0);
+	assert_error(&e, IOVD_ERR_INVALID, "option qos needs option vlan");
+	sd_bus_error_free(&e);
+	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 2, "vlan", "i", 10, "qos", "u", 8), 0);
+	assert_error(&e, IOVD_ERR_INVALID, "option qos must be 0 to 7, not 8");
+	sd_bus_error_free(&e);
+	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 1, "trust", "s", "yes"), 0);
+	assert_error(&e, IOVD_ERR_INVALID, "option trust must hold type 'b', not 's'");
+	sd_bus_error_free(&e);
+	/* nothing was applied by the refused calls */
+	cr_assert_str_eq(fake_settings(p->state, "0000:01:10.0"), "00:00:00:00:00:00 0 0 1 0");
+	cr_assert_eq(allocate(p, "vm-1", "mac", 's', s, &e, NULL, NULL), 0, "%s", e.message);
+	cr_assert_str_eq(fake_settings(p->state, "0000:01:10.0"), "52:54:00:00:00:01 0 0 1 0");
 	cr_assert_lt(allocate(p, "bad owner", NULL, 0, NULL, &e, NULL, NULL), 0);
 	assert_error(&e, IOVD_ERR_INVALID, "owner 'bad owner'");
 	sd_bus_error_free(&e);
@@ -230,4 +441,254 @@ Test(iovd, failed_bind_allocates_nothing)
 		  slurp(p->state, "/allocations.json"));
 	cr_assert_null(strstr(slurp(p->state, "/allocations.json"), "0000:01:10.0"));
 	free(vf2);
+}
+
+/* ---- VF settings and putting VFs back ---------------------------------------------------- */
+
+static void release(struct peer *p, const char *path)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+
+	cr_assert_geq(sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Release", &e, NULL, "o", path), 0,
+		      "%s", e.message);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "we");
+	cr_assert_not_null(f, "%s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+Test(iovd, settings_are_applied_kept_and_put_back_at_release_after_a_restart)
+{
+	/* binding on: 01:10.2 is on vfio-pci already, so its bind is a no-op */
+	struct peer *p = start(NULL, false);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	const char *vf = "0000:01:10.2", *state, *k[4], *mac;
+	char *path = NULL, *address = NULL;
+	uint16_t vlan;
+	uint8_t qos;
+	int trust;
+
+	/* what the VF had before: an admin MAC, spoof checking off */
+	write_file(p->state, "fake-vf/0000:01:10.2", "02:00:00:00:00:aa 0 0 0 0\n");
+	cr_assert_eq(allocate_with(p, "vm-1", &e, &path, &address, 5, "address", "s", vf, "mac", "s", "52:54:00:12:34:56",
+				   "vlan", "q", 100, "qos", "y", 3, "trust", "b", 1),
+		     0, "%s", e.message);
+	cr_assert_str_eq(address, vf);
+	cr_assert_str_eq(fake_settings(p->state, vf), "52:54:00:12:34:56 100 3 0 1");
+	/* shown on the bus */
+	cr_assert_geq(sd_bus_get_property(p->bus, NULL, path, IOVD_ALLOC_IFACE, "VfSettings", &e, &reply, "a{sv}"), 0);
+	cr_assert_geq(sd_bus_message_read(reply, "a{sv}", 4, &k[0], "s", &mac, &k[1], "q", &vlan, &k[2], "y", &qos, &k[3],
+					  "b", &trust),
+		      0);
+	cr_assert(strcmp(k[0], "mac") == 0 && strcmp(k[1], "vlan") == 0 && strcmp(k[2], "qos") == 0 &&
+		  strcmp(k[3], "trust") == 0);
+	cr_assert_str_eq(mac, "52:54:00:12:34:56");
+	cr_assert(vlan == 100 && qos == 3 && trust == 1);
+	reply = sd_bus_message_unref(reply);
+	/* kept in the state file: what was applied and what it replaced */
+	state = slurp(p->state, "/allocations.json");
+	cr_assert(strstr(state, "\"vf\":{\"pf\":\"0000:01:00.0\",\"index\":1,\"applied\":{\"mac\":\"52:54:00:12:34:56\","
+				"\"vlan\":100,\"qos\":3,\"vlan_proto\":\"802.1Q\",\"trust\":true},\"previous\":{\"mac\":"
+				"\"02:00:00:00:00:aa\",\"vlan\":0,\"qos\":0,\"vlan_proto\":\"802.1Q\",\"trust\":false}}"),
+		  "%s", state);
+	/* no bind happened, so there is nothing to undo for the driver */
+	cr_assert_null(strstr(state, "\"bind\""), "%s", state);
+	cr_assert(strstr(state, "\"uid\":"), "%s", state);
+
+	/* a restart: the saved settings come from the state file */
+	stop(p);
+	restart(p);
+	release(p, path);
+	/* spoofchk was not asked for: left as it is */
+	cr_assert_str_eq(fake_settings(p->state, vf), "02:00:00:00:00:aa 0 0 0 0");
+	stop(p);
+	free(path), free(address);
+}
+
+Test(iovd, a_failed_bind_puts_the_settings_back)
+{
+	/* binding on: 0000:01:10.0 is on ixgbevf, and no fixture ever probes */
+	struct peer *p = start(NULL, false);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char path[PATH_MAX];
+
+	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 2, "mac", "s", "52:54:00:12:34:56", "spoofchk", "b", 0), 0);
+	assert_error(&e, IOVD_ERR_FAILED, "Failed to bind VF 0000:01:10.0 of pool p0 for vm-1 to vfio-pci");
+	cr_assert(strstr(e.message, "ixgbevf restored; its VF settings are back as they were"), "%s", e.message);
+	sd_bus_error_free(&e);
+	cr_assert_str_eq(fake_settings(p->state, "0000:01:10.0"), "00:00:00:00:00:00 0 0 1 0");
+	/* no marker left behind */
+	snprintf(path, sizeof(path), "%s/run/iovd-allocated/0000:01:10.0", p->state);
+	cr_assert_neq(access(path, F_OK), 0);
+	stop(p);
+	/* nothing was ever committed */
+	snprintf(path, sizeof(path), "%s/allocations.json", p->state);
+	cr_assert_neq(access(path, F_OK), 0);
+}
+
+Test(iovd, a_refused_setting_changes_nothing)
+{
+	struct peer *p = start(NULL, true);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char *path = NULL;
+
+	write_file(p->state, "fake-vf/refuse", "trust\n");
+	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 3, "mac", "s", "52:54:00:12:34:56", "vlan", "q", 7, "trust",
+				   "b", 1),
+		     0);
+	assert_error(&e, IOVD_ERR_NOT_SUPPORTED,
+		     "Failed to apply mac 52:54:00:12:34:56 vlan 7 qos 0 trust on to VF 0000:01:10.0 (VF 0 of PF "
+		     "0000:01:00.0) of pool p0 for vm-1: fake: the driver refuses trust; the previous settings are back");
+	sd_bus_error_free(&e);
+	cr_assert_str_eq(fake_settings(p->state, "0000:01:10.0"), "00:00:00:00:00:00 0 0 1 0");
+	/* the same VF, without trust: fine */
+	cr_assert_eq(allocate_with(p, "vm-1", &e, &path, NULL, 1, "vlan", "q", 7), 0, "%s", e.message);
+	cr_assert_str_eq(fake_settings(p->state, "0000:01:10.0"), "00:00:00:00:00:00 7 0 1 0");
+	/* ReleaseOwner puts back too */
+	cr_assert_geq(sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "ReleaseOwner", &e, NULL, "s",
+					 "vm-1"),
+		      0, "%s", e.message);
+	cr_assert_str_eq(fake_settings(p->state, "0000:01:10.0"), "00:00:00:00:00:00 0 0 1 0");
+	stop(p);
+	free(path);
+}
+
+/* ---- OpenDevice ------------------------------------------------------------------------------ */
+
+Test(iovd, open_device_passes_the_vfio_group)
+{
+	struct peer *p = start(NULL, true);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	char *path1 = NULL, *path2 = NULL, link[64], target[PATH_MAX], want[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	/* 01:10.0 stays on ixgbevf (no bind): no VFIO device to hand out */
+	cr_assert_eq(allocate(p, "vm-1", NULL, 0, NULL, &e, &path1, NULL), 0, "%s", e.message);
+	cr_assert_lt(sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "OpenDevice", &e, &reply, "o", path1),
+		     0);
+	assert_error(&e, IOVD_ERR_NOT_SUPPORTED, "VF 0000:01:10.0, owner vm-1) has no VFIO device: the VF is on ixgbevf");
+	sd_bus_error_free(&e);
+	/* 01:10.2 on vfio-pci, group 6 */
+	cr_assert_eq(allocate(p, "vm-2", NULL, 0, NULL, &e, &path2, NULL), 0, "%s", e.message);
+	cr_assert_geq(sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "OpenDevice", &e, &reply, "o",
+					 path2),
+		      0, "%s", e.message);
+	cr_assert_geq(sd_bus_message_read(reply, "h", &fd), 0);
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	cr_assert_geq(fd, 0);
+	reply = sd_bus_message_unref(reply);
+	cr_assert_eq(fstat(fd, &st), 0);
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	cr_assert_gt(n, 0);
+	target[n] = '\0';
+	snprintf(want, sizeof(want), "%s/dev/vfio/6", p->root);
+	cr_assert_str_eq(target, want);
+	cr_assert_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR);
+	close(fd);
+	/* no such allocation */
+	cr_assert_lt(sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "OpenDevice", &e, NULL, "o",
+					"/org/iovkit/iovd1/allocation/99"),
+		     0);
+	assert_error(&e, IOVD_ERR_NOT_FOUND, "no allocation /org/iovkit/iovd1/allocation/99");
+	sd_bus_error_free(&e);
+	stop(p);
+	free(path1), free(path2);
+}
+
+/* ---- commits that fail ----------------------------------------------------------------------- */
+
+/* Makes the state directory refuse new names (even to root): chattr +i. */
+static bool state_immutable(struct peer *p, bool on)
+{
+	char cmd[PATH_MAX + 64];
+
+	snprintf(cmd, sizeof(cmd), "chattr %ci '%s' 2>/dev/null", on ? '+' : '-', p->state);
+	return system(cmd) == 0;
+}
+
+Test(iovd, failed_commits_put_the_vf_back)
+{
+	struct peer *p = start(NULL, true);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	const char *vf = "0000:01:10.0";
+	char *path = NULL, marker[PATH_MAX];
+
+	snprintf(marker, sizeof(marker), "%s/run/iovd-allocated/%s", p->state, vf);
+	/* a round trip: iovd's side has made its directories */
+	cr_assert_geq(sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "ListPools", &e, NULL, ""), 0);
+	if (!state_immutable(p, true)) {
+		stop(p);
+		cr_skip_test("chattr +i does not work here (needs root and a file system with the attribute)");
+	}
+	/* Allocate: settings applied, then the commit fails: they are put back */
+	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 1, "mac", "s", "52:54:00:00:00:99"), 0);
+	state_immutable(p, false);
+	assert_error(&e, IOVD_ERR_FAILED, "Failed to record the allocation in");
+	cr_assert(strstr(e.message, "nothing changed (the VF is back as it was)"), "%s", e.message);
+	sd_bus_error_free(&e);
+	cr_assert_str_eq(fake_settings(p->state, vf), "00:00:00:00:00:00 0 0 1 0");
+	cr_assert_neq(access(marker, F_OK), 0, "marker left by a failed commit");
+
+	/* Release: put back first, then the commit fails: the allocation stays, and says so */
+	cr_assert_eq(allocate_with(p, "vm-1", &e, &path, NULL, 1, "mac", "s", "52:54:00:00:00:99"), 0, "%s", e.message);
+	cr_assert_str_eq(fake_settings(p->state, vf), "52:54:00:00:00:99 0 0 1 0");
+	cr_assert(state_immutable(p, true));
+	cr_assert_lt(sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Release", &e, NULL, "o", path), 0);
+	state_immutable(p, false);
+	assert_error(&e, IOVD_ERR_FAILED, "the allocation stays, but its VF was put back as it was before it");
+	sd_bus_error_free(&e);
+	cr_assert_str_eq(fake_settings(p->state, vf), "00:00:00:00:00:00 0 0 1 0");
+	cr_assert_eq(access(marker, F_OK), 0, "the allocation stays, so does its marker");
+	/* again: nothing left to put back, the release goes through */
+	release(p, path);
+	cr_assert_neq(access(marker, F_OK), 0);
+	stop(p);
+	free(path);
+}
+
+/* ---- state files ------------------------------------------------------------------------------ */
+
+Test(iovd, a_state_file_without_uid_bind_or_settings_still_loads)
+{
+	struct peer *p = start(NULL, true);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	const char *path = "/org/iovkit/iovd1/allocation/4";
+	uint32_t uid = 0;
+	int status;
+
+	stop(p);
+	/* as iovd wrote it before it kept the uid, the bind and VF settings */
+	write_file(p->state, "allocations.json",
+		   "{\"version\":1,\"next_id\":5,\"allocations\":[{\"id\":4,\"pool\":\"p0\",\"owner\":\"vm-old\","
+		   "\"address\":\"0000:01:10.2\",\"driver\":\"vfio-pci\",\"created_usec\":1}]}\n");
+	restart(p);
+	cr_assert_geq(sd_bus_get_property_trivial(p->bus, NULL, path, IOVD_ALLOC_IFACE, "Uid", &e, 'u', &uid), 0, "%s",
+		      e.message);
+	cr_assert_eq(uid, UINT32_MAX);
+	release(p, path);
+	stop(p);
+
+	/* a malformed member is never taken for an absent one, in any entry: iovd does not start */
+	write_file(p->state, "allocations.json",
+		   "{\"version\":1,\"next_id\":5,\"allocations\":[{\"id\":3,\"pool\":\"p0\",\"owner\":\"vm-1\","
+		   "\"address\":\"0000:01:10.0\",\"driver\":\"ixgbevf\",\"created_usec\":1},{\"id\":4,\"pool\":"
+		   "\"p0\",\"owner\":\"vm-old\",\"address\":\"0000:01:10.2\",\"driver\":\"vfio-pci\",\"created_usec\":1,"
+		   "\"bind\":{\"driver\":7}}]}\n");
+	restart(p);
+	p->bus = sd_bus_flush_close_unref(p->bus);
+	cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 13, "iovd's side exited with status 0x%x", status);
 }

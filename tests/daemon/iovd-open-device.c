@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * iovd-open-device: a D-Bus client of iovd's OpenDevice, for the tests
+ * (tests/daemon/run-tests, tests/vm/cases/80-iovd-nvme.sh). busctl and gdbus
+ * print the number of a descriptor they receive but cannot use it, and this
+ * host has no python3-dbus: this client receives the VFIO group descriptor
+ * and shows what it is, the way a VMM would use it.
+ *
+ *   iovd-open-device [--address ADDR] [--vfio-status] [--hold] ALLOCATION
+ *
+ * Prints one JSON line: the descriptor's target (/proc/self/fd), its file
+ * type, access mode and device number, and with --vfio-status the result of
+ * VFIO_GROUP_GET_STATUS on it (which fails unless it is a real VFIO group).
+ * --hold keeps the descriptor open until standard input ends, so a test can
+ * check what iovd does while a "VM" holds the group. Errors: the D-Bus error
+ * name and text on stderr, exit 1; bad usage exit 2.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+#include <systemd/sd-bus.h>
+
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static const char *file_type(mode_t m)
+{
+	return S_ISCHR(m) ? "char" : S_ISREG(m) ? "file" : S_ISDIR(m) ? "directory" : "other";
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "address", required_argument, NULL, 'a' },
+		{ "vfio-status", no_argument, NULL, 's' },
+		{ "hold", no_argument, NULL, 'H' },
+		{},
+	};
+	const char *address = getenv("IOVKIT_BUS_ADDRESS");
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	sd_bus *bus = NULL;
+	bool vfio_status = false, hold = false;
+	char link[64], target[4096];
+	struct stat st;
+	ssize_t n;
+	int c, r, fd, received;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) >= 0) {
+		switch (c) {
+		case 'a':
+			address = optarg;
+			break;
+		case 's':
+			vfio_status = true;
+			break;
+		case 'H':
+			hold = true;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: iovd-open-device [--address ADDR] [--vfio-status] [--hold] ALLOCATION\n");
+		return 2;
+	}
+	if (address && *address) {
+		r = sd_bus_new(&bus);
+		if (r >= 0)
+			r = sd_bus_set_address(bus, address);
+		if (r >= 0)
+			r = sd_bus_set_bus_client(bus, 1);
+		if (r >= 0)
+			r = sd_bus_start(bus);
+	} else
+		r = sd_bus_open_system(&bus);
+	if (r < 0) {
+		fprintf(stderr, "iovd-open-device: cannot connect to %s: %s\n", address ?: "the system bus", strerror(-r));
+		return 1;
+	}
+	r = sd_bus_call_method(bus, "org.iovkit.iovd1", "/org/iovkit/iovd1", "org.iovkit.iovd1.Manager", "OpenDevice", &e,
+			       &reply, "o", argv[optind]);
+	if (r < 0) {
+		fprintf(stderr, "iovd-open-device: %s: %s\n", e.name ?: "error", e.message ?: strerror(-r));
+		return 1;
+	}
+	r = sd_bus_message_read(reply, "h", &received);
+	if (r < 0) {
+		fprintf(stderr, "iovd-open-device: reading the reply: %s\n", strerror(-r));
+		return 1;
+	}
+	/* the message owns the descriptor it carries */
+	fd = fcntl(received, F_DUPFD_CLOEXEC, 3);
+	sd_bus_message_unref(reply);
+	sd_bus_flush_close_unref(bus);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "iovd-open-device: the descriptor received is unusable: %m\n");
+		return 1;
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	target[n > 0 ? n : 0] = '\0';
+	printf("{\"path\": ");
+	json_string(target);
+	printf(", \"type\": \"%s\", \"access\": \"%s\", \"rdev\": \"%u:%u\"", file_type(st.st_mode),
+	       (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR ? "rw" : "other", major(st.st_rdev), minor(st.st_rdev));
+	if (vfio_status) {
+		struct vfio_group_status status = { .argsz = sizeof(status) };
+
+		if (ioctl(fd, VFIO_GROUP_GET_STATUS, &status) < 0) {
+			printf("}\n");
+			fprintf(stderr, "iovd-open-device: VFIO_GROUP_GET_STATUS on %s: %m\n", target);
+			return 1;
+		}
+		printf(", \"vfio_status\": {\"viable\": %s, \"container_set\": %s}",
+		       status.flags & VFIO_GROUP_FLAGS_VIABLE ? "true" : "false",
+		       status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET ? "true" : "false");
+	}
+	printf("}\n");
+	fflush(stdout);
+	if (hold) {
+		char buf[256];
+
+		while (read(STDIN_FILENO, buf, sizeof(buf)) > 0)
+			;
+	}
+	close(fd);
+	return 0;
+}
