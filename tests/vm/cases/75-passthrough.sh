@@ -120,7 +120,10 @@ run_iovctl 0 passthrough release "$BDF"
 # --- a prepare killed after its record, before any move: release cleans up
 if command -v flock >/dev/null; then
     mkdir -p /run/iovkit
-    flock /run/iovkit/lock sleep 60 &   # the bind lock: the group bind waits for it
+    # The bind lock, held by one process that dies with `kill`: flock(1)
+    # with a command would leave that command holding the inherited fd
+    # (and the lock) after flock itself is killed.
+    (exec 8>/run/iovkit/lock && flock 8 && exec sleep 60) &
     holder=$!
     wait_for 5 bash -c '! flock -n /run/iovkit/lock true' || fail "lock holder did not start"
     "$IOVCTL" --timeout 50000 passthrough prepare "$BDF" >/dev/null 2>&1 &
