@@ -197,6 +197,10 @@ bench-vfio: all $(VFIO_BENCH)
 check-vm: all
 	tests/vm/build-netdevsim --optional
 	tests/vm/run-tests
+# The VFIO cases again, in iommufd and container mode, on a self-built 6.12
+# kernel (tests/vm/build-kernel: ~15 min once, then cached); a visible SKIP
+# when it cannot be built here.
+	tests/vm/run-tests --kernel iommufd --vfio-cases
 
 check: check-unit check-cli check-host check-daemon check-vm
 

@@ -30,8 +30,10 @@ static const char info_help[] =
 	"the valid IOVA ranges, IOMMU page sizes and dma_avail (DMA mappings still\n"
 	"allowed).\n"
 	"\n"
-	"  --mode MODE      auto (default), container (type1v2, else type1), type1v2,\n"
-	"                   type1, iommufd (not implemented yet)\n"
+	"  --mode MODE      auto (default: iommufd when /dev/iommu and the device's\n"
+	"                   VFIO cdev exist, else the container), container (type1v2,\n"
+	"                   else type1), type1v2, type1, iommufd (/dev/iommu and\n"
+	"                   /dev/vfio/devices/vfioN; dma_avail is unlimited there)\n"
 	"  --vf-token UUID  VF token, to open a VF whose PF is on vfio-pci\n";
 
 static const char selftest_help[] =
@@ -339,7 +341,10 @@ static int vfio_info(struct cli *cli, int argc, char **argv)
 		for (uint64_t p = pgsizes; p; p &= p - 1)
 			json_object_array_add(a, json_object_new_uint64(p & -p));
 		json_object_object_add(o, "page_sizes", a);
-		json_object_object_add(o, "dma_avail", json_object_new_int64(avail));
+		/* null: iommufd has no limit on the number of mappings */
+		json_object_object_add(o, "dma_avail", avail == IOVK_VFIO_DMA_AVAIL_UNLIMITED
+							       ? NULL
+							       : json_object_new_int64(avail));
 		json_object_object_add(o, "dma_avail_reported", json_object_new_boolean(reported));
 		json_object_object_add(o, "config_header", json_object_new_string(hex));
 		print_json(o);
@@ -357,7 +362,10 @@ static int vfio_info(struct cli *cli, int argc, char **argv)
 			size_text(p & -p, sz);
 			printf(" %s", sz);
 		}
-		printf("\n  dma_avail:    %" PRIu32 "%s\n", avail, reported ? "" : " (assumed: the kernel does not say)");
+		if (avail == IOVK_VFIO_DMA_AVAIL_UNLIMITED)
+			printf("\n  dma_avail:    unlimited (iommufd has no limit on the number of mappings)\n");
+		else
+			printf("\n  dma_avail:    %" PRIu32 "%s\n", avail, reported ? "" : " (assumed: the kernel does not say)");
 		printf("  iova ranges: ");
 		for (size_t i = 0; i < n_ranges; i++)
 			printf("%s 0x%" PRIx64 "-0x%" PRIx64, i ? "," : "", ranges[i].start, ranges[i].end);
@@ -450,10 +458,16 @@ static void step_iommu_info(struct report *rep, struct vfio_cmd *c)
 		size_text(p & -p, sz);
 		len += (size_t)snprintf(sizes + len, sizeof(sizes) - len, "%s%s", len ? "," : "", sz);
 	}
-	step(rep, "iommu-info", PASS, "%s (%s): %zu IOVA range(s) from 0x%" PRIx64 " to 0x%" PRIx64
-	     ", page sizes %s, dma_avail %" PRIu32 "%s",
-	     iovk_vfio_iommu_get_backend(c->iommu), iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c->iommu)), n,
-	     ranges[0].start, ranges[n - 1].end, sizes, avail, reported ? "" : " (assumed)");
+	if (avail == IOVK_VFIO_DMA_AVAIL_UNLIMITED)
+		step(rep, "iommu-info", PASS, "%s (%s): %zu IOVA range(s) from 0x%" PRIx64 " to 0x%" PRIx64
+		     ", minimum IOVA alignment %s, dma_avail unlimited",
+		     iovk_vfio_iommu_get_backend(c->iommu), iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c->iommu)),
+		     n, ranges[0].start, ranges[n - 1].end, sizes);
+	else
+		step(rep, "iommu-info", PASS, "%s (%s): %zu IOVA range(s) from 0x%" PRIx64 " to 0x%" PRIx64
+		     ", page sizes %s, dma_avail %" PRIu32 "%s",
+		     iovk_vfio_iommu_get_backend(c->iommu), iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c->iommu)),
+		     n, ranges[0].start, ranges[n - 1].end, sizes, avail, reported ? "" : " (assumed)");
 }
 
 /* Reads a sysfs attribute of the device holding a hex number; -1 when unreadable. */
@@ -670,11 +684,17 @@ static void step_dma_map(struct report *rep, struct vfio_cmd *c, bool huge)
 		     avail0, avail1, avail2);
 		goto out;
 	}
-	step(rep, name, PASS,
-	     "mapped a %" PRIu64 "-byte memfd buffer (%zu-byte pages) at IOVA 0x%" PRIx64 " and unmapped it; "
-	     "dma_avail %" PRIu32 " -> %" PRIu32 " -> %" PRIu32 "%s",
-	     size, iovk_vfio_buffer_get_page_size(buf), iova, avail0, avail1, avail2,
-	     reported ? "" : " (assumed: the kernel does not report it)");
+	if (avail0 == IOVK_VFIO_DMA_AVAIL_UNLIMITED)
+		step(rep, name, PASS,
+		     "mapped a %" PRIu64 "-byte memfd buffer (%zu-byte pages) at IOVA 0x%" PRIx64 " and unmapped it; "
+		     "dma_avail unlimited (iommufd)",
+		     size, iovk_vfio_buffer_get_page_size(buf), iova);
+	else
+		step(rep, name, PASS,
+		     "mapped a %" PRIu64 "-byte memfd buffer (%zu-byte pages) at IOVA 0x%" PRIx64 " and unmapped it; "
+		     "dma_avail %" PRIu32 " -> %" PRIu32 " -> %" PRIu32 "%s",
+		     size, iovk_vfio_buffer_get_page_size(buf), iova, avail0, avail1, avail2,
+		     reported ? "" : " (assumed: the kernel does not report it)");
 out:
 	iovk_vfio_buffer_free(buf);
 }

@@ -164,6 +164,21 @@ static int range_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+int vfio_iova_ranges_sort_check(struct iovk_iova_range *ranges, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ranges[i].start > ranges[i].end)
+			return -EBADMSG;
+	/* The kernel sends them sorted; do not depend on it, but refuse
+	 * overlaps: an address in two ranges means the list is corrupt. */
+	if (n > 1)
+		qsort(ranges, n, sizeof(*ranges), range_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (ranges[i].start <= ranges[i - 1].end)
+			return -EBADMSG;
+	return 0;
+}
+
 _public_ void iovk_vfio_iommu_info_clear(struct iovk_vfio_iommu_info *info)
 {
 	if (!info)
@@ -201,14 +216,10 @@ static int parse_iova_ranges(const uint8_t *buf, const struct iovk_vfio_cap *c, 
 		}
 		ranges[i] = (struct iovk_iova_range){ .start = v.start, .end = v.end };
 	}
-	/* The kernel sends them sorted; do not depend on it, but refuse
-	 * overlaps: an address in two ranges means the list is corrupt. */
-	qsort(ranges, h.nr_iovas, sizeof(*ranges), range_cmp);
-	for (uint32_t i = 1; i < h.nr_iovas; i++)
-		if (ranges[i].start <= ranges[i - 1].end) {
-			free(ranges);
-			return -EBADMSG;
-		}
+	if (vfio_iova_ranges_sort_check(ranges, h.nr_iovas) < 0) {
+		free(ranges);
+		return -EBADMSG;
+	}
 	info->has_iova_ranges = true;
 	info->iova_ranges = ranges;
 	info->n_iova_ranges = h.nr_iovas;

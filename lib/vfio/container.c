@@ -85,13 +85,12 @@ static void container_close(struct iovk_vfio_iommu *iommu)
 	iommu->fd = -1;
 }
 
-/* "IOMMU group N is not viable: <who blocks>", from sysfs. */
-static int not_viable_error(struct iovk_ctx *ctx, const char *address, int group)
+size_t vfio_group_blockers(struct iovk_ctx *ctx, int group, char *buf, size_t size)
 {
 	struct iovk_iommu_group *g = NULL;
-	char who[700] = "";
 	size_t len = 0, n = 0;
 
+	buf[0] = '\0';
 	if (iovk_iommu_group_new(ctx, group, &g) >= 0) {
 		for (struct iovk_device *const *d = iovk_iommu_group_get_devices(g); *d; d++) {
 			const char *reason = NULL;
@@ -99,13 +98,19 @@ static int not_viable_error(struct iovk_ctx *ctx, const char *address, int group
 			if (iovk_device_is_vfio_safe(*d, &reason))
 				continue;
 			n++;
-			if (len < sizeof(who))
-				len += (size_t)snprintf(who + len, sizeof(who) - len, "%s%s", len ? "; " : "",
-							reason);
+			if (len < size)
+				len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? "; " : "", reason);
 		}
 		iovk_iommu_group_unref(g);
 	}
-	if (n == 0)
+	return n;
+}
+
+int vfio_not_viable_error(struct iovk_ctx *ctx, const char *address, int group)
+{
+	char who[700];
+
+	if (vfio_group_blockers(ctx, group, who, sizeof(who)) == 0)
 		return set_error(ctx, -EBUSY,
 				 "%s: IOMMU group %d is not viable: the kernel says a member is still "
 				 "owned by a kernel driver, yet every PCI member looks VFIO-safe (a non-PCI "
@@ -183,7 +188,7 @@ static int attach_group(struct iovk_vfio_iommu *iommu, const char *address, int 
 	if (r < 0)
 		return set_error(ctx, r, "%s: VFIO_GROUP_GET_STATUS on %s: %s", address, path, strerror(-r));
 	if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE))
-		return not_viable_error(ctx, address, group);
+		return vfio_not_viable_error(ctx, address, group);
 	if (status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET)
 		/* We just opened it and group fds are exclusive: cannot happen
 		 * on a sane kernel. */

@@ -213,15 +213,15 @@ _public_ int iovk_vfio_device_open(struct iovk_vfio_iommu *iommu, const char *ad
 	dev->group = iovk_device_get_iommu_group(d);
 	iovk_device_unref(d);
 
-	r = iommu->ops->attach_device(iommu, dev->address, dev->group, vf_token, &dev->fd);
+	r = vfio_iommu_attach_device(iommu, dev->address, dev->group, vf_token, &dev->fd);
 	if (r >= 0)
 		r = read_device(dev);
 	if (r < 0) {
 		iovk_vfio_device_unref(dev);
 		return r;
 	}
-	log_debug(ctx, "%s: opened through VFIO (%s, group %d): %zu regions, %zu IRQ indexes", dev->address,
-		  iovk_vfio_mode_to_string(iommu->mode), dev->group, dev->n_regions, dev->n_irqs);
+	log_debug(ctx, "%s: opened through VFIO (%s, %s, group %d): %zu regions, %zu IRQ indexes", dev->address,
+		  iommu->ops->backend, iovk_vfio_mode_to_string(iommu->mode), dev->group, dev->n_regions, dev->n_irqs);
 	*ret_device = dev;
 	return 0;
 }
@@ -257,8 +257,11 @@ _public_ struct iovk_vfio_device *iovk_vfio_device_unref(struct iovk_vfio_device
 	for (size_t i = 0; dev->maps && i < dev->n_regions; i++)
 		if (dev->maps[i].addr)
 			munmap(dev->maps[i].addr, dev->maps[i].size);
-	if (dev->fd >= 0)
+	if (dev->fd >= 0) {
+		if (dev->iommu->ops->detach_device)
+			dev->iommu->ops->detach_device(dev->iommu, dev->address, dev->fd);
 		close(dev->fd);
+	}
 	free(dev->regions);
 	free(dev->maps);
 	free(dev->irqs);

@@ -33,13 +33,26 @@ _public_ int iovk_vfio_mode_from_string(const char *s, enum iovk_vfio_mode *ret_
 	return -EINVAL;
 }
 
-static const struct vfio_iommu_ops *ops_for_mode(enum iovk_vfio_mode mode)
+/* iommufd with VFIO cdevs: /dev/iommu, and /dev/vfio/devices (vfio loaded with CONFIG_VFIO_DEVICE_CDEV). */
+static bool have_iommufd_nodes(struct iovk_ctx *ctx)
+{
+	_cleanup_free_ char *iommu = dev_path(ctx, "/iommu");
+	_cleanup_free_ char *cdevs = dev_path(ctx, "/vfio/devices");
+
+	return iommu && cdevs && path_exists(iommu) && path_exists(cdevs);
+}
+
+static const struct vfio_iommu_ops *ops_for_mode(struct iovk_ctx *ctx, enum iovk_vfio_mode mode)
 {
 	switch (mode) {
 	case IOVK_VFIO_MODE_AUTO:
-		/* iommufd first once it is implemented (it is the kernel's
-		 * future: the container is a compatibility layer since 6.2);
-		 * Debian's 6.1 and 6.12 kernels are built without it anyway. */
+		/* iommufd first: it is the kernel's future (the container has
+		 * been a compatibility layer since 6.2, and new features such
+		 * as nested translation and PASID are iommufd-only). Debian's
+		 * 6.1 and 6.12 kernels are built without it. */
+		if (have_iommufd_nodes(ctx))
+			return &vfio_iommufd_ops;
+		return &vfio_container_ops;
 	case IOVK_VFIO_MODE_CONTAINER:
 	case IOVK_VFIO_MODE_TYPE1V2:
 	case IOVK_VFIO_MODE_TYPE1:
@@ -53,11 +66,12 @@ static const struct vfio_iommu_ops *ops_for_mode(enum iovk_vfio_mode mode)
 
 _public_ int iovk_vfio_iommu_new(struct iovk_ctx *ctx, enum iovk_vfio_mode mode, struct iovk_vfio_iommu **ret_iommu)
 {
-	const struct vfio_iommu_ops *ops = ops_for_mode(mode);
+	const struct vfio_iommu_ops *ops;
 	struct iovk_vfio_iommu *iommu;
 	int r;
 
 	clear_error(ctx);
+	ops = ops_for_mode(ctx, mode);
 	if (!ops)
 		return set_error(ctx, -EINVAL, "%d is not a VFIO IOMMU mode", (int)mode);
 	iommu = calloc(1, sizeof(*iommu));
@@ -66,11 +80,21 @@ _public_ int iovk_vfio_iommu_new(struct iovk_ctx *ctx, enum iovk_vfio_mode mode,
 	iommu->n_ref = 1;
 	iommu->ctx = iovk_ctx_ref(ctx);
 	iommu->mode = mode;
+	iommu->auto_mode = mode == IOVK_VFIO_MODE_AUTO;
 	iommu->ops = ops;
 	iommu->fd = -1;
 	r = iovk_vfio_mapping_list_new(&iommu->mappings);
 	if (r >= 0)
 		r = ops->open(iommu);
+	if (r < 0 && iommu->auto_mode && ops != &vfio_container_ops) {
+		/* /dev/iommu exists but cannot be used (e.g. permissions
+		 * differ from /dev/vfio's): the container may still work. */
+		log_debug(ctx, "iommufd unusable, trying the VFIO container: %s", ctx->error);
+		ops->close(iommu);
+		iommu->ops = ops = &vfio_container_ops;
+		clear_error(ctx);
+		r = ops->open(iommu);
+	}
 	if (r < 0) {
 		iovk_vfio_iommu_unref(iommu);
 		return r;
@@ -133,6 +157,29 @@ static int not_ready(const struct iovk_vfio_iommu *iommu)
 			 "the VFIO %s has no device yet: the kernel sets its IOMMU type, and can describe "
 			 "it, only once a device's group joined",
 			 iommu->ops->backend);
+}
+
+int vfio_iommu_attach_device(struct iovk_vfio_iommu *iommu, const char *address, int group, const char *vf_token,
+			     int *ret_device_fd)
+{
+	int r;
+
+	r = iommu->ops->attach_device(iommu, address, group, vf_token, ret_device_fd);
+	/* The iommufd backend says -EOPNOTSUPP only when this device cannot
+	 * use it at all (no cdev; a VF token the cdev cannot take). Before
+	 * any device joined nothing is lost by switching: no mapping can
+	 * exist yet. */
+	if (r != -EOPNOTSUPP || !iommu->auto_mode || iommu->ready || iommu->ops == &vfio_container_ops)
+		return r;
+	log_debug(iommu->ctx, "%s: using the VFIO container instead of iommufd: %s", address, iommu->ctx->error);
+	iommu->ops->close(iommu);
+	iommu->ops = &vfio_container_ops;
+	iommu->mode = IOVK_VFIO_MODE_AUTO;
+	clear_error(iommu->ctx);
+	r = iommu->ops->open(iommu);
+	if (r < 0)
+		return r;
+	return iommu->ops->attach_device(iommu, address, group, vf_token, ret_device_fd);
 }
 
 int vfio_iommu_update_info(struct iovk_vfio_iommu *iommu)
@@ -226,7 +273,9 @@ _public_ int iovk_vfio_iommu_get_dma_avail(struct iovk_vfio_iommu *iommu, uint32
 	r = iommu->ops->query_info(iommu, &info);
 	if (r < 0)
 		return r;
-	if (info.has_dma_avail)
+	if (iommu->ops->unlimited_mappings)
+		*ret_avail = IOVK_VFIO_DMA_AVAIL_UNLIMITED;
+	else if (info.has_dma_avail)
 		*ret_avail = info.dma_avail;
 	else
 		*ret_avail = n >= IOVK_VFIO_DEFAULT_DMA_AVAIL ? 0 : IOVK_VFIO_DEFAULT_DMA_AVAIL - (uint32_t)n;
@@ -264,6 +313,15 @@ static uint64_t map_alignment(const struct iovk_vfio_iommu *iommu, uint64_t size
 {
 	uint64_t best = min_page(iommu);
 
+	if (iommu->ops->pgsizes_unknown) {
+		/* iommufd does not tell the IOMMU's page sizes: align to the
+		 * largest power of two not above size, up to 1 GiB (the
+		 * largest IOMMU page x86 and arm64 have), so whatever huge
+		 * pages the IOMMU has fit. */
+		while (best < (UINT64_C(1) << 30) && best * 2 <= size)
+			best *= 2;
+		return best;
+	}
 	for (uint64_t p = iommu->info.pgsizes; p; p &= p - 1) {
 		uint64_t bit = p & -p;
 

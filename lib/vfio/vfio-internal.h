@@ -10,13 +10,21 @@ struct iovk_vfio_iommu;
 
 /*
  * One backend of an IOMMU address space, the way the kernel's VFIO
- * selftests library keys its struct iommu on a mode: the container
- * (type1v2/type1) today, iommufd later. Every hook returns 0 or -errno and
- * has already put a description naming the device or node into the
- * context's error when it fails.
+ * selftests library keys its struct iommu on a mode: the legacy container
+ * (type1v2/type1) and native iommufd (an IOAS, devices through their VFIO
+ * cdevs). Every hook returns 0 or -errno and has already put a description
+ * naming the device or node into the context's error when it fails.
  */
 struct vfio_iommu_ops {
 	const char *backend; /* "container", "iommufd" */
+	/*
+	 * iommufd says neither how many mappings are left (it has no
+	 * dma_entry_limit) nor the IOMMU's page sizes (only the minimum IOVA
+	 * alignment): dma_avail is then IOVK_VFIO_DMA_AVAIL_UNLIMITED, and
+	 * IOVAs are aligned naturally so that huge IOMMU pages stay usable.
+	 */
+	bool unlimited_mappings;
+	bool pgsizes_unknown;
 	/* Opens the backend's node and checks the kernel offers what the mode needs. */
 	int (*open)(struct iovk_vfio_iommu *iommu);
 	/* Releases groups/devices bookkeeping and closes the node. */
@@ -28,6 +36,12 @@ struct vfio_iommu_ops {
 	 */
 	int (*attach_device)(struct iovk_vfio_iommu *iommu, const char *address, int group, const char *vf_token,
 			     int *ret_device_fd);
+	/*
+	 * Optional: takes an attached device out of the address space before
+	 * its fd is closed (iommufd: VFIO_DEVICE_DETACH_IOMMUFD_PT). Best
+	 * effort; closing the fd undoes it anyway.
+	 */
+	void (*detach_device)(struct iovk_vfio_iommu *iommu, const char *address, int device_fd);
 	/* Reads page sizes, valid IOVA ranges and dma_avail from the kernel. */
 	int (*query_info)(struct iovk_vfio_iommu *iommu, struct iovk_vfio_iommu_info *ret_info);
 	/* Returns the kernel's -errno unchanged (the caller explains it). */
@@ -46,12 +60,16 @@ struct vfio_group {
 struct iovk_vfio_iommu {
 	int n_ref;
 	struct iovk_ctx *ctx;
-	enum iovk_vfio_mode mode; /* as asked; TYPE1V2/TYPE1 once the container's type is set */
+	/* as asked; TYPE1V2/TYPE1 once the container's type is set, IOMMUFD for iommufd */
+	enum iovk_vfio_mode mode;
+	bool auto_mode; /* asked for AUTO: the backend may still change until a device joins */
 	const struct vfio_iommu_ops *ops;
-	int fd;
+	int fd; /* the container, or the iommufd */
 	bool ready; /* a device joined: the IOMMU type is set and info was read */
-	struct vfio_group *groups;
+	struct vfio_group *groups; /* container */
 	size_t n_groups;
+	uint32_t ioas_id;  /* iommufd: the IOAS all devices attach to */
+	size_t n_devices;  /* iommufd: devices attached */
 	struct iovk_vfio_iommu_info info;
 	struct iovk_iova_allocator *allocator;
 	struct iovk_vfio_mapping_list *mappings;
@@ -74,6 +92,28 @@ int vfio_iommu_update_info(struct iovk_vfio_iommu *iommu);
  */
 int vfio_info_ioctl(int fd, unsigned long request, size_t min_size, void (*fill_fn)(void *buf, void *userdata),
 		    void *userdata, void **ret_buf, size_t *ret_size);
+
+/*
+ * Attaches a device through the backend; in AUTO mode, before any device
+ * joined, falls back from iommufd to the container when the device cannot
+ * use iommufd (no VFIO cdev, or a VF token this kernel's cdev cannot take).
+ */
+int vfio_iommu_attach_device(struct iovk_vfio_iommu *iommu, const char *address, int group, const char *vf_token,
+			     int *ret_device_fd);
+
+/* Sorts ranges in place and checks them: 0, or -EBADMSG for an inverted or overlapping range. */
+int vfio_iova_ranges_sort_check(struct iovk_iova_range *ranges, size_t n);
+
+/*
+ * "address: IOMMU group N is not viable: <every blocking device and its
+ * driver>", from sysfs; returns -EBUSY.
+ */
+int vfio_not_viable_error(struct iovk_ctx *ctx, const char *address, int group);
+/* The members of a group that keep it from being viable ("<bdf> is bound to <driver>; ..."), and their number. */
+size_t vfio_group_blockers(struct iovk_ctx *ctx, int group, char *buf, size_t size);
+
+/* lib/vfio/iommufd.c: struct iommu_iova_range[n] -> sorted, checked ranges (malloc'd). */
+int vfio_iommufd_ranges_convert(const void *kranges, size_t n, struct iovk_iova_range **ret_ranges);
 
 /* ioctl(2) that retries on EINTR and returns 0/positive or -errno. */
 int vfio_ioctl(int fd, unsigned long request, void *arg);

@@ -23,16 +23,45 @@ Test(vfio_fixture, container_node_missing_or_fake)
 	iovk_ctx_unref(ctx);
 }
 
-Test(vfio_fixture, iommufd_is_not_implemented_yet)
+Test(vfio_fixture, iommufd_without_kernel_support)
 {
 	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
 	struct iovk_vfio_iommu *iommu = NULL;
 
-	cr_assert_eq(iovk_vfio_iommu_new(ctx, IOVK_VFIO_MODE_IOMMUFD, &iommu), -EOPNOTSUPP);
-	cr_expect(strstr(iovk_ctx_get_error(ctx), "iommufd backend is not implemented yet"), "%s",
+	/* the fixture has no /dev/iommu: a kernel without CONFIG_IOMMUFD */
+	cr_assert_eq(iovk_vfio_iommu_new(ctx, IOVK_VFIO_MODE_IOMMUFD, &iommu), -ENOENT);
+	cr_assert_null(iommu);
+	cr_expect(strstr(iovk_ctx_get_error(ctx), "/dev/iommu does not exist: this kernel has no iommufd"), "%s",
 		  iovk_ctx_get_error(ctx));
+	cr_expect(strstr(iovk_ctx_get_error(ctx), "use the container backend"), "%s", iovk_ctx_get_error(ctx));
 	cr_assert_eq(iovk_vfio_iommu_new(ctx, _IOVK_VFIO_MODE_MAX, &iommu), -EINVAL);
 	cr_assert_null(iommu);
+	iovk_ctx_unref(ctx);
+}
+
+Test(vfio_fixture, iommufd_node_fake_and_auto_fallback)
+{
+	const char *root = fixture_copy("sriov-nic");
+	struct iovk_vfio_iommu *iommu = NULL;
+	struct iovk_ctx *ctx;
+	char path[PATH_MAX];
+	FILE *f;
+
+	/* /dev/iommu and /dev/vfio/devices present, but /dev/iommu is a plain file */
+	snprintf(path, sizeof(path), "%s/dev/iommu", root);
+	cr_assert_not_null(f = fopen(path, "we"));
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/dev/vfio/devices", root);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	ctx = fixture_ctx_at(root);
+	cr_assert_eq(iovk_vfio_iommu_new(ctx, IOVK_VFIO_MODE_IOMMUFD, &iommu), -ENOTTY);
+	cr_expect(strstr(iovk_ctx_get_error(ctx), "IOMMU_IOAS_ALLOC") && strstr(iovk_ctx_get_error(ctx), "not an iommufd"),
+		  "%s", iovk_ctx_get_error(ctx));
+	/* AUTO prefers iommufd here, finds it unusable and tries the container */
+	cr_assert_eq(iovk_vfio_iommu_new(ctx, IOVK_VFIO_MODE_AUTO, &iommu), -ENOTTY);
+	cr_assert_null(iommu);
+	cr_expect(strstr(iovk_ctx_get_error(ctx), "/dev/vfio/vfio is not a VFIO container"), "%s",
+		  iovk_ctx_get_error(ctx));
 	iovk_ctx_unref(ctx);
 }
 

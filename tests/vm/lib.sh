@@ -141,8 +141,27 @@ require_cmd() {
     for c in "$@"; do command -v "$c" >/dev/null || skip "needs $c"; done
 }
 
+# require_vfio_mode: the VFIO mode this run of the case tests, from
+# IOVKIT_VFIO_MODE (set by guest-run-tests for cases with a
+# `# vm-vfio-modes: container iommufd` line; default container), in VFIO_MODE,
+# and VFIO_MODE_ARGS=(--mode MODE) for iovctl vfio. Skips the case when the
+# kernel lacks the mode (iommufd: no /dev/iommu, e.g. Debian's 6.1).
+require_vfio_mode() {
+    VFIO_MODE=${IOVKIT_VFIO_MODE:-container}
+    case $VFIO_MODE in
+        container) ;;
+        iommufd)
+            [[ -e /dev/iommu ]] || skip "VFIO mode iommufd: no /dev/iommu (kernel $(uname -r) is built without CONFIG_IOMMUFD; tests/vm/run-tests --kernel iommufd boots one with it)" ;;
+        *) fail "unknown IOVKIT_VFIO_MODE '$VFIO_MODE' (container, iommufd)" ;;
+    esac
+    # shellcheck disable=SC2034  # for the cases
+    VFIO_MODE_ARGS=(--mode "$VFIO_MODE")
+    info "VFIO mode $VFIO_MODE, kernel $(uname -r)"
+}
+
 # load_netdevsim: load the out-of-tree netdevsim.ko built by
 # tests/vm/build-netdevsim (after psample); skip the case when it is not built.
+# Nothing to do on a kernel with netdevsim built in (tests/vm/build-kernel).
 load_netdevsim() {
     [[ -d /sys/bus/netdevsim ]] && return 0
     local ko

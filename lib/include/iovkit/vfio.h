@@ -7,10 +7,11 @@
  *
  * One struct iovk_vfio_iommu per IOMMU address space, one struct
  * iovk_vfio_device per opened device. The address space has a backend
- * chosen by a mode; today the legacy container (/dev/vfio/vfio with the
- * type1v2 IOMMU, falling back to type1) is implemented. The iommufd backend
- * (/dev/iommu and VFIO cdevs) will slot in behind the same calls; asking for
- * it now fails with -EOPNOTSUPP.
+ * chosen by a mode: the legacy container (/dev/vfio/vfio with the type1v2
+ * IOMMU, falling back to type1, devices through their group
+ * /dev/vfio/<group>) or native iommufd (/dev/iommu with one IOAS, devices
+ * through their VFIO cdev /dev/vfio/devices/vfioN; Linux 6.6+ built with
+ * CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV). The same calls work on both.
  *
  * Flags and indexes in this header are the kernel's own values from
  * <linux/vfio.h> (VFIO_REGION_INFO_FLAG_*, VFIO_IRQ_INFO_*,
@@ -18,7 +19,8 @@
  * independent of the installed kernel headers.
  *
  * Paths come from the context: <dev root>/vfio/vfio, <dev root>/vfio/<group>,
- * <sysfs root>/bus/pci/devices/<address>.
+ * <dev root>/iommu, <dev root>/vfio/devices/vfioN (named by
+ * <sysfs root>/bus/pci/devices/<address>/vfio-dev/vfioN).
  */
 #pragma once
 
@@ -119,6 +121,9 @@ struct iovk_vfio_iommu_info {
 	uint32_t dma_avail; /* mappings still allowed; 65535 assumed when the kernel does not say */
 };
 
+/* dma_avail of an iommufd address space: iommufd has no limit on the number of mappings. */
+#define IOVK_VFIO_DMA_AVAIL_UNLIMITED UINT32_MAX
+
 #define IOVK_VFIO_IOVA_RANGES_MAX 1024
 /* vfio_iommu_type1's default dma_entry_limit, assumed before 5.10 (no DMA_AVAIL capability). */
 #define IOVK_VFIO_DEFAULT_DMA_AVAIL 65535u
@@ -208,11 +213,17 @@ const struct iovk_vfio_mapping *iovk_vfio_mapping_list_get(const struct iovk_vfi
 /* ---- IOMMU address spaces ------------------------------------------------ */
 
 enum iovk_vfio_mode {
-	IOVK_VFIO_MODE_AUTO = 0,  /* the best backend this kernel has (today: the container) */
+	/*
+	 * iommufd when <dev root>/iommu and <dev root>/vfio/devices exist,
+	 * else the container; settled when the first device joins: a device
+	 * without a VFIO cdev, or a VF token the kernel's cdev cannot take
+	 * (before Linux 6.17), moves it to the container.
+	 */
+	IOVK_VFIO_MODE_AUTO = 0,
 	IOVK_VFIO_MODE_CONTAINER, /* legacy container: type1v2, falling back to type1 */
 	IOVK_VFIO_MODE_TYPE1V2,   /* legacy container with VFIO_TYPE1v2_IOMMU only */
 	IOVK_VFIO_MODE_TYPE1,     /* legacy container with VFIO_TYPE1_IOMMU only */
-	IOVK_VFIO_MODE_IOMMUFD,   /* /dev/iommu + VFIO cdev: not implemented yet */
+	IOVK_VFIO_MODE_IOMMUFD,   /* /dev/iommu (an IOAS) + VFIO cdevs */
 	_IOVK_VFIO_MODE_MAX,
 };
 
@@ -227,10 +238,12 @@ struct iovk_vfio_iommu;
  * Opens an IOMMU address space. For the container modes: opens
  * <dev root>/vfio/vfio, checks VFIO_API_VERSION and that the kernel offers
  * the IOMMU type(s) the mode allows; the type is set when the first device
- * joins (the kernel wants a group attached first). Returns 0, -ENOENT when
- * the VFIO device node is missing (vfio not loaded), -EOPNOTSUPP for
- * IOVK_VFIO_MODE_IOMMUFD or when the kernel offers none of the mode's IOMMU
- * types, -EINVAL for an unknown mode, or the errno of open(2).
+ * joins (the kernel wants a group attached first). For
+ * IOVK_VFIO_MODE_IOMMUFD: opens <dev root>/iommu and allocates an IOAS
+ * (IOMMU_IOAS_ALLOC). Returns 0, -ENOENT when the node is missing (vfio not
+ * loaded; for iommufd: a kernel without CONFIG_IOMMUFD, the error says so),
+ * -EOPNOTSUPP when the kernel offers none of the mode's IOMMU types,
+ * -EINVAL for an unknown mode, or the errno of open(2) or the ioctl.
  */
 int iovk_vfio_iommu_new(struct iovk_ctx *ctx, enum iovk_vfio_mode mode, struct iovk_vfio_iommu **ret_iommu);
 struct iovk_vfio_iommu *iovk_vfio_iommu_ref(struct iovk_vfio_iommu *iommu);
@@ -241,11 +254,14 @@ struct iovk_vfio_iommu *iovk_vfio_iommu_ref(struct iovk_vfio_iommu *iommu);
  */
 struct iovk_vfio_iommu *iovk_vfio_iommu_unref(struct iovk_vfio_iommu *iommu);
 
-/* The mode in use: TYPE1V2 or TYPE1 once a device joined, else the one asked for. */
+/*
+ * The mode in use: TYPE1V2 or TYPE1 once a device joined the container,
+ * IOMMUFD for iommufd, else the one asked for.
+ */
 enum iovk_vfio_mode iovk_vfio_iommu_get_mode(const struct iovk_vfio_iommu *iommu);
-/* "container" or "iommufd". */
+/* "container" or "iommufd" (in AUTO mode: the backend chosen, final once a device joined). */
 const char *iovk_vfio_iommu_get_backend(const struct iovk_vfio_iommu *iommu);
-/* The container (or iommufd) file descriptor, owned by the object. */
+/* The container (or iommufd) file descriptor, owned by the object (in AUTO mode it may change until a device joined). */
 int iovk_vfio_iommu_get_fd(const struct iovk_vfio_iommu *iommu);
 
 /*
@@ -260,8 +276,9 @@ int iovk_vfio_iommu_get_pgsizes(const struct iovk_vfio_iommu *iommu, uint64_t *r
  * Mappings the kernel still allows in this address space, asked from the
  * kernel now (VFIO_IOMMU_GET_INFO, DMA_AVAIL capability). Kernels before
  * 5.10 do not say: then 65535 (the default dma_entry_limit) minus the
- * mappings made, and *ret_reported (if given) false. Returns 0, -ENXIO
- * before any device joined, or the ioctl's errno.
+ * mappings made, and *ret_reported (if given) false. iommufd has no such
+ * limit: IOVK_VFIO_DMA_AVAIL_UNLIMITED, *ret_reported false. Returns 0,
+ * -ENXIO before any device joined, or the ioctl's errno.
  */
 int iovk_vfio_iommu_get_dma_avail(struct iovk_vfio_iommu *iommu, uint32_t *ret_avail, bool *ret_reported);
 
@@ -356,17 +373,29 @@ struct iovk_vfio_device_opts {
 /*
  * Opens the PCI device at address (any form iovk_pci_addr_parse() takes)
  * in the address space: checks that vfio-pci (or a vfio variant driver)
- * owns it, opens <dev root>/vfio/<group> (once per group), checks
- * VFIO_GROUP_FLAGS_VIABLE, attaches the group, sets the IOMMU type on the
- * first group, gets the device fd and reads its info, regions and IRQs.
+ * owns it, then for the container opens <dev root>/vfio/<group> (once per
+ * group), checks VFIO_GROUP_FLAGS_VIABLE, attaches the group, sets the IOMMU
+ * type on the first group and gets the device fd; for iommufd opens the
+ * device's cdev, binds it to the iommufd (VFIO_DEVICE_BIND_IOMMUFD) and
+ * attaches it to the IOAS (VFIO_DEVICE_ATTACH_IOMMUFD_PT). Then reads its
+ * info, regions and IRQs. The valid IOVA ranges are read again after every
+ * device joins (each can bring reserved regions).
+ *
+ * VF tokens with iommufd: passed in the bind (VFIO_DEVICE_BIND_FLAG_TOKEN,
+ * Linux 6.17+). Older kernels check no token on the cdev path at all; for a
+ * VF whose PF is on the same vfio driver iovkit then refuses to open it
+ * without a token (-EACCES, as the kernel does through the group), and with
+ * one (-EOPNOTSUPP: the kernel cannot check it; the container can).
  *
  * Returns 0 or: -EINVAL (malformed address or VF token), -ENODEV (no such
  * device, or no IOMMU group), -EBUSY (not bound to vfio-pci: the error says
  * "bind it first"; the group is not viable: the error names every blocking
- * device and its driver; the group is open in another process), -EACCES (a
- * VF token is required or wrong: the error says which), -EPERM (the kernel
- * refused the IOMMU type, e.g. without interrupt remapping), or another
- * errno, always with the device named in iovk_ctx_get_error().
+ * device and its driver; the group or the device is open in another
+ * process), -EACCES (a VF token is required or wrong: the error says
+ * which), -EPERM (the kernel refused the IOMMU type, e.g. without interrupt
+ * remapping), -EOPNOTSUPP (iommufd: the device has no VFIO cdev, or the
+ * kernel's cdev takes no VF token), or another errno, always with the
+ * device named in iovk_ctx_get_error().
  */
 int iovk_vfio_device_open(struct iovk_vfio_iommu *iommu, const char *address,
 			  const struct iovk_vfio_device_opts *opts, struct iovk_vfio_device **ret_device);
