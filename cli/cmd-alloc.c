@@ -20,7 +20,8 @@
 static const char pools_help[] =
 	"Usage: iovctl pools [--json] [--bus-address ADDR]\n"
 	"\n"
-	"List iovd's pools: the driver their VFs get, their PFs, VFs, allocated and free.\n"
+	"List iovd's pools: the driver their VFs get, their PFs, VFs, allocated and free,\n"
+	"and the VF settings an allocation gets unless 'iovctl alloc' says otherwise.\n"
 	"\n" BUS_OPTIONS_HELP;
 
 static const char allocations_help[] =
@@ -31,15 +32,25 @@ static const char allocations_help[] =
 	"\n" BUS_OPTIONS_HELP;
 
 static const char alloc_help[] =
-	"Usage: iovctl alloc [--json] [--driver vfio-pci|kernel] [--numa NODE] [--bus-address ADDR] POOL OWNER\n"
+	"Usage: iovctl alloc [--json] [--driver vfio-pci|kernel] [--numa NODE] [--mac MAC]\n"
+	"                    [--vlan VLANID [--qos QOS]] [--spoofchk on|off] [--trust on|off]\n"
+	"                    [--bus-address ADDR] POOL OWNER\n"
 	"\n"
 	"Ask iovd for a free VF of POOL for OWNER (a name of the caller's choosing, e.g.\n"
 	"an instance id; 'iovctl release' or ReleaseOwner gives the VFs back). Needs\n"
 	"root or iovd's configured group.\n"
 	"\n"
-	"  --driver D   vfio-pci (VFIO, for a guest) or kernel (its netdev driver);\n"
-	"               default: the pool's\n"
-	"  --numa NODE  prefer a VF on this NUMA node\n" BUS_OPTIONS_HELP;
+	"  --driver D         vfio-pci (VFIO, for a guest) or kernel (its netdev driver);\n"
+	"                     default: the pool's\n"
+	"  --numa NODE        prefer a VF on this NUMA node\n"
+	"\n"
+	"VF settings, set through the PF before the VF is handed out and put back at\n"
+	"release; each one given replaces the pool's default ('iovctl pools'):\n"
+	"  --mac MAC          the VF's admin MAC (00:00:00:00:00:00 clears it)\n"
+	"  --vlan VLANID      VLAN the PF enforces, 0 to 4095 (0: none)\n"
+	"  --qos QOS          802.1p priority of that VLAN, 0 to 7 (default 0)\n"
+	"  --spoofchk on|off  source MAC/VLAN anti-spoofing\n"
+	"  --trust on|off     let the VF change its MAC, go promiscuous, ...\n" BUS_OPTIONS_HELP;
 
 static const char release_help[] =
 	"Usage: iovctl release [--json] [--bus-address ADDR] ALLOCATION\n"
@@ -131,6 +142,105 @@ static uint64_t id_of(const char *path)
 
 /* ---- pools ------------------------------------------------------------------ */
 
+/* ListPools' keys as iovctl's JSON names them; others as they are. */
+static const char *json_key(const char *key)
+{
+	static const char *const names[][2] = {
+		{ "Driver", "driver" }, { "VFs", "vfs" }, { "Allocated", "allocated" },
+		{ "Free", "free" },     { "PFs", "pfs" }, { "VfDefaults", "vf_defaults" },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		if (strcmp(key, names[i][0]) == 0)
+			return names[i][1];
+	return key;
+}
+
+static int read_dict(sd_bus_message *m, struct json_object *o);
+
+/* A variant of the types iovd's dictionaries hold, as JSON; *ret stays NULL for other types (skipped). */
+static int read_variant_json(sd_bus_message *m, struct json_object **ret)
+{
+	union {
+		const char *s;
+		uint32_t u;
+		uint16_t q;
+		uint8_t y;
+		int b;
+	} x;
+	const char *contents;
+	int r;
+
+	r = sd_bus_message_peek_type(m, NULL, &contents);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'v', contents);
+	if (r < 0)
+		return r;
+	if (strcmp(contents, "a{sv}") == 0) {
+		*ret = json_object_new_object();
+		r = read_dict(m, *ret);
+	} else if (strcmp(contents, "as") == 0) {
+		*ret = json_object_new_array();
+		r = sd_bus_message_enter_container(m, 'a', "s");
+		while (r >= 0 && (r = sd_bus_message_read(m, "s", &x.s)) > 0)
+			json_object_array_add(*ret, json_object_new_string(x.s));
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+	} else if (strlen(contents) == 1 && strchr("suqyb", contents[0])) {
+		r = sd_bus_message_read_basic(m, contents[0], &x);
+		if (r >= 0)
+			*ret = contents[0] == 's'   ? json_object_new_string(x.s)
+			       : contents[0] == 'u' ? json_object_new_int64(x.u)
+			       : contents[0] == 'q' ? json_object_new_int(x.q)
+			       : contents[0] == 'y' ? json_object_new_int(x.y)
+						    : json_object_new_boolean(x.b);
+	} else
+		r = sd_bus_message_skip(m, contents);
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	return r;
+}
+
+/* An a{sv} of iovd's (a pool, VF settings) into the JSON object o. */
+static int read_dict(sd_bus_message *m, struct json_object *o)
+{
+	int r = sd_bus_message_enter_container(m, 'a', "{sv}");
+
+	while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		struct json_object *v = NULL;
+		const char *key;
+
+		r = sd_bus_message_read(m, "s", &key);
+		if (r >= 0)
+			r = read_variant_json(m, &v);
+		if (v)
+			json_object_object_add(o, json_key(key), v);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	return r;
+}
+
+/* VF settings in JSON as iproute2's words: "vlan 100 qos 0 trust on". */
+static void format_vf_settings(struct json_object *o, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	if (!o)
+		return;
+	json_object_object_foreach(o, key, val) {
+		const char *word = json_object_get_string(val);
+
+		if (json_object_is_type(val, json_type_boolean))
+			word = json_object_get_boolean(val) ? "on" : "off";
+		if (len < size)
+			len += (size_t)snprintf(buf + len, size - len, "%s%s %s", len ? " " : "", key, word);
+	}
+}
+
 int cmd_pools(struct cli *cli, int argc, char **argv)
 {
 	const char *address = NULL;
@@ -156,51 +266,15 @@ int cmd_pools(struct cli *cli, int argc, char **argv)
 	}
 	r = sd_bus_message_enter_container(reply, 'a', "(sa{sv})");
 	while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "sa{sv}")) > 0) {
-		struct json_object *o = json_object_new_object(), *pfs = json_object_new_array();
-		const char *name, *key;
+		struct json_object *o = json_object_new_object();
+		const char *name;
 
 		r = sd_bus_message_read(reply, "s", &name);
-		json_object_object_add(o, "name", json_object_new_string(name));
-		if (r >= 0)
-			r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-		while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-			const char *contents, *s;
-			uint32_t u;
-
-			r = sd_bus_message_read(reply, "s", &key);
-			if (r >= 0)
-				r = sd_bus_message_peek_type(reply, NULL, &contents);
-			if (r < 0)
-				break;
-			if (strcmp(contents, "s") == 0 && sd_bus_message_read(reply, "v", "s", &s) >= 0)
-				json_object_object_add(o, strcmp(key, "Driver") == 0 ? "driver" : key,
-						       json_object_new_string(s));
-			else if (strcmp(contents, "u") == 0 && sd_bus_message_read(reply, "v", "u", &u) >= 0)
-				json_object_object_add(o,
-						       strcmp(key, "VFs") == 0         ? "vfs"
-						       : strcmp(key, "Allocated") == 0 ? "allocated"
-						       : strcmp(key, "Free") == 0      ? "free"
-										       : key,
-						       json_object_new_int64(u));
-			else if (strcmp(contents, "as") == 0 && strcmp(key, "PFs") == 0) {
-				r = sd_bus_message_enter_container(reply, 'v', "as");
-				if (r >= 0)
-					r = sd_bus_message_enter_container(reply, 'a', "s");
-				while (r >= 0 && (r = sd_bus_message_read(reply, "s", &s)) > 0)
-					json_object_array_add(pfs, json_object_new_string(s));
-				if (r >= 0)
-					r = sd_bus_message_exit_container(reply);
-				if (r >= 0)
-					r = sd_bus_message_exit_container(reply);
-			} else
-				r = sd_bus_message_skip(reply, "v");
-			if (r >= 0)
-				r = sd_bus_message_exit_container(reply);
+		if (r >= 0) {
+			json_object_object_add(o, "name", json_object_new_string(name));
+			r = read_dict(reply, o);
 		}
-		json_object_object_add(o, "pfs", pfs);
 		json_object_array_add(list, o);
-		if (r >= 0)
-			r = sd_bus_message_exit_container(reply);
 		if (r >= 0)
 			r = sd_bus_message_exit_container(reply);
 	}
@@ -212,21 +286,22 @@ int cmd_pools(struct cli *cli, int argc, char **argv)
 		print_json(list);
 		return EXIT_OK;
 	}
-	printf("%-16s %-9s %5s %5s  %s\n", "POOL", "DRIVER", "VFS", "FREE", "PFS");
+	printf("%-16s %-9s %5s %5s  %-14s %s\n", "POOL", "DRIVER", "VFS", "FREE", "PFS", "VF DEFAULTS");
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
-		struct json_object *o = json_object_array_get_idx(list, i), *v, *pf;
-		char pfs[512] = "";
+		struct json_object *o = json_object_array_get_idx(list, i), *v, *pf = NULL;
+		char pfs[512] = "", defaults[256];
 		size_t len = 0;
 
 		json_object_object_get_ex(o, "pfs", &pf);
-		for (size_t j = 0; j < json_object_array_length(pf) && len < sizeof(pfs); j++)
+		for (size_t j = 0; pf && j < json_object_array_length(pf) && len < sizeof(pfs); j++)
 			len += (size_t)snprintf(pfs + len, sizeof(pfs) - len, "%s%s", j ? "," : "",
 						json_object_get_string(json_object_array_get_idx(pf, j)));
 		printf("%-16s %-9s", json_object_get_string(json_object_object_get_ex(o, "name", &v) ? v : NULL),
 		       json_object_get_string(json_object_object_get_ex(o, "driver", &v) ? v : NULL));
 		printf(" %5d", json_object_get_int(json_object_object_get_ex(o, "vfs", &v) ? v : NULL));
-		printf(" %5d  %s\n", json_object_get_int(json_object_object_get_ex(o, "free", &v) ? v : NULL),
-		       pfs[0] ? pfs : "-");
+		format_vf_settings(json_object_object_get_ex(o, "vf_defaults", &v) ? v : NULL, defaults, sizeof(defaults));
+		printf(" %5d  %-14s %s\n", json_object_get_int(json_object_object_get_ex(o, "free", &v) ? v : NULL),
+		       pfs[0] ? pfs : "-", defaults[0] ? defaults : "-");
 	}
 	json_object_put(list);
 	return EXIT_OK;
@@ -315,20 +390,28 @@ int cmd_allocations(struct cli *cli, int argc, char **argv)
 
 int cmd_alloc(struct cli *cli, int argc, char **argv)
 {
-	const char *address = NULL, *driver = NULL, *numa = NULL;
+	const char *address = NULL, *driver = NULL, *numa = NULL, *mac = NULL, *vlan = NULL, *qos = NULL,
+		   *spoofchk = NULL, *trust = NULL;
 	struct cmd_opt opts[] = {
 		{ bus_address_opt_name, true, &address },
 		{ "driver", true, &driver },
 		{ "numa", true, &numa },
+		{ "mac", true, &mac },
+		{ "vlan", true, &vlan },
+		{ "qos", true, &qos },
+		{ "spoofchk", true, &spoofchk },
+		{ "trust", true, &trust },
 		{},
 	};
 	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
 	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
-	const char *path, *vf, *node;
+	IOVK_VF_SETTINGS(settings);
+	const char *path, *vf, *node, *words[10];
+	char mac_text[IOVK_VF_MAC_STRING_MAX];
 	int32_t group;
 	long numa_node = -1;
-	int first, r;
+	int first, r, n_words = 0;
 
 	first = parse(cli, "alloc", alloc_help, argc, argv, opts, 2, "POOL and OWNER");
 	PARSE_OR_RETURN(first);
@@ -342,6 +425,19 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 		if (errno || *end || !*numa || numa_node < 0 || numa_node > 4095)
 			return usage_error(cli, "alloc", "--numa takes a NUMA node, 0 to 4095");
 	}
+	/* iproute2's words, checked by libiovkit as for 'iovctl vf set'; its
+	 * error names the word first, which is the option's name here. */
+	if (qos && !vlan)
+		return usage_error(cli, "alloc", "--qos needs --vlan (qos is the priority of the VLAN's tags)");
+	for (const char *const *w = (const char *const[]){ "mac", mac, "vlan", vlan, "qos", qos, "spoofchk", spoofchk,
+							   "trust", trust, NULL };
+	     *w; w += 2)
+		if (w[1]) {
+			words[n_words++] = w[0];
+			words[n_words++] = w[1];
+		}
+	if (n_words > 0 && iovk_vf_settings_parse(cli->ctx, n_words, (char *const *)words, &settings) < 0)
+		return usage_error(cli, "alloc", "--%s", iovk_ctx_get_error(cli->ctx));
 	if (connect_bus(cli, "alloc", address, &bus) < 0)
 		return EXIT_FAILED;
 	r = sd_bus_message_new_method_call(bus, &call, IOVD_NAME, IOVD_PATH, IOVD_IFACE, "Allocate");
@@ -353,6 +449,15 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 		r = sd_bus_message_append(call, "{sv}", "driver", "s", driver);
 	if (r >= 0 && numa)
 		r = sd_bus_message_append(call, "{sv}", "numa", "i", (int32_t)numa_node);
+	/* the types iovd's Allocate takes (iovd(8)) */
+	if (r >= 0 && (settings.fields & IOVK_VF_MAC))
+		r = sd_bus_message_append(call, "{sv}", "mac", "s", iovk_vf_format_mac(settings.mac, mac_text));
+	if (r >= 0 && (settings.fields & IOVK_VF_VLAN))
+		r = sd_bus_message_append(call, "{sv}{sv}", "vlan", "q", settings.vlan, "qos", "y", settings.qos);
+	if (r >= 0 && (settings.fields & IOVK_VF_SPOOFCHK))
+		r = sd_bus_message_append(call, "{sv}", "spoofchk", "b", (int)settings.spoofchk);
+	if (r >= 0 && (settings.fields & IOVK_VF_TRUST))
+		r = sd_bus_message_append(call, "{sv}", "trust", "b", (int)settings.trust);
 	if (r >= 0)
 		r = sd_bus_message_close_container(call);
 	if (r < 0)

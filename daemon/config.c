@@ -59,9 +59,72 @@ static int parse_unsigned(const char *path, struct json_object *o, const char *k
 	return 0;
 }
 
+/*
+ * A pool's default VF settings, in the words of Allocate's options. No
+ * "mac": an admin MAC is one VF's, and one for the whole pool would put the
+ * same address on every VF. qos goes with vlan, as for Allocate.
+ */
+static int parse_vf_defaults(const char *path, const char *pool, struct json_object *o, struct vf_config *ret)
+{
+	struct vf_config c = {};
+	bool has_qos = false;
+
+	if (!json_object_is_type(o, json_type_object)) {
+		log_error("%s: pool %s: \"vf_defaults\" must be an object", path, pool);
+		return -EINVAL;
+	}
+	json_object_object_foreach(o, key, val) {
+		if (strcmp(key, "vlan") == 0 || strcmp(key, "qos") == 0) {
+			unsigned max = key[0] == 'v' ? IOVK_VF_VLAN_MAX : IOVK_VF_QOS_MAX;
+			int64_t v = json_object_get_int64(val);
+
+			if (!json_object_is_type(val, json_type_int) || v < 0 || v > max) {
+				log_error("%s: pool %s: vf_defaults.%s must be a number from 0 to %u, not %s", path, pool,
+					  key, max, json_object_to_json_string(val));
+				return -EINVAL;
+			}
+			if (key[0] == 'v') {
+				c.vlan = (uint16_t)v;
+				c.fields |= IOVK_VF_VLAN;
+			} else {
+				c.qos = (uint8_t)v;
+				has_qos = true;
+			}
+		} else if (strcmp(key, "spoofchk") == 0 || strcmp(key, "trust") == 0) {
+			if (!json_object_is_type(val, json_type_boolean)) {
+				log_error("%s: pool %s: vf_defaults.%s must be true or false, not %s", path, pool, key,
+					  json_object_to_json_string(val));
+				return -EINVAL;
+			}
+			if (key[0] == 's') {
+				c.spoofchk = json_object_get_boolean(val);
+				c.fields |= IOVK_VF_SPOOFCHK;
+			} else {
+				c.trust = json_object_get_boolean(val);
+				c.fields |= IOVK_VF_TRUST;
+			}
+		} else if (strcmp(key, "mac") == 0) {
+			log_error("%s: pool %s: vf_defaults.mac: a MAC address belongs to one VF, not to a pool (every VF "
+				  "would get the same); give it with Allocate's option mac", path, pool);
+			return -EINVAL;
+		} else {
+			log_error("%s: pool %s: unknown key \"%s\" in \"vf_defaults\" (known: vlan, qos, spoofchk, trust)",
+				  path, pool, key);
+			return -EINVAL;
+		}
+	}
+	if (has_qos && !(c.fields & IOVK_VF_VLAN)) {
+		log_error("%s: pool %s: vf_defaults.qos needs vf_defaults.vlan (qos is the priority of the VLAN's tags)",
+			  path, pool);
+		return -EINVAL;
+	}
+	*ret = c;
+	return 0;
+}
+
 static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 {
-	struct json_object *pfs = NULL;
+	struct json_object *pfs = NULL, *vf_defaults = NULL;
 	size_t n;
 
 	if (!json_object_is_type(o, json_type_object))
@@ -74,6 +137,8 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 			p->name = strdup(json_object_get_string(val));
 		} else if (strcmp(key, "pfs") == 0) {
 			pfs = val;
+		} else if (strcmp(key, "vf_defaults") == 0) {
+			vf_defaults = val;
 		} else if (strcmp(key, "driver") == 0) {
 			const char *d = json_object_get_string(val);
 
@@ -99,6 +164,8 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 			  path, p->name);
 		return -EINVAL;
 	}
+	if (vf_defaults && parse_vf_defaults(path, p->name, vf_defaults, &p->vf_defaults) < 0)
+		return -EINVAL;
 	n = json_object_array_length(pfs);
 	p->selectors = calloc(n + 1, sizeof(char *));
 	if (!p->selectors)

@@ -45,10 +45,27 @@ enum pool_driver {
 	POOL_DRIVER_NONE,   /* leave the driver as it is: bookkeeping only */
 };
 
+/*
+ * VF settings that the PF enforces, as far as iovd applies them: the
+ * options mac, vlan (+ qos), spoofchk and trust of Allocate, and a pool's
+ * vf_defaults (all but mac).
+ */
+struct vf_config {
+	unsigned fields; /* enum iovk_vf_field bits: IOVK_VF_MAC, _VLAN, _SPOOFCHK, _TRUST */
+	uint8_t mac[6];  /* all zero: no admin MAC */
+	uint16_t vlan;   /* 0: none */
+	uint8_t qos;
+	uint16_t vlan_proto; /* IOVK_VF_VLAN_PROTO_*; 0 for 802.1Q */
+	bool spoofchk;
+	bool trust;
+};
+#define VF_CONFIG_FIELDS (IOVK_VF_MAC | IOVK_VF_VLAN | IOVK_VF_SPOOFCHK | IOVK_VF_TRUST)
+
 struct pool {
 	char *name;
 	char **selectors; /* as configured: BDF, netdev or vendor:device of PFs */
 	enum pool_driver driver;
+	struct vf_config vf_defaults; /* "vf_defaults": what Allocate applies unless its options say otherwise */
 	/* Inventory, read from sysfs by pool_scan(): */
 	char **pfs;      /* PF addresses, NULL-terminated */
 	char **vfs;      /* VF addresses, NULL-terminated */
@@ -66,21 +83,6 @@ struct config {
 	unsigned max_total;     /* allocations in all pools */
 	unsigned max_per_owner;
 };
-
-/*
- * VF settings that the PF enforces, as far as iovd applies them: the
- * options mac, vlan (+ qos), spoofchk and trust of Allocate.
- */
-struct vf_config {
-	unsigned fields; /* enum iovk_vf_field bits: IOVK_VF_MAC, _VLAN, _SPOOFCHK, _TRUST */
-	uint8_t mac[6];  /* all zero: no admin MAC */
-	uint16_t vlan;   /* 0: none */
-	uint8_t qos;
-	uint16_t vlan_proto; /* IOVK_VF_VLAN_PROTO_*; 0 for 802.1Q */
-	bool spoofchk;
-	bool trust;
-};
-#define VF_CONFIG_FIELDS (IOVK_VF_MAC | IOVK_VF_VLAN | IOVK_VF_SPOOFCHK | IOVK_VF_TRUST)
 
 struct allocation {
 	struct manager *manager;
@@ -192,6 +194,8 @@ void auth_free(struct manager *m);
 
 /* vf.c */
 bool vf_config_equal(const struct vf_config *a, const struct vf_config *b);
+/* Sets the fields of over in c, each field whole: vlan with its qos and protocol, as `ip link` does. */
+void vf_config_merge(struct vf_config *c, const struct vf_config *over);
 /* "mac 02:00:00:00:00:01 vlan 100 qos 3 spoofchk off trust on", iproute2's words */
 void vf_config_format(const struct vf_config *c, char *buf, size_t size);
 /* Applies want to the VF of a (PF pf), after saving what it replaces in a. */

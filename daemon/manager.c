@@ -664,6 +664,7 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	_cleanup_free_ char *node = NULL;
 	struct allocation *a = NULL, **list;
 	struct alloc_options o;
+	struct vf_config want;
 	const char *pool_name, *owner;
 	char driver[64] = "";
 	ssize_t vf = -1;
@@ -754,11 +755,17 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	/* Marked before anything changes: libiovkit refuses to remove the VF
 	 * from now on, also while the allocation waits for its commit. */
 	marker_set(m, a, true);
-	/* Settings before the driver: a guest never gets the VF unconfigured. */
-	if (o.vf.fields) {
-		r = vf_settings_apply(m, a, p->pfs[p->vf_pf[vf]], &o.vf, error);
-		if (r < 0)
+	/* Settings before the driver: a guest never gets the VF unconfigured.
+	 * The caller's options override the pool's defaults field by field. */
+	want = p->vf_defaults;
+	vf_config_merge(&want, &o.vf);
+	if (want.fields) {
+		r = vf_settings_apply(m, a, p->pfs[p->vf_pf[vf]], &want, error);
+		if (r < 0) {
+			if (p->vf_defaults.fields)
+				error_append(error, "; the settings include the vf_defaults of pool %s", p->name);
 			goto fail;
+		}
 	}
 	r = apply_driver(m, a, o.driver >= 0 ? (enum pool_driver)o.driver : p->driver, driver, error);
 	if (r < 0) {
@@ -990,6 +997,45 @@ static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error 
 
 /* ---- lists ----------------------------------------------------------------------------- */
 
+/* Opens the entry key of an a{sv} and its variant of signature sig; close_entry() closes both. */
+static int open_entry(sd_bus_message *reply, const char *key, const char *sig)
+{
+	int r = sd_bus_message_open_container(reply, 'e', "sv");
+
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "s", key);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'v', sig);
+	return r;
+}
+
+static int close_entry(sd_bus_message *reply)
+{
+	int r = sd_bus_message_close_container(reply);
+
+	return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+/* VF settings as an a{sv} of Allocate's option names and types. */
+static int append_vf_config(sd_bus_message *reply, const struct vf_config *c)
+{
+	char mac[IOVK_VF_MAC_STRING_MAX];
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'a', "{sv}");
+	if (r >= 0 && (c->fields & IOVK_VF_MAC))
+		r = sd_bus_message_append(reply, "{sv}", "mac", "s", iovk_vf_format_mac(c->mac, mac));
+	if (r >= 0 && (c->fields & IOVK_VF_VLAN))
+		r = sd_bus_message_append(reply, "{sv}{sv}", "vlan", "q", c->vlan, "qos", "y", c->qos);
+	if (r >= 0 && (c->fields & IOVK_VF_SPOOFCHK))
+		r = sd_bus_message_append(reply, "{sv}", "spoofchk", "b", (int)c->spoofchk);
+	if (r >= 0 && (c->fields & IOVK_VF_TRUST))
+		r = sd_bus_message_append(reply, "{sv}", "trust", "b", (int)c->trust);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
 static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	struct manager *m = userdata;
@@ -1018,17 +1064,17 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 						  "VFs", "u", (uint32_t)p->n_vfs, "Allocated", "u", allocated, "Free", "u",
 						  (uint32_t)p->n_vfs - allocated);
 		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'e', "sv");
-		if (r >= 0)
-			r = sd_bus_message_append(reply, "s", "PFs");
-		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'v', "as");
+			r = open_entry(reply, "PFs", "as");
 		if (r >= 0)
 			r = sd_bus_message_append_strv(reply, p->pfs ?: (char *[]){ NULL });
 		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
+			r = close_entry(reply);
 		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
+			r = open_entry(reply, "VfDefaults", "a{sv}");
+		if (r >= 0)
+			r = append_vf_config(reply, &p->vf_defaults);
+		if (r >= 0)
+			r = close_entry(reply);
 		if (r >= 0)
 			r = sd_bus_message_close_container(reply);
 		if (r >= 0)
@@ -1099,22 +1145,8 @@ static int property_vf_settings(sd_bus *bus, const char *path, const char *inter
 				sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	struct allocation *a = userdata;
-	const struct vf_config *c = &a->vf_applied;
-	char mac[IOVK_VF_MAC_STRING_MAX];
-	int r;
 
-	r = sd_bus_message_open_container(reply, 'a', "{sv}");
-	if (r >= 0 && a->vf_pf && (c->fields & IOVK_VF_MAC))
-		r = sd_bus_message_append(reply, "{sv}", "mac", "s", iovk_vf_format_mac(c->mac, mac));
-	if (r >= 0 && a->vf_pf && (c->fields & IOVK_VF_VLAN))
-		r = sd_bus_message_append(reply, "{sv}{sv}", "vlan", "q", c->vlan, "qos", "y", c->qos);
-	if (r >= 0 && a->vf_pf && (c->fields & IOVK_VF_SPOOFCHK))
-		r = sd_bus_message_append(reply, "{sv}", "spoofchk", "b", (int)c->spoofchk);
-	if (r >= 0 && a->vf_pf && (c->fields & IOVK_VF_TRUST))
-		r = sd_bus_message_append(reply, "{sv}", "trust", "b", (int)c->trust);
-	if (r >= 0)
-		r = sd_bus_message_close_container(reply);
-	return r;
+	return append_vf_config(reply, a->vf_pf ? &a->vf_applied : &(struct vf_config){});
 }
 
 static const sd_bus_vtable manager_vtable[] = {

@@ -108,6 +108,22 @@ bool vf_config_equal(const struct vf_config *a, const struct vf_config *b)
 	return true;
 }
 
+void vf_config_merge(struct vf_config *c, const struct vf_config *over)
+{
+	if (over->fields & IOVK_VF_MAC)
+		memcpy(c->mac, over->mac, sizeof(c->mac));
+	if (over->fields & IOVK_VF_VLAN) {
+		c->vlan = over->vlan;
+		c->qos = over->qos;
+		c->vlan_proto = over->vlan_proto;
+	}
+	if (over->fields & IOVK_VF_SPOOFCHK)
+		c->spoofchk = over->spoofchk;
+	if (over->fields & IOVK_VF_TRUST)
+		c->trust = over->trust;
+	c->fields |= over->fields;
+}
+
 void vf_config_format(const struct vf_config *c, char *buf, size_t size)
 {
 	char mac[IOVK_VF_MAC_STRING_MAX];

@@ -234,7 +234,8 @@ static void restart(struct peer *p)
 	cr_assert_geq(sd_bus_start(p->bus), 0);
 }
 
-static struct peer *start(const char *extra_config, bool no_bind)
+/* Starts iovd with pool p0 on enp1s0f0, pool_extra added to its JSON object. */
+static struct peer *start_pool(const char *extra_config, const char *pool_extra, bool no_bind)
 {
 	static struct peer p;
 	struct group *g = getgrgid(getgid());
@@ -250,12 +251,17 @@ static struct peer *start(const char *extra_config, bool no_bind)
 	f = fopen(p.config, "we");
 	cr_assert_not_null(f);
 	/* our own primary group: allowed whether the tests run as root or not */
-	fprintf(f, "{ \"group\": \"%s\", %s \"pools\": [ { \"name\": \"p0\", \"pfs\": [\"enp1s0f0\"] } ] }\n",
-		g->gr_name, extra_config ?: "");
+	fprintf(f, "{ \"group\": \"%s\", %s \"pools\": [ { \"name\": \"p0\", \"pfs\": [\"enp1s0f0\"]%s } ] }\n",
+		g->gr_name, extra_config ?: "", pool_extra ?: "");
 	fclose(f);
 	p.no_bind = no_bind;
 	restart(&p);
 	return &p;
+}
+
+static struct peer *start(const char *extra_config, bool no_bind)
+{
+	return start_pool(extra_config, NULL, no_bind);
 }
 
 static void stop(struct peer *p)
@@ -560,6 +566,104 @@ Test(iovd, a_refused_setting_changes_nothing)
 	cr_assert_str_eq(fake_settings(p->state, "0000:01:10.0"), "00:00:00:00:00:00 0 0 1 0");
 	stop(p);
 	free(path);
+}
+
+/* An a{sv} of VF settings read from m, as "key=value ..." in the order sent. */
+static const char *vf_settings_text(sd_bus_message *m)
+{
+	static char buf[256];
+	size_t len = 0;
+
+	buf[0] = '\0';
+	cr_assert_geq(sd_bus_message_enter_container(m, 'a', "{sv}"), 0);
+	while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+		union {
+			const char *s;
+			uint16_t q;
+			uint8_t y;
+			int b;
+		} v;
+		const char *key, *type;
+
+		cr_assert_geq(sd_bus_message_read(m, "s", &key), 0);
+		cr_assert_geq(sd_bus_message_peek_type(m, NULL, &type), 0);
+		cr_assert_geq(sd_bus_message_enter_container(m, 'v', type), 0);
+		cr_assert_geq(sd_bus_message_read_basic(m, type[0], &v), 0);
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s=", len ? " " : "", key);
+		if (type[0] == 's')
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s", v.s);
+		else
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s:%u", type,
+						type[0] == 'q' ? v.q : type[0] == 'y' ? v.y : (unsigned)v.b);
+		cr_assert_geq(sd_bus_message_exit_container(m), 0);
+		cr_assert_geq(sd_bus_message_exit_container(m), 0);
+	}
+	cr_assert_geq(sd_bus_message_exit_container(m), 0);
+	return buf;
+}
+
+static const char *allocation_vf_settings(struct peer *p, const char *path)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	const char *text;
+
+	cr_assert_geq(sd_bus_get_property(p->bus, NULL, path, IOVD_ALLOC_IFACE, "VfSettings", &e, &reply, "a{sv}"), 0,
+		      "%s", e.message);
+	text = vf_settings_text(reply);
+	sd_bus_message_unref(reply);
+	return text;
+}
+
+Test(iovd, pool_vf_defaults_apply_unless_the_options_say_otherwise)
+{
+	struct peer *p = start_pool(NULL, ", \"vf_defaults\": { \"vlan\": 100, \"qos\": 2, \"spoofchk\": false, "
+				    "\"trust\": true }", true);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	char *path1 = NULL, *path2 = NULL, *vf1 = NULL, *vf2 = NULL;
+	const char *name, *key, *defaults = NULL;
+
+	/* ListPools shows them */
+	cr_assert_geq(sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "ListPools", &e, &reply, ""), 0);
+	cr_assert_geq(sd_bus_message_enter_container(reply, 'a', "(sa{sv})"), 0);
+	cr_assert_geq(sd_bus_message_enter_container(reply, 'r', "sa{sv}"), 0);
+	cr_assert_geq(sd_bus_message_read(reply, "s", &name), 0);
+	cr_assert_str_eq(name, "p0");
+	cr_assert_geq(sd_bus_message_enter_container(reply, 'a', "{sv}"), 0);
+	while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+		cr_assert_geq(sd_bus_message_read(reply, "s", &key), 0);
+		if (strcmp(key, "VfDefaults") == 0) {
+			cr_assert_geq(sd_bus_message_enter_container(reply, 'v', "a{sv}"), 0);
+			defaults = vf_settings_text(reply);
+			cr_assert_geq(sd_bus_message_exit_container(reply), 0);
+		} else
+			cr_assert_geq(sd_bus_message_skip(reply, "v"), 0);
+		cr_assert_geq(sd_bus_message_exit_container(reply), 0);
+	}
+	cr_assert_str_eq(defaults, "vlan=q:100 qos=y:2 spoofchk=b:0 trust=b:1");
+	reply = sd_bus_message_unref(reply);
+
+	/* no options: the pool's settings, applied and shown */
+	cr_assert_eq(allocate(p, "vm-1", NULL, 0, NULL, &e, &path1, &vf1), 0, "%s", e.message);
+	cr_assert_str_eq(fake_settings(p->state, vf1), "00:00:00:00:00:00 100 2 0 1");
+	cr_assert_str_eq(allocation_vf_settings(p, path1), "vlan=q:100 qos=y:2 spoofchk=b:0 trust=b:1");
+	/* options win, each field whole: vlan 200 has QoS 0, not the pool's 2 */
+	cr_assert_eq(allocate_with(p, "vm-2", &e, &path2, &vf2, 3, "mac", "s", "52:54:00:00:00:02", "vlan", "q", 200,
+				   "spoofchk", "b", 1),
+		     0, "%s", e.message);
+	cr_assert_str_eq(fake_settings(p->state, vf2), "52:54:00:00:00:02 200 0 1 1");
+	cr_assert_str_eq(allocation_vf_settings(p, path2),
+			 "mac=52:54:00:00:00:02 vlan=q:200 qos=y:0 spoofchk=b:1 trust=b:1");
+	/* Release puts back what was applied, defaults included, after a restart too */
+	release(p, path1);
+	cr_assert_str_eq(fake_settings(p->state, vf1), "00:00:00:00:00:00 0 0 1 0");
+	stop(p);
+	restart(p);
+	release(p, path2);
+	cr_assert_str_eq(fake_settings(p->state, vf2), "00:00:00:00:00:00 0 0 1 0");
+	stop(p);
+	free(path1), free(path2), free(vf1), free(vf2);
 }
 
 /* ---- OpenDevice ------------------------------------------------------------------------------ */
