@@ -71,14 +71,15 @@ IOVCTL      := $(BUILDDIR)/iovctl
 IOVD        := $(BUILDDIR)/iovd
 IOVD_BENCH  := $(BUILDDIR)/iovd-bench
 IOVD_OPEN_DEVICE := $(BUILDDIR)/tests/iovd-open-device
+VFIO_TEST   := $(BUILDDIR)/tests/vfio-test
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
 .PHONY: all check check-unit check-cli check-host check-daemon check-vm check-pkgs deps install clean fixtures bench-iovd bench-vfio
 
-# iovd-open-device is a test client (tests/daemon, the VM tier), built with
-# everything so a case can run from a plain 'make'.
-all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL) $(IOVD) $(IOVD_OPEN_DEVICE)
+# iovd-open-device and vfio-test are test clients (tests/daemon, the VM
+# tier), built with everything so a case can run from a plain 'make'.
+all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL) $(IOVD) $(IOVD_OPEN_DEVICE) $(VFIO_TEST)
 
 check-pkgs:
 	@missing=""; for p in $(ALL_PKGS); do $(PKG_CONFIG) --exists $$p || missing="$$missing $$p"; done; \
@@ -139,6 +140,13 @@ $(IOVD_BENCH): $(BUILDDIR)/bench/iovd-bench.o
 # descriptor and uses it (tests/daemon/run-tests, tests/vm/cases/80-iovd-*).
 $(IOVD_OPEN_DEVICE): $(BUILDDIR)/tests/daemon/iovd-open-device.o
 	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsystemd)
+
+# tests/vm/vfio-test: libiovkit against real VFIO in the test guest (hot
+# and function reset seen in a virtio device, mapping-list replay); built
+# with everything so tests/vm/cases/72-vfio-hot-reset.sh and 73-vfio-replay.sh
+# can run it.
+$(VFIO_TEST): $(BUILDDIR)/tests/vm/vfio-test.o $(LIB_A)
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
 
 # tests/unit/test-iovd.c drives iovd's manager over a socketpair: the unit
 # tests link iovd's objects, all but its main().
@@ -237,4 +245,4 @@ install: all
 clean:
 	rm -rf $(BUILDDIR)
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(BUILDDIR)/tests/vm/vfio-test.d

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* iovctl vfio info, selftest */
+/* iovctl vfio info, selftest, reset */
 #include <ctype.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -16,8 +16,9 @@
 static const char vfio_help[] =
 	"Usage: iovctl vfio info [--json] [--mode MODE] [--vf-token UUID] BDF\n"
 	"       iovctl vfio selftest [--json] [--mode MODE] [--vf-token UUID] BDF\n"
+	"       iovctl vfio reset [--json] [--hot] [--mode MODE] [--vf-token UUID] BDF\n"
 	"\n"
-	"Open a device through VFIO and describe it, or prove it usable.\n"
+	"Open a device through VFIO and describe it, prove it usable, or reset it.\n"
 	"'iovctl vfio COMMAND --help' describes each command.\n";
 
 static const char info_help[] =
@@ -27,8 +28,10 @@ static const char info_help[] =
 	"and show what the kernel reports: backend and IOMMU type, IOMMU group,\n"
 	"regions (flags, size, offset, capabilities such as sparse mmap and MSI-X\n"
 	"mappable), IRQ indexes with their vector counts, reset support and methods,\n"
-	"the valid IOVA ranges, IOMMU page sizes and dma_avail (DMA mappings still\n"
-	"allowed).\n"
+	"whether a hot reset (slot or bus reset) is possible and which functions it\n"
+	"would reset, with their IOMMU group and driver and whether this address\n"
+	"space owns them, the valid IOVA ranges, IOMMU page sizes and dma_avail (DMA\n"
+	"mappings still allowed).\n"
 	"\n"
 	"  --mode MODE      auto (default: iommufd when /dev/iommu and the device's\n"
 	"                   VFIO cdev exist, else the container), container (type1v2,\n"
@@ -52,11 +55,31 @@ static const char selftest_help[] =
 	"  --mode MODE      as for 'iovctl vfio info'\n"
 	"  --vf-token UUID  VF token, to open a VF whose PF is on vfio-pci\n";
 
+static const char reset_help[] =
+	"Usage: iovctl vfio reset [--json] [--hot] [--mode MODE] [--vf-token UUID] BDF\n"
+	"\n"
+	"Open the device through VFIO (it must be on vfio-pci) and reset it: a\n"
+	"function-level reset (VFIO_DEVICE_RESET: FLR, PM or whatever the kernel's\n"
+	"reset_method offers) by default, or with --hot a hot reset of its slot or\n"
+	"bus (VFIO_DEVICE_PCI_HOT_RESET), which resets every function there. A hot\n"
+	"reset is asked for only when every function it would reset is owned by the\n"
+	"address space iovctl opened (container: its IOMMU group is attached there\n"
+	"and it is on vfio-pci; iommufd: the kernel says so); else it is refused,\n"
+	"nothing is reset, and each function in the way is named with its IOMMU\n"
+	"group and driver. Functions of other groups cannot be opened by one\n"
+	"iovctl call: a hot reset succeeds here when the device's slot or bus holds\n"
+	"only its own group.\n"
+	"\n"
+	"  --hot            hot reset (slot or bus) instead of the function reset\n"
+	"  --mode MODE      as for 'iovctl vfio info'\n"
+	"  --vf-token UUID  VF token, to open a VF whose PF is on vfio-pci\n";
+
 struct vfio_cmd {
 	struct iovk_vfio_iommu *iommu;
 	struct iovk_vfio_device *dev;
 	char address[IOVK_PCI_ADDR_MAX];
 	char driver[64];
+	bool hot; /* vfio reset --hot */
 };
 
 static void vfio_cmd_done(struct vfio_cmd *c)
@@ -76,12 +99,14 @@ static bool is_uuid(const char *s)
 	return true;
 }
 
-/* Parses the shared options and opens the device; EXIT_OK or an exit status. */
-static int open_device(struct cli *cli, const char *cmd, const char *help, int argc, char **argv,
-		       struct vfio_cmd *c)
+/* open_device() without the cleanup on failure */
+static int parse_and_open(struct cli *cli, const char *cmd, const char *help, int argc, char **argv,
+			  struct vfio_cmd *c, bool allow_hot)
 {
-	const char *mode_s = NULL, *token = NULL;
-	const struct cmd_opt opts[] = { { "mode", true, &mode_s }, { "vf-token", true, &token }, {} };
+	const char *mode_s = NULL, *token = NULL, *hot = NULL;
+	const struct cmd_opt opts[] = {
+		{ "mode", true, &mode_s }, { "vf-token", true, &token }, { allow_hot ? "hot" : NULL, false, &hot }, {}
+	};
 	enum iovk_vfio_mode mode = IOVK_VFIO_MODE_AUTO;
 	struct iovk_device *d;
 	int r, i;
@@ -89,6 +114,7 @@ static int open_device(struct cli *cli, const char *cmd, const char *help, int a
 	i = parse_cmd_opts(cli, cmd, help, argc, argv, opts);
 	if (i < 0)
 		return i == -1 ? -1 : EXIT_USAGE;
+	c->hot = hot != NULL;
 	if (argc - i != 1)
 		return usage_error(cli, cmd, "expected one device address");
 	if (token && !is_uuid(token))
@@ -119,6 +145,21 @@ static int open_device(struct cli *cli, const char *cmd, const char *help, int a
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to open %s through VFIO", c->address);
 	return EXIT_OK;
+}
+
+/*
+ * Parses the shared options (and --hot where allow_hot) and opens the
+ * device: EXIT_OK, -1 after printing help, or an exit status; on anything
+ * but EXIT_OK c is released already.
+ */
+static int open_device(struct cli *cli, const char *cmd, const char *help, int argc, char **argv,
+		       struct vfio_cmd *c, bool allow_hot)
+{
+	int r = parse_and_open(cli, cmd, help, argc, argv, c, allow_hot);
+
+	if (r != EXIT_OK)
+		vfio_cmd_done(c);
+	return r;
 }
 
 static const char *cap_name(uint16_t id, char buf[static 16])
@@ -232,6 +273,61 @@ static struct json_object *strv_json_split(const char *s)
 	return a;
 }
 
+/* The functions a hot reset resets, as JSON: address, IOMMU group, driver, owned. */
+static struct json_object *hot_reset_devices_json(const struct iovk_vfio_hot_reset_info *hr)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < hr->n_devices; i++) {
+		const struct iovk_vfio_hot_reset_device *d = &hr->devices[i];
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "address", json_object_new_string(d->address));
+		json_object_object_add(o, "iommu_group", d->iommu_group >= 0 ? json_object_new_int(d->iommu_group) : NULL);
+		json_object_object_add(o, "driver", d->driver[0] ? json_object_new_string(d->driver) : NULL);
+		json_object_object_add(o, "owned", json_object_new_boolean(d->owned));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+/*
+ * Whether a hot reset is possible and what it would reset: into o as
+ * "hot_reset" with --json, else as text. Never fails the command: no hot
+ * reset is a fact about the device.
+ */
+static void show_hot_reset(struct cli *cli, struct vfio_cmd *c, struct json_object *o)
+{
+	struct iovk_vfio_hot_reset_info hr = {};
+	int r = iovk_vfio_device_get_hot_reset_info(c->dev, &hr);
+
+	if (o) {
+		struct json_object *h = json_object_new_object();
+
+		json_object_object_add(h, "possible", json_object_new_boolean(r >= 0));
+		/* true: 'iovctl vfio reset --hot' would ask the kernel for it */
+		json_object_object_add(h, "all_owned", json_object_new_boolean(r >= 0 && hr.n_unowned == 0));
+		json_object_object_add(h, "reason", r < 0 ? json_object_new_string(iovk_ctx_get_error(cli->ctx)) : NULL);
+		json_object_object_add(h, "devices", r < 0 ? NULL : hot_reset_devices_json(&hr));
+		json_object_object_add(o, "hot_reset", h);
+	} else if (r < 0)
+		printf("  hot reset:    not possible: %s\n", iovk_ctx_get_error(cli->ctx));
+	else {
+		printf("  hot reset:    %s; it resets:\n",
+		       hr.n_unowned ? "refused here (a function is not opened in this address space)" : "possible");
+		for (size_t i = 0; i < hr.n_devices; i++) {
+			const struct iovk_vfio_hot_reset_device *d = &hr.devices[i];
+			char group[16] = "-";
+
+			if (d->iommu_group >= 0)
+				snprintf(group, sizeof(group), "%d", d->iommu_group);
+			printf("    %-13s group %-5s %-14s %s\n", d->address, group, driver_or_none(d->driver[0] ? d->driver : NULL),
+			       d->owned ? "owned" : "not opened in this address space");
+		}
+	}
+	iovk_vfio_hot_reset_info_clear(&hr);
+}
+
 static int vfio_info(struct cli *cli, int argc, char **argv)
 {
 	struct vfio_cmd c = {};
@@ -246,11 +342,9 @@ static int vfio_info(struct cli *cli, int argc, char **argv)
 	const char *reset_methods;
 	int r;
 
-	r = open_device(cli, "vfio info", info_help, argc, argv, &c);
-	if (r != EXIT_OK) {
-		vfio_cmd_done(&c);
+	r = open_device(cli, "vfio info", info_help, argc, argv, &c, false);
+	if (r != EXIT_OK)
 		return r == -1 ? EXIT_OK : r;
-	}
 	if ((r = iovk_vfio_iommu_get_iova_ranges(c.iommu, &ranges, &n_ranges)) < 0 ||
 	    (r = iovk_vfio_iommu_get_pgsizes(c.iommu, &pgsizes)) < 0 ||
 	    (r = iovk_vfio_iommu_get_dma_avail(c.iommu, &avail, &reported)) < 0 ||
@@ -283,6 +377,7 @@ static int vfio_info(struct cli *cli, int argc, char **argv)
 		json_object_object_add(o, "reset",
 				       json_object_new_boolean(iovk_vfio_device_get_flags(c.dev) & VFIO_DEVICE_FLAGS_RESET));
 		json_object_object_add(o, "reset_methods", reset_methods ? strv_json_split(reset_methods) : NULL);
+		show_hot_reset(cli, &c, o);
 		a = json_object_new_array();
 		for (uint32_t i = 0; i < iovk_vfio_device_get_n_regions(c.dev); i++) {
 			const struct iovk_vfio_region *reg = iovk_vfio_device_get_region(c.dev, i);
@@ -357,6 +452,7 @@ static int vfio_info(struct cli *cli, int argc, char **argv)
 		       iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu)));
 		flags_text(iovk_vfio_device_get_flags(c.dev), device_flags, buf, sizeof(buf));
 		printf("  device:       flags %s; reset methods: %s\n", buf, reset_methods ? reset_methods : "unknown");
+		show_hot_reset(cli, &c, NULL);
 		printf("  page sizes:  ");
 		for (uint64_t p = pgsizes; p; p &= p - 1) {
 			size_text(p & -p, sz);
@@ -906,11 +1002,9 @@ static int vfio_selftest(struct cli *cli, int argc, char **argv)
 	struct iovk_vfio_buffer *buf = NULL;
 	int r;
 
-	r = open_device(cli, "vfio selftest", selftest_help, argc, argv, &c);
-	if (r != EXIT_OK) {
-		vfio_cmd_done(&c);
+	r = open_device(cli, "vfio selftest", selftest_help, argc, argv, &c, false);
+	if (r != EXIT_OK)
 		return r == -1 ? EXIT_OK : r;
-	}
 	rep.steps = json_object_new_array();
 	step(&rep, "open", PASS, "opened through the VFIO %s (%s), IOMMU group %d",
 	     iovk_vfio_iommu_get_backend(c.iommu), iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu)),
@@ -955,11 +1049,63 @@ static int vfio_selftest(struct cli *cli, int argc, char **argv)
 	return rep.count[FAIL] ? EXIT_FAILED : EXIT_OK;
 }
 
+/* ---- reset --------------------------------------------------------------- */
+
+static int vfio_reset(struct cli *cli, int argc, char **argv)
+{
+	struct vfio_cmd c = {};
+	struct iovk_vfio_hot_reset_info hr = {};
+	const char *methods;
+	int r;
+
+	r = open_device(cli, "vfio reset", reset_help, argc, argv, &c, true);
+	if (r != EXIT_OK)
+		return r == -1 ? EXIT_OK : r;
+	methods = iovk_vfio_device_get_reset_methods(c.dev);
+	if (c.hot) {
+		/* for the report; the reset checks ownership again itself */
+		r = iovk_vfio_device_get_hot_reset_info(c.dev, &hr);
+		if (r >= 0)
+			r = iovk_vfio_device_hot_reset(c.dev);
+	} else
+		r = iovk_vfio_device_reset(c.dev);
+	if (r < 0) {
+		r = fail_lib(cli, r, "Failed to %s %s", c.hot ? "hot reset" : "reset", c.address);
+		goto out;
+	}
+	if (cli->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "address", json_object_new_string(c.address));
+		json_object_object_add(o, "backend", json_object_new_string(iovk_vfio_iommu_get_backend(c.iommu)));
+		json_object_object_add(o, "mode",
+				       json_object_new_string(iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu))));
+		json_object_object_add(o, "reset", json_object_new_string(c.hot ? "hot" : "function"));
+		json_object_object_add(o, "reset_methods", methods ? strv_json_split(methods) : NULL);
+		json_object_object_add(o, "affected", c.hot ? hot_reset_devices_json(&hr) : NULL);
+		print_json(o);
+	} else if (c.hot) {
+		printf("%s: hot reset done (VFIO_DEVICE_PCI_HOT_RESET through the %s); functions reset:", c.address,
+		       iovk_vfio_iommu_get_backend(c.iommu));
+		for (size_t i = 0; i < hr.n_devices; i++)
+			printf(" %s", hr.devices[i].address);
+		printf("\n");
+	} else
+		printf("%s: reset done (VFIO_DEVICE_RESET; reset_method: %s)\n", c.address,
+		       methods && *methods ? methods : "unknown");
+	r = EXIT_OK;
+out:
+	iovk_vfio_hot_reset_info_clear(&hr);
+	vfio_cmd_done(&c);
+	return r;
+}
+
 int cmd_vfio(struct cli *cli, int argc, char **argv)
 {
 	static const struct subcommand subs[] = {
 		{ "info", vfio_info },
 		{ "selftest", vfio_selftest },
+		{ "reset", vfio_reset },
 	};
 
 	return run_subcommand(cli, "vfio", vfio_help, subs, ELEMENTSOF(subs), argc, argv);

@@ -23,7 +23,7 @@ static const struct command commands[] = {
 	{ "release", cmd_release, "give a VF back to iovd" },
 	{ "vf", cmd_vf, "show and change VF settings (MAC, VLAN, trust, rates, ...) through the PF" },
 	{ "apply", cmd_apply, "bring PFs, VFs and drivers to what JSON files declare (iovkit.json(5))" },
-	{ "vfio", cmd_vfio, "open a device through VFIO: describe it, prove it usable" },
+	{ "vfio", cmd_vfio, "open a device through VFIO: describe it, prove it usable, reset it" },
 	{ "passthrough", cmd_passthrough, "hand a device's IOMMU group to a VMM (vfio-pci, QEMU/libvirt lines) and back" },
 };
 

@@ -147,6 +147,13 @@ static int read_device(struct iovk_vfio_device *dev)
 		struct vfio_irq_info irq = { .argsz = sizeof(irq), .index = i };
 
 		r = vfio_ioctl(dev->fd, VFIO_DEVICE_GET_IRQ_INFO, &irq);
+		if (r == -EINVAL) {
+			/* vfio-pci refuses indexes the device cannot have
+			 * (ERR on conventional PCI, e.g. the ICH9 functions):
+			 * no vectors, not a failure; as for regions. */
+			dev->irqs[i] = (struct iovk_vfio_irq){ .index = i };
+			continue;
+		}
 		if (r < 0)
 			return set_error(dev->ctx, r, "%s: VFIO_DEVICE_GET_IRQ_INFO for index %u: %s", dev->address, i,
 					 strerror(-r));

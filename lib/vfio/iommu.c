@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,6 +560,52 @@ _public_ int iovk_vfio_dma_unmap_all(struct iovk_vfio_iommu *iommu)
 		return first_error;
 	}
 	return n;
+}
+
+_public_ int iovk_vfio_iommu_replay(struct iovk_vfio_iommu *iommu, const struct iovk_vfio_mapping_list *mappings)
+{
+	struct iovk_ctx *ctx = iommu->ctx;
+	char why[sizeof(ctx->error)], undo[128];
+	const struct iovk_vfio_mapping *v;
+	size_t n, i, undo_failed = 0;
+	int r = 0;
+
+	clear_error(ctx);
+	if (!mappings || mappings == iommu->mappings)
+		return set_error(ctx, -EINVAL, "replaying %s onto this %s", mappings ? "its own mappings" : "no list",
+				 iommu->ops->backend);
+	v = iovk_vfio_mapping_list_get(mappings, &n);
+	if (n > INT_MAX)
+		return set_error(ctx, -E2BIG, "replaying %zu mappings: more than can be counted", n);
+	for (i = 0; i < n; i++) {
+		/* Only the permissions travel: NO_CHECK or the like in a list
+		 * a caller filled must not switch the checks off. */
+		unsigned perm = v[i].flags & (IOVK_VFIO_DMA_READ | IOVK_VFIO_DMA_WRITE);
+
+		r = iovk_vfio_dma_map(iommu, (void *)(uintptr_t)v[i].vaddr, v[i].size,
+				      &IOVK_OPTS(iovk_vfio_dma_map_opts, .flags = perm | IOVK_VFIO_DMA_FIXED_IOVA,
+						 .iova = v[i].iova),
+				      NULL);
+		if (r < 0)
+			break;
+	}
+	if (r >= 0)
+		return (int)n;
+
+	snprintf(why, sizeof(why), "%s", ctx->error);
+	/* All or nothing: take back what this replay mapped, newest first. */
+	for (size_t k = i; k-- > 0;)
+		if (iovk_vfio_dma_unmap(iommu, v[k].iova, v[k].size) < 0)
+			undo_failed++;
+	if (undo_failed)
+		snprintf(undo, sizeof(undo), "%zu of the %zu mapping(s) replayed before it could not be unmapped again",
+			 undo_failed, i);
+	else
+		snprintf(undo, sizeof(undo), "the %zu mapping(s) replayed before it were unmapped again", i);
+	return set_error(ctx, r,
+			 "replaying mapping %zu of %zu (IOVA 0x%" PRIx64 ", %" PRIu64 " bytes, host address 0x%" PRIx64
+			 ") failed: %s; %s",
+			 i + 1, n, v[i].iova, v[i].size, v[i].vaddr, why, undo);
 }
 
 _public_ int iovk_vfio_dma_to_iova(const struct iovk_vfio_iommu *iommu, const void *vaddr, uint64_t *ret_iova)

@@ -8,7 +8,8 @@
  *   include/uapi/linux/iommufd.h  (Copyright (c) 2021-2022, NVIDIA CORPORATION
  *                                  & AFFILIATES; GPL-2.0 WITH Linux-syscall-note)
  *   include/uapi/linux/vfio.h     (VFIO_DEVICE_BIND_IOMMUFD and the
- *                                  ATTACH/DETACH_IOMMUFD_PT ioctls, 6.6+)
+ *                                  ATTACH/DETACH_IOMMUFD_PT ioctls, the
+ *                                  hot reset devid flags, 6.6+)
  * except VFIO_DEVICE_BIND_FLAG_TOKEN and token_uuid_ptr, which came with
  * Linux 6.17 ("vfio: Provide a VF token to VFIO_DEVICE_BIND_IOMMUFD"):
  * earlier kernels read only the first 16 bytes of the bind struct and
@@ -109,6 +110,25 @@ struct iovk_iommu_ioas_unmap {
 #endif
 #ifndef VFIO_DEVICE_BIND_FLAG_TOKEN
 #define VFIO_DEVICE_BIND_FLAG_TOKEN (1u << 0) /* 6.17+ */
+#endif
+
+/*
+ * Hot reset of a cdev-opened device (include/uapi/linux/vfio.h, 6.6+): the
+ * info ioctl then reports devids instead of group ids, and the reset takes
+ * a zero-length group fd array. The structs themselves are older (3.12)
+ * and in every header we build against; only these names are new.
+ */
+#ifndef VFIO_PCI_HOT_RESET_FLAG_DEV_ID
+#define VFIO_PCI_HOT_RESET_FLAG_DEV_ID (1 << 0)
+#endif
+#ifndef VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED
+#define VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED (1 << 1)
+#endif
+#ifndef VFIO_PCI_DEVID_OWNED
+#define VFIO_PCI_DEVID_OWNED 0 /* in the dev_set, not bound here, but its group is ours */
+#endif
+#ifndef VFIO_PCI_DEVID_NOT_OWNED
+#define VFIO_PCI_DEVID_NOT_OWNED -1 /* outside the dev_set, or owned by no one we know */
 #endif
 
 struct iovk_vfio_device_bind_iommufd {

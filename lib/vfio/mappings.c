@@ -35,6 +35,26 @@ _public_ struct iovk_vfio_mapping_list *iovk_vfio_mapping_list_free(struct iovk_
 	return NULL;
 }
 
+_public_ int iovk_vfio_mapping_list_copy(const struct iovk_vfio_mapping_list *l,
+					 struct iovk_vfio_mapping_list **ret_copy)
+{
+	struct iovk_vfio_mapping_list *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	if (l->n) {
+		c->v = malloc(l->n * sizeof(*c->v));
+		if (!c->v) {
+			free(c);
+			return -ENOMEM;
+		}
+		memcpy(c->v, l->v, l->n * sizeof(*c->v));
+		c->n = c->cap = l->n;
+	}
+	*ret_copy = c;
+	return 0;
+}
+
 /* First index whose iova is > key. */
 static size_t upper_bound(const struct iovk_vfio_mapping_list *l, uint64_t key)
 {

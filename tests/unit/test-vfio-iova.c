@@ -314,3 +314,48 @@ Test(mappings, many_in_random_order_stay_sorted)
 	}
 	iovk_vfio_mapping_list_free(l);
 }
+
+Test(mappings, copy_is_independent)
+{
+	struct iovk_vfio_mapping_list *l, *c, *e;
+	const struct iovk_vfio_mapping *v, *w;
+	size_t n, m;
+
+	cr_assert_eq(iovk_vfio_mapping_list_new(&l), 0);
+	/* empty copies empty */
+	cr_assert_eq(iovk_vfio_mapping_list_copy(l, &e), 0);
+	iovk_vfio_mapping_list_get(e, &n);
+	cr_expect_eq(n, 0);
+	for (uint64_t i = 0; i < 40; i++)
+		cr_assert_eq(iovk_vfio_mapping_list_add(l, &(struct iovk_vfio_mapping){ 0x7f0000000000ull + i * 0x3000,
+										   (40 - i) * 0x10000, 0x2000,
+										   i % 2 ? 1 : 3 }),
+			     0);
+	cr_assert_eq(iovk_vfio_mapping_list_copy(l, &c), 0);
+	v = iovk_vfio_mapping_list_get(l, &n);
+	w = iovk_vfio_mapping_list_get(c, &m);
+	cr_assert_eq(m, n);
+	cr_assert_eq(m, 40);
+	for (size_t i = 0; i < n; i++) {
+		cr_expect_eq(w[i].vaddr, v[i].vaddr);
+		cr_expect_eq(w[i].iova, v[i].iova);
+		cr_expect_eq(w[i].size, v[i].size);
+		cr_expect_eq(w[i].flags, v[i].flags);
+		if (i)
+			cr_expect_gt(w[i].iova, w[i - 1].iova, "the copy stays sorted");
+	}
+	/* changing one list leaves the other alone */
+	cr_assert_eq(iovk_vfio_mapping_list_remove(l, 0x10000, 0x2000), 0);
+	cr_assert_eq(iovk_vfio_mapping_list_add(c, &(struct iovk_vfio_mapping){ 0x1000, 0x1000000, 0x1000, 3 }), 0);
+	iovk_vfio_mapping_list_get(l, &n);
+	iovk_vfio_mapping_list_get(c, &m);
+	cr_expect_eq(n, 39);
+	cr_expect_eq(m, 41);
+	cr_expect_not_null(iovk_vfio_mapping_list_find_iova(c, 0x10000));
+	cr_expect_null(iovk_vfio_mapping_list_find_iova(l, 0x1000000));
+	/* the copy of the empty list grows like any list */
+	cr_assert_eq(iovk_vfio_mapping_list_add(e, &(struct iovk_vfio_mapping){ 0x1000, 0x1000, 0x1000, 3 }), 0);
+	iovk_vfio_mapping_list_free(e);
+	iovk_vfio_mapping_list_free(c);
+	iovk_vfio_mapping_list_free(l);
+}

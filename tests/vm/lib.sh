@@ -135,6 +135,18 @@ print(v if isinstance(v, str) else json.dumps(v))
 require_iovctl() {
     [[ -x $IOVCTL ]] || skip "$IOVCTL not built (run make first)"
 }
+
+# run_iovctl WANT_RC ARGS...: run iovctl, its stdout in $out and stderr in
+# $err; fails the case unless it exits with WANT_RC.
+run_iovctl() {
+    local want=$1 rc=0 e
+    shift
+    e=$(mktemp)
+    out=$("$IOVCTL" "$@" 2>"$e") || rc=$?
+    err=$(<"$e")
+    rm -f "$e"
+    [[ $rc == "$want" ]] || fail "iovctl $*: exit $rc, wanted $want; stderr: $err; stdout: $out"
+}
 # require_cmd CMD...: skip unless each command exists.
 require_cmd() {
     local c

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <iovkit/core.h>
+#include <iovkit/pci.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -139,6 +140,53 @@ int iovk_vfio_parse_iommu_info(const void *buf, size_t size, struct iovk_vfio_io
 void iovk_vfio_iommu_info_clear(struct iovk_vfio_iommu_info *info);
 
 /*
+ * One PCI function a hot reset of a device (a slot or secondary bus reset,
+ * VFIO_DEVICE_PCI_HOT_RESET) would reset, as VFIO_DEVICE_GET_PCI_HOT_RESET_INFO
+ * names it; the device asked about is one of them.
+ */
+struct iovk_vfio_hot_reset_device {
+	char address[IOVK_PCI_ADDR_MAX];
+	int iommu_group; /* -1: unknown (the kernel reported a devid, or sysfs shows no group) */
+	/*
+	 * With devids (IOVK_VFIO_HOT_RESET_BY_DEVID): > 0 the function is
+	 * bound to our iommufd under that id, 0 it is owned through the IOMMU
+	 * group of one that is, -1 not owned. -1 with group ids.
+	 */
+	int64_t devid;
+	bool owned;      /* the address space asking may reset it */
+	char driver[64]; /* its driver now, "" for none (filled from sysfs, not by the parser) */
+};
+
+/* struct iovk_vfio_hot_reset_info.flags: the kernel's VFIO_PCI_HOT_RESET_FLAG_* */
+#define IOVK_VFIO_HOT_RESET_BY_DEVID (1u << 0)    /* a cdev (iommufd): devids, not group ids */
+#define IOVK_VFIO_HOT_RESET_DEVID_OWNED (1u << 1) /* with devids: the kernel says all are owned */
+
+struct iovk_vfio_hot_reset_info {
+	uint32_t flags;
+	size_t n_devices;
+	struct iovk_vfio_hot_reset_device *devices; /* in the kernel's (bus walk) order; malloc'd */
+	size_t n_unowned;
+};
+
+/* At most this many functions in one answer (a bus has at most 256, plus what lies below it). */
+#define IOVK_VFIO_HOT_RESET_DEVICES_MAX 1024
+
+/*
+ * Decodes a struct vfio_pci_hot_reset_info as the kernel filled
+ * buf[0..size). With group ids (a device opened through its group) a
+ * function is owned when its group is one of held_groups[0..n_held), the
+ * groups the asking address space has attached; with devids (a VFIO cdev
+ * bound to an iommufd) when the kernel reports a devid other than
+ * VFIO_PCI_DEVID_NOT_OWNED. Returns 0, -EBADMSG for a buffer shorter than
+ * its header or its count, no device at all, or a group id above INT_MAX,
+ * -E2BIG for more than IOVK_VFIO_HOT_RESET_DEVICES_MAX functions, -ENOMEM.
+ * Free the result with iovk_vfio_hot_reset_info_clear().
+ */
+int iovk_vfio_parse_hot_reset_info(const void *buf, size_t size, const int *held_groups, size_t n_held,
+				   struct iovk_vfio_hot_reset_info *ret_info);
+void iovk_vfio_hot_reset_info_clear(struct iovk_vfio_hot_reset_info *info);
+
+/*
  * IOVA allocator: hands out IOVAs only inside the valid ranges it was given.
  * Every allocation is remembered, so a free must name an allocation exactly.
  */
@@ -190,6 +238,12 @@ struct iovk_vfio_mapping_list;
 
 int iovk_vfio_mapping_list_new(struct iovk_vfio_mapping_list **ret_list);
 struct iovk_vfio_mapping_list *iovk_vfio_mapping_list_free(struct iovk_vfio_mapping_list *l);
+/*
+ * An independent copy of a list: e.g. of iovk_vfio_iommu_get_mappings()
+ * before that address space goes, for iovk_vfio_iommu_replay(). Returns 0
+ * or -ENOMEM.
+ */
+int iovk_vfio_mapping_list_copy(const struct iovk_vfio_mapping_list *l, struct iovk_vfio_mapping_list **ret_copy);
 /*
  * Adds a mapping. Returns 0, -EINVAL for size 0, -EOVERFLOW when iova +
  * size or vaddr + size wraps, -EEXIST when its IOVAs overlap a mapping in
@@ -328,6 +382,19 @@ int iovk_vfio_dma_unmap_all(struct iovk_vfio_iommu *iommu);
 int iovk_vfio_dma_to_iova(const struct iovk_vfio_iommu *iommu, const void *vaddr, uint64_t *ret_iova);
 /* The shadow list of the mappings made through this object. */
 const struct iovk_vfio_mapping_list *iovk_vfio_iommu_get_mappings(const struct iovk_vfio_iommu *iommu);
+/*
+ * Maps every mapping of a list into this address space at the same IOVAs,
+ * host addresses and permissions, in IOVA order, all or nothing: e.g. a
+ * copy of another address space's list (iovk_vfio_mapping_list_copy()),
+ * taken before it was closed, onto its successor. The host memory must
+ * still be mapped in this process. Each mapping goes through
+ * iovk_vfio_dma_map() with its checks. Returns the number of mappings made,
+ * or the -errno of the first that failed: then every mapping the replay made
+ * was unmapped again, and the error names the failing mapping (its place in
+ * the list, IOVA, size, host address) and why. -EINVAL when the list is this
+ * address space's own.
+ */
+int iovk_vfio_iommu_replay(struct iovk_vfio_iommu *iommu, const struct iovk_vfio_mapping_list *mappings);
 
 /* ---- DMA buffers --------------------------------------------------------- */
 
@@ -470,6 +537,33 @@ int iovk_vfio_device_irq_unmask(struct iovk_vfio_device *dev, uint32_t index);
  * naming the device and its reset methods.
  */
 int iovk_vfio_device_reset(struct iovk_vfio_device *dev);
+
+/*
+ * What a PCI hot reset of the device would reset
+ * (VFIO_DEVICE_GET_PCI_HOT_RESET_INFO): every function on its slot, or on
+ * its bus and below, the device included, each with its IOMMU group, its
+ * driver now, and whether this address space owns it. Container: the
+ * function's IOMMU group is attached to this container and the function is
+ * on a vfio driver (the kernel resets only functions vfio-pci holds).
+ * iommufd (the kernel reports devids, Linux 6.6+): the kernel's word, i.e.
+ * bound to this iommufd or in the IOMMU group of a function that is.
+ * Returns 0, -ENODEV when the device has no hot reset (neither its slot nor
+ * its bus can be reset; the error says so plainly), or the kernel's -errno.
+ * Free the result with iovk_vfio_hot_reset_info_clear().
+ */
+int iovk_vfio_device_get_hot_reset_info(struct iovk_vfio_device *dev, struct iovk_vfio_hot_reset_info *ret_info);
+
+/*
+ * PCI hot reset (VFIO_DEVICE_PCI_HOT_RESET) of the device's slot or bus,
+ * after the ownership check of every function it would reset, as
+ * iovk_vfio_device_get_hot_reset_info() reports it. Only when every one is
+ * owned is the reset asked for: with the fds of their IOMMU groups
+ * (container), or with a zero-length group fd array (iommufd). Returns 0,
+ * -EBUSY without resetting anything when a function is not owned (the
+ * error names each one with its IOMMU group and driver), -ENODEV when the
+ * device has no hot reset, or the kernel's -errno.
+ */
+int iovk_vfio_device_hot_reset(struct iovk_vfio_device *dev);
 
 /*
  * Sets the VF token on a PF opened through VFIO (VFIO_DEVICE_FEATURE

@@ -31,17 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# run_iovctl WANT_RC ARGS...: stdout in $out, stderr in $err
-run_iovctl() {
-    local want=$1 rc=0 e
-    shift
-    e=$(mktemp)
-    out=$("$IOVCTL" "$@" 2>"$e") || rc=$?
-    err=$(<"$e")
-    rm -f "$e"
-    [[ $rc == "$want" ]] || fail "iovctl $*: exit $rc, wanted $want; stderr: $err"
-}
-
 # --- not on vfio-pci yet: refused, and the error says what to do
 assert_eq "$(sysfs_driver "$BDF")" virtio-pci "driver at the start"
 run_iovctl 1 vfio info "${M[@]}" "$BDF"

@@ -35,16 +35,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-run_iovctl() {
-    local want=$1 rc=0 e
-    shift
-    e=$(mktemp)
-    out=$("$IOVCTL" "$@" 2>"$e") || rc=$?
-    err=$(<"$e")
-    rm -f "$e"
-    [[ $rc == "$want" ]] || fail "iovctl $*: exit $rc, wanted $want; stderr: $err"
-}
-
 # --- PF on nvme, one VF on vfio-pci
 run_iovctl 0 sriov set "$PF" --numvfs 2 --no-autoprobe
 run_iovctl 0 bind "$VF" vfio-pci

@@ -27,17 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# run_iovctl WANT_RC ARGS...: stdout in $out, stderr in $err
-run_iovctl() {
-    local want=$1 rc=0 e
-    shift
-    e=$(mktemp)
-    out=$("$IOVCTL" "$@" 2>"$e") || rc=$?
-    err=$(<"$e")
-    rm -f "$e"
-    [[ $rc == "$want" ]] || fail "iovctl $*: exit $rc, wanted $want; stderr: $err; stdout: $out"
-}
-
 assert_eq "$(sysfs_driver "$BDF")" virtio-pci "driver at the start"
 group=$(iommu_group "$BDF")
 ifc=$(netdev_by_mac "$VM_VFIO_NET_MAC")
