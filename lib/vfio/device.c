@@ -52,8 +52,7 @@ struct iovk_vfio_device {
 	size_t n_irqs;
 };
 
-/* 8-4-4-4-12 hex digits; the kernel's uuid_parse() takes nothing else. */
-static int parse_uuid(const char *s, uint8_t ret[16])
+int vfio_parse_uuid(const char *s, uint8_t ret[16])
 {
 	size_t k = 0;
 
@@ -185,7 +184,7 @@ _public_ int iovk_vfio_device_open(struct iovk_vfio_iommu *iommu, const char *ad
 	clear_error(ctx);
 	if (opts && opts->sz >= offsetof(struct iovk_vfio_device_opts, vf_token) + sizeof(opts->vf_token))
 		vf_token = opts->vf_token;
-	if (vf_token && parse_uuid(vf_token, uuid) < 0)
+	if (vf_token && vfio_parse_uuid(vf_token, uuid) < 0)
 		return set_error(ctx, -EINVAL, "'%s' is not a VF token (a UUID: 8-4-4-4-12 hex digits)", vf_token);
 	r = iovk_device_new(ctx, address, &d);
 	if (r < 0)
@@ -672,7 +671,7 @@ _public_ int iovk_vfio_device_set_vf_token(struct iovk_vfio_device *dev, const c
 	int r;
 
 	clear_error(dev->ctx);
-	if (parse_uuid(uuid, token) < 0)
+	if (vfio_parse_uuid(uuid, token) < 0)
 		return set_error(dev->ctx, -EINVAL, "'%s' is not a VF token (a UUID: 8-4-4-4-12 hex digits)",
 				 uuid ? uuid : "(null)");
 	f->argsz = sizeof(buf);

@@ -236,15 +236,9 @@ static int iommufd_attach_device(struct iovk_vfio_iommu *iommu, const char *addr
 	if (!cdev)
 		return -ENOMEM;
 	if (vf_token) {
-		/* device.c checked the form already */
-		for (int i = 0, k = 0; vf_token[i] && k < 16; i++) {
-			char hex[3] = { vf_token[i], vf_token[i + 1], 0 };
-
-			if (vf_token[i] == '-')
-				continue;
-			uuid[k++] = (uint8_t)strtoul(hex, NULL, 16);
-			i++;
-		}
+		if (vfio_parse_uuid(vf_token, uuid) < 0)
+			return set_error(ctx, -EINVAL, "'%s' is not a VF token (a UUID: 8-4-4-4-12 hex digits)",
+					 vf_token);
 		bind.flags |= VFIO_DEVICE_BIND_FLAG_TOKEN;
 		bind.token_uuid_ptr = (uint64_t)(uintptr_t)uuid;
 	} else if (token_applies(ctx, address, &is_vf) && is_vf) {

@@ -115,5 +115,8 @@ size_t vfio_group_blockers(struct iovk_ctx *ctx, int group, char *buf, size_t si
 /* lib/vfio/iommufd.c: struct iommu_iova_range[n] -> sorted, checked ranges (malloc'd). */
 int vfio_iommufd_ranges_convert(const void *kranges, size_t n, struct iovk_iova_range **ret_ranges);
 
+/* A VF token: 8-4-4-4-12 hex digits (the kernel's uuid_parse() takes nothing else); 0 or -EINVAL. */
+int vfio_parse_uuid(const char *s, uint8_t ret[16]);
+
 /* ioctl(2) that retries on EINTR and returns 0/positive or -errno. */
 int vfio_ioctl(int fd, unsigned long request, void *arg);
