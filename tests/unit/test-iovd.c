@@ -215,8 +215,12 @@ _Noreturn static void serve(int fd, const char *root, const char *state, const c
 	_exit(r < 0 ? 15 : 0);
 }
 
-/* Starts iovd's side on p's host, state and configuration (again, after stop()). */
-static void restart(struct peer *p)
+/*
+ * Starts iovd's side on p's host, state and configuration (again, after
+ * stop()); the client's bus is not started yet: an iovd's side that must
+ * refuse to start may have exited and closed its end already.
+ */
+static void spawn(struct peer *p)
 {
 	int sv[2];
 
@@ -231,6 +235,12 @@ static void restart(struct peer *p)
 	p->bus = NULL;
 	cr_assert_geq(sd_bus_new(&p->bus), 0);
 	cr_assert_geq(sd_bus_set_fd(p->bus, sv[0], sv[0]), 0);
+}
+
+/* spawn(), and the client's bus started. */
+static void restart(struct peer *p)
+{
+	spawn(p);
 	cr_assert_geq(sd_bus_start(p->bus), 0);
 }
 
@@ -791,7 +801,7 @@ Test(iovd, a_state_file_without_uid_bind_or_settings_still_loads)
 		   "\"address\":\"0000:01:10.0\",\"driver\":\"ixgbevf\",\"created_usec\":1},{\"id\":4,\"pool\":"
 		   "\"p0\",\"owner\":\"vm-old\",\"address\":\"0000:01:10.2\",\"driver\":\"vfio-pci\",\"created_usec\":1,"
 		   "\"bind\":{\"driver\":7}}]}\n");
-	restart(p);
+	spawn(p);
 	p->bus = sd_bus_flush_close_unref(p->bus);
 	cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 13, "iovd's side exited with status 0x%x", status);
