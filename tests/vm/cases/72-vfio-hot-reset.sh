@@ -10,7 +10,7 @@
 # naming the PF with its group and driver and the other VF, the reset ioctl
 # is never issued (strace: GET_PCI_HOT_RESET_INFO yes, PCI_HOT_RESET no),
 # and the PF's controller still answers an Identify. The ICH9 SMBus on the
-# root bus: no hot reset, said plainly.
+# root bus: no hot reset and no function reset, each said plainly.
 #
 # QEMU 7.2's pcie-root-port advertises Data Link Layer Link Active
 # reporting but never sets the bit, so after a secondary bus reset the
@@ -177,6 +177,10 @@ reason=$(json_get hot_reset.reason <<<"$out")
 [[ $reason == "$SMBUS has no hot reset: the kernel can reset neither its slot nor its bus"* ]] || fail "reason: $reason"
 run_iovctl 1 vfio reset --hot --json "${M[@]}" "$SMBUS"
 assert_eq "$(json_get error.errno_name <<<"$out")" ENODEV "errno of a hot reset on the root bus"
+# nor a function reset (no FLR, no PM reset): a device that refuses reset is named
+run_iovctl 1 vfio reset --json "${M[@]}" "$SMBUS"
+msg=$(json_get error.message <<<"$out")
+[[ $msg == *"$SMBUS: the device offers no reset VFIO can use"* ]] || fail "function reset of $SMBUS: $msg"
 for d in $VM_ICH9_GROUP_BDFS; do run_iovctl 0 restore "$d"; done
 
 # --- the NIC goes back to its driver and works
