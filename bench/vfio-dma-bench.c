@@ -2,7 +2,7 @@
 /*
  * vfio-dma-bench: what it costs to make a buffer DMA-able through VFIO.
  *
- *   vfio-dma-bench [--size BYTES] [--rounds N] [--json] BDF
+ *   vfio-dma-bench [--size BYTES] [--rounds N] [--mode MODE] [--json] BDF
  *
  * For one buffer (default 1 GiB, memfd-backed, pre-faulted so the figures
  * are the pinning and IOMMU work, not page allocation) it times, in
@@ -16,6 +16,10 @@
  * dma_entry_limit (65535 by default) per container, so it stops there
  * unless the limit was raised (/sys/module/vfio_iommu_type1/parameters/
  * dma_entry_limit, read when the container is opened).
+ *
+ * --mode picks the backend (iovk_vfio_mode_from_string(): auto, container,
+ * type1v2, type1, iommufd). iommufd has no dma_entry_limit: there the naive
+ * way maps the whole buffer and dma_avail is not counted.
  *
  * The device must be on vfio-pci; it is only opened (its group is what
  * the container needs), nothing is sent to it.
@@ -144,6 +148,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "size", required_argument, NULL, 's' },
 		{ "rounds", required_argument, NULL, 'r' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -151,6 +156,7 @@ int main(int argc, char **argv)
 	uint64_t size = 1ull << 30;
 	unsigned rounds = 1;
 	bool json = false;
+	enum iovk_vfio_mode mode = IOVK_VFIO_MODE_AUTO;
 	struct iovk_ctx *ctx = NULL;
 	struct iovk_vfio_iommu *iommu = NULL;
 	struct iovk_vfio_device *dev = NULL;
@@ -167,21 +173,28 @@ int main(int argc, char **argv)
 		case 'r':
 			rounds = (unsigned)strtoul(optarg, NULL, 10);
 			break;
+		case 'm':
+			if (iovk_vfio_mode_from_string(optarg, &mode) < 0) {
+				fprintf(stderr, "vfio-dma-bench: '%s' is not a VFIO mode\n", optarg);
+				return 2;
+			}
+			break;
 		case 'j':
 			json = true;
 			break;
 		case 'h':
-			puts("Usage: vfio-dma-bench [--size BYTES] [--rounds N] [--json] BDF");
+			puts("Usage: vfio-dma-bench [--size BYTES] [--rounds N] [--mode MODE] [--json] BDF");
 			return 0;
 		default:
 			return 2;
 		}
 	}
 	if (optind != argc - 1 || size < 4096 || size % 4096 || rounds == 0) {
-		fputs("Usage: vfio-dma-bench [--size BYTES (multiple of 4096)] [--rounds N] [--json] BDF\n", stderr);
+		fputs("Usage: vfio-dma-bench [--size BYTES (multiple of 4096)] [--rounds N] [--mode MODE] [--json] BDF\n",
+		      stderr);
 		return 2;
 	}
-	if (iovk_ctx_new(&ctx) < 0 || iovk_vfio_iommu_new(ctx, IOVK_VFIO_MODE_AUTO, &iommu) < 0 ||
+	if (iovk_ctx_new(&ctx) < 0 || iovk_vfio_iommu_new(ctx, mode, &iommu) < 0 ||
 	    iovk_vfio_device_open(iommu, argv[optind], NULL, &dev) < 0) {
 		fprintf(stderr, "vfio-dma-bench: %s\n", ctx ? iovk_ctx_get_error(ctx) : "no memory");
 		goto out;
@@ -200,12 +213,12 @@ int main(int argc, char **argv)
 	(void)iovk_vfio_iommu_get_dma_avail(iommu, &avail0, NULL);
 
 	if (json)
-		printf("{\n  \"address\": \"%s\",\n  \"size\": %" PRIu64 ",\n  \"dma_avail\": %" PRIu32
-		       ",\n  \"rounds\": [\n",
-		       iovk_vfio_device_get_address(dev), size, avail0);
+		printf("{\n  \"address\": \"%s\",\n  \"backend\": \"%s\",\n  \"size\": %" PRIu64
+		       ",\n  \"dma_avail\": %" PRIu32 ",\n  \"rounds\": [\n",
+		       iovk_vfio_device_get_address(dev), iovk_vfio_iommu_get_backend(iommu), size, avail0);
 	else
-		printf("%s: %" PRIu64 " MiB buffer, dma_avail %" PRIu32 " at the start, %u round(s)\n",
-		       iovk_vfio_device_get_address(dev), size >> 20, avail0, rounds);
+		printf("%s: %s backend, %" PRIu64 " MiB buffer, dma_avail %" PRIu32 " at the start, %u round(s)\n",
+		       iovk_vfio_device_get_address(dev), iovk_vfio_iommu_get_backend(iommu), size >> 20, avail0, rounds);
 	for (unsigned round = 0; round < rounds; round++) {
 		struct result res[3] = { { .name = "one-map-4k" }, { .name = "one-map-huge" }, { .name = "per-page-4k" } };
 

@@ -88,7 +88,8 @@ netdev_of() {
 netdev_by_mac() {
     local n
     for n in /sys/class/net/*; do
-        [[ $(<"$n/address") == "$1" ]] && { echo "${n##*/}"; return 0; }
+        # not bonding_masters, a file where built-in bonding is
+        [[ -r $n/address && $(<"$n/address") == "$1" ]] && { echo "${n##*/}"; return 0; }
     done
     return 0
 }
