@@ -78,6 +78,7 @@ struct iovk_vf_list {
 struct pf_ref {
 	char netdev[IFNAMSIZ];
 	char address[IOVK_PCI_ADDR_MAX]; /* "" when not a PCI device, or unknown */
+	char driver[64];                 /* the PF's kernel driver, "" when address is */
 	bool by_address;                 /* the caller named the PCI device */
 	char *sysfs_netdev;              /* sysfs dir of the interface, to check it against netlink */
 	char label[IFNAMSIZ + IOVK_PCI_ADDR_MAX + 8]; /* "eth0 (PF 0000:01:00.0)" for messages */
@@ -207,6 +208,8 @@ static int resolve_pf(struct iovk_ctx *ctx, const char *pf, struct pf_ref *ret)
 			return r;
 		}
 		snprintf(ref.netdev, sizeof(ref.netdev), "%s", netdevs[0]);
+		snprintf(ref.driver, sizeof(ref.driver), "%s",
+			 iovk_device_get_driver(iovk_sriov_pf_get_device(sp)) ?: "");
 		iovk_sriov_pf_unref(sp);
 		ref.by_address = true;
 		ref.sysfs_netdev = sysfs_path(ctx, "/bus/pci/devices/%s/net/%s", ref.address, ref.netdev);
@@ -231,8 +234,13 @@ static int resolve_pf(struct iovk_ctx *ctx, const char *pf, struct pf_ref *ret)
 		 * the one sysfs shows; read_vfs() checks it against netlink. */
 		/* Resolved, not read: the link's last component may be "..". */
 		dev = realpath(link, NULL);
-		if (dev && iovk_pci_addr_parse(strrchr(dev, '/') + 1, &addr) >= 0)
+		if (dev && iovk_pci_addr_parse(strrchr(dev, '/') + 1, &addr) >= 0) {
+			_cleanup_free_ char *drv = sysfs_path(ctx, "/class/net/%s/device/driver", pf);
+
 			iovk_pci_addr_format(&addr, ref.address);
+			if (!drv || read_link_name(drv, ref.driver, sizeof(ref.driver)) < 0)
+				ref.driver[0] = '\0';
+		}
 	}
 	if (ref.address[0])
 		snprintf(ref.label, sizeof(ref.label), "%s (PF %s)", ref.netdev, ref.address);
@@ -461,6 +469,13 @@ static const char *errno_hint(int err, unsigned field)
 		return " (needs CAP_NET_ADMIN)";
 	case -EPROTONOSUPPORT:
 		return " (the PF driver does not support this VLAN protocol)";
+	case -EINVAL:
+		/* igb, ixgbe and i40e refuse any min_tx_rate, and a
+		 * max_tx_rate above the link speed or with the link down. */
+		return field == (IOVK_VF_MIN_TX_RATE | IOVK_VF_MAX_TX_RATE)
+			       ? " (the PF driver does not take these rates: many take no min_tx_rate, and no "
+				 "max_tx_rate above the link speed or while the link is down)"
+			       : NULL;
 	default:
 		return NULL;
 	}
@@ -627,6 +642,7 @@ static int read_vfs(struct iovk_ctx *ctx, struct nl_sock *sk, struct pf_ref *ref
 	}
 	if (!pci_facts && ref->address[0]) {
 		ref->address[0] = '\0';
+		ref->driver[0] = '\0';
 		snprintf(ref->label, sizeof(ref->label), "%s", ref->netdev);
 	}
 
@@ -840,15 +856,40 @@ static int write_field(struct iovk_ctx *ctx, struct nl_sock *sk, struct rtnl_lin
 	return r;
 }
 
-/* The groups written in one request each, in the kernel's order. */
+/*
+ * The groups written in one request each: the kernel's order, except that
+ * the MAC goes last. A MAC write is the one that cannot be undone as it
+ * was: igb, ixgbe, i40e and ice report the MAC a VF chose for itself in the
+ * same place as an admin MAC, and writing that MAC back makes it an admin
+ * MAC, which an untrusted VF then can no longer change (shown on igb by
+ * tests/vm/cases/62-vf-igb.sh). Last, it is written only when every other
+ * setting was accepted, so a refusal never has a MAC to put back.
+ */
 static const unsigned write_groups[] = {
-	IOVK_VF_MAC,
 	IOVK_VF_VLAN,
 	IOVK_VF_MIN_TX_RATE | IOVK_VF_MAX_TX_RATE,
 	IOVK_VF_SPOOFCHK,
 	IOVK_VF_LINK_STATE,
 	IOVK_VF_TRUST,
+	IOVK_VF_MAC,
 };
+
+/*
+ * Whether writing a MAC that the PF driver already reports can still change
+ * something, and does no harm. igb and ixgbe keep one MAC per VF
+ * (vf_mac_addresses), which the VF driver's own "set MAC" mailbox request
+ * overwrites while no admin MAC is set, and report it as the VF's MAC; only
+ * a write through the PF sets their pf_set_mac flag, which makes an
+ * untrusted VF's own change fail and keeps the MAC over a function reset
+ * (igb_vf_reset_event() clears a MAC the VF chose), and both take the same
+ * MAC again without disturbing the VF. i40e and ice report a VF's own MAC
+ * too, but i40e resets the VF on every MAC write and ice ignores one that
+ * reads the same, so neither is listed.
+ */
+static bool mac_rewrite_makes_it_admin(const char *pf_driver)
+{
+	return strcmp(pf_driver, "igb") == 0 || strcmp(pf_driver, "ixgbe") == 0;
+}
 
 /* Settings that put back what info shows. */
 static void settings_from_info(const struct iovk_vf_info *info, struct iovk_vf_settings *ret)
@@ -979,6 +1020,10 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 
 	/* Write what differs; what the driver does not report, always. */
 	todo = iovk_vf_settings_diff(&want, cur, &unverifiable) | unverifiable;
+	/* A MAC that reads as asked may still be the VF's own choice. */
+	if ((want.fields & IOVK_VF_MAC) && memcmp(want.mac, (uint8_t[6]){}, 6) != 0 &&
+	    mac_rewrite_makes_it_admin(ref.driver))
+		todo |= IOVK_VF_MAC;
 	settings_from_info(cur, &old);
 	for (size_t g = 0; g < ELEMENTSOF(write_groups); g++) {
 		unsigned group = write_groups[g];

@@ -148,6 +148,13 @@ run_iovctl() {
     rm -f "$e"
     [[ $rc == "$want" ]] || fail "iovctl $*: exit $rc, wanted $want; stderr: $err; stdout: $out"
 }
+# vf_check CMD ARGS...: tests/vm/vf-check.py, the VF cases' field-by-field
+# comparisons (`ip -j link` against expected values, against an earlier
+# snapshot, `iovctl vf list --json` against ip and sysfs; `get` prints a
+# value); fails the case when a check fails.
+vf_check() {
+    python3 -S "$VM_LIB_DIR/vf-check.py" "$@" || fail "vf_check $1 failed (see above)"
+}
 # require_cmd CMD...: skip unless each command exists.
 require_cmd() {
     local c
@@ -182,6 +189,93 @@ load_netdevsim() {
     [[ -r $ko ]] || skip "netdevsim not built (run tests/vm/build-netdevsim)"
     modprobe psample || fail "modprobe psample failed"
     insmod "$ko" || fail "insmod $ko failed"
+}
+
+# driver_override BDF: the device's driver_override, empty when unset.
+driver_override() {
+    local o
+    o=$(<"/sys/bus/pci/devices/$1/driver_override")
+    [[ $o == "(null)" ]] && o=
+    echo "$o"
+}
+
+# ---- iovd on a private bus (the iovd cases) ----
+# require_iovd: skip the case unless iovd ($IOVD, default $REPO/build/iovd),
+# dbus-daemon and busctl are there.
+require_iovd() {
+    IOVD=${IOVD:-$REPO/build/iovd}
+    [[ -x $IOVD ]] || skip "$IOVD not built (run make)"
+    require_cmd dbus-daemon busctl python3
+}
+# iovd_bus_start DIR: a private dbus-daemon with the system bus's default
+# policy plus iovd's policy file (as tests/daemon), on the socket DIR/bus;
+# sets IOVD_DIR=DIR, IOVD_BUS (the address) and IOVD_BUS_PID.
+iovd_bus_start() {
+    IOVD_DIR=$1
+    IOVD_BUS=unix:path=$1/bus
+    python3 -c 'import sys; sys.path.insert(0, sys.argv[2]); import iovdtest
+print(iovdtest.BUS_CONF.format(socket=sys.argv[1], policy=iovdtest.POLICY))' "$1/bus" "$REPO/tests/daemon" \
+        >"$1/bus.conf"
+    dbus-daemon --nofork --nopidfile --config-file="$1/bus.conf" >"$1/bus.log" 2>&1 &
+    IOVD_BUS_PID=$!
+    wait_for 10 test -S "$1/bus" || fail "dbus-daemon did not start: $(<"$1/bus.log")"
+}
+# iovd_start [OPTION...]: iovd on that bus with $IOVD_DIR/iovd.json and the
+# state directory $IOVD_DIR/state, output appended to $IOVD_DIR/iovd.log;
+# waits until it answers; sets IOVD_PID.
+iovd_start() {
+    "$IOVD" "$@" --bus-address "$IOVD_BUS" --config "$IOVD_DIR/iovd.json" --state-dir "$IOVD_DIR/state" \
+        >>"$IOVD_DIR/iovd.log" 2>&1 &
+    IOVD_PID=$!
+    wait_for 20 busctl --address="$IOVD_BUS" call org.iovkit.iovd1 /org/iovkit/iovd1 org.iovkit.iovd1.Manager \
+        ListPools >/dev/null 2>&1 || fail "iovd did not come up"
+}
+# iovd_call METHOD SIG ARGS...: busctl call on iovd's Manager; the reply in
+# $out, the exit status in $rc, stderr in $err.
+iovd_call() {
+    rc=0
+    out=$(busctl --address="$IOVD_BUS" call org.iovkit.iovd1 /org/iovkit/iovd1 org.iovkit.iovd1.Manager "$@" \
+        2>"$IOVD_DIR/err") || rc=$?
+    err=$(<"$IOVD_DIR/err")
+}
+# iovd_must_call METHOD SIG ARGS...: iovd_call; fails the case unless it succeeds.
+iovd_must_call() { iovd_call "$@"; ((rc == 0)) || fail "busctl call $*: $err"; }
+# iovd_property PROPERTY [ALLOCATION]: a property of iovd's Manager, or of an
+# allocation (its path), as busctl prints it; fails the case if it cannot be read.
+iovd_property() {
+    local v
+    if [[ -n ${2:-} ]]; then
+        v=$(busctl --address="$IOVD_BUS" get-property org.iovkit.iovd1 "$2" org.iovkit.iovd1.Allocation "$1" 2>&1)
+    else
+        v=$(busctl --address="$IOVD_BUS" get-property org.iovkit.iovd1 /org/iovkit/iovd1 \
+            org.iovkit.iovd1.Manager "$1" 2>&1)
+    fi || fail "property $1 of ${2:-iovd}: $v"
+    echo "$v"
+}
+# iovd_crash: kill -9 iovd, as a crash would.
+iovd_crash() {
+    kill -9 "$IOVD_PID"
+    wait "$IOVD_PID" 2>/dev/null || true
+    IOVD_PID=
+}
+# iovd_stop: SIGTERM; fails the case unless iovd exits with 0.
+iovd_stop() {
+    local s=0
+    kill "$IOVD_PID"
+    wait "$IOVD_PID" || s=$?
+    IOVD_PID=
+    ((s == 0)) || fail "iovd exited with $s"
+}
+# iovd_teardown RC: for a case's EXIT trap: kills iovd and the bus, and shows
+# iovd's log when RC (the case's exit status) is not 0.
+iovd_teardown() {
+    [[ -z ${IOVD_PID:-} ]] || kill -9 "$IOVD_PID" 2>/dev/null || true
+    [[ -z ${IOVD_BUS_PID:-} ]] || kill "$IOVD_BUS_PID" 2>/dev/null || true
+    if (($1 != 0)) && [[ -e ${IOVD_DIR:-}/iovd.log ]]; then
+        echo "--- iovd's log:" >&2
+        cat "$IOVD_DIR/iovd.log" >&2
+    fi
+    return 0
 }
 
 if [[ ${IOVKIT_IN_VM:-} != 1 && ${IOVKIT_VM_ALLOW_HOST:-} != 1 ]]; then

@@ -305,7 +305,8 @@ struct iovk_vf_settings {
 
 /* What iovk_vf_set() did; filled on success and on failure. */
 struct iovk_vf_set_result {
-	unsigned changed;    /* fields written (they differed from the request) */
+	unsigned changed;    /* fields written (they differed from the request; see
+			      * iovk_vf_set() for the MAC on igb and ixgbe) */
 	unsigned ignored;    /* written, accepted, but read back different */
 	unsigned unverified; /* written, but the driver does not report them back */
 	unsigned failed;     /* the field whose write the kernel refused, or 0 */
@@ -317,8 +318,14 @@ struct iovk_vf_set_result {
  *
  * Checks the settings (iovk_vf_settings_check()) and that the VF exists
  * before anything is written. Reads the VF first and writes only the fields
- * that differ, one netlink request per setting, in the kernel's order (mac,
- * vlan, rates, spoofchk, state, trust), so that a refusal names its setting.
+ * that differ, one netlink request per setting, so that a refusal names its
+ * setting: vlan, rates, spoofchk, state, trust, and the MAC last. Drivers
+ * (igb, ixgbe, i40e, ice) report a MAC the VF chose itself where they report
+ * an admin MAC, and writing it back would make it one, so a MAC is written
+ * only once every other setting was accepted and never needs putting back.
+ * On igb and ixgbe (the PF's driver in sysfs) a non-zero MAC asked for is
+ * written even when it reads the same: only that write makes it an admin
+ * MAC, one an untrusted VF cannot change and a VF reset keeps.
  * A rate given alone keeps the other rate as it is (the kernel sets both at
  * once); the resulting min_tx_rate must not exceed a non-zero max_tx_rate.
  * When the kernel refuses a write, the fields written before it are put back
