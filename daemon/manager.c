@@ -611,6 +611,42 @@ static int read_iommu_group(struct manager *m, const char *address)
 }
 
 /*
+ * A VF on no driver that neither a previous-driver record nor an override
+ * sends anywhere has never had a kernel driver: its PF's VFs came with
+ * sriov_drivers_autoprobe 0 (`iovctl sriov set --no-autoprobe`, as a
+ * vfio-pci pool wants them), and then the kernel probes no driver for a VF
+ * by itself, or the driver's module was not loaded. So bind the driver its
+ * modalias names, what udev and autoprobe would have done (igbvf for an
+ * 82576 VF). *res is what iovk_device_restore() did before (at most it
+ * cleared an override): on success the result becomes the bind's, with that
+ * override as the one to put back; on failure the override is back and
+ * error says why.
+ */
+static int bind_kernel_driver(struct manager *m, struct allocation *a, struct iovk_bind_result *res,
+			      sd_bus_error *error)
+{
+	struct iovk_bind_result bound = {};
+	char name[64];
+	int r;
+
+	r = iovk_device_find_kernel_driver(m->ctx, a->address, 0, name, sizeof(name));
+	if (r >= 0)
+		r = iovk_device_bind(m->ctx, a->address, name, 0, &bound);
+	if (r < 0) {
+		r = sd_bus_error_setf(error, IOVD_ERR_FAILED,
+				      "Failed to bind VF %s of pool %s for %s to its kernel driver: %s", a->address,
+				      a->pool, a->owner, iovk_ctx_get_error(m->ctx));
+		if (res->previous_override[0] && iovk_device_bind_undo(m->ctx, a->address, res) < 0)
+			error_append(error, "; putting back its driver_override %s failed: %s", res->previous_override,
+				     iovk_ctx_get_error(m->ctx));
+		return r;
+	}
+	snprintf(bound.previous_override, sizeof(bound.previous_override), "%s", res->previous_override);
+	*res = bound;
+	return 0;
+}
+
+/*
  * Puts the VF on the driver the allocation wants; *driver is the VF's driver,
  * and after the call the one it ends on. On failure the VF is as before:
  * libiovkit rolls a failed bind back itself, and says so in the error text.
@@ -633,6 +669,11 @@ static int apply_driver(struct manager *m, struct allocation *a, enum pool_drive
 		if (driver[0] && !driver_is_vfio(driver) && strcmp(driver, "pci-stub") != 0)
 			return 0;
 		r = iovk_device_restore(m->ctx, a->address, &res);
+		if (r >= 0 && !res.changed && !res.driver[0]) {
+			r = bind_kernel_driver(m, a, &res, error);
+			if (r < 0)
+				return r;
+		}
 		if (r >= 0 && (!res.driver[0] || driver_is_vfio(res.driver) || strcmp(res.driver, "pci-stub") == 0)) {
 			int r2 = iovk_device_bind_undo(m->ctx, a->address, &res);
 

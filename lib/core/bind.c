@@ -478,14 +478,12 @@ _public_ int iovk_device_bind_undo(struct iovk_ctx *ctx, const char *address, co
 	return 0;
 }
 
-_public_ int iovk_device_read_driver(struct iovk_ctx *ctx, const char *address, char *buf, size_t size)
+/* The canonical form of address, for a PCI device that exists: 0, -EINVAL or -ENODEV (with the error set). */
+static int existing_device(struct iovk_ctx *ctx, const char *address, char canonical[static IOVK_PCI_ADDR_MAX])
 {
 	struct iovk_pci_addr addr;
-	char canonical[IOVK_PCI_ADDR_MAX], name[DRIVER_MAX];
 	_cleanup_free_ char *dir = NULL;
-	int r;
 
-	clear_error(ctx);
 	if (iovk_pci_addr_parse(address, &addr) < 0)
 		return set_error(ctx, -EINVAL, "'%s' is not a PCI address", address ? address : "(null)");
 	iovk_pci_addr_format(&addr, canonical);
@@ -494,12 +492,137 @@ _public_ int iovk_device_read_driver(struct iovk_ctx *ctx, const char *address, 
 		return -ENOMEM;
 	if (!path_exists(dir))
 		return set_error(ctx, -ENODEV, "%s: no such PCI device (%s does not exist)", canonical, dir);
+	return 0;
+}
+
+_public_ int iovk_device_read_driver(struct iovk_ctx *ctx, const char *address, char *buf, size_t size)
+{
+	char canonical[IOVK_PCI_ADDR_MAX], name[DRIVER_MAX];
+	int r;
+
+	clear_error(ctx);
+	r = existing_device(ctx, address, canonical);
+	if (r < 0)
+		return r;
 	r = current_driver(ctx, canonical, name);
 	if (r < 0)
 		return r;
 	if (strlen(name) >= size)
 		return -ENAMETOOLONG;
 	strcpy(buf, name);
+	return 0;
+}
+
+/*
+ * The PCI driver that kernel module name registers and that is a kernel
+ * driver (not vfio-pci, a vfio variant driver or pci-stub): its entry
+ * "pci:NAME" in <sysfs>/module/<name>/drivers. Returns 1 with it in buf, 0
+ * when there is none (the module is not loaded, or drives another bus).
+ */
+static int module_kernel_pci_driver(struct iovk_ctx *ctx, const char *name, char buf[static DRIVER_MAX])
+{
+	_cleanup_free_ char *dir = sysfs_path(ctx, "/module/%s/drivers", name);
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+
+	if (!dir)
+		return -ENOMEM;
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		const char *drv = de->d_name + strlen("pci:");
+
+		if (strncmp(de->d_name, "pci:", strlen("pci:")) != 0 || strlen(drv) >= DRIVER_MAX ||
+		    driver_is_vfio_friendly(drv))
+			continue;
+		snprintf(buf, DRIVER_MAX, "%s", drv);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * No sysfs file names a device's kernel driver before a driver has it: the
+ * kernel matches the device's modalias against the drivers registered, and
+ * udev loads the modules whose aliases match. With sriov_drivers_autoprobe
+ * 0 on its PF the kernel does not even try for a VF, so whoever wants the
+ * VF on its kernel driver must name it: the modalias goes through the module
+ * index as udev's kmod builtin does it (blacklists applied), and the module
+ * found, once loaded, shows its driver in /sys/module/<name>/drivers.
+ */
+_public_ int iovk_device_find_kernel_driver(struct iovk_ctx *ctx, const char *address, unsigned flags, char *buf,
+					    size_t size)
+{
+	_cleanup_free_ char *dir = NULL, *alias = NULL;
+	struct kmod_ctx *kctx = NULL;
+	struct kmod_list *list = NULL, *it;
+	char canonical[IOVK_PCI_ADDR_MAX], found[DRIVER_MAX] = "", modules[256] = "", why[256] = "";
+	size_t len = 0;
+	int r;
+
+	clear_error(ctx);
+	r = existing_device(ctx, address, canonical);
+	if (r < 0)
+		return r;
+	dir = sysfs_path(ctx, "/bus/pci/devices/%s/modalias", canonical);
+	if (!dir)
+		return -ENOMEM;
+	r = read_text(dir, &alias);
+	if (r < 0)
+		return set_error(ctx, r, "%s: reading %s: %s", canonical, dir, strerror(-r));
+	if (!iovk_ctx_is_live(ctx))
+		return set_error(ctx, -EOPNOTSUPP,
+				 "%s: the kernel driver for modalias %s is found in the running kernel's module "
+				 "index, which does not describe the sysfs tree %s", canonical, alias, ctx->sysfs_root);
+
+	kctx = kmod_new(NULL, NULL);
+	if (!kctx)
+		return set_error(ctx, -ENOMEM, "%s: cannot look up modalias %s: libkmod failed", canonical, alias);
+	r = kmod_module_new_from_lookup(kctx, alias, &list);
+	if (r < 0) {
+		kmod_unref(kctx);
+		return set_error(ctx, r, "%s: looking up modalias %s in the module index: %s", canonical, alias,
+				 strerror(-r));
+	}
+	kmod_list_foreach(it, list) {
+		struct kmod_module *mod = kmod_module_get_module(it);
+		const char *name = kmod_module_get_name(mod);
+		bool loaded = kmod_module_get_initstate(mod) >= 0; /* live, coming or built in */
+		int k;
+
+		if (!loaded && (flags & IOVK_BIND_NO_MODULE_LOAD))
+			snprintf(why, sizeof(why), "; %s is not loaded", name);
+		else if (!loaded) {
+			k = kmod_module_probe_insert_module(mod, KMOD_PROBE_APPLY_BLACKLIST, NULL, NULL, NULL, NULL);
+			if (k < 0)
+				snprintf(why, sizeof(why), "; loading %s failed: %s", name, strerror(-k));
+			else if (k > 0)
+				snprintf(why, sizeof(why), "; %s is blacklisted", name);
+			else
+				log_info(ctx, "loaded kernel module %s for %s", name, canonical);
+			loaded = k == 0;
+		}
+		r = loaded ? module_kernel_pci_driver(ctx, name, found) : 0;
+		len += (size_t)snprintf(modules + len, len < sizeof(modules) ? sizeof(modules) - len : 0, "%s%s",
+					len ? ", " : "", name);
+		kmod_module_unref(mod);
+		if (r != 0)
+			break;
+	}
+	kmod_module_unref_list(list);
+	kmod_unref(kctx);
+	if (r < 0)
+		return r;
+	if (!found[0]) {
+		if (!modules[0])
+			return set_error(ctx, -ENOENT, "%s: no kernel module matches its modalias %s", canonical, alias);
+		return set_error(ctx, -ENOENT, "%s: the modules matching its modalias (%s) register no kernel PCI "
+				 "driver%s", canonical, modules, why);
+	}
+	if (strlen(found) >= size)
+		return -ENAMETOOLONG;
+	strcpy(buf, found);
 	return 0;
 }
 

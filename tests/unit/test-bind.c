@@ -211,3 +211,20 @@ Test(bind, read_driver)
 	cr_assert_eq(iovk_device_read_driver(ctx, "nope", buf, sizeof(buf)), -EINVAL);
 	iovk_ctx_unref(ctx);
 }
+
+Test(bind, find_kernel_driver_needs_the_live_module_index)
+{
+	/* The lookup itself (modalias -> igbvf, loaded) runs for real in
+	 * tests/vm/cases/82-iovd-igb.sh; a fixture is not what the running
+	 * kernel's module index describes, so it is refused, naming the modalias. */
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	char buf[64] = "untouched";
+
+	cr_assert_eq(iovk_device_find_kernel_driver(ctx, "01:10.2", 0, buf, sizeof(buf)), -EOPNOTSUPP);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "0000:01:10.2: the kernel driver for modalias pci:v00008086d000010ED"),
+		  "%s", iovk_ctx_get_error(ctx));
+	cr_assert_eq(iovk_device_find_kernel_driver(ctx, "0000:99:00.0", 0, buf, sizeof(buf)), -ENODEV);
+	cr_assert_eq(iovk_device_find_kernel_driver(ctx, "nope", 0, buf, sizeof(buf)), -EINVAL);
+	cr_assert_str_eq(buf, "untouched");
+	iovk_ctx_unref(ctx);
+}

@@ -551,6 +551,38 @@ Test(iovd, a_failed_bind_puts_the_settings_back)
 	cr_assert_neq(access(path, F_OK), 0);
 }
 
+Test(iovd, kernel_driver_for_a_vf_that_never_had_one)
+{
+	/*
+	 * A VF on no driver, with no previous-driver record (its PF's VFs
+	 * came with autoprobe off): nothing to restore, so iovd names the
+	 * kernel driver from the VF's modalias and binds it (igbvf in
+	 * tests/vm/cases/82-iovd-igb.sh). No fixture is described by the
+	 * running kernel's module index: the lookup fails here, and the VF is
+	 * left as it was: settings back, and the driver_override that the
+	 * restore had cleared.
+	 */
+	struct peer *p = start(NULL, false);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	const char *vf = "0000:01:10.2";
+	char link[PATH_MAX];
+
+	snprintf(link, sizeof(link), "%s/sys/bus/pci/devices/%s/driver", p->root, vf);
+	cr_assert_eq(unlink(link), 0, "%s: %m", link);
+	cr_assert_lt(allocate_with(p, "ctr-1", &e, NULL, NULL, 3, "address", "s", vf, "driver", "s", "kernel", "mac", "s",
+				   "52:54:00:12:34:56"),
+		     0);
+	assert_error(&e, IOVD_ERR_FAILED,
+		     "Failed to bind VF 0000:01:10.2 of pool p0 for ctr-1 to its kernel driver: 0000:01:10.2: the kernel "
+		     "driver for modalias pci:v00008086d000010ED");
+	cr_assert(strstr(e.message, "; its VF settings are back as they were"), "%s", e.message);
+	sd_bus_error_free(&e);
+	cr_assert_str_eq(fake_settings(p->state, vf), "00:00:00:00:00:00 0 0 1 0");
+	snprintf(link, sizeof(link), "/sys/bus/pci/devices/%s/driver_override", vf);
+	cr_assert_str_eq(slurp(p->root, link), "vfio-pci");
+	stop(p);
+}
+
 Test(iovd, a_refused_setting_changes_nothing)
 {
 	struct peer *p = start(NULL, true);

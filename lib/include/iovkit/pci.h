@@ -171,6 +171,24 @@ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struct iovk_bi
 int iovk_device_restore(struct iovk_ctx *ctx, const char *address, struct iovk_bind_result *result);
 
 /*
+ * The name of the kernel driver that the device's modalias names (the one
+ * udev loads for it), e.g. "igbvf" for an 82576 VF, into buf: what to bind a
+ * device that no driver has taken, such as a VF whose PF has
+ * sriov_drivers_autoprobe 0 (the kernel probes no driver for it then).
+ * Looks the modalias up in the running kernel's module index (libkmod,
+ * blacklists applied), loads a matching module that is not loaded unless
+ * flags has IOVK_BIND_NO_MODULE_LOAD, and takes the first PCI driver such a
+ * module registers that is not vfio-pci, a vfio variant driver or
+ * pci-stub. Returns 0, -EINVAL for a malformed address, -ENODEV for an
+ * unknown device, -EOPNOTSUPP on a context that is not live (a fixture tree
+ * is not described by this kernel's index), -ENOENT when no module provides
+ * a driver (the error names the modalias and the modules, and says when one
+ * is blacklisted or not loaded), -ENAMETOOLONG when buf is too small.
+ */
+int iovk_device_find_kernel_driver(struct iovk_ctx *ctx, const char *address, unsigned flags, char *buf,
+				   size_t size);
+
+/*
  * Binds every endpoint of an IOMMU group to driver, as one transaction:
  * bridges are left alone, and when any device fails the ones already moved
  * are put back. On success *ret_n_changed (if given) counts the devices

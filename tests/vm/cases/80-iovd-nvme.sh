@@ -14,10 +14,9 @@
 # vm-timeout: 240
 . "$(dirname "$0")/../lib.sh"
 require_iovctl
-require_cmd dbus-daemon busctl python3
-IOVD=${IOVD:-$REPO/build/iovd}
+require_iovd
 OPEN=${IOVD_OPEN_DEVICE:-$REPO/build/tests/iovd-open-device}
-[[ -x $IOVD && -x $OPEN ]] || skip "$IOVD or $OPEN not built (run make)"
+[[ -x $OPEN ]] || skip "$OPEN not built (run make)"
 
 PF=$VM_NVME_PF_BDF
 P=/sys/bus/pci/devices/$PF
@@ -26,19 +25,12 @@ read -r -a VFS <<<"$VM_NVME_VF_BDFS"
 assert_eq "$(<"$P/sriov_numvfs")" 0 "sriov_numvfs of $PF at the start"
 ap0=$(<"$P/sriov_drivers_autoprobe")
 T=$(mktemp -d)
-BUS=unix:path=$T/bus
-NAME=org.iovkit.iovd1 OBJ=/org/iovkit/iovd1 IFACE=org.iovkit.iovd1.Manager
-bus_pid='' iovd_pid='' holder_pid=''
+holder_pid=''
 
 cleanup() {
     local rc=$?
-    [[ -n $holder_pid ]] && kill "$holder_pid" 2>/dev/null
-    [[ -n $iovd_pid ]] && kill -9 "$iovd_pid" 2>/dev/null
-    [[ -n $bus_pid ]] && kill "$bus_pid" 2>/dev/null
-    if ((rc != 0)) && [[ -e $T/iovd.log ]]; then
-        echo "--- iovd's log:" >&2
-        cat "$T/iovd.log" >&2
-    fi
+    [[ -z $holder_pid ]] || kill "$holder_pid" 2>/dev/null || true
+    iovd_teardown "$rc"
     rm -rf /run/iovkit/iovd-allocated
     "$IOVCTL" sriov set "$PF" --numvfs 0 --force >/dev/null 2>&1 || printf 0 >"$P/sriov_numvfs" 2>/dev/null || true
     printf '%s' "$ap0" >"$P/sriov_drivers_autoprobe" 2>/dev/null || true
@@ -47,46 +39,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# call METHOD SIG ARGS...: busctl call; the reply in $out, exit status in $rc, stderr in $err
-call() {
-    local e=$T/err
-    rc=0
-    out=$(busctl --address="$BUS" call "$NAME" "$OBJ" "$IFACE" "$@" 2>"$e") || rc=$?
-    err=$(<"$e")
-}
-must_call() { call "$@"; ((rc == 0)) || fail "busctl call $*: $err"; }
-start_iovd() {
-    "$IOVD" --bus-address "$BUS" --config "$T/iovd.json" --state-dir "$T/state" >>"$T/iovd.log" 2>&1 &
-    iovd_pid=$!
-    wait_for 20 busctl --address="$BUS" call "$NAME" "$OBJ" "$IFACE" ListPools >/dev/null 2>&1 ||
-        fail "iovd did not come up"
-}
-override() { local o; o=$(<"/sys/bus/pci/devices/$1/driver_override"); [[ $o == "(null)" ]] && o=; echo "$o"; }
-
 # --- 4 VFs, no driver
 out=$("$IOVCTL" sriov set "$PF" --numvfs 4 --no-autoprobe 2>&1) || fail "sriov set 4: $out"
 for vf in "${VFS[@]}"; do assert_eq "$(sysfs_driver "$vf")" "" "driver of $vf at the start"; done
 VF=${VFS[0]}
-ov0=$(override "$VF")
+ov0=$(driver_override "$VF")
 
 # --- a private bus (the system bus's default policy plus iovd's policy file, as tests/daemon) and iovd
-python3 -c 'import sys; sys.path.insert(0, "tests/daemon"); import iovdtest
-print(iovdtest.BUS_CONF.format(socket=sys.argv[1], policy=iovdtest.POLICY))' "$T/bus" >"$T/bus.conf"
-dbus-daemon --nofork --nopidfile --config-file="$T/bus.conf" >"$T/bus.log" 2>&1 &
-bus_pid=$!
-wait_for 10 test -S "$T/bus" || fail "dbus-daemon did not start: $(<"$T/bus.log")"
+iovd_bus_start "$T"
 cat >"$T/iovd.json" <<EOF
 { "pools": [ { "name": "nvme", "pfs": ["$PF"], "driver": "vfio-pci" },
              { "name": "bare", "pfs": ["$PF"], "driver": "none" } ] }
 EOF
-start_iovd
+iovd_start
 
 # --- Allocate: the first VF, bound to vfio-pci for real
-must_call Allocate 'ssa{sv}' nvme vm-1 0
+iovd_must_call Allocate 'ssa{sv}' nvme vm-1 0
 read -r sig path vf group node <<<"${out//\"/}"
 assert_eq "$sig $vf" "osis $VF" "Allocate's reply ($out)"
 assert_eq "$(sysfs_driver "$VF")" vfio-pci "driver link of $VF after Allocate"
-assert_eq "$(override "$VF")" vfio-pci "driver_override of $VF"
+assert_eq "$(driver_override "$VF")" vfio-pci "driver_override of $VF"
 assert_eq "$group" "$(iommu_group "$VF")" "IOMMU group in the reply"
 assert_eq "$node" "/dev/vfio/$group" "device node in the reply"
 [[ -c $node ]] || fail "$node is not a character device"
@@ -95,17 +67,17 @@ grep -q '"bind":{"previous_driver":"","previous_override":"","driver":"vfio-pci"
     "$T/state/allocations.json" || fail "the state file lacks the bind to undo: $(<"$T/state/allocations.json")"
 
 # --- OpenDevice: a working VFIO group descriptor
-out=$("$OPEN" --address "$BUS" --vfio-status "$path" 2>&1) || fail "OpenDevice: $out"
+out=$("$OPEN" --address "$IOVD_BUS" --vfio-status "$path" 2>&1) || fail "OpenDevice: $out"
 [[ $out == *"\"path\": \"$node\""*'"type": "char"'*'"access": "rw"'*'"viable": true'* ]] ||
     fail "OpenDevice's descriptor is not the viable VFIO group $node: $out"
 # held by a "VM": a second OpenDevice and Release are refused, the VF stays
-coproc HOLDER { "$OPEN" --address "$BUS" --hold "$path"; }
+coproc HOLDER { "$OPEN" --address "$IOVD_BUS" --hold "$path"; }
 holder_pid=$HOLDER_PID  # set by coproc
 read -r -t 30 line <&"${HOLDER[0]}" || fail "the holder got no descriptor"
 [[ $line == *"\"path\": \"$node\""* ]] || fail "holder: $line"
-out=$("$OPEN" --address "$BUS" "$path" 2>&1) && fail "a second OpenDevice got the group: $out"
+out=$("$OPEN" --address "$IOVD_BUS" "$path" 2>&1) && fail "a second OpenDevice got the group: $out"
 [[ $out == *Error.InUse*"$node is open already"* ]] || fail "second OpenDevice: $out"
-call Release o "$path"
+iovd_call Release o "$path"
 ((rc != 0)) || fail "Release succeeded while the group is held"
 [[ $err == *"IOMMU group $group is open"* ]] || fail "Release while held: $err"
 assert_eq "$(sysfs_driver "$VF")" vfio-pci "driver of $VF after the refused Release"
@@ -115,7 +87,7 @@ wait "$holder_pid" || fail "the holder failed"
 holder_pid=
 
 # --- a VF iovd holds on no driver: libiovkit will not remove it
-must_call Allocate 'ssa{sv}' bare ctr-1 0
+iovd_must_call Allocate 'ssa{sv}' bare ctr-1 0
 read -r sig bpath bvf _ <<<"${out//\"/}"
 assert_eq "$bvf" "${VFS[1]}" "VF of the bare pool"
 assert_eq "$(sysfs_driver "$bvf")" "" "driver of $bvf (pool driver none)"
@@ -123,43 +95,38 @@ out=$("$IOVCTL" sriov set "$PF" --numvfs 0 2>&1) && fail "VFs removed under iovd
 [[ $out == *"VFs $VF (allocated by iovd), $bvf (allocated by iovd) are in use"* ]] ||
     fail "refusal does not name them: $out"
 assert_eq "$(<"$P/sriov_numvfs")" 4 "sriov_numvfs after the refusal"
-expect_opendevice_refused=$("$OPEN" --address "$BUS" "$bpath" 2>&1) && fail "OpenDevice of a VF on no driver"
+expect_opendevice_refused=$("$OPEN" --address "$IOVD_BUS" "$bpath" 2>&1) && fail "OpenDevice of a VF on no driver"
 [[ $expect_opendevice_refused == *Error.NotSupported*"has no VFIO device"* ]] ||
     fail "OpenDevice on no driver: $expect_opendevice_refused"
 
 # --- VF settings need the PF's netdev; the NVMe PF has none: refused, nothing changed
-call Allocate 'ssa{sv}' nvme vm-2 1 mac s 52:54:00:00:80:01
+iovd_call Allocate 'ssa{sv}' nvme vm-2 1 mac s 52:54:00:00:80:01
 ((rc != 0)) || fail "mac applied through a PF without a netdev: $out"
 [[ $err == *"cannot apply mac 52:54:00:00:80:01"* ]] || fail "settings refusal: $err"
 assert_eq "$(sysfs_driver "${VFS[2]}")" "" "driver of ${VFS[2]} after the refused settings"
 [[ ! -e /run/iovkit/iovd-allocated/${VFS[2]} ]] || fail "marker left by the refused Allocate"
 
 # --- kill -9 and a restart: the allocation is there, the VF still on vfio-pci
-kill -9 "$iovd_pid"
-wait "$iovd_pid" 2>/dev/null || true
-iovd_pid=
-start_iovd
-must_call ListAllocations
+iovd_crash
+iovd_start
+iovd_must_call ListAllocations
 [[ $out == *"\"$path\" \"nvme\" \"vm-1\" \"$VF\" $group \"$node\" \"vfio-pci\""* ]] ||
     fail "allocation lost after kill -9: $out"
 assert_eq "$(sysfs_driver "$VF")" vfio-pci "driver of $VF after the restart"
-out=$(busctl --address="$BUS" get-property "$NAME" "$OBJ" "$IFACE" Drift) || fail "Drift: $out"
-assert_eq "$out" "as 0" "drift after the restart"
+assert_eq "$(iovd_property Drift)" "as 0" "drift after the restart"
 
 # --- Release: exactly as before (no driver, no override, no record), markers gone
-must_call Release o "$path"
+iovd_must_call Release o "$path"
 assert_eq "$(sysfs_driver "$VF")" "" "driver of $VF after Release"
-assert_eq "$(override "$VF")" "$ov0" "driver_override of $VF after Release"
+assert_eq "$(driver_override "$VF")" "$ov0" "driver_override of $VF after Release"
 [[ ! -e /run/iovkit/previous-driver/$VF ]] || fail "previous-driver record of $VF left behind"
 [[ ! -e /run/iovkit/iovd-allocated/$VF ]] || fail "marker of $VF left behind"
-must_call ReleaseOwner s ctr-1
+iovd_must_call ReleaseOwner s ctr-1
 assert_eq "$out" "u 1" "ReleaseOwner"
 [[ -z $(ls -A /run/iovkit/iovd-allocated) ]] || fail "markers left: $(ls /run/iovkit/iovd-allocated)"
 
 # --- iovd stops cleanly; the VFs go
-kill "$iovd_pid"
-wait "$iovd_pid" || fail "iovd exited with $?"
-iovd_pid=
+iovd_stop
 out=$("$IOVCTL" sriov set "$PF" --numvfs 0 2>&1) || fail "sriov set 0: $out"
 assert_eq "$(<"$P/sriov_numvfs")" 0 "sriov_numvfs at the end"
 assert_eq "$(<"$P/sriov_drivers_autoprobe")" "$ap0" "autoprobe at the end"
