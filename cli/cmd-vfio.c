@@ -451,7 +451,11 @@ static int vfio_info(struct cli *cli, int argc, char **argv)
 		printf("  backend:      %s (%s)\n", iovk_vfio_iommu_get_backend(c.iommu),
 		       iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu)));
 		flags_text(iovk_vfio_device_get_flags(c.dev), device_flags, buf, sizeof(buf));
-		printf("  device:       flags %s; reset methods: %s\n", buf, reset_methods ? reset_methods : "unknown");
+		/* No reset_method file: the kernel hides it when the device has
+		 * no reset (5.15+), and VFIO then offers none either. */
+		if (!reset_methods)
+			reset_methods = iovk_vfio_device_get_flags(c.dev) & VFIO_DEVICE_FLAGS_RESET ? "unknown" : "none";
+		printf("  device:       flags %s; reset methods: %s\n", buf, reset_methods);
 		show_hot_reset(cli, &c, NULL);
 		printf("  page sizes:  ");
 		for (uint64_t p = pgsizes; p; p &= p - 1) {

@@ -175,6 +175,11 @@ run_iovctl 0 vfio info --json "${M[@]}" "$SMBUS"
 assert_eq "$(json_get hot_reset.possible <<<"$out")" false "hot reset possible on the root bus"
 reason=$(json_get hot_reset.reason <<<"$out")
 [[ $reason == "$SMBUS has no hot reset: the kernel can reset neither its slot nor its bus"* ]] || fail "reason: $reason"
+[[ -e /sys/bus/pci/devices/$SMBUS/reset_method ]] || {
+    # the kernel hides reset_method when there is none; iovctl says "none", not "unknown"
+    run_iovctl 0 vfio info "${M[@]}" "$SMBUS"
+    [[ $out == *"reset methods: none"* ]] || fail "vfio info of $SMBUS: $out"
+}
 run_iovctl 1 vfio reset --hot --json "${M[@]}" "$SMBUS"
 assert_eq "$(json_get error.errno_name <<<"$out")" ENODEV "errno of a hot reset on the root bus"
 # nor a function reset (no FLR, no PM reset): a device that refuses reset is named
