@@ -6,11 +6,13 @@
 #   make check-cli    iovctl against the fixture hosts
 #   make check-host   iovctl over real netlink in a private network namespace (tests/host/)
 #   make check-daemon iovd end to end on a private dbus-daemon (tests/daemon/)
+#   make check-install make install into a DESTDIR, a consumer built on it (tests/install/)
 #   make bench-iovd   iovd allocate+release throughput and latency (bench/)
 #   make check-vm     integration tests in a QEMU guest (tests/vm/)
 #   make bench-vfio   DMA map cost of 1 GiB in the test guest (bench/vfio-dma-run)
 #   make deps         install the Debian build and test dependencies (apt-get)
-#   make install      honours PREFIX, LIBDIR, DESTDIR
+#   make install      honours PREFIX, LIBDIR, SBINDIR, MANDIR, SYSCONFDIR, SYSTEMD_UNITDIR,
+#                     BASH_COMPLETIONDIR, DESTDIR
 
 VERSION     := 0.1.0
 SOVERSION   := 0
@@ -24,6 +26,7 @@ SYSCONFDIR  ?= /etc
 DBUS_SYSTEM_CONFDIR    ?= /usr/share/dbus-1/system.d
 DBUS_SYSTEM_SERVICEDIR ?= $(PREFIX)/share/dbus-1/system-services
 SYSTEMD_UNITDIR        ?= $(PREFIX)/lib/systemd/system
+BASH_COMPLETIONDIR     ?= $(PREFIX)/share/bash-completion/completions
 DESTDIR     ?=
 BUILDDIR    ?= build
 SANITIZE    ?= 0
@@ -75,7 +78,7 @@ VFIO_TEST   := $(BUILDDIR)/tests/vfio-test
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-host check-daemon check-vm check-pkgs deps install clean fixtures bench-iovd bench-vfio
+.PHONY: all check check-unit check-cli check-host check-daemon check-install check-vm check-pkgs deps install clean fixtures bench-iovd bench-vfio
 
 # iovd-open-device and vfio-test are test clients (tests/daemon, the VM
 # tier), built with everything so a case can run from a plain 'make'.
@@ -210,7 +213,11 @@ check-vm: all
 # when it cannot be built here.
 	tests/vm/run-tests --kernel iommufd --vfio-cases
 
-check: check-unit check-cli check-host check-daemon check-vm
+# make install into a DESTDIR: the files, libiovkit.pc, a consumer program built against them.
+check-install: all
+	tests/install/run-tests
+
+check: check-unit check-cli check-host check-daemon check-install check-vm
 
 deps:
 	tools/deps
@@ -241,6 +248,8 @@ install: all
 	sed 's|@SBINDIR@|$(SBINDIR)|' contrib/iovkit-apply.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-apply.service
 	install -d $(DESTDIR)$(SYSCONFDIR)/iovkit/apply.d $(DESTDIR)$(MANDIR)/man5
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -d $(DESTDIR)$(BASH_COMPLETIONDIR)
+	install -m 0644 contrib/bash-completion/iovctl $(DESTDIR)$(BASH_COMPLETIONDIR)/iovctl
 
 clean:
 	rm -rf $(BUILDDIR)
