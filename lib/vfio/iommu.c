@@ -65,6 +65,16 @@ static const struct vfio_iommu_ops *ops_for_mode(struct iovk_ctx *ctx, enum iovk
 	}
 }
 
+/* AUTO mode, before any device joined (nothing mapped yet): iommufd given up for the legacy container. */
+static int fall_back_to_container(struct iovk_vfio_iommu *iommu)
+{
+	iommu->ops->close(iommu);
+	iommu->ops = &vfio_container_ops;
+	iommu->mode = IOVK_VFIO_MODE_AUTO;
+	clear_error(iommu->ctx);
+	return iommu->ops->open(iommu);
+}
+
 _public_ int iovk_vfio_iommu_new(struct iovk_ctx *ctx, enum iovk_vfio_mode mode, struct iovk_vfio_iommu **ret_iommu)
 {
 	const struct vfio_iommu_ops *ops;
@@ -91,10 +101,7 @@ _public_ int iovk_vfio_iommu_new(struct iovk_ctx *ctx, enum iovk_vfio_mode mode,
 		/* /dev/iommu exists but cannot be used (e.g. permissions
 		 * differ from /dev/vfio's): the container may still work. */
 		log_debug(ctx, "iommufd unusable, trying the VFIO container: %s", ctx->error);
-		ops->close(iommu);
-		iommu->ops = ops = &vfio_container_ops;
-		clear_error(ctx);
-		r = ops->open(iommu);
+		r = fall_back_to_container(iommu);
 	}
 	if (r < 0) {
 		iovk_vfio_iommu_unref(iommu);
@@ -173,11 +180,7 @@ int vfio_iommu_attach_device(struct iovk_vfio_iommu *iommu, const char *address,
 	if (r != -EOPNOTSUPP || !iommu->auto_mode || iommu->ready || iommu->ops == &vfio_container_ops)
 		return r;
 	log_debug(iommu->ctx, "%s: using the VFIO container instead of iommufd: %s", address, iommu->ctx->error);
-	iommu->ops->close(iommu);
-	iommu->ops = &vfio_container_ops;
-	iommu->mode = IOVK_VFIO_MODE_AUTO;
-	clear_error(iommu->ctx);
-	r = iommu->ops->open(iommu);
+	r = fall_back_to_container(iommu);
 	if (r < 0)
 		return r;
 	return iommu->ops->attach_device(iommu, address, group, vf_token, ret_device_fd);
