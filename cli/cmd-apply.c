@@ -179,7 +179,7 @@ static void print_plan_text(const struct iovk_config *config, const struct iovk_
 		print_source(config, s);
 		printf(" %s\n", s->description);
 		if (s->blocked)
-			printf("      refused: %s; --force removes VFs in use\n", s->blocked);
+			printf("      refused: %s; --force overrides it\n", s->blocked);
 	}
 	fflush(stdout);
 }
@@ -294,7 +294,7 @@ int cmd_apply(struct cli *cli, int argc, char **argv)
 		const struct iovk_plan_step *s = iovk_plan_get_step(plan, (size_t)blocked);
 		char msg[2048];
 
-		snprintf(msg, sizeof(msg), "step %d (%s: %s) is refused: it %s; --force removes VFs in use", blocked + 1, s->file, s->path,
+		snprintf(msg, sizeof(msg), "step %d (%s: %s) is refused: it %s; --force overrides it", blocked + 1, s->file, s->path,
 			 s->blocked);
 		if (cli->json)
 			print_result_json(plan, dry_run, failure_to_json(s, (size_t)blocked, -EBUSY, msg));

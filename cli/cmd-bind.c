@@ -6,33 +6,43 @@
 #include "iovctl.h"
 
 static const char bind_help[] =
-	"Usage: iovctl bind [--json] [--group] [--no-load] BDF DRIVER\n"
+	"Usage: iovctl bind [--json] [--group] [--no-load] [--force] BDF DRIVER\n"
 	"\n"
 	"Bind a device to DRIVER (e.g. vfio-pci) through driver_override. The override\n"
 	"is written before the old driver lets go, the result is verified through the\n"
 	"driver link, and if DRIVER does not take the device the previous driver is put\n"
 	"back. The driver's module is loaded when needed. The previous driver is\n"
-	"remembered for 'iovctl restore'.\n"
+	"remembered for 'iovctl restore'. A device the host uses (an interface up,\n"
+	"addressed, routed or in a bond or bridge; a mounted, swap or held disk; the boot\n"
+	"VGA device; a PF with VFs; a device iovd allocated) is refused, naming every\n"
+	"reason, and nothing is changed.\n"
 	"\n"
 	"  --group     bind every endpoint in the device's IOMMU group (bridges stay on\n"
 	"              pcieport); all or nothing\n"
-	"  --no-load   do not load the driver's kernel module\n";
+	"  --no-load   do not load the driver's kernel module\n"
+	"  --force     take a device the host uses anyway (says what it overrides)\n";
 
 static const char unbind_help[] =
-	"Usage: iovctl unbind [--json] BDF\n"
+	"Usage: iovctl unbind [--json] [--force] BDF\n"
 	"\n"
-	"Unbind a device from its driver; the driver is remembered for 'iovctl restore'.\n";
+	"Unbind a device from its driver; the driver is remembered for 'iovctl restore'.\n"
+	"A device the host uses is refused as by 'iovctl bind'.\n"
+	"\n"
+	"  --force     unbind it anyway (says what it overrides)\n";
 
 static const char restore_help[] =
-	"Usage: iovctl restore [--json] BDF\n"
+	"Usage: iovctl restore [--json] [--force] BDF\n"
 	"\n"
 	"Put a device back on the driver it had before iovctl first moved it, and clear\n"
 	"its driver_override. Without such a record but with an override set, clear the\n"
 	"override and let the kernel choose (what 'driverctl unset-override' does);\n"
-	"without either, change nothing.\n";
+	"without either, change nothing. A device the host uses, or one iovd allocated,\n"
+	"is refused as by 'iovctl bind'.\n"
+	"\n"
+	"  --force     restore it anyway (says what it overrides)\n";
 
 static void print_result(struct cli *cli, const char *action, const char *address,
-			 const struct iovk_bind_result *res)
+			 const struct iovk_bind_result *res, struct json_object *forced)
 {
 	if (cli->json) {
 		struct json_object *o = json_object_new_object();
@@ -44,9 +54,12 @@ static void print_result(struct cli *cli, const char *action, const char *addres
 				       res->previous_driver[0] ? json_object_new_string(res->previous_driver) : NULL);
 		json_object_object_add(o, "changed", json_object_new_boolean(res->changed));
 		json_object_object_add(o, "module_loaded", json_object_new_boolean(res->module_loaded));
+		if (forced)
+			json_object_object_add(o, "forced", forced);
 		print_json(o);
 		return;
 	}
+	json_object_put(forced);
 	if (res->module_loaded)
 		printf("%s: loaded the kernel module for %s\n", address, res->driver);
 	if (!res->changed)
@@ -78,14 +91,79 @@ static int check_device(struct cli *cli, const char *cmd, const char *address,
 	return EXIT_OK;
 }
 
+/* The endpoints of the group that would leave their driver: what --group takes. */
+static int group_movers(struct cli *cli, int g, const char *driver, char ***ret)
+{
+	struct iovk_iommu_group *grp = NULL;
+	char **list;
+	size_t n = 0;
+	int r;
+
+	r = iovk_iommu_group_new(cli->ctx, g, &grp);
+	if (r < 0)
+		return r;
+	list = calloc(iovk_iommu_group_get_n_devices(grp) + 1, sizeof(*list));
+	for (size_t k = 0; list && k < iovk_iommu_group_get_n_devices(grp); k++) {
+		struct iovk_device *d = iovk_iommu_group_get_devices(grp)[k];
+		const char *drv = iovk_device_get_driver(d);
+
+		if (!iovk_device_is_bridge(d) && !(drv && strcmp(drv, driver) == 0))
+			list[n++] = strdup(iovk_device_get_address(d));
+	}
+	iovk_iommu_group_unref(grp);
+	if (!list)
+		return -ENOMEM;
+	*ret = list;
+	return (int)n;
+}
+
+/*
+ * The library failed with -EBUSY: when the host-use rule is why, name every
+ * reason (with --json, as "blockers"); when it is not (another driver took
+ * the device), the library's text. Asks the public check again rather than
+ * reading the text. Returns EXIT_FAILED.
+ */
+static int refused(struct cli *cli, int err, const char *action, const char *const *addresses, size_t n)
+{
+	_cleanup_free_ char *text = strdup(iovk_ctx_get_error(cli->ctx));
+	struct iovk_in_use *u = NULL;
+	const char *detail, *colon;
+	size_t reasons = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		if (iovk_device_check_in_use(cli->ctx, addresses[k], 0, &u) >= 0)
+			reasons += iovk_in_use_get_n_reasons(u);
+		u = iovk_in_use_free(u);
+	}
+	if (reasons > 0)
+		return check_host_use(cli, action, addresses, n, false, NULL);
+	/* The library's text starts with the address the action names already. */
+	detail = text ?: "";
+	colon = strstr(detail, ": ");
+	if (n == 1 && colon && strncmp(detail, addresses[0], (size_t)(colon - detail)) == 0)
+		detail = colon + 2;
+	return fail(cli, err, "Failed to %s: %s", action, detail);
+}
+
+static void strv_free_local(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
 int cmd_bind(struct cli *cli, int argc, char **argv)
 {
-	const char *group = NULL, *no_load = NULL;
-	const struct cmd_opt opts[] = { { "group", false, &group }, { "no-load", false, &no_load }, {} };
+	const char *group = NULL, *no_load = NULL, *force = NULL;
+	const struct cmd_opt opts[] = { { "group", false, &group }, { "no-load", false, &no_load },
+					{ "force", false, &force }, {} };
 	struct iovk_bind_result res = {};
-	char addr[IOVK_PCI_ADDR_MAX];
+	struct json_object *forced = NULL;
+	char addr[IOVK_PCI_ADDR_MAX], action[256], now[64];
+	const char *one[1];
 	unsigned flags = 0;
-	int r, i, g = -1;
+	size_t n;
+	int r, i, ex, g = -1;
 
 	i = parse_cmd_opts(cli, "bind", bind_help, argc, argv, opts);
 	if (i < 0)
@@ -94,17 +172,37 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		return usage_error(cli, "bind", "expected a device address and a driver name");
 	if (no_load)
 		flags |= IOVK_BIND_NO_MODULE_LOAD;
+	if (force)
+		flags |= IOVK_BIND_FORCE;
 	r = check_device(cli, "bind", argv[i], addr, &g);
 	if (r != EXIT_OK)
 		return r;
 
 	if (group) {
 		size_t changed = 0;
+		char **movers = NULL;
 
 		if (g < 0)
 			return fail(cli, 0, "Failed to bind the IOMMU group of %s: the device has no IOMMU group "
 				    "(the IOMMU is off; see 'iovctl doctor')", argv[i]);
+		r = group_movers(cli, g, argv[i + 1], &movers);
+		if (r < 0)
+			return fail_lib(cli, r, "Failed to bind the IOMMU group of %s to %s", argv[i], argv[i + 1]);
+		snprintf(action, sizeof(action), "bind IOMMU group %d of %s to %s", g, addr, argv[i + 1]);
+		n = (size_t)r;
+		if (force && check_host_use(cli, action, (const char *const *)movers, n, true, &forced) != EXIT_OK) {
+			strv_free_local(movers);
+			return EXIT_FAILED;
+		}
 		r = iovk_iommu_group_bind(cli->ctx, g, argv[i + 1], flags, &changed);
+		if (r == -EBUSY && !force) {
+			ex = refused(cli, r, action, (const char *const *)movers, n);
+			strv_free_local(movers);
+			return ex;
+		}
+		strv_free_local(movers);
+		if (r < 0)
+			json_object_put(forced);
 		if (r == -EINVAL && strstr(iovk_ctx_get_error(cli->ctx), "is not a driver name"))
 			return usage_error(cli, "bind", "%s", iovk_ctx_get_error(cli->ctx));
 		if (r < 0)
@@ -117,59 +215,77 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 			json_object_object_add(o, "iommu_group", json_object_new_int(g));
 			json_object_object_add(o, "driver", json_object_new_string(argv[i + 1]));
 			json_object_object_add(o, "devices_changed", json_object_new_int((int)changed));
+			if (forced)
+				json_object_object_add(o, "forced", forced);
 			print_json(o);
-		} else
+		} else {
+			json_object_put(forced);
 			printf("IOMMU group %d of %s: %zu device(s) moved to %s\n", g, addr, changed, argv[i + 1]);
+		}
 		return EXIT_OK;
 	}
 
+	snprintf(action, sizeof(action), "bind %s to %s", addr, argv[i + 1]);
+	one[0] = addr;
+	/* Only a move asks: binding to the driver it has changes nothing. */
+	if (force && (iovk_device_read_driver(cli->ctx, addr, now, sizeof(now)) < 0 || strcmp(now, argv[i + 1]) != 0) &&
+	    check_host_use(cli, action, one, 1, true, &forced) != EXIT_OK)
+		return EXIT_FAILED;
 	r = iovk_device_bind(cli->ctx, argv[i], argv[i + 1], flags, &res);
+	if (r == -EBUSY && !force)
+		return refused(cli, r, action, one, 1);
+	if (r < 0)
+		json_object_put(forced);
 	if (r == -EINVAL && strstr(iovk_ctx_get_error(cli->ctx), "is not a driver name"))
 		return usage_error(cli, "bind", "%s", iovk_ctx_get_error(cli->ctx));
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to bind %s to %s", argv[i], argv[i + 1]);
-	print_result(cli, "bind", addr, &res);
+	print_result(cli, "bind", addr, &res, forced);
+	return EXIT_OK;
+}
+
+/* unbind and restore: one device, --force, the host-use rule first. */
+static int unbind_or_restore(struct cli *cli, const char *cmd, const char *help, int argc, char **argv)
+{
+	const char *force = NULL;
+	const struct cmd_opt opts[] = { { "force", false, &force }, {} };
+	struct iovk_bind_result res = {};
+	struct json_object *forced = NULL;
+	char addr[IOVK_PCI_ADDR_MAX], action[256];
+	const char *one[1] = { addr };
+	bool unbind = strcmp(cmd, "unbind") == 0;
+	unsigned flags;
+	int r, i;
+
+	i = parse_cmd_opts(cli, cmd, help, argc, argv, opts);
+	if (i < 0)
+		return i == -1 ? EXIT_OK : EXIT_USAGE;
+	if (argc - i != 1)
+		return usage_error(cli, cmd, "expected one device address");
+	flags = force ? IOVK_BIND_FORCE : 0;
+	r = check_device(cli, cmd, argv[i], addr, NULL);
+	if (r != EXIT_OK)
+		return r;
+	snprintf(action, sizeof(action), "%s %s", cmd, addr);
+	if (force && check_host_use(cli, action, one, 1, true, &forced) != EXIT_OK)
+		return EXIT_FAILED;
+	r = unbind ? iovk_device_unbind(cli->ctx, addr, flags, &res) : iovk_device_restore(cli->ctx, addr, flags, &res);
+	if (r == -EBUSY && !force)
+		return refused(cli, r, action, one, 1);
+	if (r < 0) {
+		json_object_put(forced);
+		return fail_lib(cli, r, "Failed to %s %s", cmd, addr);
+	}
+	print_result(cli, cmd, addr, &res, forced);
 	return EXIT_OK;
 }
 
 int cmd_unbind(struct cli *cli, int argc, char **argv)
 {
-	struct iovk_bind_result res = {};
-	char addr[IOVK_PCI_ADDR_MAX];
-	int r, i;
-
-	i = parse_cmd_opts(cli, "unbind", unbind_help, argc, argv, NULL);
-	if (i < 0)
-		return i == -1 ? EXIT_OK : EXIT_USAGE;
-	if (argc - i != 1)
-		return usage_error(cli, "unbind", "expected one device address");
-	r = check_device(cli, "unbind", argv[i], addr, NULL);
-	if (r != EXIT_OK)
-		return r;
-	r = iovk_device_unbind(cli->ctx, argv[i], &res);
-	if (r < 0)
-		return fail_lib(cli, r, "Failed to unbind %s", argv[i]);
-	print_result(cli, "unbind", addr, &res);
-	return EXIT_OK;
+	return unbind_or_restore(cli, "unbind", unbind_help, argc, argv);
 }
 
 int cmd_restore(struct cli *cli, int argc, char **argv)
 {
-	struct iovk_bind_result res = {};
-	char addr[IOVK_PCI_ADDR_MAX];
-	int r, i;
-
-	i = parse_cmd_opts(cli, "restore", restore_help, argc, argv, NULL);
-	if (i < 0)
-		return i == -1 ? EXIT_OK : EXIT_USAGE;
-	if (argc - i != 1)
-		return usage_error(cli, "restore", "expected one device address");
-	r = check_device(cli, "restore", argv[i], addr, NULL);
-	if (r != EXIT_OK)
-		return r;
-	r = iovk_device_restore(cli->ctx, argv[i], &res);
-	if (r < 0)
-		return fail_lib(cli, r, "Failed to restore %s", argv[i]);
-	print_result(cli, "restore", addr, &res);
-	return EXIT_OK;
+	return unbind_or_restore(cli, "restore", restore_help, argc, argv);
 }

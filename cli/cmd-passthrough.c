@@ -6,7 +6,7 @@
 #include "iovctl.h"
 
 static const char passthrough_help[] =
-	"Usage: iovctl passthrough prepare [--json] BDF\n"
+	"Usage: iovctl passthrough prepare [--json] [--force] BDF\n"
 	"       iovctl passthrough release [--json] BDF\n"
 	"\n"
 	"Hand a device's IOMMU group to a VMM (every endpoint on vfio-pci, with the QEMU\n"
@@ -14,7 +14,7 @@ static const char passthrough_help[] =
 	"'iovctl passthrough COMMAND --help' describes each command.\n";
 
 static const char prepare_help[] =
-	"Usage: iovctl passthrough prepare [--json] BDF\n"
+	"Usage: iovctl passthrough prepare [--json] [--force] BDF\n"
 	"\n"
 	"Check the device's IOMMU group, then bind every endpoint of it to vfio-pci (all\n"
 	"or nothing; bridges stay on pcieport) and print the QEMU -device arguments and\n"
@@ -23,9 +23,13 @@ static const char prepare_help[] =
 	"Refused, naming the device and why, with nothing changed, when:\n"
 	"  - another endpoint of the group is on a kernel driver (only BDF itself is\n"
 	"    taken from its driver: bind or unbind the others first);\n"
-	"  - BDF is in use by the host: a network interface of it is up, a block device\n"
-	"    below it is mounted, swap or held by device-mapper/md, it is the boot VGA\n"
-	"    device on a kernel driver, or it is a PF with VFs enabled.\n"
+	"  - BDF is in use by the host: a network interface of it is up, addressed,\n"
+	"    routed or in a bond or bridge, a block device below it is mounted, swap or\n"
+	"    held by device-mapper/md, it is the boot VGA device on a kernel driver, it\n"
+	"    is a PF with VFs enabled, or iovd allocated it (as 'iovctl bind' refuses).\n"
+	"\n"
+	"  --force   take BDF although the host uses it (says what it overrides); the\n"
+	"            other endpoints' drivers still block\n"
 	"\n"
 	"The previous drivers are recorded durably in /run/iovkit/passthrough/ before\n"
 	"anything moves; 'iovctl passthrough release' puts them back, from any process.\n";
@@ -93,8 +97,20 @@ static struct json_object *devices_json(const struct iovk_passthrough *p)
  * A refused prepare: the usual error on stderr, and in JSON every blocker.
  * text is the library's error, saved before the check cleared it.
  */
+/* A blocker that --force overrode: one of the host-use reasons. */
+static bool overridden(const struct iovk_in_use *forced, const struct iovk_passthrough_blocker *b)
+{
+	for (size_t i = 0; i < iovk_in_use_get_n_reasons(forced); i++) {
+		const struct iovk_in_use_reason *r = iovk_in_use_get_reason(forced, i);
+
+		if (strcmp(r->address, b->address) == 0 && strcmp(r->reason, b->reason) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int fail_blocked(struct cli *cli, int err, const char *address, const char *text,
-			const struct iovk_passthrough *plan)
+			const struct iovk_passthrough *plan, const struct iovk_in_use *forced)
 {
 	const char *detail = text, *colon = strstr(text, ": ");
 	const char *name = strerrorname_np(-err);
@@ -116,7 +132,11 @@ static int fail_blocked(struct cli *cli, int err, const char *address, const cha
 		json_object_object_add(e, "group", json_object_new_int(iovk_passthrough_get_iommu_group(plan)));
 		for (size_t i = 0; i < iovk_passthrough_get_n_blockers(plan); i++) {
 			const struct iovk_passthrough_blocker *b = iovk_passthrough_get_blocker(plan, i);
-			struct json_object *bo = json_object_new_object();
+			struct json_object *bo;
+
+			if (overridden(forced, b))
+				continue;
+			bo = json_object_new_object();
 
 			json_object_object_add(bo, "address", json_object_new_string(b->address));
 			json_object_object_add(bo, "driver", string_or_null(b->driver));
@@ -165,17 +185,22 @@ static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 	_cleanup_free_ char *xml = NULL;
 	struct json_object *args;
 	char canonical[IOVK_PCI_ADDR_MAX];
-	const char *address;
+	const char *address, *force = NULL;
+	const struct cmd_opt opts[] = { { "force", false, &force }, {} };
 	int r, i = 0, ex;
 
-	r = parse_one_bdf(cli, "passthrough prepare", prepare_help, argc, argv, &i);
-	if (r != EXIT_OK)
-		return r < 0 ? EXIT_OK : r;
+	i = parse_cmd_opts(cli, "passthrough prepare", prepare_help, argc, argv, opts);
+	if (i < 0)
+		return i == -1 ? EXIT_OK : EXIT_USAGE;
+	if (argc - i != 1)
+		return usage_error(cli, "passthrough prepare", "expected one device address");
 	if (!address_ok(cli, "passthrough prepare", argv[i], canonical, &ex))
 		return ex;
 	address = canonical;
 
-	r = iovk_passthrough_prepare(ctx, address, 0, &p);
+	if (force && check_host_use(cli, "prepare it for passthrough", &address, 1, true, NULL) != EXIT_OK)
+		return EXIT_FAILED;
+	r = iovk_passthrough_prepare(ctx, address, force ? IOVK_BIND_FORCE : 0, &p);
 	if (r == -EBUSY) {
 		struct iovk_passthrough *plan = NULL;
 		char text[1024];
@@ -184,7 +209,13 @@ static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 		 * (iovk_passthrough_check() changes nothing). */
 		snprintf(text, sizeof(text), "%s", iovk_ctx_get_error(ctx));
 		if (iovk_passthrough_check(ctx, address, &plan) >= 0) {
-			ex = fail_blocked(cli, r, iovk_passthrough_get_address(plan), text, plan);
+			struct iovk_in_use *forced = NULL;
+
+			/* check() knows no --force: leave out what it overrode */
+			if (force && iovk_device_check_in_use(ctx, address, 0, &forced) < 0)
+				forced = NULL;
+			ex = fail_blocked(cli, r, iovk_passthrough_get_address(plan), text, plan, forced);
+			iovk_in_use_free(forced);
 			iovk_passthrough_free(plan);
 			return ex;
 		}

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* iovctl: command-line front end of libiovkit. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -127,6 +128,82 @@ int fail_lib(struct cli *cli, int err, const char *format, ...)
 	r = vfail(cli, err, cli->ctx ? iovk_ctx_get_error(cli->ctx) : NULL, format, ap);
 	va_end(ap);
 	return r;
+}
+
+static struct json_object *in_use_reason_json(const struct iovk_in_use_reason *why)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "address", json_object_new_string(why->address));
+	json_object_object_add(o, "driver", why->driver[0] ? json_object_new_string(why->driver) : NULL);
+	json_object_object_add(o, "kind", json_object_new_string(iovk_in_use_kind_to_string(why->kind) ?: "?"));
+	json_object_object_add(o, "object", why->object[0] ? json_object_new_string(why->object) : NULL);
+	json_object_object_add(o, "reason", json_object_new_string(why->reason));
+	return o;
+}
+
+int check_host_use(struct cli *cli, const char *action, const char *const *addresses, size_t n, bool force,
+		   struct json_object **forced)
+{
+	_cleanup_free_ char *text = NULL;
+	struct json_object *blockers = json_object_new_array();
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+	int r = 0;
+
+	if (!f || !blockers) {
+		if (f)
+			fclose(f);
+		json_object_put(blockers);
+		return fail(cli, -ENOMEM, "%s", action);
+	}
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		struct iovk_in_use *u = NULL;
+
+		r = iovk_device_check_in_use(cli->ctx, addresses[i], 0, &u);
+		for (size_t k = 0; r >= 0 && k < iovk_in_use_get_n_reasons(u); k++)
+			json_object_array_add(blockers, in_use_reason_json(iovk_in_use_get_reason(u, k)));
+		if (r >= 0 && iovk_in_use_get_n_reasons(u) > 0)
+			fprintf(f, "%s%s", ftell(f) > 0 ? "; " : "", iovk_in_use_get_text(u));
+		iovk_in_use_free(u);
+	}
+	fclose(f);
+	if (r < 0) {
+		json_object_put(blockers);
+		return fail_lib(cli, r, "%s", action);
+	}
+	if (json_object_array_length(blockers) == 0) {
+		json_object_put(blockers);
+		return EXIT_OK;
+	}
+	if (force) {
+		fprintf(stderr, "iovctl: warning: %s although the host uses it (--force): %s\n", action, text);
+		if (forced) {
+			if (!*forced)
+				*forced = json_object_new_array();
+			for (size_t k = 0; k < json_object_array_length(blockers); k++)
+				json_object_array_add(*forced, json_object_get(json_object_array_get_idx(blockers, k)));
+		}
+		json_object_put(blockers);
+		return EXIT_OK;
+	}
+	fprintf(stderr, "iovctl: Failed to %s: in use by the host: %s; nothing was changed (--force takes it anyway)\n",
+		action, text);
+	if (cli->json) {
+		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+		char msg[4096];
+
+		snprintf(msg, sizeof(msg), "Failed to %s: in use by the host: %s", action, text);
+		json_object_object_add(e, "message", json_object_new_string(msg));
+		json_object_object_add(e, "errno", json_object_new_int(EBUSY));
+		json_object_object_add(e, "errno_name", json_object_new_string("EBUSY"));
+		json_object_object_add(e, "errno_text", json_object_new_string(strerror(EBUSY)));
+		json_object_object_add(e, "blockers", blockers);
+		json_object_object_add(o, "error", e);
+		print_json(o);
+	} else
+		json_object_put(blockers);
+	return EXIT_FAILED;
 }
 
 int usage_error(struct cli *cli, const char *cmd, const char *format, ...)

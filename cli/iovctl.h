@@ -64,6 +64,17 @@ int run_subcommand(struct cli *cli, const char *cmd, const char *help, const str
 		   size_t n_subs, int argc, char **argv);
 
 struct json_object *device_to_json(struct cli *cli, struct iovk_device *d);
+
+/*
+ * The host-use rule before a command takes devices from their drivers
+ * (iovk_device_check_in_use() on each of the n addresses): with reasons and
+ * without force, prints "<action>: in use by the host: ..." (with --json an
+ * error whose "blockers" list every reason) and returns EXIT_FAILED; with
+ * force, warns on stderr naming what it overrides and returns EXIT_OK,
+ * adding the reasons to *forced (a JSON array, created when NULL) if given.
+ */
+int check_host_use(struct cli *cli, const char *action, const char *const *addresses, size_t n, bool force,
+		   struct json_object **forced);
 const char *driver_or_none(const char *driver);
 
 int cmd_list(struct cli *cli, int argc, char **argv);

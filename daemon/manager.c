@@ -622,6 +622,38 @@ static int read_iommu_group(struct manager *m, const char *address)
  * override as the one to put back; on failure the override is back and
  * error says why.
  */
+/*
+ * iovd's own marker says "allocated" from Allocate's start, and libiovkit
+ * counts that as in use: so the host-use rule is asked once, before the
+ * marker (refuse_vf_in_use()), and the moves after it are forced.
+ */
+#define IOVD_BIND_FLAGS IOVK_BIND_FORCE
+
+/*
+ * A VF that leaves a kernel driver for vfio-pci may take what the host
+ * uses through it (its netdev up, addressed, in a bond): libiovkit's rule
+ * decides, as for iovctl bind. Other moves take nothing from the host.
+ */
+static int refuse_vf_in_use(struct manager *m, const struct pool *p, const char *address, const char *driver,
+			    enum pool_driver want, sd_bus_error *error)
+{
+	struct iovk_in_use *u = NULL;
+	int r;
+
+	if (m->no_bind || want != POOL_DRIVER_VFIO || !driver[0] || driver_is_vfio(driver) ||
+	    strcmp(driver, "pci-stub") == 0)
+		return 0;
+	r = iovk_device_check_in_use(m->ctx, address, 0, &u);
+	if (r < 0)
+		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: checking whether the host uses VF %s: %s",
+					 p->name, address, iovk_ctx_get_error(m->ctx));
+	if (iovk_in_use_get_n_reasons(u) > 0)
+		r = sd_bus_error_setf(error, IOVD_ERR_IN_USE, "VF %s of pool %s is in use by the host: %s", address,
+				      p->name, iovk_in_use_get_text(u));
+	iovk_in_use_free(u);
+	return r;
+}
+
 static int bind_kernel_driver(struct manager *m, struct allocation *a, struct iovk_bind_result *res,
 			      sd_bus_error *error)
 {
@@ -631,7 +663,7 @@ static int bind_kernel_driver(struct manager *m, struct allocation *a, struct io
 
 	r = iovk_device_find_kernel_driver(m->ctx, a->address, 0, name, sizeof(name));
 	if (r >= 0)
-		r = iovk_device_bind(m->ctx, a->address, name, 0, &bound);
+		r = iovk_device_bind(m->ctx, a->address, name, IOVD_BIND_FLAGS, &bound);
 	if (r < 0) {
 		r = sd_bus_error_setf(error, IOVD_ERR_FAILED,
 				      "Failed to bind VF %s of pool %s for %s to its kernel driver: %s", a->address,
@@ -664,11 +696,11 @@ static int apply_driver(struct manager *m, struct allocation *a, enum pool_drive
 	if (want == POOL_DRIVER_VFIO) {
 		if (strcmp(driver, "vfio-pci") == 0)
 			return 0; /* already there: spare the lock file and the sysfs writes */
-		r = iovk_device_bind(m->ctx, a->address, "vfio-pci", 0, &res);
+		r = iovk_device_bind(m->ctx, a->address, "vfio-pci", IOVD_BIND_FLAGS, &res);
 	} else {
 		if (driver[0] && !driver_is_vfio(driver) && strcmp(driver, "pci-stub") != 0)
 			return 0;
-		r = iovk_device_restore(m->ctx, a->address, &res);
+		r = iovk_device_restore(m->ctx, a->address, IOVD_BIND_FLAGS, &res);
 		if (r >= 0 && !res.changed && !res.driver[0]) {
 			r = bind_kernel_driver(m, a, &res, error);
 			if (r < 0)
@@ -779,6 +811,9 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 		return sd_bus_error_setf(error, IOVD_ERR_POOL_EXHAUSTED, "pool %s has no free VF for %s (%zu VFs, all allocated)",
 					 p->name, owner, p->n_vfs);
 	}
+	r = refuse_vf_in_use(m, p, p->vfs[vf], driver, o.driver >= 0 ? (enum pool_driver)o.driver : p->driver, error);
+	if (r < 0)
+		return r;
 
 	a = allocation_new(m, m->next_id);
 	if (!a)

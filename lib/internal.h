@@ -88,6 +88,14 @@ struct pci_access *ctx_pci_access(struct iovk_ctx *ctx);
 /* True for the drivers the kernel lets share a group with VFIO users. */
 bool driver_is_vfio_friendly(const char *driver);
 
+/* iovk_device_check_in_use() for a device already read (lib/core/in-use.c). */
+int in_use_collect(struct iovk_ctx *ctx, struct iovk_device *d, unsigned flags, struct iovk_in_use **ret);
+/*
+ * Fails with -EBUSY naming every reason the host uses the device ("<what>:
+ * in use by the host: ...") unless force, which logs them instead.
+ */
+int in_use_refuse(struct iovk_ctx *ctx, const char *address, unsigned flags, bool force, const char *what);
+
 /* Drops the record of the driver a device had before iovkit moved it
  * (lib/core/bind.c); true when there was one. */
 bool previous_driver_forget(struct iovk_ctx *ctx, const char *address);

@@ -41,6 +41,22 @@ static int check_driver_name(struct iovk_ctx *ctx, const char *driver)
 	return 0;
 }
 
+#define BIND_FLAGS_ALL (IOVK_BIND_NO_MODULE_LOAD | IOVK_BIND_FORCE)
+
+static int check_flags(struct iovk_ctx *ctx, unsigned flags)
+{
+	if (flags & ~BIND_FLAGS_ALL)
+		return set_error(ctx, -EINVAL, "unknown bind flags 0x%x", flags & ~BIND_FLAGS_ALL);
+	return 0;
+}
+
+/* The host-use rule of lib/core/in-use.c, asked only when the device is
+ * about to leave its driver. */
+static int refuse_in_use(struct iovk_ctx *ctx, const struct dev_state *s, unsigned flags)
+{
+	return in_use_refuse(ctx, s->address, 0, flags & IOVK_BIND_FORCE, s->address);
+}
+
 static int read_state(struct iovk_ctx *ctx, const char *address, struct dev_state *ret)
 {
 	struct iovk_device *d;
@@ -364,7 +380,12 @@ static int bind_locked(struct iovk_ctx *ctx, struct dev_state *before, const cha
 		result_fill(ctx, res, before);
 		return 0;
 	}
+	/* The driver first: a misspelt one is the answer, not the device's use.
+	 * Loading its module changes nothing of the device's. */
 	r = ensure_driver(ctx, driver, flags, &res->module_loaded);
+	if (r < 0)
+		return r;
+	r = refuse_in_use(ctx, before, flags);
 	if (r < 0)
 		return r;
 	recorded = record_write(ctx, before->address, before->driver);
@@ -396,6 +417,9 @@ _public_ int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const c
 	int r;
 
 	clear_error(ctx);
+	r = check_flags(ctx, flags);
+	if (r < 0)
+		return r;
 	r = check_driver_name(ctx, driver);
 	if (r < 0)
 		return r;
@@ -415,7 +439,8 @@ _public_ int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const c
 	return r;
 }
 
-_public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struct iovk_bind_result *result)
+_public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, unsigned flags,
+				struct iovk_bind_result *result)
 {
 	_cleanup_close_ int lock = -1;
 	struct iovk_bind_result res = {};
@@ -423,6 +448,9 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struc
 	int r, recorded;
 
 	clear_error(ctx);
+	r = check_flags(ctx, flags);
+	if (r < 0)
+		return r;
 	r = run_lock(ctx, &lock);
 	if (r < 0)
 		return r;
@@ -430,6 +458,9 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struc
 	if (r < 0)
 		return r;
 	if (before.driver[0]) {
+		r = refuse_in_use(ctx, &before, flags);
+		if (r < 0)
+			return r;
 		recorded = record_write(ctx, before.address, before.driver);
 		if (recorded < 0)
 			return recorded;
@@ -626,7 +657,8 @@ _public_ int iovk_device_find_kernel_driver(struct iovk_ctx *ctx, const char *ad
 	return 0;
 }
 
-_public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, struct iovk_bind_result *result)
+_public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsigned flags,
+				 struct iovk_bind_result *result)
 {
 	_cleanup_close_ int lock = -1;
 	struct iovk_bind_result res = {};
@@ -635,6 +667,9 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, stru
 	int r, has_record;
 
 	clear_error(ctx);
+	r = check_flags(ctx, flags);
+	if (r < 0)
+		return r;
 	r = run_lock(ctx, &lock);
 	if (r < 0)
 		return r;
@@ -644,6 +679,11 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, stru
 	has_record = record_read(ctx, before.address, saved);
 	if (has_record < 0)
 		return has_record;
+	if ((has_record && strcmp(saved, before.driver) != 0) || (!has_record && before.override[0])) {
+		r = refuse_in_use(ctx, &before, flags);
+		if (r < 0)
+			return r;
+	}
 
 	if (has_record) {
 		bool loaded = false;
@@ -688,6 +728,44 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, stru
 	return 0;
 }
 
+/* All or nothing needs every refusal up front: one line naming every
+ * endpoint that would leave a driver the host uses. */
+static int group_refuse_in_use(struct iovk_ctx *ctx, struct iovk_iommu_group *g, const char *driver, unsigned flags)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+	bool any = false;
+	int r = 0;
+
+	if (!f)
+		return -ENOMEM;
+	for (size_t i = 0; i < iovk_iommu_group_get_n_devices(g) && r >= 0; i++) {
+		struct iovk_device *d = iovk_iommu_group_get_devices(g)[i];
+		struct iovk_in_use *u = NULL;
+		const char *drv = iovk_device_get_driver(d);
+
+		if (iovk_device_is_bridge(d) || (drv && strcmp(drv, driver) == 0))
+			continue;
+		r = in_use_collect(ctx, d, 0, &u);
+		if (r >= 0 && iovk_in_use_get_n_reasons(u) > 0) {
+			fprintf(f, "%s%s", any ? "; " : "", iovk_in_use_get_text(u));
+			any = true;
+		}
+		iovk_in_use_free(u);
+	}
+	if (fclose(f) != 0 && r >= 0)
+		r = -ENOMEM;
+	if (r < 0 || !any)
+		return r;
+	if (flags & IOVK_BIND_FORCE) {
+		log_warn(ctx, "IOMMU group %d in use by the host (forced): %s", iovk_iommu_group_get_number(g), text);
+		return 0;
+	}
+	return set_error(ctx, -EBUSY, "IOMMU group %d: in use by the host: %s; force to take it anyway",
+			 iovk_iommu_group_get_number(g), text);
+}
+
 _public_ int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *driver, unsigned flags,
 				   size_t *ret_n_changed)
 {
@@ -698,6 +776,9 @@ _public_ int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *
 	int r;
 
 	clear_error(ctx);
+	r = check_flags(ctx, flags);
+	if (r < 0)
+		return r;
 	r = check_driver_name(ctx, driver);
 	if (r < 0)
 		return r;
@@ -707,6 +788,11 @@ _public_ int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *
 	r = iovk_iommu_group_new(ctx, group, &g);
 	if (r < 0)
 		return r;
+	r = group_refuse_in_use(ctx, g, driver, flags);
+	if (r < 0) {
+		iovk_iommu_group_unref(g);
+		return r;
+	}
 	n = iovk_iommu_group_get_n_devices(g);
 	before = calloc(n ? n : 1, sizeof(*before));
 	if (!before) {

@@ -374,208 +374,32 @@ static int add_blocker(struct iovk_passthrough *p, const char *address, const ch
 	return 0;
 }
 
-/*
- * Names of the entries of <sysfs>/class/<class> whose device sits below the
- * PCI device's directory: a netdev or disk of the device itself or of a
- * child (virtio-net's is below virtioN/, a SATA disk below ataN/hostN/...).
- */
-static int class_members_below(struct iovk_ctx *ctx, const char *class, const char *devdir, char ***ret)
+/* The device asked for is the one iovkit itself takes from its driver: the
+ * host-use rule (lib/core/in-use.c) decides, and --force may override it. */
+static int check_requested(struct iovk_ctx *ctx, struct iovk_passthrough *p, struct iovk_device *d, unsigned flags)
 {
-	_cleanup_free_ char *dir = sysfs_path(ctx, "/class/%s", class);
-	_cleanup_closedir_ DIR *d = NULL;
-	_cleanup_strv_free_ char **names = NULL;
-	size_t n = 0, len = strlen(devdir);
-	struct dirent *de;
+	struct iovk_in_use *u = NULL;
 	int r;
 
-	if (!dir)
-		return -ENOMEM;
-	d = opendir(dir);
-	if (d) {
-		while ((de = readdir(d))) {
-			_cleanup_free_ char *p = NULL, *real = NULL;
-
-			if (de->d_name[0] == '.')
-				continue;
-			if (asprintf(&p, "%s/%s", dir, de->d_name) < 0)
-				return -ENOMEM;
-			real = realpath(p, NULL);
-			if (!real || strncmp(real, devdir, len) != 0 || real[len] != '/')
-				continue;
-			r = strv_push(&names, &n, de->d_name);
-			if (r < 0)
-				return r;
-		}
-	}
-	*ret = TAKE_PTR(names);
-	return 0;
-}
-
-static int check_netdevs(struct iovk_ctx *ctx, struct iovk_passthrough *p, const char *address, const char *driver,
-			 const char *devdir)
-{
-	_cleanup_strv_free_ char **names = NULL;
-	int r;
-
-	r = class_members_below(ctx, "net", devdir, &names);
+	r = in_use_collect(ctx, d, 0, &u);
 	if (r < 0)
 		return r;
-	for (char **n = names; n && *n; n++) {
-		_cleanup_free_ char *fp = sysfs_path(ctx, "/class/net/%s/flags", *n);
-		_cleanup_free_ char *op = sysfs_path(ctx, "/class/net/%s/operstate", *n), *state = NULL;
-		long long flags;
-		bool up;
+	for (size_t i = 0; i < iovk_in_use_get_n_reasons(u) && r >= 0; i++) {
+		const struct iovk_in_use_reason *why = iovk_in_use_get_reason(u, i);
 
-		if (!fp || !op)
-			return -ENOMEM;
-		/* IFF_UP is the administrator's "in use"; operstate (no flags
-		 * file: old fixtures) is the next best thing. */
-		if (read_int(fp, &flags) >= 0)
-			up = flags & 0x1;
+		if (flags & IOVK_BIND_FORCE)
+			log_warn(ctx, "%s (%s) in use by the host (forced): %s", why->address, why->driver,
+				 why->reason);
 		else
-			up = read_text(op, &state) >= 0 && strcmp(state, "up") == 0;
-		if (up) {
-			r = add_blocker(p, address, driver,
-					"its network interface %s is up; take it down first (ip link set %s down) "
-					"if the host can do without it", *n, *n);
-			if (r < 0)
-				return r;
-		}
+			r = add_blocker(p, why->address, why->driver, "%s", why->reason);
 	}
-	return 0;
-}
-
-/* Mount point of the block device, from mountinfo: by device number, or by
- * source name (btrfs shows an anonymous device number). */
-static char *find_mount(struct iovk_ctx *ctx, const char *name, const char *devnum)
-{
-	_cleanup_free_ char *path = proc_path(ctx, "/self/mountinfo"), *line = NULL;
-	_cleanup_fclose_ FILE *f = NULL;
-	char src[PATH_MAX];
-	size_t size = 0;
-
-	if (!path)
-		return NULL;
-	snprintf(src, sizeof(src), "/dev/%s", name);
-	f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	while (getline(&line, &size, f) > 0) {
-		char mnt_devnum[32], mountpoint[PATH_MAX], source[PATH_MAX];
-		const char *sep = strstr(line, " - ");
-
-		if (sscanf(line, "%*d %*d %31s %*s %4095s", mnt_devnum, mountpoint) != 2)
-			continue;
-		if (strcmp(mnt_devnum, devnum) == 0 ||
-		    (sep && sscanf(sep, " - %*s %4095s", source) == 1 && strcmp(source, src) == 0))
-			return strdup(mountpoint);
-	}
-	return NULL;
-}
-
-static bool is_swap(struct iovk_ctx *ctx, const char *name)
-{
-	_cleanup_free_ char *path = proc_path(ctx, "/swaps"), *line = NULL;
-	_cleanup_fclose_ FILE *f = NULL;
-	char want[PATH_MAX], file[PATH_MAX];
-	size_t size = 0;
-
-	if (!path)
-		return false;
-	snprintf(want, sizeof(want), "/dev/%s", name);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (getline(&line, &size, f) > 0)
-		if (sscanf(line, "%4095s", file) == 1 && strcmp(file, want) == 0)
-			return true;
-	return false;
-}
-
-static int check_block_devices(struct iovk_ctx *ctx, struct iovk_passthrough *p, const char *address,
-			       const char *driver, const char *devdir)
-{
-	_cleanup_strv_free_ char **names = NULL;
-	int r;
-
-	r = class_members_below(ctx, "block", devdir, &names);
-	if (r < 0)
-		return r;
-	for (char **n = names; n && *n; n++) {
-		_cleanup_free_ char *dp = sysfs_path(ctx, "/class/block/%s/dev", *n), *devnum = NULL, *mnt = NULL;
-		_cleanup_free_ char *hp = sysfs_path(ctx, "/class/block/%s/holders", *n);
-		_cleanup_closedir_ DIR *holders = NULL;
-		struct dirent *de;
-
-		if (!dp || !hp)
-			return -ENOMEM;
-		if (read_text(dp, &devnum) < 0)
-			continue;
-		mnt = find_mount(ctx, *n, devnum);
-		if (mnt)
-			r = add_blocker(p, address, driver, "its block device %s is mounted on %s", *n, mnt);
-		else if (is_swap(ctx, *n))
-			r = add_blocker(p, address, driver, "its block device %s is in use as swap", *n);
-		else
-			r = 0;
-		if (r < 0)
-			return r;
-		holders = opendir(hp);
-		while (holders && (de = readdir(holders)))
-			if (de->d_name[0] != '.') {
-				r = add_blocker(p, address, driver,
-						"its block device %s is held by %s (device-mapper, md or bcache)", *n,
-						de->d_name);
-				if (r < 0)
-					return r;
-				break;
-			}
-	}
-	return 0;
-}
-
-/* The checks for the device asked for, which iovkit itself moves away from its driver. */
-static int check_requested(struct iovk_ctx *ctx, struct iovk_passthrough *p, struct iovk_device *d)
-{
-	const char *address = iovk_device_get_address(d), *driver = iovk_device_get_driver(d);
-	_cleanup_free_ char *link = sysfs_path(ctx, "/bus/pci/devices/%s", address), *devdir = NULL;
-	_cleanup_free_ char *vga_path = sysfs_path(ctx, "/bus/pci/devices/%s/boot_vga", address);
-	long long boot_vga = 0;
-	int r;
-
-	if (!link || !vga_path)
-		return -ENOMEM;
-	/* On vfio-pci, pci-stub or no driver the host does not use it. */
-	if (iovk_device_is_vfio_safe(d, NULL))
-		return 0;
-	if (read_int(vga_path, &boot_vga) >= 0 && boot_vga == 1) {
-		r = add_blocker(p, address, driver,
-				"it is the boot VGA device and %s drives it, most likely the host's console; "
-				"unbind it first if the host can run without it", driver);
-		if (r < 0)
-			return r;
-	}
-	if (iovk_device_get_sriov_numvfs(d) > 0) {
-		r = add_blocker(p, address, driver,
-				"it is a PF with %d VFs enabled, which unbinding %s removes; set its VFs to 0 first",
-				iovk_device_get_sriov_numvfs(d), driver);
-		if (r < 0)
-			return r;
-	}
-	devdir = realpath(link, NULL);
-	if (!devdir) {
-		r = negative_errno();
-		return set_error(ctx, r, "%s: resolving %s: %s", address, link, strerror(-r));
-	}
-	r = check_netdevs(ctx, p, address, driver, devdir);
-	if (r < 0)
-		return r;
-	return check_block_devices(ctx, p, address, driver, devdir);
+	iovk_in_use_free(u);
+	return r;
 }
 
 /* ---- the plan ------------------------------------------------------------ */
 
-static int plan_build(struct iovk_ctx *ctx, const char *address, struct iovk_passthrough **ret)
+static int plan_build(struct iovk_ctx *ctx, const char *address, unsigned flags, struct iovk_passthrough **ret)
 {
 	_cleanup_(passthrough_freep) struct iovk_passthrough *p = NULL;
 	struct iovk_iommu_group *g = NULL;
@@ -643,7 +467,7 @@ static int plan_build(struct iovk_ctx *ctx, const char *address, struct iovk_pas
 		snprintf(cur->override, sizeof(cur->override), "%s", iovk_device_get_driver_override(m) ?: "");
 
 		if (pd->requested)
-			r = check_requested(ctx, p, m);
+			r = check_requested(ctx, p, m, flags);
 		else if (!iovk_device_is_vfio_safe(m, NULL))
 			/* Only the device asked for is taken from its kernel
 			 * driver: the operator decides about the others. */
@@ -666,7 +490,7 @@ out:
 _public_ int iovk_passthrough_check(struct iovk_ctx *ctx, const char *address, struct iovk_passthrough **ret_p)
 {
 	clear_error(ctx);
-	return plan_build(ctx, address, ret_p);
+	return plan_build(ctx, address, 0, ret_p);
 }
 
 /* "0000:01:00.1 (snd_hda_intel): bound to ...; 0000:01:00.0 (nouveau): ..." into buf. */
@@ -767,7 +591,7 @@ _public_ int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address,
 	int r;
 
 	clear_error(ctx);
-	r = plan_build(ctx, address, &p); /* a malformed or unknown address fails before any lock */
+	r = plan_build(ctx, address, flags, &p); /* a malformed or unknown address fails before any lock */
 	if (r < 0)
 		return r;
 	p = iovk_passthrough_free(p);
@@ -775,7 +599,7 @@ _public_ int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address,
 	if (r < 0)
 		return r;
 	/* Again under the lock: another prepare or release may have run. */
-	r = plan_build(ctx, address, &p);
+	r = plan_build(ctx, address, flags, &p);
 	if (r < 0)
 		return r;
 	if (p->n_blockers > 0) {

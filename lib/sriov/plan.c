@@ -592,6 +592,27 @@ static int plan_vf_settings(struct iovk_plan *plan, struct pf_state *st)
 	return 0;
 }
 
+/* A step that takes a device from a driver the host uses through it is
+ * blocked, as iovk_device_bind() would refuse it, unless the plan is forced. */
+static int block_if_in_use(struct iovk_plan *plan, struct step *s, struct iovk_device *dev)
+{
+	struct iovk_in_use *u = NULL;
+	int r;
+
+	if (plan->flags & IOVK_PLAN_FORCE)
+		return 0;
+	r = in_use_collect(plan->ctx, dev, 0, &u);
+	if (r < 0)
+		return r;
+	if (iovk_in_use_get_n_reasons(u) > 0) {
+		free(s->blocked);
+		if (asprintf(&s->blocked, "would take a device the host uses: %s", iovk_in_use_get_text(u)) < 0)
+			s->blocked = NULL, r = -ENOMEM;
+	}
+	iovk_in_use_free(u);
+	return r;
+}
+
 static int plan_vf_drivers(struct iovk_plan *plan, struct pf_state *st)
 {
 	struct iovk_ctx *ctx = plan->ctx;
@@ -630,6 +651,11 @@ static int plan_vf_drivers(struct iovk_plan *plan, struct pf_state *st)
 		s->creator = st->numvfs_step;
 		if (vf && (set_str(&s->device, iovk_device_get_address(vf)) < 0 || set_str(&s->driver_from, now) < 0))
 			return -ENOMEM;
+		if (vf && now) {
+			r = block_if_in_use(plan, s, vf);
+			if (r < 0)
+				return r;
+		}
 		r = describe(s, st);
 		if (r < 0)
 			return r;
@@ -682,6 +708,8 @@ static int plan_device(struct iovk_plan *plan, const struct cfg_device *d, const
 		s->cdev = d;
 		s->pub.driver_to = want;
 		if (set_str(&s->device, d->address) >= 0 && set_str(&s->driver_from, now) >= 0)
+			r = now ? block_if_in_use(plan, s, dev) : 0;
+		if (r >= 0)
 			r = describe(s, NULL);
 	}
 	iovk_device_unref(dev);
@@ -793,6 +821,9 @@ static int resolve_vf(struct iovk_plan *plan, struct step *s)
 
 static int apply_step(struct iovk_plan *plan, struct step *s)
 {
+	/* Blocked steps never get here unforced (iovk_plan_apply()); the
+	 * bind's own check is the same rule, read again. */
+	unsigned force = (plan->flags & IOVK_PLAN_FORCE) ? IOVK_BIND_FORCE : 0;
 	struct iovk_ctx *ctx = plan->ctx;
 	struct iovk_bind_result br = {};
 	struct iovk_vf_set_result vr = {};
@@ -822,9 +853,9 @@ static int apply_step(struct iovk_plan *plan, struct step *s)
 		if (r < 0)
 			return r;
 		if (s->pub.driver_to)
-			r = iovk_device_bind(ctx, s->device, s->pub.driver_to, 0, &br);
+			r = iovk_device_bind(ctx, s->device, s->pub.driver_to, force, &br);
 		else
-			r = iovk_device_unbind(ctx, s->device, &br);
+			r = iovk_device_unbind(ctx, s->device, force, &br);
 		s->pub.changed = br.changed;
 		if (s->creator && br.previous_driver[0] && set_str(&s->driver_from, br.previous_driver) < 0)
 			return -ENOMEM;

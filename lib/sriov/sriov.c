@@ -539,21 +539,12 @@ static int wait_vfs(struct iovk_ctx *ctx, const struct iovk_sriov_pf *pf, unsign
 /* ---- setting the number of VFs ---------------------------------------------- */
 
 /*
- * HOOK(issue 6, iovd): a VF that iovd has allocated to a consumer is in use
- * too, whatever its driver. Until iovd exists there is nothing to ask.
+ * The VFs that removing them would take from somebody, by the host-use rule
+ * (lib/core/in-use.c) for a device about to vanish: allocated by iovd, on
+ * VFIO (there to be assigned: a guest may hold it, or be starting), or used
+ * by the host through its kernel driver. "ADDR (allocated by iovd), ADDR
+ * (vfio-pci), ADDR (ixgbevf: its network interface ... is up)" into buf.
  */
-static int vf_allocated_by_iovd(struct iovk_ctx *ctx, const char *vf_address, bool *ret)
-{
-	/* iovd keeps <run dir>/iovd-allocated/<VF> while the VF is allocated
-	 * (iovd(8), daemon/state.c): no D-Bus round trip, and no iovd needed. */
-	_cleanup_free_ char *p = root_path(ctx->run_dir, "/iovd-allocated/%s", vf_address);
-
-	if (!p)
-		return -ENOMEM;
-	*ret = path_exists(p);
-	return 0;
-}
-
 int sriov_vfs_in_use(struct iovk_ctx *ctx, const struct iovk_sriov_pf *pf, char *buf, size_t size)
 {
 	size_t len = 0;
@@ -564,22 +555,29 @@ int sriov_vfs_in_use(struct iovk_ctx *ctx, const struct iovk_sriov_pf *pf, char 
 	for (size_t i = 0; i < pf->n_vfs; i++) {
 		const char *vf = iovk_device_get_address(pf->vfs[i]);
 		const char *drv = iovk_device_get_driver(pf->vfs[i]);
-		bool allocated;
+		const struct iovk_in_use_reason *why;
+		struct iovk_in_use *u = NULL;
 		int k;
 
-		r = vf_allocated_by_iovd(ctx, vf, &allocated);
+		r = in_use_collect(ctx, pf->vfs[i], IOVK_IN_USE_REMOVAL, &u);
 		if (r < 0)
 			return r;
-		/* A VF on VFIO is there to be assigned: take it as in use,
-		 * open or not (a guest may be starting). */
-		if (!allocated && !(drv && strstr(drv, "vfio")))
-			continue;
-		n_busy++;
-		if (len >= size)
-			continue;
-		k = snprintf(buf + len, size - len, "%s%s (%s)", len ? ", " : "", vf,
-			     allocated ? "allocated by iovd" : drv);
-		len += k > 0 ? (size_t)k : 0;
+		why = iovk_in_use_get_reason(u, 0);
+		if (why) {
+			n_busy++;
+			if (why->kind == IOVK_IN_USE_ALLOCATED)
+				k = snprintf(buf + len, size - len, "%s%s (allocated by iovd)", len ? ", " : "", vf);
+			else if (why->kind == IOVK_IN_USE_VF_ON_VFIO)
+				k = snprintf(buf + len, size - len, "%s%s (%s)", len ? ", " : "", vf, drv);
+			else
+				k = snprintf(buf + len, size - len, "%s%s (%s: %s)", len ? ", " : "", vf, drv ?: "no driver",
+					     why->reason);
+			if (len < size)
+				len += k > 0 ? (size_t)k : 0;
+			if (len > size)
+				len = size;
+		}
+		iovk_in_use_free(u);
 	}
 	return n_busy;
 }

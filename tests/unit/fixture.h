@@ -80,3 +80,32 @@ static inline char *slurp(const char *root, const char *rel)
 	buf[n] = '\0';
 	return buf;
 }
+
+/* Editing a fixture copy: a file's contents, a directory, a symlink (root-relative). */
+static inline void fixture_write(const char *root, const char *rel, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s%s", root, rel);
+	f = fopen(path, "we");
+	cr_assert_not_null(f, "cannot create %s", path);
+	fputs(text, f);
+	cr_assert_eq(fclose(f), 0);
+}
+
+static inline void fixture_mkdir(const char *root, const char *rel)
+{
+	char cmd[PATH_MAX + 32];
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s%s'", root, rel);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static inline void fixture_symlink(const char *root, const char *target, const char *rel)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s%s", root, rel);
+	cr_assert_eq(symlink(target, path), 0, "symlink %s: %s", path, strerror(errno));
+}

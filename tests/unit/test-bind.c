@@ -42,7 +42,8 @@ Test(bind, failed_bind_rolls_back)
 	struct iovk_bind_result res = {};
 	int r;
 
-	r = iovk_device_bind(ctx, "0000:01:00.0", "vfio-pci", 0, &res);
+	/* forced: the PF carries the host's uplink (host_use_is_refused) */
+	r = iovk_device_bind(ctx, "0000:01:00.0", "vfio-pci", IOVK_BIND_FORCE, &res);
 	cr_assert_lt(r, 0);
 	cr_assert(res.rolled_back, "error: %s", iovk_ctx_get_error(ctx));
 	cr_assert_not(res.changed);
@@ -64,12 +65,12 @@ Test(bind, unregistered_driver_changes_nothing)
 	const char *root = fixture_copy("sriov-nic");
 	struct iovk_ctx *ctx = fixture_ctx_at(root);
 
-	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "no-such-driver", 0, NULL), -ENOENT);
+	cr_assert_eq(iovk_device_bind(ctx, "01:00.1", "no-such-driver", 0, NULL), -ENOENT);
 	cr_assert(strstr(iovk_ctx_get_error(ctx), "no-such-driver is not registered"), "%s",
 		  iovk_ctx_get_error(ctx));
-	cr_assert_str_eq(override_of(root, "0000:01:00.0"), "(null)");
+	cr_assert_str_eq(override_of(root, "0000:01:00.1"), "(null)");
 	cr_assert_str_eq(slurp(root, "/sys/bus/pci/drivers/ixgbe/unbind"), "");
-	cr_assert_not(record_exists(ctx, "0000:01:00.0"));
+	cr_assert_not(record_exists(ctx, "0000:01:00.1"));
 	iovk_ctx_unref(ctx);
 }
 
@@ -97,8 +98,8 @@ Test(bind, bad_arguments)
 	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "vfio-pci\n", 0, NULL), -EINVAL);
 	cr_assert_eq(iovk_device_bind(ctx, "1:0.0", "vfio-pci", 0, NULL), -EINVAL);
 	cr_assert_eq(iovk_device_bind(ctx, "0000:42:00.0", "vfio-pci", 0, NULL), -ENODEV);
-	cr_assert_eq(iovk_device_unbind(ctx, "0000:42:00.0", NULL), -ENODEV);
-	cr_assert_eq(iovk_device_restore(ctx, "zz", NULL), -EINVAL);
+	cr_assert_eq(iovk_device_unbind(ctx, "0000:42:00.0", 0, NULL), -ENODEV);
+	cr_assert_eq(iovk_device_restore(ctx, "zz", 0, NULL), -EINVAL);
 	iovk_ctx_unref(ctx);
 }
 
@@ -108,7 +109,7 @@ Test(bind, unbind_without_driver_is_a_no_op)
 	struct iovk_ctx *ctx = fixture_ctx_at(root);
 	struct iovk_bind_result res = {};
 
-	cr_assert_eq(iovk_device_unbind(ctx, "04:00.1", &res), 0);
+	cr_assert_eq(iovk_device_unbind(ctx, "04:00.1", 0, &res), 0);
 	cr_assert_not(res.changed);
 	cr_assert_str_eq(res.driver, "");
 	cr_assert_not(record_exists(ctx, "0000:04:00.1"));
@@ -120,7 +121,7 @@ Test(bind, restore_without_record_clears_override)
 	const char *root = fixture_copy("sriov-nic");
 	struct iovk_ctx *ctx = fixture_ctx_at(root);
 
-	cr_assert_eq(iovk_device_restore(ctx, "01:10.2", NULL), 0, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_eq(iovk_device_restore(ctx, "01:10.2", 0, NULL), 0, "%s", iovk_ctx_get_error(ctx));
 	cr_assert_str_eq(override_of(root, "0000:01:10.2"), "");
 	cr_assert_str_eq(slurp(root, "/sys/bus/pci/drivers/vfio-pci/unbind"), "0000:01:10.2");
 	cr_assert_str_eq(slurp(root, "/sys/bus/pci/drivers_probe"), "0000:01:10.2");
@@ -138,7 +139,7 @@ Test(bind, lock_held_elsewhere_times_out)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(flock(fd, LOCK_EX), 0);
 	cr_assert_eq(iovk_ctx_set_timeout_ms(ctx, 50), 0);
-	cr_assert_eq(iovk_device_unbind(ctx, "01:00.0", NULL), -ETIMEDOUT);
+	cr_assert_eq(iovk_device_unbind(ctx, "01:00.0", 0, NULL), -ETIMEDOUT);
 	cr_assert(strstr(iovk_ctx_get_error(ctx), path), "%s", iovk_ctx_get_error(ctx));
 	close(fd);
 	iovk_ctx_unref(ctx);

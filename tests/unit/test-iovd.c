@@ -434,6 +434,39 @@ Test(iovd, options_are_checked)
 	stop(p);
 }
 
+/* The fixture's VF 0000:01:10.0 has its interface up, which the host-use
+ * rule refuses (iovd_refuses_a_vf_the_host_uses): down, only the bind fails. */
+static void vf0_netdev_down(struct peer *p)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sys/class/net/enp1s0f0v0/operstate", p->root);
+	f = fopen(path, "we");
+	cr_assert_not_null(f, "%s", path);
+	fputs("down\n", f);
+	fclose(f);
+}
+
+Test(iovd, iovd_refuses_a_vf_the_host_uses)
+{
+	struct peer *p = start(NULL, false);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char path[PATH_MAX];
+
+	cr_assert_lt(allocate(p, "vm-1", NULL, 0, NULL, &e, NULL, NULL), 0);
+	assert_error(&e, IOVD_ERR_IN_USE, "VF 0000:01:10.0 of pool p0 is in use by the host");
+	cr_assert(strstr(e.message, "its network interface enp1s0f0v0 is up"), "%s", e.message);
+	sd_bus_error_free(&e);
+	/* nothing written: no marker, no bind, no commit */
+	snprintf(path, sizeof(path), "%s/run/iovd-allocated/0000:01:10.0", p->state);
+	cr_assert_neq(access(path, F_OK), 0);
+	cr_assert_str_eq(slurp(p->root, "/sys/bus/pci/drivers/ixgbevf/unbind"), "");
+	stop(p);
+	snprintf(path, sizeof(path), "%s/allocations.json", p->state);
+	cr_assert_neq(access(path, F_OK), 0);
+}
+
 Test(iovd, failed_bind_allocates_nothing)
 {
 	/* binding on: 0000:01:10.0 is on ixgbevf, and no fixture ever probes */
@@ -442,6 +475,7 @@ Test(iovd, failed_bind_allocates_nothing)
 	const char *vf = "0000:01:10.2";
 	char *vf2 = NULL;
 
+	vf0_netdev_down(p);
 	cr_assert_lt(allocate(p, "vm-1", NULL, 0, NULL, &e, NULL, NULL), 0);
 	assert_error(&e, IOVD_ERR_FAILED, "Failed to bind VF 0000:01:10.0 of pool p0 for vm-1 to vfio-pci");
 	cr_assert(strstr(e.message, "ixgbevf restored"), "%s", e.message);
@@ -537,6 +571,7 @@ Test(iovd, a_failed_bind_puts_the_settings_back)
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	char path[PATH_MAX];
 
+	vf0_netdev_down(p);
 	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 2, "mac", "s", "52:54:00:12:34:56", "spoofchk", "b", 0), 0);
 	assert_error(&e, IOVD_ERR_FAILED, "Failed to bind VF 0000:01:10.0 of pool p0 for vm-1 to vfio-pci");
 	cr_assert(strstr(e.message, "ixgbevf restored; its VF settings are back as they were"), "%s", e.message);

@@ -19,34 +19,6 @@ static char *copy_host(const char *host)
 	return root;
 }
 
-static void write_file(const char *root, const char *rel, const char *text)
-{
-	char path[PATH_MAX];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s%s", root, rel);
-	f = fopen(path, "we");
-	cr_assert_not_null(f, "cannot create %s", path);
-	fputs(text, f);
-	cr_assert_eq(fclose(f), 0);
-}
-
-static void make_dir(const char *root, const char *rel)
-{
-	char cmd[PATH_MAX + 32];
-
-	snprintf(cmd, sizeof(cmd), "mkdir -p '%s%s'", root, rel);
-	cr_assert_eq(system(cmd), 0);
-}
-
-static void make_link(const char *root, const char *target, const char *rel)
-{
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s%s", root, rel);
-	cr_assert_eq(symlink(target, path), 0, "symlink %s: %s", path, strerror(errno));
-}
-
 /* The passthrough records in the context's run directory ("." files aside). */
 static size_t n_records(struct iovk_ctx *ctx)
 {
@@ -239,7 +211,7 @@ Test(passthrough, record_is_written_before_any_sysfs_write)
 	/* the temporary file cannot be created: the record fails, and the
 	 * device must not have been touched */
 	snprintf(path, sizeof(path), "%s/passthrough/0000:01:00.1.tmp", iovk_ctx_get_run_dir(ctx));
-	make_dir("", path);
+	fixture_mkdir("", path);
 	cr_assert_lt(iovk_passthrough_prepare(ctx, "01:00.1", 0, &p), 0);
 	err = iovk_ctx_get_error(ctx);
 	cr_assert(strstr(err, "writing passthrough record"), "%s", err);
@@ -258,9 +230,12 @@ Test(passthrough, host_uses_of_the_device_block)
 
 	/* PF with VFs, its interface up */
 	cr_assert_eq(iovk_passthrough_check(ctx, "01:00.0", &p), 0);
-	cr_assert_eq(iovk_passthrough_get_n_blockers(p), 2);
+	cr_assert_eq(iovk_passthrough_get_n_blockers(p), 4);
 	cr_assert(blocker_says(p, "0000:01:00.0", "PF with 2 VFs enabled"));
 	cr_assert(blocker_says(p, "0000:01:00.0", "network interface enp1s0f0 is up"));
+	/* and the VFs it would destroy (the host-use rule, lib/core/in-use.c) */
+	cr_assert(blocker_says(p, "0000:01:10.0", "enp1s0f0v0 is up"));
+	cr_assert(blocker_says(p, "0000:01:10.2", "there to be assigned to a guest"));
 	p = iovk_passthrough_free(p);
 	/* a VF whose interface is up */
 	cr_assert_eq(iovk_passthrough_check(ctx, "01:10.0", &p), 0);
@@ -270,15 +245,15 @@ Test(passthrough, host_uses_of_the_device_block)
 
 	/* an interface of a child device (virtio-net's sits below virtioN/),
 	 * up by IFF_UP in flags whatever operstate says */
-	make_dir(root, "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9");
-	write_file(root, "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9/flags", "0x1003\n");
-	write_file(root, "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9/operstate", "down\n");
-	make_link(root, "../../devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9", "/sys/class/net/eth9");
+	fixture_mkdir(root, "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9");
+	fixture_write(root, "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9/flags", "0x1003\n");
+	fixture_write(root, "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9/operstate", "down\n");
+	fixture_symlink(root, "../../devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9", "/sys/class/net/eth9");
 	cr_assert_eq(iovk_passthrough_check(ctx, "01:00.1", &p), 0);
 	cr_assert_eq(iovk_passthrough_get_n_blockers(p), 1);
 	cr_assert(blocker_says(p, "0000:01:00.1", "eth9 is up"));
 	p = iovk_passthrough_free(p);
-	write_file(root, "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9/flags", "0x1002\n");
+	fixture_write(root, "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio3/net/eth9/flags", "0x1002\n");
 	cr_assert_eq(iovk_passthrough_check(ctx, "01:00.1", &p), 0);
 	cr_assert_eq(iovk_passthrough_get_n_blockers(p), 0);
 	p = iovk_passthrough_free(p);
@@ -292,26 +267,26 @@ Test(passthrough, host_uses_of_the_device_block)
 
 		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 			snprintf(rel, sizeof(rel), "%s/host2/target2:0:0/2:0:0:0/block/%s", dev1, parts[i][0]);
-			make_dir(root, rel);
+			fixture_mkdir(root, rel);
 			snprintf(rel, sizeof(rel), "%s/host2/target2:0:0/2:0:0:0/block/%s/holders", dev1, parts[i][0]);
-			make_dir(root, rel);
+			fixture_mkdir(root, rel);
 			snprintf(rel, sizeof(rel), "%s/host2/target2:0:0/2:0:0:0/block/%s/dev", dev1, parts[i][0]);
-			write_file(root, rel, parts[i][1]);
+			fixture_write(root, rel, parts[i][1]);
 			if (i == 0)
-				make_dir(root, "/sys/class/block");
+				fixture_mkdir(root, "/sys/class/block");
 			snprintf(target, sizeof(target), "../../%s/host2/target2:0:0/2:0:0:0/block/%s", dev1 + 5,
 				 parts[i][0]);
 			snprintf(rel, sizeof(rel), "/sys/class/block/%s", parts[i][0]);
-			make_link(root, target, rel);
+			fixture_symlink(root, target, rel);
 		}
 		snprintf(rel, sizeof(rel), "%s/host2/target2:0:0/2:0:0:0/block/sdb4/holders/dm-0", dev1);
-		make_dir(root, rel);
-		make_dir(root, "/proc/self");
-		write_file(root, "/proc/self/mountinfo",
+		fixture_mkdir(root, rel);
+		fixture_mkdir(root, "/proc/self");
+		fixture_write(root, "/proc/self/mountinfo",
 			   "22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
 			   "29 1 8:17 / /srv rw,relatime shared:1 - ext4 /dev/sdb1 rw\n"
 			   "30 1 0:45 / /data rw,relatime shared:2 - btrfs /dev/sdb2 rw\n");
-		write_file(root, "/proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/dev/sdb3 partition 1000 0 -2\n");
+		fixture_write(root, "/proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/dev/sdb3 partition 1000 0 -2\n");
 	}
 	cr_assert_eq(iovk_passthrough_check(ctx, "01:00.1", &p), 0);
 	cr_assert(blocker_says(p, "0000:01:00.1", "sdb1 is mounted on /srv"));

@@ -106,6 +106,68 @@ int iovk_device_get_acs(struct iovk_device *d, uint16_t *ret_cap, uint16_t *ret_
  */
 bool iovk_device_is_vfio_safe(const struct iovk_device *d, const char **ret_reason);
 
+/* ---- What the host uses ------------------------------------------------- */
+
+/*
+ * Why taking a device from its driver would hurt the host. One rule, used
+ * by every call below that unbinds or rebinds a device, by passthrough, by
+ * SR-IOV VF removal, by iovctl apply and by iovd.
+ */
+enum iovk_in_use_kind {
+	IOVK_IN_USE_NETDEV_UP = 1,  /* a network interface of it is up (IFF_UP) */
+	IOVK_IN_USE_NETDEV_ADDRESS, /* an interface carries an IP address (link-local ones do not count) */
+	IOVK_IN_USE_NETDEV_ROUTE,   /* routes set up on top of the addresses (default, static, DHCP) use it */
+	IOVK_IN_USE_NETDEV_MASTER,  /* an interface is enslaved to a bond or bridge */
+	IOVK_IN_USE_BLOCK_MOUNTED,  /* a block device below it is mounted */
+	IOVK_IN_USE_BLOCK_SWAP,     /* ... is in use as swap */
+	IOVK_IN_USE_BLOCK_HELD,     /* ... is held by device-mapper, md or bcache */
+	IOVK_IN_USE_BOOT_VGA,       /* the boot VGA device on a kernel driver: the host's console */
+	IOVK_IN_USE_PF_WITH_VFS,    /* a PF with VFs on a driver: unbinding it removes the VFs */
+	IOVK_IN_USE_ALLOCATED,      /* iovd has allocated it to an owner */
+	IOVK_IN_USE_VF_ON_VFIO,     /* a VF that would be removed sits on a VFIO driver (assigned) */
+};
+
+struct iovk_in_use_reason {
+	char address[IOVK_PCI_ADDR_MAX]; /* the device in use: the one asked about, or one of its VFs */
+	char driver[64];                 /* its driver, "" when none */
+	enum iovk_in_use_kind kind;
+	char object[64];  /* the interface or block device named, "" when none */
+	char reason[256]; /* without the address: "its network interface eth0 is up; ..." */
+};
+
+enum iovk_in_use_flags {
+	/* The device would vanish (its PF's VFs are removed), not only change
+	 * driver: a VF on VFIO then counts as in use, since a guest may hold it. */
+	IOVK_IN_USE_REMOVAL = 1u << 0,
+};
+
+struct iovk_in_use;
+
+/*
+ * Checks, changing nothing, whether taking the device at address from its
+ * driver would take something the host uses: its interfaces (up, carrying
+ * addresses or routes, enslaved to a bond or bridge; addresses and routes
+ * are read over rtnetlink in the caller's network namespace when the
+ * context reads the live /proc), its block devices (mounted, swap, held),
+ * the boot VGA device on a kernel driver, a PF with VFs (and each of those
+ * VFs that iovd allocated, that is on VFIO or that the host uses), a device
+ * iovd allocated. A device with no driver, or on vfio-pci or pci-stub, is in
+ * use only when iovd allocated it, when it is a PF with VFs, or (with
+ * IOVK_IN_USE_REMOVAL) when it sits on VFIO. Every reason is returned, not
+ * the first. Returns 0 with the list in *ret (no reasons: free to take),
+ * -EINVAL for a malformed address or unknown flags, -ENODEV for an unknown
+ * device, or another negative errno (reading rtnetlink: -EIO).
+ */
+int iovk_device_check_in_use(struct iovk_ctx *ctx, const char *address, unsigned flags, struct iovk_in_use **ret);
+size_t iovk_in_use_get_n_reasons(const struct iovk_in_use *u);
+const struct iovk_in_use_reason *iovk_in_use_get_reason(const struct iovk_in_use *u, size_t i);
+/* Every reason in one line: "0000:01:00.0 (ixgbe): its network interface ... is up; ..."; "" for none. */
+const char *iovk_in_use_get_text(const struct iovk_in_use *u);
+/* "netdev-up", "pf-with-vfs", ...: the words of iovctl's --json output; NULL for an unknown kind. */
+const char *iovk_in_use_kind_to_string(enum iovk_in_use_kind kind);
+/* Frees the list; NULL is fine. Always returns NULL. */
+struct iovk_in_use *iovk_in_use_free(struct iovk_in_use *u);
+
 /* ---- Driver binding ----------------------------------------------------- */
 
 struct iovk_bind_result {
@@ -121,6 +183,9 @@ struct iovk_bind_result {
 enum iovk_bind_flags {
 	/* Do not load the driver's kernel module when it is not loaded. */
 	IOVK_BIND_NO_MODULE_LOAD = 1u << 0,
+	/* Take the device even when iovk_device_check_in_use() finds the
+	 * host using it; the reasons are logged at LOG_WARNING. */
+	IOVK_BIND_FORCE = 1u << 1,
 };
 
 /*
@@ -133,6 +198,10 @@ enum iovk_bind_flags {
  * with -ENODEV (no driver took it), -EBUSY (another driver took it) or the
  * errno of the failing sysfs write; result->rolled_back is set when the
  * previous state was restored.
+ * A device that would leave a driver the host uses through it
+ * (iovk_device_check_in_use()) is refused with -EBUSY naming every reason,
+ * before anything is written, unless flags has IOVK_BIND_FORCE; unknown
+ * flags are -EINVAL.
  * Already bound to driver: 0, result->changed false. The driver the device
  * had before the first bind/unbind is recorded under the run directory for
  * iovk_device_restore(). Serialised with other iovkit processes through a
@@ -158,17 +227,20 @@ int iovk_device_bind_undo(struct iovk_ctx *ctx, const char *address, const struc
  */
 int iovk_device_read_driver(struct iovk_ctx *ctx, const char *address, char *buf, size_t size);
 
-/* Unbinds the device from its driver (0 if it has none). */
-int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, struct iovk_bind_result *result);
+/* Unbinds the device from its driver (0 if it has none); refuses a device
+ * the host uses unless IOVK_BIND_FORCE, as iovk_device_bind(). */
+int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, unsigned flags, struct iovk_bind_result *result);
 
 /*
  * Puts the device back on the driver recorded before iovkit first changed
  * it, clears driver_override and drops the record. Without a record but
  * with an override set, clears the override and reprobes, so the kernel
  * picks the default driver (what `driverctl unset-override` does). Without
- * either, changes nothing.
+ * either, changes nothing. A device that would leave a driver the host
+ * uses, or that iovd allocated, is refused unless IOVK_BIND_FORCE, as
+ * iovk_device_bind().
  */
-int iovk_device_restore(struct iovk_ctx *ctx, const char *address, struct iovk_bind_result *result);
+int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsigned flags, struct iovk_bind_result *result);
 
 /*
  * The name of the kernel driver that the device's modalias names (the one
@@ -191,8 +263,10 @@ int iovk_device_find_kernel_driver(struct iovk_ctx *ctx, const char *address, un
 /*
  * Binds every endpoint of an IOMMU group to driver, as one transaction:
  * bridges are left alone, and when any device fails the ones already moved
- * are put back. On success *ret_n_changed (if given) counts the devices
- * that moved.
+ * are put back. Every endpoint that would leave its driver is checked with
+ * iovk_device_check_in_use() first: one in use fails the call with -EBUSY
+ * naming all of them, nothing written, unless IOVK_BIND_FORCE. On success
+ * *ret_n_changed (if given) counts the devices that moved.
  */
 int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *driver, unsigned flags,
 			  size_t *ret_n_changed);
@@ -209,11 +283,12 @@ int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *driver, u
  *    its kernel driver, the others the operator moves first (a GPU's audio
  *    function, the ICH9 LPC bridge next to a SATA controller);
  *  - a bridge on a driver other than pcieport blocks;
- *  - the device asked for blocks when the host uses it: a network interface
- *    of it is up (IFF_UP), a block device below it is mounted, used as swap
- *    or held by device-mapper/md, it is the boot VGA device and a kernel
- *    driver drives it (the host's console), or it is a PF with VFs enabled
- *    on a kernel driver (unbinding that driver removes the VFs).
+ *  - the device asked for blocks when the host uses it, by the rule of
+ *    iovk_device_check_in_use() (an interface up, addressed, routed or
+ *    enslaved; a block device mounted, swap or held; the boot VGA device on
+ *    a kernel driver; a PF with VFs; a device iovd allocated), unless flags
+ *    has IOVK_BIND_FORCE, which overrides these reasons (and logs them),
+ *    never the DMA-ownership ones above.
  * Before anything is written, the previous drivers of the endpoints are
  * recorded durably (written to a temporary file, fsync'ed, renamed, the
  * directory fsync'ed) in <run dir>/passthrough/<address>, so that
