@@ -60,11 +60,13 @@ pc_libs      = $(shell $(PKG_CONFIG) --libs $(1))
 LIB_SRCS    := $(wildcard lib/core/*.c lib/iommu/*.c lib/vfio/*.c lib/sriov/*.c)
 CLI_SRCS    := $(wildcard cli/*.c)
 DAEMON_SRCS := $(wildcard daemon/*.c)
+# common/*.c: code shared by the library and the programs (built into iovd for now)
+COMMON_SRCS := $(wildcard common/*.c)
 TEST_SRCS   := $(wildcard tests/unit/*.c)
 
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o)
 CLI_OBJS    := $(CLI_SRCS:%.c=$(BUILDDIR)/%.o)
-DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILDDIR)/%.o)
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILDDIR)/%.o) $(COMMON_SRCS:%.c=$(BUILDDIR)/%.o)
 TEST_OBJS   := $(TEST_SRCS:%.c=$(BUILDDIR)/%.o)
 
 SONAME      := libiovkit.so.$(SOVERSION)
@@ -99,6 +101,10 @@ $(BUILDDIR)/cli/%.o: cli/%.c
 $(BUILDDIR)/daemon/%.o: daemon/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(call pc_cflags,$(DAEMON_PKGS)) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILDDIR)/common/%.o: common/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -fPIC -fvisibility=hidden $(call pc_cflags,json-c) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILDDIR)/bench/%.o: bench/%.c
 	@mkdir -p $(dir $@)

@@ -2,6 +2,12 @@
 /*
  * Who may change allocations: root, and members of the configured group.
  * Everyone may read (the D-Bus policy lets everyone call iovd).
+ *
+ * And an allocation belongs to the uid that made it: only that uid and root
+ * may release it or open its device (check_owner()), as libvirt refuses a
+ * device that another domain uses. Members of the group share the pools,
+ * not each other's VFs. An owner name is bound to the uid that holds
+ * allocations under it (manager.c, method_allocate()).
  */
 #include <grp.h>
 #include <inttypes.h>
@@ -170,4 +176,18 @@ void auth_free(struct manager *m)
 	free(m->creds_cache);
 	m->creds_cache = NULL;
 	m->n_creds_cache = 0;
+}
+
+int check_owner(const struct allocation *a, uid_t uid, const char *what, const char *verb, sd_bus_error *error)
+{
+	if (uid == 0 || (a->uid != (uid_t)-1 && uid == a->uid))
+		return 0;
+	if (a->uid == (uid_t)-1)
+		return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
+					 "%s: uid %u may not %s %s (VF %s, owner %s): only root may (the allocation "
+					 "does not record which uid made it)", what, (unsigned)uid, verb, a->path,
+					 a->address, a->owner);
+	return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
+				 "%s: uid %u may not %s %s (VF %s, owner %s): only uid %u, which allocated it, and root "
+				 "may", what, (unsigned)uid, verb, a->path, a->address, a->owner, (unsigned)a->uid);
 }

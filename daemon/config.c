@@ -3,18 +3,35 @@
  * iovd's configuration (JSON, iovd(8)) and the pools' inventory of VFs.
  *
  * Parsing is strict: an unknown key is an error naming it, because a
- * misspelt "per_owner" silently ignored would lift a limit.
+ * misspelt "per_owner" silently ignored would lift a limit; and so is what
+ * json-c would let through silently (common/strict-json.h): a key given
+ * twice, of which json-c keeps the last (a second "group" widening who may
+ * allocate), a comment, text after the document, a NUL byte, a string
+ * holding \u0000 (getgrnam() would read "wheel\u0000x" as "wheel").
  */
 #include <ctype.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <json-c/json.h>
 
+#include "common/strict-json.h"
 #include "iovd.h"
 
 #define DEFAULT_MAX_TOTAL 1024
 #define DEFAULT_MAX_PER_OWNER 64
+/*
+ * One uid, whatever owner names it uses: as many as one owner may hold, so
+ * that a second owner name buys a user nothing by default. Root is not
+ * counted (see allocate_limits() in manager.c).
+ */
+#define DEFAULT_MAX_PER_USER 64
+/* A configuration is a few pools; anything near this is not one. */
+#define CONFIG_SIZE_MAX (1024 * 1024)
+/* root, pools, a pool, vf_defaults (or limits): a little room, no more */
+#define CONFIG_DEPTH_MAX 8
 
 const char *pool_driver_to_string(enum pool_driver d)
 {
@@ -28,7 +45,7 @@ const char *pool_driver_to_string(enum pool_driver d)
 	}
 }
 
-static bool valid_pool_name(const char *s)
+bool pool_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -132,7 +149,7 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 	p->driver = POOL_DRIVER_VFIO;
 	json_object_object_foreach(o, key, val) {
 		if (strcmp(key, "name") == 0) {
-			if (!json_object_is_type(val, json_type_string) || !valid_pool_name(json_object_get_string(val)))
+			if (!json_object_is_type(val, json_type_string) || !pool_name_valid(json_object_get_string(val)))
 				return fail_cfg(path, "pool name", "1 to 64 characters of A-Z a-z 0-9 _ . -");
 			p->name = strdup(json_object_get_string(val));
 		} else if (strcmp(key, "pfs") == 0) {
@@ -185,17 +202,96 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 	return 0;
 }
 
-int config_load(const char *path, struct config *ret)
+int read_text_file(int dir_fd, const char *path, const char *shown, size_t max, char **ret_text, size_t *ret_len)
 {
-	struct config c = { .max_total = DEFAULT_MAX_TOTAL, .max_per_owner = DEFAULT_MAX_PER_OWNER };
-	struct json_object *root, *pools = NULL;
-	int r = 0;
+	_cleanup_close_ int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, size;
+	struct stat st;
+	int r;
 
-	root = json_object_from_file(path);
-	if (!root) {
-		log_error("%s: cannot read the configuration: %s", path, json_util_get_last_err() ?: "unknown error");
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = negative_errno();
+		if (r != -ENOENT)
+			log_error("%s: cannot read it: %s", shown, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_error("%s: not a regular file", shown);
 		return -EINVAL;
 	}
+	if ((uint64_t)st.st_size > max) {
+		log_error("%s: larger than %zu bytes", shown, max);
+		return -EFBIG;
+	}
+	/* One byte more than its size tells a file that grew while read. */
+	size = (size_t)st.st_size + 1;
+	buf = malloc(size + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = negative_errno();
+			log_error("%s: reading it: %s", shown, strerror(-r));
+			return r;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == size) {
+			log_error("%s: it changed while it was read", shown);
+			return -EBUSY;
+		}
+	}
+	buf[len] = '\0';
+	*ret_text = TAKE_PTR(buf);
+	*ret_len = len;
+	return 0;
+}
+
+int parse_json_file(const char *name, const char *text, size_t len, int max_depth, struct json_object **ret)
+{
+	struct strict_json_error err;
+	int r;
+
+	r = strict_json_parse(text, len, max_depth, STRICT_JSON_NO_NUL_IN_STRINGS, ret, &err);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 && err.line)
+		log_error("%s:%u:%u: %s", name, err.line, err.column, err.message);
+	else if (r < 0)
+		log_error("%s: %s", name, err.message[0] ? err.message : strerror(-r));
+	return r < 0 ? -EBADMSG : 0;
+}
+
+int config_load(const char *path, struct config *ret)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r;
+
+	r = read_text_file(AT_FDCWD, path, path, CONFIG_SIZE_MAX, &text, &len);
+	if (r == -ENOENT)
+		log_error("%s: cannot read the configuration: %s", path, strerror(-r));
+	if (r < 0)
+		return r;
+	return config_parse(path, text, len, ret);
+}
+
+int config_parse(const char *path, const char *text, size_t len, struct config *ret)
+{
+	struct config c = { .max_total = DEFAULT_MAX_TOTAL, .max_per_owner = DEFAULT_MAX_PER_OWNER,
+			    .max_per_user = DEFAULT_MAX_PER_USER };
+	struct json_object *root = NULL, *pools = NULL;
+	int r = 0;
+
+	r = parse_json_file(path, text, len, CONFIG_DEPTH_MAX, &root);
+	if (r < 0)
+		return r == -ENOMEM ? r : -EINVAL;
 	if (!json_object_is_type(root, json_type_object)) {
 		r = fail_cfg(path, "the configuration must be a JSON object", NULL);
 		goto out;
@@ -225,6 +321,8 @@ int config_load(const char *path, struct config *ret)
 					r = parse_unsigned(path, lval, "limits.total", &c.max_total);
 				else if (strcmp(lkey, "per_owner") == 0)
 					r = parse_unsigned(path, lval, "limits.per_owner", &c.max_per_owner);
+				else if (strcmp(lkey, "per_user") == 0)
+					r = parse_unsigned(path, lval, "limits.per_user", &c.max_per_user);
 				else {
 					log_error("%s: unknown key \"%s\" in \"limits\"", path, lkey);
 					r = -EINVAL;

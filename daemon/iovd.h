@@ -81,7 +81,8 @@ struct config {
 	char *group;       /* may call mutating methods besides root; NULL: root only */
 	gid_t gid;
 	unsigned max_total;     /* allocations in all pools */
-	unsigned max_per_owner;
+	unsigned max_per_owner; /* allocations under one owner name, whoever made them */
+	unsigned max_per_user;  /* allocations of one uid but root, under any owner names */
 };
 
 struct allocation {
@@ -139,8 +140,10 @@ struct manager {
 	bool no_bind;
 	const struct vf_ops *vf_ops;
 
-	struct allocation **allocs;
-	size_t n_allocs;
+	struct allocation **allocs; /* sorted by id */
+	size_t n_allocs, allocs_cap;
+	struct allocation **index;  /* by VF address (manager.c) */
+	size_t index_n, index_cap;
 	uint64_t next_id;
 
 	char *state_dir;
@@ -149,7 +152,7 @@ struct manager {
 	char *marker_dir; /* <run dir>/iovd-allocated: one file per allocated VF */
 
 	char **drift; /* reconciliation findings, NULL-terminated */
-	size_t n_drift;
+	size_t n_drift, drift_cap;
 
 	struct committer *commit; /* commit.c */
 
@@ -158,16 +161,29 @@ struct manager {
 };
 
 /* config.c */
+struct json_object;
+/* Reads and parses the configuration file at path; errors are logged, naming it. */
 int config_load(const char *path, struct config *ret);
+/* The same from text (text[len] a NUL), named path in errors: the entry point of a fuzzer. */
+int config_parse(const char *path, const char *text, size_t len, struct config *ret);
+/* Reads path (relative to dir_fd) whole, NUL-terminated; errors but ENOENT are logged, naming it shown. */
+int read_text_file(int dir_fd, const char *path, const char *shown, size_t max, char **ret_text, size_t *ret_len);
+/* Strict JSON (common/strict-json.h), errors logged as "name:LINE:COLUMN: why". */
+int parse_json_file(const char *name, const char *text, size_t len, int max_depth, struct json_object **ret);
 void config_done(struct config *c);
 const char *pool_driver_to_string(enum pool_driver d);
 struct pool *config_find_pool(struct config *c, const char *name);
+/* Pool names: 1 to 64 characters of A-Z a-z 0-9 _ . - */
+bool pool_name_valid(const char *s);
 /* Rereads the PFs and VFs of a pool from sysfs. */
 int pool_scan(struct iovk_ctx *ctx, struct pool *p);
 
 /* state.c */
 int state_open(struct manager *m, const char *dir);
+/* Reads the state file into the table; -EBADMSG (logged) for a file iovd must not start on, -EINTR at SIGTERM. */
 int state_load(struct manager *m);
+/* The same from text (text[len] a NUL), named name in errors, into a table that is empty: a fuzzer's entry. */
+int state_parse(struct manager *m, const char *name, const char *text, size_t len);
 int state_serialize(struct manager *m, char **ret_text, size_t *ret_len);
 int state_write(struct manager *m, const char *text, size_t len);
 void marker_set(struct manager *m, const struct allocation *a, bool present);
@@ -181,6 +197,12 @@ int manager_start_bus(struct manager *m, const char *bus_kind, const char *addre
 /* Serves the API on a connection (a bus, or a socketpair in the unit tests) and takes it. */
 int manager_attach_bus(struct manager *m, sd_bus *bus);
 void manager_remove_allocation(struct manager *m, struct allocation *a);
+/* The allocation of the VF at address (canonical), pending ones included; NULL when it is free. */
+struct allocation *manager_find_by_address(struct manager *m, const char *address);
+/* Whether SIGTERM or SIGINT waits (they are blocked until the event loop runs): loading stops at it. */
+bool manager_stop_requested(void);
+/* Owner names as Allocate takes them; state_load() refuses others. */
+bool owner_name_valid(const char *s);
 void allocation_undo(struct manager *m, struct allocation *a);
 void allocation_publish(struct manager *m, struct allocation *a);
 void allocation_retire(struct manager *m, struct allocation *a);
@@ -190,6 +212,9 @@ void allocation_retire(struct manager *m, struct allocation *a);
 int check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
 /* The sender's uid as the bus attests it, or AccessDenied in error. */
 int sender_uid(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
+/* 0 when uid may act on allocation a (verb: "release", "open"): it is a's uid, or root; else AccessDenied
+ * naming a in error. */
+int check_owner(const struct allocation *a, uid_t uid, const char *what, const char *verb, sd_bus_error *error);
 void auth_free(struct manager *m);
 
 /* vf.c */

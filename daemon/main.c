@@ -92,7 +92,9 @@ int main(int argc, char **argv)
 	}
 
 	/* Before any thread exists, so the writer thread inherits the mask
-	 * and the signals reach sd-event's signalfd only. */
+	 * and the signals reach sd-event's signalfd only. Until the loop
+	 * runs, loading looks for them (manager_stop_requested()): a start
+	 * on a large state file stops at SIGTERM. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -142,6 +144,10 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 
+	if (manager_stop_requested()) {
+		r = -EINTR;
+		goto out;
+	}
 	r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
 	if (r >= 0)
 		r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
@@ -163,6 +169,12 @@ int main(int argc, char **argv)
 	if (m->bus)
 		sd_bus_flush(m->bus);
 out:
+	/* A stop asked for while loading: nothing was written but markers
+	 * (more of them than allocations at worst, see markers_rebuild()). */
+	if (r == -EINTR) {
+		log_info("Stopped by a signal while loading the allocations; the state file is as it was");
+		r = 0;
+	}
 	manager_free(m);
 	return r < 0 ? 1 : 0;
 }

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -66,58 +67,190 @@ void allocation_free(struct allocation *a)
 	free(a);
 }
 
-/* Appends a to the table; on failure the caller still owns it. */
+/*
+ * The table is m->allocs sorted by id (ids only grow, so appending keeps it
+ * sorted; state_load() sorts what it read), plus a hash index by VF address.
+ * Finding an allocation by scanning the table made loading quadratic: with
+ * 16,384 allocations, the start spent most of its 1.8 s in strcmp() (the
+ * check for a VF given twice), and every Allocate scanned the table once
+ * per VF of its pool.
+ *
+ * The index: open addressing, linear probing, at most half full, deletion
+ * by backward shift; keys are canonical addresses (state_load() refuses
+ * others, the pools' inventory comes from sysfs), so equal strings are
+ * equal VFs.
+ */
+static size_t address_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return (size_t)h;
+}
+
+static struct allocation **index_slot(struct allocation **slots, size_t cap, const char *address)
+{
+	for (size_t i = address_hash(address) & (cap - 1);; i = (i + 1) & (cap - 1))
+		if (!slots[i] || strcmp(slots[i]->address, address) == 0)
+			return &slots[i];
+}
+
+static int index_add(struct manager *m, struct allocation *a)
+{
+	struct allocation **slot;
+
+	if ((m->index_n + 1) * 2 > m->index_cap) {
+		size_t cap = m->index_cap ? m->index_cap * 2 : 64;
+		struct allocation **slots = calloc(cap, sizeof(*slots));
+
+		if (!slots)
+			return -ENOMEM;
+		for (size_t i = 0; i < m->index_cap; i++)
+			if (m->index[i])
+				*index_slot(slots, cap, m->index[i]->address) = m->index[i];
+		free(m->index);
+		m->index = slots;
+		m->index_cap = cap;
+	}
+	slot = index_slot(m->index, m->index_cap, a->address);
+	if (*slot)
+		return -EEXIST;
+	*slot = a;
+	m->index_n++;
+	return 0;
+}
+
+static void index_remove(struct manager *m, struct allocation *a)
+{
+	size_t mask = m->index_cap - 1, i, j;
+
+	if (!m->index_cap || *index_slot(m->index, m->index_cap, a->address) != a)
+		return;
+	i = (size_t)(index_slot(m->index, m->index_cap, a->address) - m->index);
+	m->index[i] = NULL;
+	m->index_n--;
+	/* pull back each later entry of the run that may no longer be found past the hole */
+	for (j = (i + 1) & mask; m->index[j]; j = (j + 1) & mask) {
+		size_t home = address_hash(m->index[j]->address) & mask;
+
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			m->index[i] = m->index[j];
+			m->index[j] = NULL;
+			i = j;
+		}
+	}
+}
+
+/* Pending ones included: a VF taken by a request in flight is taken. */
+struct allocation *manager_find_by_address(struct manager *m, const char *address)
+{
+	return m->index_cap ? *index_slot(m->index, m->index_cap, address) : NULL;
+}
+
+/* Index in m->allocs of the allocation with id, or where it would go. */
+static size_t find_id(struct manager *m, uint64_t id)
+{
+	size_t lo = 0, hi = m->n_allocs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->allocs[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Appends a to the table (its id above every id there, or the table is
+ * sorted later: state_load()); on failure the caller still owns it.
+ * -EEXIST: its VF is in the table already.
+ */
 int manager_add_allocation(struct manager *m, struct allocation *a)
 {
-	struct allocation **n = realloc(m->allocs, (m->n_allocs + 1) * sizeof(*n));
+	int r;
 
-	if (!n)
-		return -ENOMEM;
-	m->allocs = n;
+	if (m->n_allocs == m->allocs_cap) {
+		size_t cap = m->allocs_cap ? m->allocs_cap * 2 : 64;
+		struct allocation **n = realloc(m->allocs, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		m->allocs = n;
+		m->allocs_cap = cap;
+	}
+	r = index_add(m, a);
+	if (r < 0)
+		return r;
 	m->allocs[m->n_allocs++] = a;
 	return 0;
 }
 
 void manager_remove_allocation(struct manager *m, struct allocation *a)
 {
-	for (size_t i = 0; i < m->n_allocs; i++)
-		if (m->allocs[i] == a) {
-			memmove(m->allocs + i, m->allocs + i + 1, (m->n_allocs - i - 1) * sizeof(*m->allocs));
-			m->n_allocs--;
-			break;
-		}
+	size_t i = find_id(m, a->id);
+
+	if (i < m->n_allocs && m->allocs[i] == a) {
+		memmove(m->allocs + i, m->allocs + i + 1, (m->n_allocs - i - 1) * sizeof(*m->allocs));
+		m->n_allocs--;
+		index_remove(m, a);
+	}
 	allocation_free(a);
 }
 
 static struct allocation *find_by_path(struct manager *m, const char *path)
 {
-	for (size_t i = 0; i < m->n_allocs; i++)
-		if (m->allocs[i]->committed && strcmp(m->allocs[i]->path, path) == 0)
-			return m->allocs[i];
+	const char *digits = path + strlen(IOVD_ALLOC_PREFIX "/");
+	char *end;
+	uint64_t id;
+	size_t i;
+
+	/* the form allocation_new() gives: decimal, no sign, no leading zero */
+	if (strncmp(path, IOVD_ALLOC_PREFIX "/", strlen(IOVD_ALLOC_PREFIX "/")) != 0 ||
+	    !(*digits >= '1' && *digits <= '9'))
+		return NULL;
+	errno = 0;
+	id = strtoull(digits, &end, 10);
+	if (errno != 0 || *end)
+		return NULL;
+	i = find_id(m, id);
+	if (i < m->n_allocs && m->allocs[i]->id == id && m->allocs[i]->committed)
+		return m->allocs[i];
 	return NULL;
 }
 
-/* Pending ones included: a VF taken by a request in flight is taken. */
-static struct allocation *find_by_address(struct manager *m, const char *address)
+/* What an Allocate by uid under owner counts against, pending allocations included: they are taken. */
+struct holdings {
+	unsigned owner;                  /* allocations under the owner name */
+	unsigned user;                   /* allocations of uid, under any owner name */
+	const struct allocation *other;  /* one under the owner name of another uid (or of none known) */
+};
+
+static void count_holdings(struct manager *m, const char *owner, uid_t uid, struct holdings *ret)
 {
-	for (size_t i = 0; i < m->n_allocs; i++)
-		if (strcmp(m->allocs[i]->address, address) == 0)
-			return m->allocs[i];
-	return NULL;
+	*ret = (struct holdings){};
+	for (size_t i = 0; i < m->n_allocs; i++) {
+		const struct allocation *a = m->allocs[i];
+
+		ret->user += a->uid == uid;
+		if (strcmp(a->owner, owner) != 0)
+			continue;
+		ret->owner++;
+		if (a->uid != uid && !ret->other)
+			ret->other = a;
+	}
 }
 
-static unsigned count_owner(struct manager *m, const char *owner)
-{
-	unsigned n = 0;
-
-	for (size_t i = 0; i < m->n_allocs; i++)
-		n += strcmp(m->allocs[i]->owner, owner) == 0;
-	return n;
-}
+/* Drift logged one line each up to this many; all of it is in the Drift property. */
+#define DRIFT_LOG_MAX 64
 
 void manager_add_drift(struct manager *m, const char *format, ...)
 {
-	char **n;
 	char *s;
 	va_list ap;
 	int k;
@@ -127,15 +260,28 @@ void manager_add_drift(struct manager *m, const char *format, ...)
 	va_end(ap);
 	if (k < 0)
 		return;
-	log_warning("Drift: %s", s);
-	n = realloc(m->drift, (m->n_drift + 2) * sizeof(char *));
-	if (!n) {
-		free(s);
-		return;
+	if (m->n_drift < DRIFT_LOG_MAX)
+		log_warning("Drift: %s", s);
+	if (m->n_drift + 2 > m->drift_cap) {
+		size_t cap = m->drift_cap ? m->drift_cap * 2 : 16;
+		char **n = realloc(m->drift, cap * sizeof(char *));
+
+		if (!n) {
+			free(s);
+			return;
+		}
+		m->drift = n;
+		m->drift_cap = cap;
 	}
-	m->drift = n;
-	n[m->n_drift++] = s;
-	n[m->n_drift] = NULL;
+	m->drift[m->n_drift++] = s;
+	m->drift[m->n_drift] = NULL;
+}
+
+bool manager_stop_requested(void)
+{
+	sigset_t pending;
+
+	return sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
 }
 
 /* "vfio-pci" and its variant drivers ("mlx5_vfio_pci", ...) */
@@ -177,22 +323,33 @@ static void allocation_drift(struct manager *m, struct allocation *a, const char
 	manager_add_drift(m, "%s (VF %s, owner %s): %s", a->path, a->address, a->owner, s);
 }
 
-static bool strv_contains(char **v, const char *s)
-{
-	for (; v && *v; v++)
-		if (strcmp(*v, s) == 0)
-			return true;
-	return false;
-}
-
 /*
  * Compares what the state file says with sysfs. Every allocation is kept,
  * whatever drifted: its owner may still use the VF, and only a Release may
  * give it back. A VF that vanished stays taken, so a VF that comes back at
  * the same address is not handed out behind its old owner's back.
+ *
+ * One sysfs read per allocation, and stops at SIGTERM (-EINTR), having
+ * changed nothing but the table in memory.
  */
 int manager_reconcile(struct manager *m)
 {
+	size_t n_drift_before = m->n_drift, n_other = 0;
+	/* Whether each allocation's VF is in its pool: one pass over the pools' VFs. */
+	_cleanup_free_ bool *in_pool = calloc(m->n_allocs ?: 1, sizeof(bool));
+
+	if (!in_pool)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->config.n_pools; i++) {
+		struct pool *p = &m->config.pools[i];
+
+		for (size_t j = 0; j < p->n_vfs; j++) {
+			struct allocation *a = manager_find_by_address(m, p->vfs[j]);
+
+			if (a && strcmp(a->pool, p->name) == 0)
+				in_pool[find_id(m, a->id)] = true;
+		}
+	}
 	for (size_t i = 0; i < m->n_allocs; i++) {
 		struct allocation *a = m->allocs[i];
 		struct pool *p = config_find_pool(&m->config, a->pool);
@@ -200,9 +357,8 @@ int manager_reconcile(struct manager *m)
 		const char *drv;
 		int r;
 
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(m->allocs[j]->address, a->address) == 0)
-				allocation_drift(m, a, "the state file gives this VF to %s too", m->allocs[j]->path);
+		if (i % 256 == 0 && manager_stop_requested())
+			return -EINTR;
 		if (!p)
 			allocation_drift(m, a, "pool %s is not configured any more", a->pool);
 
@@ -215,7 +371,7 @@ int manager_reconcile(struct manager *m)
 			allocation_drift(m, a, "cannot read the VF: %s", iovk_ctx_get_error(m->ctx));
 			continue;
 		}
-		if (p && !strv_contains(p->vfs, a->address))
+		if (p && !in_pool[i])
 			allocation_drift(m, a, "the VF is not among the VFs of pool %s any more", a->pool);
 		a->iommu_group = iovk_device_get_iommu_group(d);
 		a->numa_node = iovk_device_get_numa_node(d);
@@ -227,6 +383,10 @@ int manager_reconcile(struct manager *m)
 					 drv[0] ? drv : "none");
 		iovk_device_unref(d);
 	}
+	if (m->n_drift > DRIFT_LOG_MAX)
+		n_other = m->n_drift - (n_drift_before > DRIFT_LOG_MAX ? n_drift_before : DRIFT_LOG_MAX);
+	if (n_other)
+		log_warning("Drift: %zu findings more, not logged one by one: see the Drift property", n_other);
 	log_info("Loaded %zu allocations from %s, %zu drifted from sysfs", m->n_allocs, m->state_dir, m->n_drift);
 	return 0;
 }
@@ -368,20 +528,35 @@ static void error_append(sd_bus_error *error, const char *format, ...)
 
 /* ---- argument checks ------------------------------------------------------------ */
 
-static int check_name(const char *what, const char *s, sd_bus_error *error)
+static bool name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("._:@/+=-", c);
+}
+
+bool owner_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 
 	if (n == 0 || n > IOVD_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!name_char(*s))
+			return false;
+	return true;
+}
+
+static int check_name(const char *what, const char *s, sd_bus_error *error)
+{
+	size_t n = strlen(s);
+
+	if (owner_name_valid(s))
+		return 0;
+	if (n == 0 || n > IOVD_NAME_MAX)
 		return sd_bus_error_setf(error, IOVD_ERR_INVALID, "%s must be 1 to %d characters long, not %zu", what,
 					 IOVD_NAME_MAX, n);
-	for (const char *c = s; *c; c++)
-		if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') && !(*c >= '0' && *c <= '9') &&
-		    !strchr("._:@/+=-", *c))
-			return sd_bus_error_setf(error, IOVD_ERR_INVALID,
-						 "%s '%.64s%s' has a character other than A-Z a-z 0-9 . _ : @ / + = -",
-						 what, s, n > 64 ? "..." : "");
-	return 0;
+	return sd_bus_error_setf(error, IOVD_ERR_INVALID,
+				 "%s '%.64s%s' has a character other than A-Z a-z 0-9 . _ : @ / + = -", what, s,
+				 n > 64 ? "..." : "");
 }
 
 struct alloc_options {
@@ -582,7 +757,7 @@ static ssize_t pick_vf(struct manager *m, struct pool *p, int numa)
 	ssize_t any = -1;
 
 	for (size_t i = 0; i < p->n_vfs; i++) {
-		if (find_by_address(m, p->vfs[i]))
+		if (manager_find_by_address(m, p->vfs[i]))
 			continue;
 		if (numa < 0 || p->vf_numa[i] == numa)
 			return (ssize_t)i;
@@ -739,6 +914,7 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	struct alloc_options o;
 	struct vf_config want;
 	const char *pool_name, *owner;
+	struct holdings held;
 	char driver[64] = "";
 	ssize_t vf = -1;
 	struct pool *p;
@@ -761,14 +937,44 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	if (!p)
 		return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "no pool named '%.64s%s'", pool_name,
 					 strlen(pool_name) > 64 ? "..." : "");
+	if (m->next_id == UINT64_MAX) /* never in practice: state_load() refuses it, and 2^64 Allocates */
+		return sd_bus_error_setf(error, IOVD_ERR_LIMIT, "pool %s, owner %s: iovd has no allocation id left",
+					 p->name, owner);
 	if (m->n_allocs >= m->config.max_total)
 		return sd_bus_error_setf(error, IOVD_ERR_LIMIT,
 					 "pool %s, owner %s: iovd holds %zu allocations, its limit (limits.total)",
 					 p->name, owner, m->n_allocs);
-	if (count_owner(m, owner) >= m->config.max_per_owner)
+	count_holdings(m, owner, uid, &held);
+	/*
+	 * An owner name belongs to the uid that holds allocations under it,
+	 * until they are all released: another uid (root aside) that takes
+	 * the name would count against its limit, and its ReleaseOwner, and
+	 * the name in markers and signals would stand for two users. Not one
+	 * namespace of owner names per uid: "vm-1" would then name two
+	 * owners for everything that reads names (ListAllocations, signals,
+	 * libiovkit's markers, root's ReleaseOwner).
+	 */
+	if (uid != 0 && held.other) {
+		char whose[64] = "a uid not recorded";
+
+		if (held.other->uid != (uid_t)-1)
+			snprintf(whose, sizeof(whose), "uid %u", (unsigned)held.other->uid);
+		return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
+					 "Allocate: owner %s holds allocations of %s (%s, VF %s); an owner name belongs "
+					 "to the uid that holds allocations under it, so uid %u may not use it: choose "
+					 "another owner name", owner, whose, held.other->path, held.other->address,
+					 (unsigned)uid);
+	}
+	if (held.owner >= m->config.max_per_owner)
 		return sd_bus_error_setf(error, IOVD_ERR_LIMIT,
 					 "pool %s: owner %s holds %u allocations, the limit per owner (limits.per_owner)",
 					 p->name, owner, m->config.max_per_owner);
+	/* Root is not counted: it may rewrite the configuration anyway, and
+	 * the system libvirtd serving every tenant runs as root. */
+	if (uid != 0 && held.user >= m->config.max_per_user)
+		return sd_bus_error_setf(error, IOVD_ERR_LIMIT,
+					 "pool %s, owner %s: uid %u holds %u allocations, the limit per user "
+					 "(limits.per_user)", p->name, owner, (unsigned)uid, m->config.max_per_user);
 
 	/* The inventory may be old: a VF that vanished means it is, so read
 	 * sysfs again; when nothing is free, perhaps VFs were added, but scan
@@ -781,9 +987,9 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 
 		if (o.address) {
 			vf = pool_find_vf(p, o.address);
-			if (vf >= 0 && find_by_address(m, p->vfs[vf]))
+			if (vf >= 0 && manager_find_by_address(m, p->vfs[vf]))
 				return sd_bus_error_setf(error, IOVD_ERR_IN_USE, "VF %s of pool %s is allocated to %s",
-							 p->vfs[vf], p->name, find_by_address(m, p->vfs[vf])->owner);
+							 p->vfs[vf], p->name, manager_find_by_address(m, p->vfs[vf])->owner);
 		} else {
 			vf = pick_vf(m, p, o.numa);
 		}
@@ -895,9 +1101,10 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	struct allocation *a, **list;
 	const char *path;
+	uid_t uid;
 	int r;
 
-	r = check_access(m, msg, "Release", NULL, error);
+	r = check_access(m, msg, "Release", &uid, error);
 	if (r < 0)
 		return r;
 	r = sd_bus_message_read(msg, "o", &path);
@@ -907,6 +1114,9 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
 	if (!a || a->releasing)
 		return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "no allocation %.128s%s", path,
 					 a ? " (it is being released)" : "");
+	r = check_owner(a, uid, "Release", "release", error);
+	if (r < 0)
+		return r;
 	r = check_group_closed(m, a, error);
 	if (r < 0)
 		return r;
@@ -931,9 +1141,10 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
 	struct allocation **list;
 	const char *owner;
 	uint32_t n = 0;
+	uid_t uid;
 	int r;
 
-	r = check_access(m, msg, "ReleaseOwner", NULL, error);
+	r = check_access(m, msg, "ReleaseOwner", &uid, error);
 	if (r < 0)
 		return r;
 	r = sd_bus_message_read(msg, "s", &owner);
@@ -945,8 +1156,10 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
 	list = calloc(m->n_allocs ?: 1, sizeof(*list));
 	if (!list)
 		return -ENOMEM;
+	/* the caller's own only, unless root: check_owner() for each */
 	for (size_t i = 0; i < m->n_allocs; i++)
-		if (m->allocs[i]->committed && !m->allocs[i]->releasing && strcmp(m->allocs[i]->owner, owner) == 0)
+		if (m->allocs[i]->committed && !m->allocs[i]->releasing && strcmp(m->allocs[i]->owner, owner) == 0 &&
+		    (uid == 0 || m->allocs[i]->uid == uid))
 			list[n++] = m->allocs[i];
 	if (n == 0) {
 		free(list);
@@ -1006,17 +1219,9 @@ static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error 
 	r = sender_uid(m, msg, "OpenDevice", &uid, error);
 	if (r < 0)
 		return r;
-	if (uid != 0 && uid != a->uid) {
-		if (a->uid == (uid_t)-1)
-			return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
-						 "OpenDevice: uid %u may not open %s (VF %s, owner %s): only root may (the "
-						 "allocation does not record which uid made it)", (unsigned)uid, a->path,
-						 a->address, a->owner);
-		return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
-					 "OpenDevice: uid %u may not open %s (VF %s, owner %s): only uid %u, which "
-					 "allocated it, and root may", (unsigned)uid, a->path, a->address, a->owner,
-					 (unsigned)a->uid);
-	}
+	r = check_owner(a, uid, "OpenDevice", "open", error);
+	if (r < 0)
+		return r;
 	if (!sd_bus_message_get_bus(msg) || !sd_bus_can_send(sd_bus_message_get_bus(msg), 'h'))
 		return sd_bus_error_setf(error, IOVD_ERR_NOT_SUPPORTED,
 					 "OpenDevice: the connection does not pass file descriptors");
@@ -1044,7 +1249,7 @@ static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error 
 
 		if (iovk_device_is_bridge(*d) || strcmp(other, a->address) == 0)
 			continue;
-		b = find_by_address(m, other);
+		b = manager_find_by_address(m, other);
 		if (!b || !b->committed || b->uid != a->uid) {
 			r = sd_bus_error_setf(error, IOVD_ERR_NOT_SUPPORTED,
 					      "%s: IOMMU group %d of VF %s also holds %s, %s: its descriptor would give "
@@ -1129,7 +1334,7 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 		uint32_t allocated = 0;
 
 		for (size_t j = 0; j < p->n_vfs; j++)
-			allocated += find_by_address(m, p->vfs[j]) != NULL;
+			allocated += manager_find_by_address(m, p->vfs[j]) != NULL;
 		r = sd_bus_message_open_container(reply, 'r', "sa{sv}");
 		if (r >= 0)
 			r = sd_bus_message_append(reply, "s", p->name);
@@ -1329,6 +1534,7 @@ struct manager *manager_free(struct manager *m)
 	for (size_t i = 0; i < m->n_allocs; i++)
 		allocation_free(m->allocs[i]);
 	free(m->allocs);
+	free(m->index);
 	auth_free(m);
 	commit_free(m);
 	strv_free(m->drift);

@@ -27,7 +27,9 @@
  * remove it. They live on /run, are not fsynced and are rebuilt from the
  * state file at every start.
  */
+#include <ctype.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -237,37 +239,87 @@ static bool allocation_extra_from_json(struct json_object *o, struct allocation 
 	return true;
 }
 
-/*
- * A state file that cannot be read is fatal: starting with an empty table
- * would hand out VFs that guests are using.
- */
-int state_load(struct manager *m)
-{
-	_cleanup_close_ int fd = -1;
-	struct json_object *root, *list;
-	uint64_t version, next_id;
-	int r = -EBADMSG;
+/* Far above what limits.total allows (1,000,000 allocations of about 500 bytes); json-c reads at most 2 GiB. */
+#define STATE_SIZE_MAX (1024UL * 1024 * 1024)
+/* root, allocations, an allocation, its vf, applied or previous */
+#define STATE_DEPTH_MAX 6
 
-	fd = openat(m->state_dir_fd, STATE_FILE, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT) {
-			m->next_id = 1;
-			return 0;
-		}
-		r = negative_errno();
-		log_error("Failed to open %s/%s: %s", m->state_dir, STATE_FILE, strerror(-r));
+/* "0000:01:10.2" exactly as sysfs names the VF: it names a marker file, and is compared as a string. */
+static bool address_canonical(const char *s)
+{
+	struct iovk_pci_addr addr;
+	char buf[IOVK_PCI_ADDR_MAX];
+
+	return iovk_pci_addr_parse(s, &addr) == 0 && strcmp(iovk_pci_addr_format(&addr, buf), s) == 0;
+}
+
+/* A kernel driver's name ("" for none, when empty_ok): it ends up in sysfs paths. */
+static bool driver_name_valid(const char *s, bool empty_ok)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return empty_ok;
+	if (n >= 64 || s[0] == '.')
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("-_.", *s))
+			return false;
+	return true;
+}
+
+/* What a state file may hold beyond its JSON types: a reason, or NULL when a is fine. */
+static const char *allocation_invalid(const struct allocation *a)
+{
+	if (!address_canonical(a->address))
+		return "its address is not a PCI address as sysfs writes it (0000:01:10.2)";
+	if (!pool_name_valid(a->pool))
+		return "its pool is not a pool name";
+	if (!owner_name_valid(a->owner))
+		return "its owner is not an owner name that Allocate takes";
+	if (!driver_name_valid(a->driver, true))
+		return "its driver is not a driver name";
+	if (a->has_bind && (!driver_name_valid(a->bind.previous_driver, true) ||
+			    !driver_name_valid(a->bind.previous_override, true) || !driver_name_valid(a->bind.driver, true)))
+		return "its bind member holds something other than driver names";
+	if (a->vf_pf && !address_canonical(a->vf_pf))
+		return "its vf.pf is not a PCI address as sysfs writes it";
+	return NULL;
+}
+
+static int compare_id(const void *x, const void *y)
+{
+	const struct allocation *a = *(struct allocation *const *)x, *b = *(struct allocation *const *)y;
+
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/*
+ * A state file that cannot be read, or that says something iovd cannot
+ * have written, is fatal: starting with an empty table would hand out VFs
+ * that guests are using, and starting with a broken one would use its
+ * strings as paths (an address is the name of a marker file, written as
+ * root) or hand out a VF twice.
+ */
+int state_parse(struct manager *m, const char *name, const char *text, size_t len)
+{
+	struct json_object *root = NULL, *list;
+	uint64_t version, next_id;
+	int r;
+
+	r = parse_json_file(name, text, len, STATE_DEPTH_MAX, &root);
+	if (r < 0)
 		return r;
-	}
-	root = json_object_from_fd(fd);
-	if (!root) {
-		log_error("%s/%s is not valid JSON (%s); move it away to start with no allocations",
-			  m->state_dir, STATE_FILE, json_util_get_last_err() ?: "?");
-		return -EBADMSG;
-	}
+	r = -EBADMSG;
 	if (!get_uint64(root, "version", &version) || version != STATE_VERSION ||
 	    !get_uint64(root, "next_id", &next_id) || !json_object_object_get_ex(root, "allocations", &list) ||
 	    !json_object_is_type(list, json_type_array)) {
-		log_error("%s/%s: not an iovd state file of version %d", m->state_dir, STATE_FILE, STATE_VERSION);
+		log_error("%s: not an iovd state file of version %d", name, STATE_VERSION);
+		goto out;
+	}
+	/* Allocate takes next_id and adds one: the largest would wrap to id 0 */
+	if (next_id == 0 || next_id == UINT64_MAX) {
+		log_error("%s: next_id %" PRIu64 " is not an id iovd can go on from", name, next_id);
 		goto out;
 	}
 	m->next_id = next_id;
@@ -275,12 +327,17 @@ int state_load(struct manager *m)
 		struct json_object *o = json_object_array_get_idx(list, i);
 		const char *pool = get_string(o, "pool"), *owner = get_string(o, "owner");
 		const char *address = get_string(o, "address"), *driver = get_string(o, "driver");
+		const char *why;
 		struct allocation *a;
 		uint64_t id, created;
 
+		if (i % 1024 == 0 && manager_stop_requested()) {
+			r = -EINTR;
+			goto out;
+		}
 		if (!pool || !owner || !address || !driver || !get_uint64(o, "id", &id) ||
 		    !get_uint64(o, "created_usec", &created) || id == 0 || id >= next_id) {
-			log_error("%s/%s: allocation #%zu is malformed", m->state_dir, STATE_FILE, i);
+			log_error("%s: allocation #%zu is malformed", name, i);
 			r = -EBADMSG;
 			goto out;
 		}
@@ -300,22 +357,58 @@ int state_load(struct manager *m)
 			r = -ENOMEM;
 			goto out;
 		}
-		if (!allocation_extra_from_json(o, a)) {
-			log_error("%s/%s: allocation #%zu (%s): its uid, bind or vf member is malformed", m->state_dir,
-				  STATE_FILE, i, address);
+		why = allocation_extra_from_json(o, a) ? allocation_invalid(a) : "its uid, bind or vf member is malformed";
+		if (why) {
+			log_error("%s: allocation #%zu (id %" PRIu64 "): %s", name, i, id, why);
 			allocation_free(a);
 			r = -EBADMSG;
 			goto out;
 		}
 		r = manager_add_allocation(m, a);
+		if (r == -EEXIST) {
+			log_error("%s: allocation #%zu (id %" PRIu64 "): VF %s is given to %s too", name, i, id, address,
+				  manager_find_by_address(m, address)->path);
+			r = -EBADMSG;
+		}
 		if (r < 0) {
 			allocation_free(a);
 			goto out;
 		}
 	}
+	/* iovd writes them in order of id; sorted, an id given twice is next to its twin */
+	qsort(m->allocs, m->n_allocs, sizeof(*m->allocs), compare_id);
+	for (size_t i = 1; i < m->n_allocs; i++)
+		if (m->allocs[i]->id == m->allocs[i - 1]->id) {
+			log_error("%s: id %" PRIu64 " is given to two allocations (VFs %s and %s)", name, m->allocs[i]->id,
+				  m->allocs[i - 1]->address, m->allocs[i]->address);
+			r = -EBADMSG;
+			goto out;
+		}
 	r = 0;
 out:
 	json_object_put(root);
+	return r;
+}
+
+int state_load(struct manager *m)
+{
+	_cleanup_free_ char *text = NULL, *name = NULL;
+	size_t len;
+	int r;
+
+	if (asprintf(&name, "%s/%s", m->state_dir, STATE_FILE) < 0)
+		return -ENOMEM;
+	r = read_text_file(m->state_dir_fd, STATE_FILE, name, STATE_SIZE_MAX, &text, &len);
+	if (r == -ENOENT) {
+		m->next_id = 1;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	r = state_parse(m, name, text, len);
+	if (r == -EBADMSG)
+		log_error("%s: iovd does not start on it: repair it, or move it away to start with no allocations "
+			  "(every VF free)", name);
 	return r;
 }
 
@@ -421,7 +514,7 @@ fail:
 
 void marker_set(struct manager *m, const struct allocation *a, bool present)
 {
-	_cleanup_free_ char *p = NULL;
+	_cleanup_free_ char *p = NULL, *text = NULL;
 	_cleanup_close_ int fd = -1;
 
 	if (!m->marker_dir || asprintf(&p, "%s/%s", m->marker_dir, a->address) < 0)
@@ -431,8 +524,25 @@ void marker_set(struct manager *m, const struct allocation *a, bool present)
 			log_warning("Failed to remove %s: %m", p);
 		return;
 	}
-	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || dprintf(fd, "%s\n%s\n", a->owner, a->path) < 0)
+	if (asprintf(&text, "%s\n%s\n", a->owner, a->path) < 0)
+		return;
+	/*
+	 * A marker that says so already stays as it is: at every start each
+	 * marker is written again (markers_rebuild()), and truncating a file
+	 * that holds data makes ext4 write it back at close (auto_da_alloc),
+	 * which made that rewrite most of the start-up time on a disk.
+	 */
+	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		char buf[2 * IOVD_NAME_MAX + 64];
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n == (ssize_t)strlen(text) && memcmp(buf, text, (size_t)n) == 0)
+			return;
+		closep(&fd);
+	}
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
 		log_warning("Failed to write %s: %m", p);
 }
 
@@ -455,11 +565,19 @@ int markers_rebuild(struct manager *m)
 		m->marker_dir = NULL;
 		return 0;
 	}
+	/*
+	 * Every marker first, then away with the stale ones: stopped halfway
+	 * (SIGTERM), the markers are more than the allocations, never fewer,
+	 * so no allocated VF looks free to libiovkit in between.
+	 */
+	for (size_t i = 0; i < m->n_allocs; i++) {
+		if (i % 256 == 0 && manager_stop_requested())
+			return -EINTR;
+		marker_set(m, m->allocs[i], true);
+	}
 	d = opendir(m->marker_dir);
 	while (d && (de = readdir(d)))
-		if (de->d_name[0] != '.')
+		if (de->d_name[0] != '.' && !manager_find_by_address(m, de->d_name))
 			unlinkat(dirfd(d), de->d_name, 0);
-	for (size_t i = 0; i < m->n_allocs; i++)
-		marker_set(m, m->allocs[i], true);
 	return 0;
 }

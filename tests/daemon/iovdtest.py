@@ -217,6 +217,22 @@ class Iovd:
             return json.load(f)
 
 
+def write_state(state_dir, n, pool="net"):
+    """Writes a state file of n allocations (at most 16,777,216) at VF addresses
+    that no host has (domains 0100 and up), as a large installation's would
+    look to iovd after a reboot that renumbered everything."""
+    os.makedirs(state_dir, exist_ok=True)
+    allocs = []
+    for i in range(n):
+        address = "%04x:%02x:%02x.%x" % (0x100 + (i >> 16), (i >> 8) & 0xff, (i >> 3) & 0x1f, i & 7)
+        allocs.append({"id": i + 1, "pool": pool, "owner": "vm-%d" % (i // 8), "address": address,
+                       "driver": "vfio-pci", "created_usec": 1, "uid": 0})
+    path = os.path.join(state_dir, "allocations.json")
+    with open(path, "w") as f:
+        json.dump({"version": 1, "next_id": n + 1, "allocations": allocs}, f, separators=(",", ":"))
+    return path
+
+
 def sanitizer_errors(text):
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
         if marker in text:

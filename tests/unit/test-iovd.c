@@ -23,6 +23,7 @@
 #include <systemd/sd-bus.h>
 
 #include "fixture.h"
+#include "common/strict-json.h"
 #include "daemon/iovd.h"
 
 struct peer {
@@ -31,6 +32,7 @@ struct peer {
 	char state[PATH_MAX];
 	char root[PATH_MAX];
 	char config[PATH_MAX];
+	char log[PATH_MAX]; /* iovd's side logs here when set, else to the test's stderr */
 	bool no_bind;
 };
 
@@ -229,6 +231,12 @@ static void spawn(struct peer *p)
 	cr_assert_geq(p->pid, 0);
 	if (p->pid == 0) {
 		close(sv[0]);
+		if (p->log[0]) {
+			int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+			if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+				_exit(9);
+		}
 		serve(sv[1], p->root, p->state, p->config, p->no_bind);
 	}
 	close(sv[1]);
@@ -872,4 +880,170 @@ Test(iovd, a_state_file_without_uid_bind_or_settings_still_loads)
 	p->bus = sd_bus_flush_close_unref(p->bus);
 	cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 13, "iovd's side exited with status 0x%x", status);
+}
+
+/* Starts iovd's side on state file text; returns its exit status (13: it refused the state) and its log. */
+static int start_on_state(struct peer *p, const char *text, const char **ret_log)
+{
+	int status;
+
+	write_file(p->state, "allocations.json", text);
+	snprintf(p->log, sizeof(p->log), "%s/iovd.log", p->state);
+	spawn(p);
+	p->bus = sd_bus_flush_close_unref(p->bus);
+	cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
+	p->log[0] = '\0';
+	*ret_log = slurp(p->state, "/iovd.log");
+	cr_assert(WIFEXITED(status), "iovd's side ended with status 0x%x", status);
+	return WEXITSTATUS(status);
+}
+
+#define ENTRY(id, pool, owner, address, driver, extra)                                                          \
+	"{\"id\":" #id ",\"pool\":\"" pool "\",\"owner\":\"" owner "\",\"address\":\"" address "\",\"driver\":\"" \
+	driver "\",\"created_usec\":1" extra "}"
+#define STATE(next_id, ...) "{\"version\":1,\"next_id\":" #next_id ",\"allocations\":[" __VA_ARGS__ "]}\n"
+
+Test(iovd, a_state_file_is_checked_for_meaning)
+{
+	static const struct {
+		const char *text, *reason;
+	} bad[] = {
+		/* an address is the name of a marker file, written as root */
+		{ STATE(5, ENTRY(3, "p0", "vm-1", "../../escape", "vfio-pci", "")),
+		  "allocation #0 (id 3): its address is not a PCI address as sysfs writes it" },
+		{ STATE(5, ENTRY(3, "p0", "vm-1", "01:10.2", "vfio-pci", "")), "its address is not a PCI address" },
+		{ STATE(5, ENTRY(3, "p0", "vm-1", "0000:01:10.0", "ixgbevf", "") ","
+			   ENTRY(3, "p0", "vm-2", "0000:01:10.2", "vfio-pci", "")),
+		  "id 3 is given to two allocations (VFs 0000:01:10.0 and 0000:01:10.2)" },
+		{ STATE(5, ENTRY(3, "p0", "vm-1", "0000:01:10.2", "vfio-pci", "") ","
+			   ENTRY(4, "p0", "vm-2", "0000:01:10.2", "vfio-pci", "")),
+		  "allocation #1 (id 4): VF 0000:01:10.2 is given to /org/iovkit/iovd1/allocation/3 too" },
+		{ STATE(5, ENTRY(3, "p0", "vm 1\\nx", "0000:01:10.2", "vfio-pci", "")),
+		  "its owner is not an owner name that Allocate takes" },
+		{ STATE(5, ENTRY(3, "../p0", "vm-1", "0000:01:10.2", "vfio-pci", "")), "its pool is not a pool name" },
+		{ STATE(5, ENTRY(3, "p0", "vm-1", "0000:01:10.2", "../../x", "")), "its driver is not a driver name" },
+		{ STATE(5, ENTRY(3, "p0", "vm-1", "0000:01:10.2", "vfio-pci",
+				 ",\"bind\":{\"previous_driver\":\"../x\",\"previous_override\":\"\",\"driver\":\"vfio-pci\","
+				 "\"record_created\":false}")),
+		  "its bind member holds something other than driver names" },
+		{ STATE(5, ENTRY(3, "p0", "vm-1", "0000:01:10.2", "vfio-pci",
+				 ",\"vf\":{\"pf\":\"../x\",\"index\":1,\"applied\":{},\"previous\":{}}")),
+		  "its vf.pf is not a PCI address" },
+		/* Allocate takes next_id and adds one */
+		{ STATE(18446744073709551615, ENTRY(3, "p0", "vm-1", "0000:01:10.2", "vfio-pci", "")),
+		  "next_id 18446744073709551615 is not an id iovd can go on from" },
+		{ STATE(5, ENTRY(3, "p0", "vm-1", "0000:01:10.2", "vfio-pci", ",\"id\":4")),
+		  "allocations.json:1:138: this key appears twice in one object: \"id\"" },
+		{ "{\"version\":1,\"next_id\":5,\"allocations\":[]} x", "allocations.json:1:44: not valid JSON" },
+	};
+	struct peer *p = start(NULL, true);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	const char *log;
+	char **drift = NULL, escape[PATH_MAX];
+
+	stop(p);
+	snprintf(escape, sizeof(escape), "%s/escape", p->state);
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		int code = start_on_state(p, bad[i].text, &log);
+
+		cr_assert_eq(code, 13, "%s: iovd's side exited with %d, wanted 13 (refused): %s", bad[i].text, code, log);
+		cr_assert(strstr(log, bad[i].reason), "'%s' not in: %s", bad[i].reason, log);
+		cr_assert(strstr(log, "iovd does not start on it"), "%s", log);
+		cr_assert_neq(access(escape, F_OK), 0, "%s was written", escape);
+	}
+	/* a pool no longer configured is not an error: the allocation stays, as drift */
+	write_file(p->state, "allocations.json", STATE(5, ENTRY(3, "gone", "vm-1", "0000:01:10.2", "vfio-pci", "")));
+	restart(p);
+	cr_assert_geq(sd_bus_get_property_strv(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Drift", &e, &drift), 0);
+	cr_assert(drift && drift[0] && strstr(drift[0], "pool gone is not configured any more"), "%s",
+		  drift && drift[0] ? drift[0] : "no drift");
+	strv_free(drift);
+	stop(p);
+}
+
+/* ---- strict JSON (common/strict-json.c) --------------------------------------------------- */
+
+static int parse(const char *text, unsigned flags, struct strict_json_error *err)
+{
+	struct json_object *o = NULL;
+	int r = strict_json_parse(text, strlen(text), 8, flags, &o, err);
+
+	json_object_put(o);
+	return r;
+}
+
+Test(strict_json, keys_are_compared_decoded)
+{
+	static const struct {
+		const char *text, *message;
+		unsigned line, column;
+	} dup[] = {
+		{ "{\"numvfs\": 1, \"numvfs\": 2}", "this key appears twice in one object: \"numvfs\"", 1, 15 },
+		{ "{\"numvfs\": 1, \"\\u006eumvfs\": 2}", "\"numvfs\"", 1, 15 },
+		{ "{\"a/b\": 1,\n\"a\\/b\": 2}", "\"a/b\"", 2, 1 },
+		{ "{\"\\u00e9\": 1, \"\xc3\xa9\": 2}", "\"\xc3\xa9\"", 1, 15 },
+		/* a pair is one character, json-c's decoding */
+		{ "{\"\\ud83d\\ude00\": 1, \"\xf0\x9f\x98\x80\": 2}", "appears twice", 1, 21 },
+		/* lone surrogates are all U+FFFD to json-c, so equal */
+		{ "{\"\\ud800\": 1, \"\\udbff\": 2}", "appears twice", 1, 15 },
+		{ "[{\"a\": {\"b\": 1}, \"c\": [{\"b\": 2, \"b\": 3}]}]", "\"b\"", 1, 33 },
+	};
+	struct strict_json_error err;
+
+	for (size_t i = 0; i < ELEMENTSOF(dup); i++) {
+		cr_assert_eq(parse(dup[i].text, 0, &err), -EBADMSG, "%s: accepted", dup[i].text);
+		cr_assert(strstr(err.message, dup[i].message), "%s: '%s' not in: %s", dup[i].text, dup[i].message,
+			  err.message);
+		cr_assert(err.line == dup[i].line && err.column == dup[i].column, "%s: at %u:%u, wanted %u:%u",
+			  dup[i].text, err.line, err.column, dup[i].line, dup[i].column);
+	}
+	/* equal keys in different objects, and keys that only look alike, are fine */
+	cr_assert_eq(parse("{\"a\": {\"b\": 1}, \"c\": {\"b\": 2}, \"b\": 3}", 0, &err), 0, "%s", err.message);
+	cr_assert_eq(parse("{\"\\u00e9\": 1, \"e\\u0301\": 2, \"\\ud83d\\ude01\": 3, \"\\ud83d\\ude00\": 4}", 0, &err), 0,
+		     "%s", err.message);
+	cr_assert_eq(parse("{\"a\": \"a\", \"b\": {\"a\": \"b\"}, \"\": 1}", 0, &err), 0, "%s", err.message);
+}
+
+Test(strict_json, what_json_c_lets_through)
+{
+	struct strict_json_error err;
+	struct json_object *o = NULL;
+
+	cr_assert_eq(parse("{\"a\\u0000b\": 1, \"a\": 2}", 0, &err), -EBADMSG);
+	cr_assert(strstr(err.message, "a key holds \\u0000"), "%s", err.message);
+	cr_assert_eq(parse("{\"a\": \"x\\u0000\"}", 0, &err), 0, "%s", err.message);
+	cr_assert_eq(parse("{\"a\": \"x\\u0000\"}", STRICT_JSON_NO_NUL_IN_STRINGS, &err), -EBADMSG);
+	cr_assert(strstr(err.message, "a string holds \\u0000") && err.column == 7, "%u %s", err.column, err.message);
+	/* an escaped backslash before "u0000" is no escape */
+	cr_assert_eq(parse("{\"a\": \"x\\\\u0000\"}", STRICT_JSON_NO_NUL_IN_STRINGS, &err), 0, "%s", err.message);
+	cr_assert_eq(parse("{} {}", 0, &err), -EBADMSG);
+	cr_assert(strstr(err.message, "not valid JSON") && err.column == 4, "%u %s", err.column, err.message);
+	cr_assert_eq(parse("{\"a\": 1 // c\n}", 0, &err), -EBADMSG);
+	cr_assert_eq(parse("{\"a\": 1,}", 0, &err), -EBADMSG);
+	cr_assert_eq(parse("[[[[[[[[[1]]]]]]]]]", 0, &err), -EBADMSG);
+	cr_assert(strstr(err.message, "nested too deep"), "%s", err.message);
+	cr_assert_eq(parse(" \n ", 0, &err), -EBADMSG);
+	cr_assert(strstr(err.message, "empty") && err.line == 0, "%s", err.message);
+	cr_assert_eq(strict_json_parse("{}\0{}", 5, 8, 0, &o, &err), -EBADMSG);
+	cr_assert(strstr(err.message, "holds a NUL byte") && err.column == 3, "%s", err.message);
+	cr_assert_eq(parse("12", 0, &err), 0, "%s", err.message);
+}
+
+Test(strict_json, many_keys_in_one_object)
+{
+	/* 100,000 keys, the last one twice: one hash set, not every pair compared */
+	size_t n = 100000, len = 0;
+	char *text = malloc(n * 24 + 64);
+	struct strict_json_error err;
+
+	cr_assert_not_null(text);
+	text[len++] = '{';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(text + len, "\"key-%zu\": %zu, ", i, i);
+	len += (size_t)sprintf(text + len, "\"key-%zu\": 0}", n - 1);
+	cr_assert_eq(parse(text, 0, &err), -EBADMSG);
+	cr_assert(strstr(err.message, "\"key-99999\""), "%s", err.message);
+	text[len - 5] = '0'; /* "key-99990": also there already */
+	cr_assert_eq(parse(text, 0, &err), -EBADMSG);
+	free(text);
 }
