@@ -40,11 +40,25 @@ struct iovk_in_use {
 	size_t n;
 	struct iovk_in_use_reason *reasons;
 	char *text;
+	/* rtnetlink, dumped once per check and only when an interface asks:
+	 * a PF with 64 VF interfaces on a router with a full table must not
+	 * dump the routes 64 times. Freed when the check ends. */
+	struct nl_cache *addrs, *routes;
 };
+
+static void nl_caches_free(struct iovk_in_use *u)
+{
+	if (u->addrs)
+		nl_cache_free(u->addrs);
+	if (u->routes)
+		nl_cache_free(u->routes);
+	u->addrs = u->routes = NULL;
+}
 
 _public_ struct iovk_in_use *iovk_in_use_free(struct iovk_in_use *u)
 {
 	if (u) {
+		nl_caches_free(u);
 		free(u->reasons);
 		free(u->text);
 		free(u);
@@ -166,12 +180,6 @@ static void nl_socket_freep(struct nl_sock **sk)
 		nl_socket_free(*sk);
 }
 
-static void nl_cache_freep(struct nl_cache **c)
-{
-	if (*c)
-		nl_cache_free(*c);
-}
-
 struct nl_walk {
 	int ifindex;
 	struct ip_use *use;
@@ -222,29 +230,32 @@ static void route_seen(struct nl_object *obj, void *arg)
 	}
 }
 
-static int ip_use_netlink(struct iovk_ctx *ctx, const char *ifname, struct ip_use *ret)
+static int ip_use_netlink(struct iovk_ctx *ctx, struct iovk_in_use *u, const char *ifname, struct ip_use *ret)
 {
-	_cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
-	_cleanup_(nl_cache_freep) struct nl_cache *addrs = NULL, *routes = NULL;
 	struct nl_walk w = { .use = ret };
-	int r;
+	int r = 0;
 
 	w.ifindex = (int)if_nametoindex(ifname);
 	if (w.ifindex == 0)
 		return 0; /* not in this network namespace: nothing of ours uses it */
-	sk = nl_socket_alloc();
-	if (!sk)
-		return -ENOMEM;
-	r = nl_connect(sk, NETLINK_ROUTE);
-	if (r >= 0)
-		r = rtnl_addr_alloc_cache(sk, &addrs);
-	if (r >= 0)
-		r = rtnl_route_alloc_cache(sk, AF_UNSPEC, 0, &routes);
-	if (r < 0)
-		return set_error(ctx, -EIO, "reading the addresses and routes of %s over rtnetlink: %s", ifname,
-				 nl_geterror(r));
-	nl_cache_foreach(addrs, addr_seen, &w);
-	nl_cache_foreach(routes, route_seen, &w);
+	if (!u->addrs) {
+		_cleanup_(nl_socket_freep) struct nl_sock *sk = nl_socket_alloc();
+
+		if (!sk)
+			return -ENOMEM;
+		r = nl_connect(sk, NETLINK_ROUTE);
+		if (r >= 0)
+			r = rtnl_addr_alloc_cache(sk, &u->addrs);
+		if (r >= 0)
+			r = rtnl_route_alloc_cache(sk, AF_UNSPEC, 0, &u->routes);
+		if (r < 0) {
+			nl_caches_free(u);
+			return set_error(ctx, -EIO, "reading the addresses and routes of %s over rtnetlink: %s",
+					 ifname, nl_geterror(r));
+		}
+	}
+	nl_cache_foreach(u->addrs, addr_seen, &w);
+	nl_cache_foreach(u->routes, route_seen, &w);
 	return 0;
 }
 
@@ -338,7 +349,7 @@ static int check_netdevs(struct iovk_ctx *ctx, struct iovk_in_use *u, const char
 				return r;
 		}
 		if (live) {
-			r = ip_use_netlink(ctx, *n, &ip);
+			r = ip_use_netlink(ctx, u, *n, &ip);
 			if (r < 0)
 				return r;
 		} else
@@ -580,6 +591,7 @@ int in_use_collect(struct iovk_ctx *ctx, struct iovk_device *d, unsigned flags, 
 	if (!u)
 		return -ENOMEM;
 	r = check_device(ctx, u, d, flags, 0);
+	nl_caches_free(u);
 	if (r < 0)
 		return r;
 	text_build(u);

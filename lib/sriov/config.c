@@ -6,7 +6,8 @@
  * json-c in strict mode refuses what RFC 8259 refuses (comments, trailing
  * commas, single quotes) but keeps the last of two equal keys in an object
  * without a word: a second "numvfs" in a PF would silently win over the
- * first. find_duplicate_key() scans the text json-c accepted for that.
+ * first. check_object_keys() scans the text json-c accepted for that,
+ * comparing keys decoded.
  *
  * VF settings are turned into iproute2's words and handed to
  * iovk_vf_settings_parse(), so a file passes exactly the checks that
@@ -506,6 +507,7 @@ static int parse_pf(struct parse *p, struct json_object *pf, const char *path, s
 	static const char *const keys[] = { "pf", "numvfs", "autoprobe", "vfs", NULL };
 	struct cfg_pf c = { .file = p->file, .numvfs = -1, .autoprobe = -1 };
 	struct json_object *vfs = NULL;
+	_cleanup_free_ uint64_t *seen = NULL; /* VF indices declared so far */
 	const char *name;
 	char kp[128];
 	int64_t n;
@@ -558,7 +560,8 @@ static int parse_pf(struct parse *p, struct json_object *pf, const char *path, s
 		size_t n_vfs = json_object_array_length(vfs);
 
 		c.vfs = calloc(n_vfs ? n_vfs : 1, sizeof(*c.vfs));
-		if (!c.vfs) {
+		seen = calloc(NUMVFS_MAX / 64 + 1, sizeof(*seen));
+		if (!c.vfs || !seen) {
 			r = -ENOMEM;
 			goto fail;
 		}
@@ -570,13 +573,16 @@ static int parse_pf(struct parse *p, struct json_object *pf, const char *path, s
 			if (r < 0)
 				goto fail;
 			c.n_vfs++;
-			for (size_t k = 0; k + 1 < c.n_vfs; k++)
-				if (c.vfs[k].index == c.vfs[i].index) {
-					snprintf(kp, sizeof(kp), "%s.vf", vp);
-					r = cfg_error(p, -EINVAL, kp, "VF %u is declared twice (%s too)", c.vfs[i].index,
-						      c.vfs[k].path);
-					goto fail;
-				}
+			/* A bit per index, not every earlier VF: 65535 VFs cost 1.9 s compared pairwise. */
+			if (seen[c.vfs[i].index / 64] & (UINT64_C(1) << c.vfs[i].index % 64))
+				for (size_t k = 0; k + 1 < c.n_vfs; k++)
+					if (c.vfs[k].index == c.vfs[i].index) {
+						snprintf(kp, sizeof(kp), "%s.vf", vp);
+						r = cfg_error(p, -EINVAL, kp, "VF %u is declared twice (%s too)",
+							      c.vfs[i].index, c.vfs[k].path);
+						goto fail;
+					}
+			seen[c.vfs[i].index / 64] |= UINT64_C(1) << c.vfs[i].index % 64;
 			if (c.numvfs >= 0 && c.vfs[i].index >= (unsigned)c.numvfs) {
 				snprintf(kp, sizeof(kp), "%s.vf", vp);
 				if (c.numvfs == 0)
@@ -755,88 +761,239 @@ static void line_column(const char *text, size_t offset, unsigned *ret_line, uns
 	*ret_col = col;
 }
 
+/*
+ * Keys in one object. The largest object of this format, a VF, has 11
+ * known keys and none may repeat, so an object with more is invalid anyway.
+ * Refusing it here keeps the duplicate scan linear in the size of the text
+ * (each key is compared with at most this many others), with no hash table
+ * whose collisions a crafted file could choose: one object of 87,000 keys
+ * cost 8.9 s of CPU when every key was compared with every earlier one.
+ */
+#define JSON_OBJECT_KEYS_MAX 64
+
 struct key_frame {
 	bool object;
 	bool want_key; /* in an object, after '{' or ',' */
-	struct {
-		const char *s;
-		size_t len;
-	} *keys;
 	size_t n_keys;
+	struct {
+		size_t start, len; /* the decoded key, in the scan's buffer */
+	} keys[JSON_OBJECT_KEYS_MAX];
 };
 
-/*
- * Finds a key that occurs twice in one object of text, which json-c has
- * already accepted as strict JSON (so strings are well formed and nesting
- * is at most JSON_DEPTH_MAX). Returns 1 with the offset of the second one,
- * 0 when there is none, -ENOMEM.
- */
-static int find_duplicate_key(const char *text, size_t *ret_offset, char *key, size_t key_size)
+static int hex4(const char *s, uint32_t *ret)
 {
-	struct key_frame stack[JSON_DEPTH_MAX + 1] = {};
-	int depth = -1, r = 0;
+	uint32_t v = 0;
 
-	for (const char *c = text; *c && r == 0; c++) {
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9' ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10
+			: c >= 'A' && c <= 'F' ? c - 'A' + 10
+					       : -1;
+
+		if (d < 0)
+			return -EBADMSG;
+		v = v << 4 | (uint32_t)d;
+	}
+	*ret = v;
+	return 0;
+}
+
+static size_t utf8_put(uint32_t cp, char *out)
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | cp >> 12);
+		out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | cp >> 18);
+	out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/*
+ * Decodes the JSON string whose opening quote is at s into out (the decoded
+ * form is never longer than the escaped one), sets *ret_len and points
+ * *ret_end at the closing quote. json-c accepted the text, but it turns a
+ * lone UTF-16 surrogate into U+FFFD and cuts a key at \u0000 (its keys are
+ * C strings), so two different spellings could be one key behind our back:
+ * both are refused. Returns 0, or -EBADMSG with *ret_end at the escape and
+ * *ret_why saying what is wrong with it.
+ */
+static int decode_string(const char *s, char *out, size_t *ret_len, const char **ret_end, const char **ret_why)
+{
+	static const char escaped[] = "\"\\/bfnrt", unescaped[] = "\"\\/\b\f\n\r\t";
+	size_t n = 0;
+	const char *c, *e;
+
+	for (c = s + 1; *c && *c != '"'; c++) {
+		const char *esc = c;
+		uint32_t cp, low;
+
+		if (*c != '\\') {
+			out[n++] = *c;
+			continue;
+		}
+		e = *++c ? strchr(escaped, *c) : NULL;
+		if (e) {
+			out[n++] = unescaped[e - escaped];
+			continue;
+		}
+		*ret_end = esc;
+		if (*c != 'u') {
+			*ret_why = "not a JSON escape";
+			return -EBADMSG;
+		}
+		if (hex4(c + 1, &cp) < 0) {
+			*ret_why = "\\u needs four hex digits";
+			return -EBADMSG;
+		}
+		c += 4;
+		if (cp == 0) {
+			*ret_why = "a NUL character";
+			return -EBADMSG;
+		}
+		if (cp >= 0xdc00 && cp <= 0xdfff) {
+			*ret_why = "a UTF-16 low surrogate without a high one before it";
+			return -EBADMSG;
+		}
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (c[1] != '\\' || c[2] != 'u' || hex4(c + 3, &low) < 0 || low < 0xdc00 || low > 0xdfff) {
+				*ret_why = "a UTF-16 high surrogate without a low one after it";
+				return -EBADMSG;
+			}
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+			c += 6;
+		}
+		n += utf8_put(cp, out + n);
+	}
+	if (!*c) {
+		*ret_end = c;
+		*ret_why = "the string does not end";
+		return -EBADMSG;
+	}
+	*ret_len = n;
+	*ret_end = c;
+	return 0;
+}
+
+/* Error at the byte at of text: "NAME:LINE:COLUMN: ..." */
+static int text_error(struct iovk_ctx *ctx, const char *name, const char *text, const char *at, const char *format,
+		      ...) _printf_(5, 6);
+static int text_error(struct iovk_ctx *ctx, const char *name, const char *text, const char *at, const char *format,
+		      ...)
+{
+	char msg[512];
+	unsigned line, col;
+	va_list ap;
+
+	va_start(ap, format);
+	vsnprintf(msg, sizeof(msg), format, ap);
+	va_end(ap);
+	line_column(text, (size_t)(at - text), &line, &col);
+	return set_error(ctx, -EBADMSG, "%s:%u:%u: %s", name, line, col, msg);
+}
+
+static bool printable(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * Checks the keys of every object of text, which json-c has already
+ * accepted as strict JSON (so strings end and nesting is at most
+ * JSON_DEPTH_MAX): a key twice in one object, compared decoded
+ * ("\u006eumvfs" is "numvfs"; json-c keeps the last of two without a word),
+ * an escape in a key that decodes to no character, more than
+ * JSON_OBJECT_KEYS_MAX keys in one object. Returns 0, -ENOMEM, or -EBADMSG
+ * with an error naming the file, line and column.
+ */
+static int check_object_keys(struct iovk_ctx *ctx, const char *name, const char *text, size_t len)
+{
+	_cleanup_free_ struct key_frame *stack = calloc(JSON_DEPTH_MAX + 1, sizeof(*stack));
+	_cleanup_free_ char *decoded = malloc(len + 1);
+	size_t used = 0;
+	int depth = -1;
+
+	if (!stack || !decoded)
+		return -ENOMEM;
+	for (const char *c = text; *c; c++) {
 		struct key_frame *f = depth >= 0 ? &stack[depth] : NULL;
+		const char *start = c, *why;
+		char *key = decoded + used;
+		size_t key_len;
 
 		switch (*c) {
 		case '{':
 		case '[':
-			if (depth + 1 >= (int)ELEMENTSOF(stack)) {
-				r = -EINVAL;
-				break;
-			}
+			if (depth >= JSON_DEPTH_MAX)
+				return text_error(ctx, name, text, c, "nested deeper than this format ever is");
 			stack[++depth] = (struct key_frame){ .object = *c == '{', .want_key = *c == '{' };
 			break;
 		case '}':
 		case ']':
-			if (f) {
-				free(f->keys);
+			if (depth >= 0)
 				depth--;
-			}
 			break;
 		case ',':
 			if (f && f->object)
 				f->want_key = true;
 			break;
-		case '"': {
-			const char *start = ++c;
-
-			while (*c && *c != '"')
-				c += (*c == '\\' && c[1]) ? 2 : 1;
-			if (!*c) {
-				c--;
+		case '"':
+			if (!f || !f->object || !f->want_key) {
+				/* a value: skipped, json-c has checked it */
+				for (c++; *c && *c != '"'; c++)
+					if (*c == '\\' && c[1])
+						c++;
+				if (!*c)
+					c--;
 				break;
 			}
-			if (!f || !f->object || !f->want_key)
-				break;
 			f->want_key = false;
+			if (decode_string(start, key, &key_len, &c, &why) < 0)
+				return text_error(ctx, name, text, c, "a key holds \"%.*s\": %s", c[0] == '\\' && c[1] == 'u' ? 6 : 2,
+						  c, why);
 			for (size_t i = 0; i < f->n_keys; i++)
-				if (f->keys[i].len == (size_t)(c - start) && memcmp(f->keys[i].s, start, f->keys[i].len) == 0) {
-					snprintf(key, key_size, "%.*s", (int)(c - start), start);
-					*ret_offset = (size_t)(start - 1 - text);
-					r = 1;
-				}
-			if (r == 0) {
-				void *n = realloc(f->keys, (f->n_keys + 1) * sizeof(*f->keys));
+				if (f->keys[i].len == key_len && memcmp(decoded + f->keys[i].start, key, key_len) == 0) {
+					int raw_len = (int)(c - start - 1);
 
-				if (!n) {
-					r = -ENOMEM;
-					break;
+					/* As written, and decoded when that differs and prints. */
+					if (((size_t)raw_len != key_len || memcmp(start + 1, key, key_len) != 0) &&
+					    printable(key, key_len))
+						return text_error(ctx, name, text, start,
+								  "the key \"%.*s\" (\"%.*s\" decoded) appears twice in one object",
+								  raw_len, start + 1, (int)key_len, key);
+					return text_error(ctx, name, text, start, "the key \"%.*s\" appears twice in one object",
+							  raw_len, start + 1);
 				}
-				f->keys = n;
-				f->keys[f->n_keys].s = start;
-				f->keys[f->n_keys++].len = (size_t)(c - start);
-			}
+			if (f->n_keys >= JSON_OBJECT_KEYS_MAX)
+				return text_error(ctx, name, text, start,
+						  "more than %d keys in one object (no object of this format has more than 11)",
+						  JSON_OBJECT_KEYS_MAX);
+			f->keys[f->n_keys].start = used;
+			f->keys[f->n_keys++].len = key_len;
+			used += key_len;
 			break;
-		}
 		default:
 			break;
 		}
 	}
-	for (; depth >= 0; depth--)
-		free(stack[depth].keys);
-	return r < 0 && r != -ENOMEM ? 0 : r;
+	return 0;
 }
 
 static int parse_text(struct iovk_ctx *ctx, const char *name, const char *text, size_t len,
@@ -847,7 +1004,6 @@ static int parse_text(struct iovk_ctx *ctx, const char *name, const char *text, 
 	enum json_tokener_error jerr;
 	size_t end, offset;
 	unsigned line, col;
-	char key[64];
 	int r;
 
 	if (memchr(text, '\0', len))
@@ -882,16 +1038,10 @@ static int parse_text(struct iovk_ctx *ctx, const char *name, const char *text, 
 	}
 	/* json-c stops after the NUL it was given; anything else is an error
 	 * it reported above. */
-	r = find_duplicate_key(text, &offset, key, sizeof(key));
+	r = check_object_keys(ctx, name, text, len);
 	if (r < 0) {
 		json_object_put(root);
 		return r;
-	}
-	if (r > 0) {
-		json_object_put(root);
-		line_column(text, offset, &line, &col);
-		return set_error(ctx, -EBADMSG, "%s:%u:%u: the key \"%s\" appears twice in one object", name, line, col,
-				 key);
 	}
 	*ret = root;
 	return 0;
@@ -958,22 +1108,55 @@ _public_ int iovk_config_add_string(struct iovk_config *config, const char *name
 	return add_text(config, name, text, strlen(text));
 }
 
+static const char *file_type_words(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFSOCK:
+		return "a socket";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFDIR:
+		return "a directory";
+	}
+	return "not a regular file";
+}
+
+/* -EISDIR for a directory, -EINVAL for anything else that is not a regular file. */
+static int refuse_not_regular(struct iovk_ctx *ctx, const char *path, mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return set_error(ctx, -EISDIR, "%s: is a directory", path);
+	return set_error(ctx, -EINVAL, "%s: not a regular file (%s)", path, file_type_words(mode));
+}
+
+/*
+ * Only regular files are read. Opening is not harmless for the rest: a FIFO
+ * blocks open() and read() until a writer comes (iovctl apply hung on one),
+ * a device may act on open. So the type is checked before opening, and
+ * again on the descriptor (opened non-blocking), for a file replaced between
+ * the two.
+ */
 static int read_file(struct iovk_ctx *ctx, const char *path, char **ret, size_t *ret_len)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	struct stat st;
 	int r;
 
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return refuse_not_regular(ctx, path, st.st_mode);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		r = negative_errno();
 		return set_error(ctx, r, "%s: cannot read it: %s", path, strerror(-r));
 	}
-	if (S_ISDIR(st.st_mode))
-		return set_error(ctx, -EISDIR, "%s: is a directory", path);
 	if (!S_ISREG(st.st_mode))
-		return set_error(ctx, -EINVAL, "%s: not a regular file", path);
+		return refuse_not_regular(ctx, path, st.st_mode);
 	/* One byte more than the limit tells a file that grew past it. */
 	buf = malloc(IOVK_CONFIG_FILE_MAX + 2);
 	if (!buf)
@@ -1036,15 +1219,18 @@ _public_ int iovk_config_add_directory(struct iovk_config *config, const char *p
 	while ((de = readdir(dir))) {
 		_cleanup_free_ char *full = NULL;
 		size_t len = strlen(de->d_name);
-		struct stat st;
 
 		if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
 			continue;
 		if (asprintf(&full, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", de->d_name) < 0)
 			return -ENOMEM;
-		/* Follows symlinks, as systemd's *.d directories do. */
-		if (stat(full, &st) < 0 || !S_ISREG(st.st_mode))
-			continue;
+		/*
+		 * Symlinks are followed, as in systemd's *.d directories. Every
+		 * other *.json that is not a regular file (a FIFO, socket, device,
+		 * directory, dangling link) fails the whole directory in
+		 * iovk_config_add_file(), in name order: a file meant to be applied
+		 * at boot that is skipped without a word would be worse.
+		 */
 		if (n >= IOVK_CONFIG_FILES_MAX)
 			return set_error(config->ctx, -E2BIG, "%s: more than %u *.json files", path,
 					 IOVK_CONFIG_FILES_MAX);

@@ -57,19 +57,24 @@ struct iovk_config *iovk_config_unref(struct iovk_config *config);
  * Parses the file at path and adds what it declares. All or nothing: on
  * failure the configuration is as before. Returns 0; -EBADMSG when the file
  * is not JSON (the error reads "FILE:LINE:COLUMN: ..."), or holds a key twice
- * in one object, or a NUL byte; -EINVAL when it is JSON but not a valid
- * configuration, or declares a PF or device that an earlier file declared
- * too (the error reads "FILE: pfs[0].vfs[1].vlan: ..."); -EFBIG above
- * IOVK_CONFIG_FILE_MAX; -E2BIG when a limit above would be passed; or the
- * errno of opening or reading it.
+ * in one object (compared decoded), a key escape that decodes to no
+ * character or to NUL, more than 64 keys in one object, or a NUL byte;
+ * -EINVAL when it is JSON but not a valid configuration, or declares a PF or
+ * device that an earlier file declared too (the error reads "FILE:
+ * pfs[0].vfs[1].vlan: ..."), or when path is not a regular file (a FIFO,
+ * socket or device: refused without opening it); -EISDIR for a directory;
+ * -EFBIG above IOVK_CONFIG_FILE_MAX; -E2BIG when a limit above would be
+ * passed; or the errno of opening or reading it.
  */
 int iovk_config_add_file(struct iovk_config *config, const char *path);
 /* The same for text in memory; name stands for the file in messages. */
 int iovk_config_add_string(struct iovk_config *config, const char *name, const char *text);
 /*
- * Adds every regular file named *.json in the directory at path (not its
- * subdirectories; names starting with '.' are skipped), in the byte order of
- * their names, all or nothing. Returns the number of files added (0 for a
+ * Adds every file named *.json in the directory at path (names starting
+ * with '.' are skipped), in the byte order of their names, all or nothing.
+ * Each must be a regular file or a symlink to one: a FIFO, socket, device,
+ * directory or dangling symlink named *.json fails the call, as
+ * iovk_config_add_file() does. Returns the number of files added (0 for a
  * directory without any), or the error of the first file that fails (as
  * iovk_config_add_file()), or the errno of reading the directory.
  */
