@@ -41,23 +41,26 @@ _public_ int iovk_ctx_new(struct iovk_ctx **ret_ctx)
 	ctx->timeout_ms = 30000;
 	ctx->log_priority = LOG_ERR;
 
-	e = getenv("IOVKIT_SYSFS_ROOT");
+	/* secure_getenv: a setuid or setcap program linking libiovkit must not
+	 * let its caller point it at a sysfs, /dev or run directory of their
+	 * making (that is how a fixture tree is chosen, and what a test wants). */
+	e = secure_getenv("IOVKIT_SYSFS_ROOT");
 	r = set_path(&ctx->sysfs_root, e && *e ? e : "/sys");
 	if (r < 0)
 		goto fail;
-	e = getenv("IOVKIT_DEV_ROOT");
+	e = secure_getenv("IOVKIT_DEV_ROOT");
 	r = set_path(&ctx->dev_root, e && *e ? e : "/dev");
 	if (r < 0)
 		goto fail;
-	e = getenv("IOVKIT_PROC_ROOT");
+	e = secure_getenv("IOVKIT_PROC_ROOT");
 	r = set_path(&ctx->proc_root, e && *e ? e : "/proc");
 	if (r < 0)
 		goto fail;
-	e = getenv("IOVKIT_RUN_DIR");
+	e = secure_getenv("IOVKIT_RUN_DIR");
 	r = set_path(&ctx->run_dir, e && *e ? e : "/run/iovkit");
 	if (r < 0)
 		goto fail;
-	e = getenv("IOVKIT_PCI_IDS");
+	e = secure_getenv("IOVKIT_PCI_IDS");
 	r = e && *e ? set_path(&ctx->pci_ids, e) : 0;
 	if (r < 0)
 		goto fail;
