@@ -6,6 +6,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #define _unlikely_(x) __builtin_expect(!!(x), 0)
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+/* The end of a member: how big a sized struct must be to hold it. */
+#define offsetofend(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
 
 static inline void freep(void *p)
 {

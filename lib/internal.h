@@ -106,6 +106,17 @@ bool previous_driver_forget(struct iovk_ctx *ctx, const char *address);
  */
 int write_file_atomic(const char *path, const char *content);
 
+/*
+ * The one check of a caller's options struct that starts with its size
+ * (libbpf's OPTS_VALID, VFIO's argsz): sz at least min_sz (the first
+ * version's size), and every byte past known_sz (what this library knows)
+ * zero, so a newer caller's members are never silently ignored. name
+ * names the struct in the error, init the macro that fills sz. 0 or
+ * -EINVAL (error set when ctx).
+ */
+int opts_valid(struct iovk_ctx *ctx, const void *opts, size_t sz, size_t min_sz, size_t known_sz,
+	       const char *name, const char *init);
+
 /* mkdir -p; returns 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 

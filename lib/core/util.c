@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -261,4 +262,23 @@ int lock_file(struct iovk_ctx *ctx, const char *dir, const char *name, int *ret_
 int run_lock(struct iovk_ctx *ctx, int *ret_fd)
 {
 	return lock_file(ctx, iovk_ctx_get_run_dir(ctx), "lock", ret_fd);
+}
+
+int opts_valid(struct iovk_ctx *ctx, const void *opts, size_t sz, size_t min_sz, size_t known_sz, const char *name,
+	       const char *init)
+{
+	if (sz < min_sz) {
+		if (ctx)
+			set_error(ctx, -EINVAL, "struct %s: sz %zu is too small, at least %zu (initialise it with %s)",
+				  name, sz, min_sz, init);
+		return -EINVAL;
+	}
+	for (size_t i = known_sz; i < sz; i++)
+		if (((const uint8_t *)opts)[i] != 0) {
+			if (ctx)
+				set_error(ctx, -EINVAL, "struct %s: the caller sets members this libiovkit does not "
+					  "know (sz %zu, this library knows %zu bytes)", name, sz, known_sz);
+			return -EINVAL;
+		}
+	return 0;
 }

@@ -161,21 +161,13 @@ int vf_settings_copy(struct iovk_ctx *ctx, const struct iovk_vf_settings *in, st
 {
 	struct iovk_vf_settings s = { .sz = sizeof(s) };
 
-	if (!in || in->sz < SETTINGS_SZ_V1) {
+	if (!in) {
 		if (ctx)
-			set_error(ctx, -EINVAL, "struct iovk_vf_settings: sz %zu is too small, at least %zu "
-				  "(initialise it with IOVK_VF_SETTINGS_INIT)", in ? in->sz : 0, SETTINGS_SZ_V1);
+			set_error(ctx, -EINVAL, "struct iovk_vf_settings: NULL");
 		return -EINVAL;
 	}
-	/* A newer caller: what this library does not know must be unset. */
-	for (size_t i = sizeof(s); i < in->sz; i++)
-		if (((const uint8_t *)in)[i] != 0) {
-			if (ctx)
-				set_error(ctx, -EINVAL, "struct iovk_vf_settings: the caller sets members this "
-					  "libiovkit does not know (sz %zu, this library knows %zu bytes)", in->sz,
-					  sizeof(s));
-			return -EINVAL;
-		}
+	if (opts_valid(ctx, in, in->sz, SETTINGS_SZ_V1, sizeof(s), "iovk_vf_settings", "IOVK_VF_SETTINGS_INIT") < 0)
+		return -EINVAL;
 	memcpy(&s, in, in->sz < sizeof(s) ? in->sz : sizeof(s));
 	s.sz = sizeof(s);
 	*out = s;

@@ -182,7 +182,9 @@ _public_ int iovk_vfio_device_open(struct iovk_vfio_iommu *iommu, const char *ad
 	int r;
 
 	clear_error(ctx);
-	if (opts && opts->sz >= offsetof(struct iovk_vfio_device_opts, vf_token) + sizeof(opts->vf_token))
+	if (opts && opts_valid(ctx, opts, opts->sz, sizeof(opts->sz), sizeof(*opts), "iovk_vfio_device_opts", "IOVK_OPTS()") < 0)
+		return -EINVAL;
+	if (opts && opts->sz >= offsetofend(struct iovk_vfio_device_opts, vf_token))
 		vf_token = opts->vf_token;
 	if (vf_token && vfio_parse_uuid(vf_token, uuid) < 0)
 		return set_error(ctx, -EINVAL, "'%s' is not a VF token (a UUID: 8-4-4-4-12 hex digits)", vf_token);

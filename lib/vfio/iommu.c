@@ -395,10 +395,12 @@ _public_ int iovk_vfio_dma_map(struct iovk_vfio_iommu *iommu, void *vaddr, uint6
 	if (opts) {
 		/* Callers built against an older header pass a smaller struct:
 		 * read only the fields it has. */
-		if (opts->sz < offsetof(struct iovk_vfio_dma_map_opts, flags) + sizeof(opts->flags))
-			return set_error(ctx, -EINVAL, "DMA map options: .sz %zu is too small", opts->sz);
+		r = opts_valid(ctx, opts, opts->sz, offsetofend(struct iovk_vfio_dma_map_opts, flags),
+			       sizeof(*opts), "iovk_vfio_dma_map_opts", "IOVK_OPTS()");
+		if (r < 0)
+			return r;
 		flags = opts->flags;
-		if (opts->sz >= offsetof(struct iovk_vfio_dma_map_opts, iova) + sizeof(opts->iova))
+		if (opts->sz >= offsetofend(struct iovk_vfio_dma_map_opts, iova))
 			iova = opts->iova;
 		else if (flags & IOVK_VFIO_DMA_FIXED_IOVA)
 			return set_error(ctx, -EINVAL, "DMA map options: fixed IOVA asked for without .iova");
