@@ -38,7 +38,10 @@ static const char alloc_help[] =
 	"\n"
 	"Ask iovd for a free VF of POOL for OWNER (a name of the caller's choosing, e.g.\n"
 	"an instance id; 'iovctl release' or ReleaseOwner gives the VFs back). Needs\n"
-	"root or iovd's configured group.\n"
+	"root or iovd's configured group. The VF is the caller's: only its uid and root\n"
+	"may release or open it, and OWNER, while it holds the caller's allocations, is\n"
+	"refused to other uids but root. iovd's limits.total, limits.per_owner and\n"
+	"limits.per_user (all of one uid's allocations; root not counted) apply.\n"
 	"\n"
 	"  --driver D         vfio-pci (VFIO, for a guest) or kernel (its netdev driver);\n"
 	"                     default: the pool's\n"
@@ -56,7 +59,8 @@ static const char release_help[] =
 	"Usage: iovctl release [--json] [--bus-address ADDR] ALLOCATION\n"
 	"\n"
 	"Give an allocation back to iovd. ALLOCATION is its object path, its number\n"
-	"(the last part of the path) or the VF's PCI address.\n"
+	"(the last part of the path) or the VF's PCI address. Only the uid that\n"
+	"allocated it and root may.\n"
 	"\n" BUS_OPTIONS_HELP;
 
 static const char bus_address_opt_name[] = "bus-address";
