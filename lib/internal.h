@@ -26,6 +26,27 @@ struct iovk_ctx {
 	char error[1024];
 };
 
+/*
+ * The public ref/unref pair of a refcounted object (an n_ref member, 1 on
+ * creation): ref(NULL) and unref(NULL) are fine, unref always returns NULL
+ * and calls free_func when the last reference goes, as systemd's
+ * DEFINE_TRIVIAL_REF_UNREF_FUNC does. tests/abi/check-symbols reads the
+ * names from here too.
+ */
+#define DEFINE_PUBLIC_REF_UNREF(type, name, free_func) \
+	_public_ type *name##_ref(type *p)             \
+	{                                              \
+		if (p)                                 \
+			p->n_ref++;                    \
+		return p;                              \
+	}                                              \
+	_public_ type *name##_unref(type *p)           \
+	{                                              \
+		if (p && --p->n_ref == 0)              \
+			free_func(p);                  \
+		return NULL;                           \
+	}
+
 void iovk_log(struct iovk_ctx *ctx, int priority, const char *file, int line, const char *fn,
 	      const char *format, ...) _printf_(6, 7);
 

@@ -73,17 +73,9 @@ fail:
 	return r;
 }
 
-_public_ struct iovk_ctx *iovk_ctx_ref(struct iovk_ctx *ctx)
+/* Frees what the last reference held (DEFINE_PUBLIC_REF_UNREF below). */
+static void ctx_free(struct iovk_ctx *ctx)
 {
-	if (ctx)
-		ctx->n_ref++;
-	return ctx;
-}
-
-_public_ struct iovk_ctx *iovk_ctx_unref(struct iovk_ctx *ctx)
-{
-	if (!ctx || --ctx->n_ref > 0)
-		return NULL;
 	if (ctx->pacc)
 		pci_cleanup(ctx->pacc);
 	free(ctx->sysfs_root);
@@ -92,8 +84,9 @@ _public_ struct iovk_ctx *iovk_ctx_unref(struct iovk_ctx *ctx)
 	free(ctx->run_dir);
 	free(ctx->pci_ids);
 	free(ctx);
-	return NULL;
 }
+
+DEFINE_PUBLIC_REF_UNREF(struct iovk_ctx, iovk_ctx, ctx_free);
 
 _public_ int iovk_ctx_set_sysfs_root(struct iovk_ctx *ctx, const char *path)
 {

@@ -406,17 +406,9 @@ _public_ int iovk_device_new(struct iovk_ctx *ctx, const char *address, struct i
 	return 0;
 }
 
-_public_ struct iovk_device *iovk_device_ref(struct iovk_device *d)
+/* Frees what the last reference held (DEFINE_PUBLIC_REF_UNREF below). */
+static void device_free(struct iovk_device *d)
 {
-	if (d)
-		d->n_ref++;
-	return d;
-}
-
-_public_ struct iovk_device *iovk_device_unref(struct iovk_device *d)
-{
-	if (!d || --d->n_ref > 0)
-		return NULL;
 	free(d->syspath);
 	free(d->vendor_name);
 	free(d->device_name);
@@ -430,8 +422,9 @@ _public_ struct iovk_device *iovk_device_unref(struct iovk_device *d)
 	free(d->unsafe_reason);
 	iovk_ctx_unref(d->ctx);
 	free(d);
-	return NULL;
 }
+
+DEFINE_PUBLIC_REF_UNREF(struct iovk_device, iovk_device, device_free);
 
 static int addr_name_cmp(const void *a, const void *b)
 {

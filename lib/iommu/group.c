@@ -139,24 +139,17 @@ _public_ int iovk_iommu_group_new(struct iovk_ctx *ctx, int number, struct iovk_
 	return 0;
 }
 
-_public_ struct iovk_iommu_group *iovk_iommu_group_ref(struct iovk_iommu_group *g)
+/* Frees what the last reference held (DEFINE_PUBLIC_REF_UNREF below). */
+static void iommu_group_free(struct iovk_iommu_group *g)
 {
-	if (g)
-		g->n_ref++;
-	return g;
-}
-
-_public_ struct iovk_iommu_group *iovk_iommu_group_unref(struct iovk_iommu_group *g)
-{
-	if (!g || --g->n_ref > 0)
-		return NULL;
 	iovk_device_list_free(g->devices);
 	free(g->type);
 	free(g->regions);
 	iovk_ctx_unref(g->ctx);
 	free(g);
-	return NULL;
 }
+
+DEFINE_PUBLIC_REF_UNREF(struct iovk_iommu_group, iovk_iommu_group, iommu_group_free);
 
 static int group_cmp(const void *a, const void *b)
 {

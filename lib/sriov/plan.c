@@ -86,25 +86,18 @@ static void step_done(struct step *s)
 	free(s->error_message);
 }
 
-_public_ struct iovk_plan *iovk_plan_ref(struct iovk_plan *plan)
+/* Frees what the last reference held (DEFINE_PUBLIC_REF_UNREF below). */
+static void plan_free(struct iovk_plan *plan)
 {
-	if (plan)
-		plan->n_ref++;
-	return plan;
-}
-
-_public_ struct iovk_plan *iovk_plan_unref(struct iovk_plan *plan)
-{
-	if (!plan || --plan->n_ref > 0)
-		return NULL;
 	for (size_t i = 0; i < plan->n_steps; i++)
 		step_done(&plan->steps[i]);
 	free(plan->steps);
 	iovk_config_unref(plan->config);
 	iovk_ctx_unref(plan->ctx);
 	free(plan);
-	return NULL;
 }
+
+DEFINE_PUBLIC_REF_UNREF(struct iovk_plan, iovk_plan, plan_free);
 
 _public_ size_t iovk_plan_get_n_steps(const struct iovk_plan *plan)
 {

@@ -151,24 +151,17 @@ _public_ int iovk_sriov_pf_new(struct iovk_ctx *ctx, const char *address, struct
 	return 0;
 }
 
-_public_ struct iovk_sriov_pf *iovk_sriov_pf_ref(struct iovk_sriov_pf *pf)
+/* Frees what the last reference held (DEFINE_PUBLIC_REF_UNREF below). */
+static void sriov_pf_free(struct iovk_sriov_pf *pf)
 {
-	if (pf)
-		pf->n_ref++;
-	return pf;
-}
-
-_public_ struct iovk_sriov_pf *iovk_sriov_pf_unref(struct iovk_sriov_pf *pf)
-{
-	if (!pf || --pf->n_ref > 0)
-		return NULL;
 	iovk_device_list_free(pf->vfs);
 	iovk_device_unref(pf->device);
 	free(pf->syspath);
 	iovk_ctx_unref(pf->ctx);
 	free(pf);
-	return NULL;
 }
+
+DEFINE_PUBLIC_REF_UNREF(struct iovk_sriov_pf, iovk_sriov_pf, sriov_pf_free);
 
 /* The cheap test before reading a whole device; the same rule as read_pf(). */
 static bool looks_like_pf(struct iovk_ctx *ctx, const char *name)

@@ -97,25 +97,18 @@ static void vf_entry_done(struct vf_entry *e)
 	free(e->netdev);
 }
 
-_public_ struct iovk_vf_list *iovk_vf_list_ref(struct iovk_vf_list *list)
+/* Frees what the last reference held (DEFINE_PUBLIC_REF_UNREF below). */
+static void vf_list_free(struct iovk_vf_list *list)
 {
-	if (list)
-		list->n_ref++;
-	return list;
-}
-
-_public_ struct iovk_vf_list *iovk_vf_list_unref(struct iovk_vf_list *list)
-{
-	if (!list || --list->n_ref > 0)
-		return NULL;
 	for (size_t i = 0; i < list->n_vfs; i++)
 		vf_entry_done(&list->vfs[i]);
 	free(list->vfs);
 	free(list->pf_netdev);
 	free(list->pf_address);
 	free(list);
-	return NULL;
 }
+
+DEFINE_PUBLIC_REF_UNREF(struct iovk_vf_list, iovk_vf_list, vf_list_free);
 
 _public_ const char *iovk_vf_list_get_pf_netdev(const struct iovk_vf_list *list)
 {

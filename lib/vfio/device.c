@@ -234,13 +234,6 @@ _public_ int iovk_vfio_device_open(struct iovk_vfio_iommu *iommu, const char *ad
 	return 0;
 }
 
-_public_ struct iovk_vfio_device *iovk_vfio_device_ref(struct iovk_vfio_device *dev)
-{
-	if (dev)
-		dev->n_ref++;
-	return dev;
-}
-
 static void close_irq_fds(struct irq_state *s)
 {
 	for (uint32_t v = 0; v < s->count; v++)
@@ -251,10 +244,9 @@ static void close_irq_fds(struct irq_state *s)
 	s->count = 0;
 }
 
-_public_ struct iovk_vfio_device *iovk_vfio_device_unref(struct iovk_vfio_device *dev)
+/* Frees what the last reference held (DEFINE_PUBLIC_REF_UNREF below). */
+static void vfio_device_free(struct iovk_vfio_device *dev)
 {
-	if (!dev || --dev->n_ref > 0)
-		return NULL;
 	for (size_t i = 0; dev->irq_states && i < dev->n_irqs; i++)
 		if (dev->irq_states[i].count) {
 			/* Closing the device fd would release them too; doing it
@@ -277,8 +269,9 @@ _public_ struct iovk_vfio_device *iovk_vfio_device_unref(struct iovk_vfio_device
 	free(dev->reset_methods);
 	iovk_vfio_iommu_unref(dev->iommu);
 	free(dev);
-	return NULL;
 }
+
+DEFINE_PUBLIC_REF_UNREF(struct iovk_vfio_device, iovk_vfio_device, vfio_device_free);
 
 _public_ const char *iovk_vfio_device_get_address(const struct iovk_vfio_device *dev)
 {

@@ -111,17 +111,9 @@ _public_ int iovk_vfio_iommu_new(struct iovk_ctx *ctx, enum iovk_vfio_mode mode,
 	return 0;
 }
 
-_public_ struct iovk_vfio_iommu *iovk_vfio_iommu_ref(struct iovk_vfio_iommu *iommu)
+/* Frees what the last reference held (DEFINE_PUBLIC_REF_UNREF below). */
+static void vfio_iommu_free(struct iovk_vfio_iommu *iommu)
 {
-	if (iommu)
-		iommu->n_ref++;
-	return iommu;
-}
-
-_public_ struct iovk_vfio_iommu *iovk_vfio_iommu_unref(struct iovk_vfio_iommu *iommu)
-{
-	if (!iommu || --iommu->n_ref > 0)
-		return NULL;
 	/* Unmap before the groups go: once the last group leaves the
 	 * container the kernel drops the mappings itself, but a container
 	 * that outlives us (an fd passed to a VMM) must not keep pins. */
@@ -141,8 +133,9 @@ _public_ struct iovk_vfio_iommu *iovk_vfio_iommu_unref(struct iovk_vfio_iommu *i
 	free(iommu->groups);
 	iovk_ctx_unref(iommu->ctx);
 	free(iommu);
-	return NULL;
 }
+
+DEFINE_PUBLIC_REF_UNREF(struct iovk_vfio_iommu, iovk_vfio_iommu, vfio_iommu_free);
 
 _public_ enum iovk_vfio_mode iovk_vfio_iommu_get_mode(const struct iovk_vfio_iommu *iommu)
 {
