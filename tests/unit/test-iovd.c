@@ -1047,3 +1047,44 @@ Test(strict_json, many_keys_in_one_object)
 	cr_assert_eq(parse(text, 0, &err), -EBADMSG);
 	free(text);
 }
+
+/* ---- the table's index by VF address (manager.c) ------------------------------------------- */
+
+Test(iovd, the_address_index_follows_adds_and_removes)
+{
+	/* 4,096 VF addresses taken and given back at random, against a plain array */
+	enum { N = 4096 };
+	static struct allocation *held[N];
+	struct manager *m = NULL;
+	unsigned seed = 1;
+	uint64_t id = 1;
+
+	cr_assert_geq(manager_new(&m), 0);
+	for (int step = 0; step < 100000; step++) {
+		unsigned i = (unsigned)rand_r(&seed) % N;
+		char address[IOVK_PCI_ADDR_MAX];
+
+		snprintf(address, sizeof(address), "%04x:%02x:%02x.%x", 0x100 + (i >> 16), (i >> 8) & 0xff, (i >> 3) & 0x1f,
+			 i & 7);
+		cr_assert_eq(manager_find_by_address(m, address), held[i], "step %d: %s", step, address);
+		if (held[i]) {
+			manager_remove_allocation(m, held[i]);
+			held[i] = NULL;
+		} else {
+			struct allocation *a = allocation_new(m, id++);
+
+			cr_assert_not_null(a);
+			a->address = strdup(address);
+			a->owner = strdup("vm");
+			a->pool = strdup("p0");
+			cr_assert_eq(manager_add_allocation(m, a), 0);
+			held[i] = a;
+		}
+	}
+	for (unsigned i = 0; i < N; i++)
+		if (held[i]) {
+			cr_assert_eq(manager_find_by_address(m, held[i]->address), held[i]);
+			cr_assert_eq(manager_add_allocation(m, held[i]), -EEXIST, "a VF twice");
+		}
+	manager_free(m);
+}
