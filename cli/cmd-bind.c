@@ -170,6 +170,9 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		return i == -1 ? EXIT_OK : EXIT_USAGE;
 	if (argc - i != 2)
 		return usage_error(cli, "bind", "expected a device address and a driver name");
+	if (!iovk_driver_name_is_valid(argv[i + 1]))
+		return usage_error(cli, "bind", "'%s' is not a driver name (1 to 63 letters, digits, '-', '_', '.')",
+				   argv[i + 1]);
 	if (no_load)
 		flags |= IOVK_BIND_NO_MODULE_LOAD;
 	if (force)
@@ -203,8 +206,6 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		strv_free_local(movers);
 		if (r < 0)
 			json_object_put(forced);
-		if (r == -EINVAL && strstr(iovk_ctx_get_error(cli->ctx), "is not a driver name"))
-			return usage_error(cli, "bind", "%s", iovk_ctx_get_error(cli->ctx));
 		if (r < 0)
 			return fail_lib(cli, r, "Failed to bind the IOMMU group of %s to %s", argv[i], argv[i + 1]);
 		if (cli->json) {
@@ -236,8 +237,6 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		return refused(cli, r, action, one, 1);
 	if (r < 0)
 		json_object_put(forced);
-	if (r == -EINVAL && strstr(iovk_ctx_get_error(cli->ctx), "is not a driver name"))
-		return usage_error(cli, "bind", "%s", iovk_ctx_get_error(cli->ctx));
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to bind %s to %s", argv[i], argv[i + 1]);
 	print_result(cli, "bind", addr, &res, forced);

@@ -249,6 +249,40 @@ static bool parse_uint(const char *s, unsigned long min, unsigned long max, unsi
 	return true;
 }
 
+/* Whether removing the PF's VFs would take one that is used (the host-use rule). */
+static bool vfs_in_use(struct cli *cli, const char *address)
+{
+	struct iovk_sriov_pf *pf = NULL;
+	bool busy = false;
+
+	if (iovk_sriov_pf_new(cli->ctx, address, &pf) < 0)
+		return false;
+	for (size_t k = 0; !busy && k < iovk_sriov_pf_get_n_vfs(pf); k++) {
+		struct iovk_in_use *u = NULL;
+
+		if (iovk_device_check_in_use(cli->ctx, iovk_device_get_address(iovk_sriov_pf_get_vfs(pf)[k]),
+					     IOVK_IN_USE_REMOVAL, &u) >= 0)
+			busy = iovk_in_use_get_n_reasons(u) > 0;
+		iovk_in_use_free(u);
+	}
+	iovk_sriov_pf_unref(pf);
+	return busy;
+}
+
+/* The library's text after "ADDRESS: " when it starts with the PF's address (the message names it already). */
+static const char *skip_address(const char *text, const char *address)
+{
+	struct iovk_pci_addr a;
+	char canonical[IOVK_PCI_ADDR_MAX];
+	size_t len;
+
+	if (iovk_pci_addr_parse(address, &a) < 0)
+		return text;
+	iovk_pci_addr_format(&a, canonical);
+	len = strlen(canonical);
+	return strncmp(text, canonical, len) == 0 && strncmp(text + len, ": ", 2) == 0 ? text + len + 2 : text;
+}
+
 static int sriov_set(struct cli *cli, int argc, char **argv)
 {
 	const char *numvfs = NULL, *no_autoprobe = NULL, *force = NULL, *timeout = NULL;
@@ -288,8 +322,15 @@ static int sriov_set(struct cli *cli, int argc, char **argv)
 	pf = iovk_sriov_pf_unref(pf);
 
 	r = iovk_sriov_set_numvfs(cli->ctx, argv[i], n, flags, timeout_ms);
-	if (r == -EBUSY && !force && strstr(iovk_ctx_get_error(cli->ctx), "force to remove"))
-		return fail_lib(cli, r, "Failed to set %s to %u VFs (--force removes VFs in use)", argv[i], n);
+	if (r == -EBUSY && !force) {
+		/* Was it the VFs in use? The public check says, not the text. */
+		_cleanup_free_ char *text = strdup(iovk_ctx_get_error(cli->ctx));
+
+		if (vfs_in_use(cli, argv[i]))
+			return fail(cli, r, "Failed to set %s to %u VFs (--force removes VFs in use): %s", argv[i], n,
+				    text ? skip_address(text, argv[i]) : "");
+		return fail(cli, r, "Failed to set %s to %u VFs: %s", argv[i], n, text ? skip_address(text, argv[i]) : "");
+	}
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to set %s to %u VFs", argv[i], n);
 	changed = r > 0;

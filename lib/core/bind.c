@@ -29,15 +29,22 @@ struct dev_state {
 	bool recorded; /* this call wrote the previous-driver record */
 };
 
-static int check_driver_name(struct iovk_ctx *ctx, const char *driver)
+_public_ bool iovk_driver_name_is_valid(const char *name)
 {
-	size_t len = driver ? strlen(driver) : 0;
+	size_t len = name ? strlen(name) : 0;
 
 	if (len == 0 || len >= DRIVER_MAX)
-		return set_error(ctx, -EINVAL, "'%s' is not a driver name", driver ? driver : "");
-	for (const char *p = driver; *p; p++)
+		return false;
+	for (const char *p = name; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
-			return set_error(ctx, -EINVAL, "'%s' is not a driver name", driver);
+			return false;
+	return true;
+}
+
+static int check_driver_name(struct iovk_ctx *ctx, const char *driver)
+{
+	if (!iovk_driver_name_is_valid(driver))
+		return set_error(ctx, -EINVAL, "'%s' is not a driver name", driver ? driver : "");
 	return 0;
 }
 

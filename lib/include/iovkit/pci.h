@@ -170,6 +170,14 @@ struct iovk_in_use *iovk_in_use_free(struct iovk_in_use *u);
 
 /* ---- Driver binding ----------------------------------------------------- */
 
+/*
+ * Whether name can be a kernel driver's name as the binding calls accept
+ * it: 1 to 63 letters, digits, '-', '_' and '.', so it can never walk out
+ * of /sys/bus/pci/drivers/. What callers check before they call (a usage
+ * error), instead of reading the calls' -EINVAL texts.
+ */
+bool iovk_driver_name_is_valid(const char *name);
+
 struct iovk_bind_result {
 	char previous_driver[64]; /* "" when the device had no driver */
 	char driver[64];          /* driver afterwards, "" when none */
