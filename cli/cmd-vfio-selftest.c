@@ -28,36 +28,8 @@ static const char selftest_help[] =
 	"  --mode MODE      as for 'iovctl vfio info'\n"
 	"  --vf-token UUID  VF token, to open a VF whose PF is on vfio-pci\n";
 
-enum status { PASS, FAIL, SKIP };
-static const char *const status_name[] = { "PASS", "FAIL", "SKIP" };
-
-struct report {
-	struct cli *cli;
-	struct json_object *steps;
-	unsigned count[3];
-};
-
-static void step(struct report *rep, const char *name, enum status st, const char *format, ...) _printf_(4, 5);
-
-static void step(struct report *rep, const char *name, enum status st, const char *format, ...)
-{
-	char msg[1536];
-	va_list ap;
-
-	va_start(ap, format);
-	vsnprintf(msg, sizeof(msg), format, ap);
-	va_end(ap);
-	rep->count[st]++;
-	if (rep->cli->json) {
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "name", json_object_new_string(name));
-		json_object_object_add(o, "status", json_object_new_string(status_name[st]));
-		json_object_object_add(o, "message", json_object_new_string(msg));
-		json_object_array_add(rep->steps, o);
-	} else
-		printf("%-4s %-19s %s\n", status_name[st], name, msg);
-}
+/* A step has no hint: its message says what failed and what the kernel said. */
+#define step(rep, name, st, ...) report_add(rep, name, st, NULL, __VA_ARGS__)
 
 static const char *lib_error(struct cli *cli)
 {
@@ -77,7 +49,7 @@ static void step_iommu_info(struct report *rep, struct vfio_cmd *c)
 	if (iovk_vfio_iommu_get_iova_ranges(c->iommu, &ranges, &n) < 0 ||
 	    iovk_vfio_iommu_get_pgsizes(c->iommu, &pgsizes) < 0 ||
 	    iovk_vfio_iommu_get_dma_avail(c->iommu, &avail, &reported) < 0) {
-		step(rep, "iommu-info", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "iommu-info", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	for (uint64_t p = pgsizes; p && len < sizeof(sizes); p &= p - 1) {
@@ -85,12 +57,12 @@ static void step_iommu_info(struct report *rep, struct vfio_cmd *c)
 		len += (size_t)snprintf(sizes + len, sizeof(sizes) - len, "%s%s", len ? "," : "", sz);
 	}
 	if (avail == IOVK_VFIO_DMA_AVAIL_UNLIMITED)
-		step(rep, "iommu-info", PASS, "%s (%s): %zu IOVA range(s) from 0x%" PRIx64 " to 0x%" PRIx64
+		step(rep, "iommu-info", REPORT_PASS, "%s (%s): %zu IOVA range(s) from 0x%" PRIx64 " to 0x%" PRIx64
 		     ", minimum IOVA alignment %s, dma_avail unlimited",
 		     iovk_vfio_iommu_get_backend(c->iommu), iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c->iommu)),
 		     n, ranges[0].start, ranges[n - 1].end, sizes);
 	else
-		step(rep, "iommu-info", PASS, "%s (%s): %zu IOVA range(s) from 0x%" PRIx64 " to 0x%" PRIx64
+		step(rep, "iommu-info", REPORT_PASS, "%s (%s): %zu IOVA range(s) from 0x%" PRIx64 " to 0x%" PRIx64
 		     ", page sizes %s, dma_avail %" PRIu32 "%s",
 		     iovk_vfio_iommu_get_backend(c->iommu), iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c->iommu)),
 		     n, ranges[0].start, ranges[n - 1].end, sizes, avail, reported ? "" : " (assumed)");
@@ -136,7 +108,7 @@ static void step_config_read(struct report *rep, struct vfio_cmd *c)
 	bool is_vf;
 
 	if (iovk_vfio_device_config_read(c->dev, 0, via_vfio, sizeof(via_vfio)) < 0) {
-		step(rep, "config-read", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "config-read", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/config", iovk_ctx_get_sysfs_root(rep->cli->ctx),
@@ -149,7 +121,7 @@ static void step_config_read(struct report *rep, struct vfio_cmd *c)
 	if (f)
 		fclose(f);
 	if (n != sizeof(via_sysfs)) {
-		step(rep, "config-read", SKIP, "read the header through VFIO, but cannot read 64 bytes of %s to compare",
+		step(rep, "config-read", REPORT_SKIP, "read the header through VFIO, but cannot read 64 bytes of %s to compare",
 		     path);
 		return;
 	}
@@ -187,10 +159,11 @@ static void step_config_read(struct report *rep, struct vfio_cmd *c)
 			 "sysfs vendor/device");
 	}
 	if (ndiff)
-		step(rep, "config-read", FAIL, "the first 64 bytes read through VFIO differ from %s in %u place(s): %s",
+		step(rep, "config-read", REPORT_FAIL,
+		     "the first 64 bytes read through VFIO differ from %s in %u place(s): %s",
 		     path, ndiff, diff);
 	else
-		step(rep, "config-read", PASS, "the first 64 bytes read through VFIO match sysfs config (vendor %02x%02x, "
+		step(rep, "config-read", REPORT_PASS, "the first 64 bytes read through VFIO match sysfs config (vendor %02x%02x, "
 		     "device %02x%02x)%s", via_vfio[1], via_vfio[0], via_vfio[3], via_vfio[2], note);
 }
 
@@ -202,23 +175,24 @@ static void step_config_write(struct report *rep, struct vfio_cmd *c)
 	uint8_t old, val, back;
 
 	if (iovk_vfio_device_config_read(c->dev, 0x3c, &old, 1) < 0) {
-		step(rep, "config-write", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "config-write", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	val = old ^ 0x5a;
 	if (iovk_vfio_device_config_write(c->dev, 0x3c, &val, 1) < 0 ||
 	    iovk_vfio_device_config_read(c->dev, 0x3c, &back, 1) < 0) {
-		step(rep, "config-write", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "config-write", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	if (iovk_vfio_device_config_write(c->dev, 0x3c, &old, 1) < 0) {
-		step(rep, "config-write", FAIL, "restoring Interrupt Line: %s", lib_error(rep->cli));
+		step(rep, "config-write", REPORT_FAIL, "restoring Interrupt Line: %s", lib_error(rep->cli));
 		return;
 	}
 	if (back != val)
-		step(rep, "config-write", FAIL, "wrote 0x%02x to Interrupt Line (0x3c), read back 0x%02x", val, back);
+		step(rep, "config-write", REPORT_FAIL,
+		     "wrote 0x%02x to Interrupt Line (0x3c), read back 0x%02x", val, back);
 	else
-		step(rep, "config-write", PASS, "Interrupt Line (0x3c) written (0x%02x) and read back, then restored to 0x%02x",
+		step(rep, "config-write", REPORT_PASS, "Interrupt Line (0x3c) written (0x%02x) and read back, then restored to 0x%02x",
 		     val, old);
 }
 
@@ -246,12 +220,12 @@ static void step_bar_mmap(struct report *rep, struct vfio_cmd *c)
 			off = reg->sparse_areas[k].offset;
 		}
 		if (iovk_vfio_device_map_region(c->dev, i, &base) < 0) {
-			step(rep, "bar-mmap", FAIL, "%s", lib_error(rep->cli));
+			step(rep, "bar-mmap", REPORT_FAIL, "%s", lib_error(rep->cli));
 			return;
 		}
 		v_mmap = *(volatile uint32_t *)((uint8_t *)base + off);
 		if (iovk_vfio_device_region_read(c->dev, i, off, &v_pread, sizeof(v_pread)) < 0) {
-			step(rep, "bar-mmap", FAIL, "%s", lib_error(rep->cli));
+			step(rep, "bar-mmap", REPORT_FAIL, "%s", lib_error(rep->cli));
 			return;
 		}
 		mapped++;
@@ -264,9 +238,9 @@ static void step_bar_mmap(struct report *rep, struct vfio_cmd *c)
 						v_mmap == v_pread ? ", pread agrees" : ", pread differs");
 	}
 	if (!mapped)
-		step(rep, "bar-mmap", SKIP, "no BAR of this device can be mmap'ed");
+		step(rep, "bar-mmap", REPORT_SKIP, "no BAR of this device can be mmap'ed");
 	else
-		step(rep, "bar-mmap", PASS, "read through mmap: %s", msg);
+		step(rep, "bar-mmap", REPORT_PASS, "read through mmap: %s", msg);
 }
 
 static void step_dma_map(struct report *rep, struct vfio_cmd *c, bool huge)
@@ -282,7 +256,7 @@ static void step_dma_map(struct report *rep, struct vfio_cmd *c, bool huge)
 	r = iovk_vfio_buffer_new(rep->cli->ctx, huge ? 2 << 20 : 1 << 20,
 				 huge ? IOVK_VFIO_BUFFER_REQUIRE_HUGETLB : 0, &buf);
 	if (r < 0) {
-		step(rep, name, huge ? SKIP : FAIL, "%s", lib_error(rep->cli));
+		step(rep, name, huge ? REPORT_SKIP : REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	size = iovk_vfio_buffer_get_size(buf);
@@ -290,11 +264,12 @@ static void step_dma_map(struct report *rep, struct vfio_cmd *c, bool huge)
 	memset(p, 0xa5, size);
 	if (iovk_vfio_iommu_get_dma_avail(c->iommu, &avail0, &reported) < 0 ||
 	    iovk_vfio_dma_map(c->iommu, p, size, NULL, &iova) < 0) {
-		step(rep, name, FAIL, "%s", lib_error(rep->cli));
+		step(rep, name, REPORT_FAIL, "%s", lib_error(rep->cli));
 		goto out;
 	}
 	if (iovk_vfio_dma_to_iova(c->iommu, p + size / 2, &lookup) < 0 || lookup != iova + size / 2) {
-		step(rep, name, FAIL, "the shadow list translates the buffer's middle to 0x%" PRIx64 ", not 0x%" PRIx64,
+		step(rep, name, REPORT_FAIL,
+		     "the shadow list translates the buffer's middle to 0x%" PRIx64 ", not 0x%" PRIx64,
 		     lookup, iova + size / 2);
 		(void)iovk_vfio_dma_unmap(c->iommu, iova, size);
 		goto out;
@@ -302,21 +277,22 @@ static void step_dma_map(struct report *rep, struct vfio_cmd *c, bool huge)
 	if (iovk_vfio_iommu_get_dma_avail(c->iommu, &avail1, NULL) < 0 ||
 	    iovk_vfio_dma_unmap(c->iommu, iova, size) < 0 ||
 	    iovk_vfio_iommu_get_dma_avail(c->iommu, &avail2, NULL) < 0) {
-		step(rep, name, FAIL, "%s", lib_error(rep->cli));
+		step(rep, name, REPORT_FAIL, "%s", lib_error(rep->cli));
 		goto out;
 	}
 	if (reported && (avail1 != avail0 - 1 || avail2 != avail0)) {
-		step(rep, name, FAIL, "dma_avail went %" PRIu32 " -> %" PRIu32 " -> %" PRIu32 " over map and unmap",
+		step(rep, name, REPORT_FAIL,
+		     "dma_avail went %" PRIu32 " -> %" PRIu32 " -> %" PRIu32 " over map and unmap",
 		     avail0, avail1, avail2);
 		goto out;
 	}
 	if (avail0 == IOVK_VFIO_DMA_AVAIL_UNLIMITED)
-		step(rep, name, PASS,
+		step(rep, name, REPORT_PASS,
 		     "mapped a %" PRIu64 "-byte memfd buffer (%zu-byte pages) at IOVA 0x%" PRIx64 " and unmapped it; "
 		     "dma_avail unlimited (iommufd)",
 		     size, iovk_vfio_buffer_get_page_size(buf), iova);
 	else
-		step(rep, name, PASS,
+		step(rep, name, REPORT_PASS,
 		     "mapped a %" PRIu64 "-byte memfd buffer (%zu-byte pages) at IOVA 0x%" PRIx64 " and unmapped it; "
 		     "dma_avail %" PRIu32 " -> %" PRIu32 " -> %" PRIu32 "%s",
 		     size, iovk_vfio_buffer_get_page_size(buf), iova, avail0, avail1, avail2,
@@ -333,29 +309,30 @@ static void step_dma_map_fixed(struct report *rep, struct vfio_cmd *c, struct io
 	uint64_t size = iovk_vfio_buffer_get_size(buf), iova;
 
 	if (iovk_vfio_iommu_get_iova_ranges(c->iommu, &ranges, &n) < 0) {
-		step(rep, "dma-map-fixed", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "dma-map-fixed", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	if (ranges[n - 1].end - ranges[n - 1].start < size - 1) {
-		step(rep, "dma-map-fixed", SKIP, "the last IOVA range is smaller than %" PRIu64 " bytes", size);
+		step(rep, "dma-map-fixed", REPORT_SKIP, "the last IOVA range is smaller than %" PRIu64 " bytes", size);
 		return;
 	}
 	iova = (ranges[n - 1].end - (size - 1)) & ~(uint64_t)(size - 1);
 	if (iova < ranges[n - 1].start) {
-		step(rep, "dma-map-fixed", SKIP, "no aligned %" PRIu64 "-byte area in the last IOVA range", size);
+		step(rep, "dma-map-fixed", REPORT_SKIP,
+		     "no aligned %" PRIu64 "-byte area in the last IOVA range", size);
 		return;
 	}
 	if (iovk_vfio_dma_map(c->iommu, iovk_vfio_buffer_get_addr(buf), size,
 			      &IOVK_OPTS(iovk_vfio_dma_map_opts, .flags = IOVK_VFIO_DMA_FIXED_IOVA, .iova = iova),
 			      NULL) < 0) {
-		step(rep, "dma-map-fixed", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "dma-map-fixed", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	if (iovk_vfio_dma_unmap(c->iommu, iova, size) < 0) {
-		step(rep, "dma-map-fixed", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "dma-map-fixed", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
-	step(rep, "dma-map-fixed", PASS, "mapped and unmapped %" PRIu64 " bytes at IOVA 0x%" PRIx64
+	step(rep, "dma-map-fixed", REPORT_PASS, "mapped and unmapped %" PRIu64 " bytes at IOVA 0x%" PRIx64
 	     ", the top of the last valid range (ends 0x%" PRIx64 ")", size, iova, ranges[n - 1].end);
 }
 
@@ -374,7 +351,7 @@ static void step_dma_outside(struct report *rep, struct vfio_cmd *c, struct iovk
 	int r;
 
 	if (iovk_vfio_iommu_get_iova_ranges(c->iommu, &ranges, &n) < 0) {
-		step(rep, "dma-outside-ranges", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "dma-outside-ranges", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	/* The first page after the first range: the start of a hole (the
@@ -385,18 +362,19 @@ static void step_dma_outside(struct report *rep, struct vfio_cmd *c, struct iovk
 	else if (ranges[0].start >= 0x1000)
 		iova = 0;
 	else {
-		step(rep, "dma-outside-ranges", SKIP, "the valid IOVA ranges cover the whole 64-bit space");
+		step(rep, "dma-outside-ranges", REPORT_SKIP, "the valid IOVA ranges cover the whole 64-bit space");
 		return;
 	}
 	r = iovk_vfio_dma_map(c->iommu, p, size,
 			      &IOVK_OPTS(iovk_vfio_dma_map_opts, .flags = IOVK_VFIO_DMA_FIXED_IOVA, .iova = iova), NULL);
 	if (r >= 0) {
 		(void)iovk_vfio_dma_unmap(c->iommu, iova, size);
-		step(rep, "dma-outside-ranges", FAIL, "iovkit mapped IOVA 0x%" PRIx64 ", outside the valid ranges", iova);
+		step(rep, "dma-outside-ranges", REPORT_FAIL, "iovkit mapped IOVA 0x%" PRIx64 ", outside the valid ranges", iova);
 		return;
 	}
 	if (r != -ERANGE) {
-		step(rep, "dma-outside-ranges", FAIL, "iovkit refused IOVA 0x%" PRIx64 " with %s, not ERANGE: %s", iova,
+		step(rep, "dma-outside-ranges", REPORT_FAIL,
+		     "iovkit refused IOVA 0x%" PRIx64 " with %s, not ERANGE: %s", iova,
 		     strerrorname_np(-r) ?: "?", lib_error(rep->cli));
 		return;
 	}
@@ -407,11 +385,12 @@ static void step_dma_outside(struct report *rep, struct vfio_cmd *c, struct iovk
 			      NULL);
 	if (r >= 0) {
 		(void)iovk_vfio_dma_unmap(c->iommu, iova, size);
-		step(rep, "dma-outside-ranges", FAIL, "the kernel mapped IOVA 0x%" PRIx64 " although it lies outside the "
+		step(rep, "dma-outside-ranges", REPORT_FAIL, "the kernel mapped IOVA 0x%" PRIx64 " although it lies outside the "
 		     "valid ranges it reported", iova);
 		return;
 	}
-	step(rep, "dma-outside-ranges", PASS, "IOVA 0x%" PRIx64 " refused by iovkit (%s) and by the kernel (%s)", iova,
+	step(rep, "dma-outside-ranges", REPORT_PASS,
+	     "IOVA 0x%" PRIx64 " refused by iovkit (%s) and by the kernel (%s)", iova,
 	     lib_msg, strerrorname_np(-r) ?: "?");
 }
 
@@ -426,13 +405,15 @@ static void step_dma_overflow(struct report *rep, struct vfio_cmd *c, struct iov
 			      NULL);
 	if (r >= 0) {
 		(void)iovk_vfio_dma_unmap(c->iommu, iova, size);
-		step(rep, "dma-overflow", FAIL, "a map at IOVA 0x%" PRIx64 " of %" PRIu64 " bytes (wrapping) succeeded",
+		step(rep, "dma-overflow", REPORT_FAIL,
+		     "a map at IOVA 0x%" PRIx64 " of %" PRIu64 " bytes (wrapping) succeeded",
 		     iova, size);
 	} else if (r != -EOVERFLOW)
-		step(rep, "dma-overflow", FAIL, "a wrapping map was refused with %s, not EOVERFLOW: %s",
+		step(rep, "dma-overflow", REPORT_FAIL, "a wrapping map was refused with %s, not EOVERFLOW: %s",
 		     strerrorname_np(-r) ?: "?", lib_error(rep->cli));
 	else
-		step(rep, "dma-overflow", PASS, "a map wrapping past 2^64 (IOVA 0x%" PRIx64 ", %" PRIu64 " bytes) is "
+		step(rep, "dma-overflow", REPORT_PASS,
+		     "a map wrapping past 2^64 (IOVA 0x%" PRIx64 ", %" PRIu64 " bytes) is "
 		     "refused with EOVERFLOW", iova, size);
 }
 
@@ -459,12 +440,12 @@ static void step_irq(struct report *rep, struct vfio_cmd *c, uint32_t index, con
 	uint32_t count;
 
 	if (!irq || irq->count == 0) {
-		step(rep, name, SKIP, "the device has no %s vectors", iovk_vfio_pci_irq_name(index));
+		step(rep, name, REPORT_SKIP, "the device has no %s vectors", iovk_vfio_pci_irq_name(index));
 		return;
 	}
 	count = irq->count;
 	if (iovk_vfio_device_irq_enable(c->dev, index, count) < 0) {
-		step(rep, name, FAIL, "%s", lib_error(rep->cli));
+		step(rep, name, REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	for (uint32_t v = 0; v < count; v++) {
@@ -472,25 +453,25 @@ static void step_irq(struct report *rep, struct vfio_cmd *c, uint32_t index, con
 		long long got;
 
 		if (iovk_vfio_device_irq_trigger(c->dev, index, v) < 0) {
-			step(rep, name, FAIL, "%s", lib_error(rep->cli));
+			step(rep, name, REPORT_FAIL, "%s", lib_error(rep->cli));
 			goto out;
 		}
 		got = wait_eventfd(fd);
 		if (got != 1) {
-			step(rep, name, FAIL, "vector %u: the eventfd %s after the kernel triggered it", v,
+			step(rep, name, REPORT_FAIL, "vector %u: the eventfd %s after the kernel triggered it", v,
 			     got == -ETIMEDOUT ? "stayed silent for 1 s" : got < 0 ? strerror((int)-got) : "counted more than 1");
 			goto out;
 		}
 		if (index == VFIO_PCI_INTX_IRQ_INDEX && iovk_vfio_device_irq_unmask(c->dev, index) < 0) {
-			step(rep, name, FAIL, "%s", lib_error(rep->cli));
+			step(rep, name, REPORT_FAIL, "%s", lib_error(rep->cli));
 			goto out;
 		}
 	}
-	step(rep, name, PASS, "%u vector(s) enabled with one eventfd each; a kernel-triggered interrupt arrived on every one",
+	step(rep, name, REPORT_PASS, "%u vector(s) enabled with one eventfd each; a kernel-triggered interrupt arrived on every one",
 	     count);
 out:
 	if (iovk_vfio_device_irq_disable(c->dev, index) < 0)
-		step(rep, name, FAIL, "%s", lib_error(rep->cli));
+		step(rep, name, REPORT_FAIL, "%s", lib_error(rep->cli));
 }
 
 static void step_reset(struct report *rep, struct vfio_cmd *c)
@@ -500,43 +481,48 @@ static void step_reset(struct report *rep, struct vfio_cmd *c)
 	int r;
 
 	if (!(iovk_vfio_device_get_flags(c->dev) & VFIO_DEVICE_FLAGS_RESET)) {
-		step(rep, "reset", SKIP, "the device offers no reset VFIO can use (reset_method: %s)",
+		step(rep, "reset", REPORT_SKIP, "the device offers no reset VFIO can use (reset_method: %s)",
 		     methods && *methods ? methods : "none");
 		return;
 	}
 	if (iovk_vfio_device_config_read(c->dev, 0, id0, sizeof(id0)) < 0) {
-		step(rep, "reset", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "reset", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	r = iovk_vfio_device_reset(c->dev);
 	if (r < 0) {
-		step(rep, "reset", FAIL, "%s", lib_error(rep->cli));
+		step(rep, "reset", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
 	if (iovk_vfio_device_config_read(c->dev, 0, id1, sizeof(id1)) < 0) {
-		step(rep, "reset", FAIL, "after the reset: %s", lib_error(rep->cli));
+		step(rep, "reset", REPORT_FAIL, "after the reset: %s", lib_error(rep->cli));
 		return;
 	}
 	if (memcmp(id0, id1, sizeof(id0)) != 0)
-		step(rep, "reset", FAIL, "vendor/device id changed across the reset (%02x%02x:%02x%02x)", id1[1], id1[0],
+		step(rep, "reset", REPORT_FAIL, "vendor/device id changed across the reset (%02x%02x:%02x%02x)", id1[1], id1[0],
 		     id1[3], id1[2]);
 	else
-		step(rep, "reset", PASS, "VFIO_DEVICE_RESET done (reset_method: %s); the device answers config reads",
+		step(rep, "reset", REPORT_PASS,
+		     "VFIO_DEVICE_RESET done (reset_method: %s); the device answers config reads",
 		     methods && *methods ? methods : "unknown");
 }
 
 int vfio_selftest(struct cli *cli, int argc, char **argv)
 {
 	struct vfio_cmd c = {};
-	struct report rep = { .cli = cli };
+	struct report rep = {
+		.cli = cli,
+		.name_width = 19,
+		.statuses = 1u << REPORT_PASS | 1u << REPORT_FAIL | 1u << REPORT_SKIP,
+	};
 	struct iovk_vfio_buffer *buf = NULL;
+	struct json_object *o;
 	int r;
 
 	r = open_device(cli, "vfio selftest", selftest_help, argc, argv, &c, false);
 	if (r != EXIT_OK)
 		return r == -1 ? EXIT_OK : r;
-	rep.steps = json_object_new_array();
-	step(&rep, "open", PASS, "opened through the VFIO %s (%s), IOMMU group %d",
+	step(&rep, "open", REPORT_PASS, "opened through the VFIO %s (%s), IOMMU group %d",
 	     iovk_vfio_iommu_get_backend(c.iommu), iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu)),
 	     iovk_vfio_device_get_iommu_group(c.dev));
 	step_iommu_info(&rep, &c);
@@ -546,7 +532,7 @@ int vfio_selftest(struct cli *cli, int argc, char **argv)
 	step_dma_map(&rep, &c, false);
 	step_dma_map(&rep, &c, true);
 	if (iovk_vfio_buffer_new(cli->ctx, 1 << 20, 0, &buf) < 0) {
-		step(&rep, "dma-map-fixed", FAIL, "%s", lib_error(cli));
+		step(&rep, "dma-map-fixed", REPORT_FAIL, "%s", lib_error(cli));
 	} else {
 		step_dma_map_fixed(&rep, &c, buf);
 		step_dma_outside(&rep, &c, buf);
@@ -558,23 +544,12 @@ int vfio_selftest(struct cli *cli, int argc, char **argv)
 	step_irq(&rep, &c, VFIO_PCI_INTX_IRQ_INDEX, "intx");
 	step_reset(&rep, &c);
 
-	if (cli->json) {
-		struct json_object *o = json_object_new_object(), *s = json_object_new_object();
-
-		json_object_object_add(o, "address", json_object_new_string(c.address));
-		json_object_object_add(o, "backend", json_object_new_string(iovk_vfio_iommu_get_backend(c.iommu)));
-		json_object_object_add(o, "mode",
-				       json_object_new_string(iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu))));
-		json_object_object_add(o, "steps", rep.steps);
-		json_object_object_add(s, "pass", json_object_new_int((int)rep.count[PASS]));
-		json_object_object_add(s, "fail", json_object_new_int((int)rep.count[FAIL]));
-		json_object_object_add(s, "skip", json_object_new_int((int)rep.count[SKIP]));
-		json_object_object_add(o, "summary", s);
-		print_json(o);
-	} else {
-		json_object_put(rep.steps);
-		printf("\nPASS %u, FAIL %u, SKIP %u\n", rep.count[PASS], rep.count[FAIL], rep.count[SKIP]);
-	}
+	o = json_object_new_object();
+	json_object_object_add(o, "address", json_object_new_string(c.address));
+	json_object_object_add(o, "backend", json_object_new_string(iovk_vfio_iommu_get_backend(c.iommu)));
+	json_object_object_add(o, "mode",
+			       json_object_new_string(iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu))));
+	r = report_finish(&rep, o, "steps");
 	vfio_cmd_done(&c);
-	return rep.count[FAIL] ? EXIT_FAILED : EXIT_OK;
+	return r;
 }

@@ -93,3 +93,27 @@ int cmd_vf(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
 int cmd_vfio(struct cli *cli, int argc, char **argv);
 int cmd_passthrough(struct cli *cli, int argc, char **argv);
+
+/*
+ * The report of checks that doctor and vfio selftest print: one line per
+ * entry, "STATUS NAME MESSAGE" (name padded to name_width), and a hint line
+ * under an entry that did not PASS; with --json the entries are collected as
+ * objects {name, status, message[, hint]} for report_finish().
+ */
+enum report_status { REPORT_PASS, REPORT_WARN, REPORT_FAIL, REPORT_SKIP, _REPORT_STATUS_MAX };
+struct report {
+	struct cli *cli;
+	int name_width;
+	bool json_hint;    /* the JSON entries carry "hint" (null when none) */
+	unsigned statuses; /* 1u << REPORT_*: what the summary counts, even when 0 */
+	struct json_object *entries;
+	unsigned count[_REPORT_STATUS_MAX];
+};
+void report_add(struct report *rep, const char *name, enum report_status st, const char *hint, const char *format,
+		...) _printf_(5, 6);
+/*
+ * With --json adds the entries to o as key, then "summary" (a count per
+ * status in rep->statuses), and prints o; else releases o and prints the
+ * summary line. Returns EXIT_FAILED when an entry FAILed, else EXIT_OK.
+ */
+int report_finish(struct report *rep, struct json_object *o, const char *key);
