@@ -205,18 +205,6 @@ static struct json_object *flags_json(uint32_t flags, const struct flag_name *na
 	return a;
 }
 
-static void flags_text(uint32_t flags, const struct flag_name *names, char *buf, size_t size)
-{
-	size_t len = 0;
-
-	buf[0] = '\0';
-	for (; names->name && len < size; names++)
-		if (flags & names->bit)
-			len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? "," : "", names->name);
-	if (!buf[0])
-		snprintf(buf, size, "-");
-}
-
 void size_text(uint64_t v, char buf[static 24])
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
@@ -262,45 +250,61 @@ static struct json_object *hot_reset_devices_json(const struct iovk_vfio_hot_res
 }
 
 /*
- * Whether a hot reset is possible and what it would reset: into o as
- * "hot_reset" with --json, else as text. Never fails the command: no hot
- * reset is a fact about the device.
+ * Whether a hot reset is possible and what it would reset: "hot_reset" of
+ * vfio info. Never fails the command: no hot reset is a fact about the
+ * device.
  */
-static void show_hot_reset(struct cli *cli, struct vfio_cmd *c, struct json_object *o)
+static struct json_object *hot_reset_json(struct cli *cli, struct vfio_cmd *c)
 {
 	struct iovk_vfio_hot_reset_info hr = {};
 	int r = iovk_vfio_device_get_hot_reset_info(c->dev, &hr);
+	struct json_object *h = json_object_new_object();
 
-	if (o) {
-		struct json_object *h = json_object_new_object();
-
-		json_object_object_add(h, "possible", json_object_new_boolean(r >= 0));
-		/* true: 'iovctl vfio reset --hot' would ask the kernel for it */
-		json_object_object_add(h, "all_owned", json_object_new_boolean(r >= 0 && hr.n_unowned == 0));
-		json_object_object_add(h, "reason", r < 0 ? json_object_new_string(iovk_ctx_get_error(cli->ctx)) : NULL);
-		json_object_object_add(h, "devices", r < 0 ? NULL : hot_reset_devices_json(&hr));
-		json_object_object_add(o, "hot_reset", h);
-	} else if (r < 0)
-		printf("  hot reset:    not possible: %s\n", iovk_ctx_get_error(cli->ctx));
-	else {
-		printf("  hot reset:    %s; it resets:\n",
-		       hr.n_unowned ? "refused here (a function is not opened in this address space)" : "possible");
-		for (size_t i = 0; i < hr.n_devices; i++) {
-			const struct iovk_vfio_hot_reset_device *d = &hr.devices[i];
-			char group[16] = "-";
-
-			if (d->iommu_group >= 0)
-				snprintf(group, sizeof(group), "%d", d->iommu_group);
-			printf("    %-13s group %-5s %-14s %s\n", d->address, group, driver_or_none(d->driver[0] ? d->driver : NULL),
-			       d->owned ? "owned" : "not opened in this address space");
-		}
-	}
+	json_object_object_add(h, "possible", json_object_new_boolean(r >= 0));
+	/* true: 'iovctl vfio reset --hot' would ask the kernel for it */
+	json_object_object_add(h, "all_owned", json_object_new_boolean(r >= 0 && hr.n_unowned == 0));
+	json_object_object_add(h, "reason", r < 0 ? json_object_new_string(iovk_ctx_get_error(cli->ctx)) : NULL);
+	json_object_object_add(h, "devices", r < 0 ? NULL : hot_reset_devices_json(&hr));
 	iovk_vfio_hot_reset_info_clear(&hr);
+	return h;
 }
 
-static int vfio_info(struct cli *cli, int argc, char **argv)
+static struct json_object *region_json(uint32_t index, const struct iovk_vfio_region *reg)
 {
-	struct vfio_cmd c = {};
+	struct json_object *ro = json_object_new_object(), *caps = json_object_new_array(), *sa = NULL;
+	char buf[16];
+
+	json_object_object_add(ro, "index", json_object_new_int((int)index));
+	json_object_object_add(ro, "name", json_object_new_string(region_name(index, buf)));
+	json_object_object_add(ro, "size", json_object_new_uint64(reg->size));
+	json_object_object_add(ro, "offset", json_object_new_uint64(reg->offset));
+	json_object_object_add(ro, "flags", flags_json(reg->flags, region_flags));
+	for (size_t k = 0; k < reg->n_caps; k++)
+		json_object_array_add(caps, json_object_new_string(cap_name(reg->cap_ids[k], buf)));
+	json_object_object_add(ro, "caps", caps);
+	if (reg->has_sparse_mmap) {
+		sa = json_object_new_array();
+		for (size_t k = 0; k < reg->n_sparse_areas; k++) {
+			struct json_object *ao = json_object_new_object();
+
+			json_object_object_add(ao, "offset", json_object_new_uint64(reg->sparse_areas[k].offset));
+			json_object_object_add(ao, "size", json_object_new_uint64(reg->sparse_areas[k].size));
+			json_object_array_add(sa, ao);
+		}
+	}
+	json_object_object_add(ro, "sparse_mmap", sa);
+	json_object_object_add(ro, "msix_mappable", json_object_new_boolean(reg->msix_mappable));
+	return ro;
+}
+
+/*
+ * The model of vfio info: everything it says about the device, as the
+ * --json object. The text is printed from it (print_info()), so the two
+ * outputs cannot disagree. Returns 0, or -errno with the library's error
+ * set.
+ */
+static int info_to_json(struct cli *cli, struct vfio_cmd *c, struct json_object **ret_info)
+{
 	const struct iovk_iova_range *ranges = NULL;
 	struct iovk_iommu_group *g = NULL;
 	size_t n_ranges = 0;
@@ -310,164 +314,242 @@ static int vfio_info(struct cli *cli, int argc, char **argv)
 	uint8_t cfg[64];
 	char hex[sizeof(cfg) * 2 + 1];
 	const char *reset_methods;
+	struct json_object *o, *a;
+	int r;
+
+	if ((r = iovk_vfio_iommu_get_iova_ranges(c->iommu, &ranges, &n_ranges)) < 0 ||
+	    (r = iovk_vfio_iommu_get_pgsizes(c->iommu, &pgsizes)) < 0 ||
+	    (r = iovk_vfio_iommu_get_dma_avail(c->iommu, &avail, &reported)) < 0 ||
+	    (r = iovk_vfio_device_config_read(c->dev, 0, cfg, sizeof(cfg))) < 0)
+		return r;
+	for (size_t i = 0; i < sizeof(cfg); i++)
+		snprintf(hex + 2 * i, 3, "%02x", cfg[i]);
+	reset_methods = iovk_vfio_device_get_reset_methods(c->dev);
+	(void)iovk_iommu_group_new(cli->ctx, iovk_vfio_device_get_iommu_group(c->dev), &g);
+
+	o = json_object_new_object();
+	json_object_object_add(o, "address", json_object_new_string(c->address));
+	json_object_object_add(o, "driver", json_object_new_string(c->driver));
+	json_object_object_add(o, "backend", json_object_new_string(iovk_vfio_iommu_get_backend(c->iommu)));
+	json_object_object_add(o, "mode",
+			       json_object_new_string(iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c->iommu))));
+	json_object_object_add(o, "iommu_group", json_object_new_int(iovk_vfio_device_get_iommu_group(c->dev)));
+	a = json_object_new_array();
+	for (struct iovk_device *const *d = g ? iovk_iommu_group_get_devices(g) : NULL; d && *d; d++)
+		json_object_array_add(a, json_object_new_string(iovk_device_get_address(*d)));
+	json_object_object_add(o, "group_devices", a);
+	iovk_iommu_group_unref(g);
+	/* The group passed VFIO_GROUP_GET_STATUS's VIABLE check, or the open failed. */
+	json_object_object_add(o, "viable", json_object_new_boolean(true));
+	json_object_object_add(o, "flags", flags_json(iovk_vfio_device_get_flags(c->dev), device_flags));
+	json_object_object_add(o, "reset",
+			       json_object_new_boolean(iovk_vfio_device_get_flags(c->dev) & VFIO_DEVICE_FLAGS_RESET));
+	json_object_object_add(o, "reset_methods", reset_methods ? strv_json_split(reset_methods) : NULL);
+	json_object_object_add(o, "hot_reset", hot_reset_json(cli, c));
+	a = json_object_new_array();
+	for (uint32_t i = 0; i < iovk_vfio_device_get_n_regions(c->dev); i++)
+		json_object_array_add(a, region_json(i, iovk_vfio_device_get_region(c->dev, i)));
+	json_object_object_add(o, "regions", a);
+	a = json_object_new_array();
+	for (uint32_t i = 0; i < iovk_vfio_device_get_n_irqs(c->dev); i++) {
+		const struct iovk_vfio_irq *irq = iovk_vfio_device_get_irq(c->dev, i);
+		struct json_object *io = json_object_new_object();
+		char buf[16];
+
+		json_object_object_add(io, "index", json_object_new_int((int)i));
+		json_object_object_add(io, "name", json_object_new_string(irq_name(i, buf)));
+		json_object_object_add(io, "count", json_object_new_int64(irq->count));
+		json_object_object_add(io, "flags", flags_json(irq->flags, irq_flags));
+		json_object_array_add(a, io);
+	}
+	json_object_object_add(o, "irqs", a);
+	a = json_object_new_array();
+	for (size_t i = 0; i < n_ranges; i++) {
+		struct json_object *ro = json_object_new_object();
+
+		json_object_object_add(ro, "start", json_object_new_uint64(ranges[i].start));
+		json_object_object_add(ro, "end", json_object_new_uint64(ranges[i].end));
+		json_object_array_add(a, ro);
+	}
+	json_object_object_add(o, "iova_ranges", a);
+	json_object_object_add(o, "pgsizes", json_object_new_uint64(pgsizes));
+	a = json_object_new_array();
+	for (uint64_t p = pgsizes; p; p &= p - 1)
+		json_object_array_add(a, json_object_new_uint64(p & -p));
+	json_object_object_add(o, "page_sizes", a);
+	/* null: iommufd has no limit on the number of mappings */
+	json_object_object_add(o, "dma_avail",
+			       avail == IOVK_VFIO_DMA_AVAIL_UNLIMITED ? NULL : json_object_new_int64(avail));
+	json_object_object_add(o, "dma_avail_reported", json_object_new_boolean(reported));
+	json_object_object_add(o, "config_header", json_object_new_string(hex));
+	*ret_info = o;
+	return 0;
+}
+
+/* Members of the model: info_to_json() put each there, with its type (or null). */
+static struct json_object *member(struct json_object *o, const char *key)
+{
+	return json_object_object_get(o, key);
+}
+
+static const char *member_string(struct json_object *o, const char *key)
+{
+	return json_object_get_string(member(o, key)); /* NULL for null */
+}
+
+static uint64_t member_uint64(struct json_object *o, const char *key)
+{
+	return json_object_get_uint64(member(o, key));
+}
+
+static bool member_bool(struct json_object *o, const char *key)
+{
+	return json_object_get_boolean(member(o, key));
+}
+
+/*
+ * The strings of the array a (null: none) joined with sep into buf, cut
+ * at size; returns the length so far (size or more once cut), for
+ * appending more.
+ */
+static size_t strings_text(struct json_object *a, const char *sep, char *buf, size_t size)
+{
+	size_t len = 0, n = a ? json_object_array_length(a) : 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? sep : "",
+					json_object_get_string(json_object_array_get_idx(a, i)));
+	return len;
+}
+
+/* A flags array as text: "read,write,mmap", or "-" for none. */
+static const char *flags_text(struct json_object *flags, char *buf, size_t size)
+{
+	strings_text(flags, ",", buf, size);
+	return buf[0] ? buf : "-";
+}
+
+static void print_hot_reset(struct json_object *h)
+{
+	struct json_object *devices = member(h, "devices");
+
+	if (!member_bool(h, "possible")) {
+		printf("  hot reset:    not possible: %s\n", member_string(h, "reason"));
+		return;
+	}
+	printf("  hot reset:    %s; it resets:\n",
+	       member_bool(h, "all_owned") ? "possible" : "refused here (a function is not opened in this address space)");
+	for (size_t i = 0; i < json_object_array_length(devices); i++) {
+		struct json_object *d = json_object_array_get_idx(devices, i), *group = member(d, "iommu_group");
+		char g[16] = "-";
+
+		if (group)
+			snprintf(g, sizeof(g), "%d", json_object_get_int(group));
+		printf("    %-13s group %-5s %-14s %s\n", member_string(d, "address"), g,
+		       driver_or_none(member_string(d, "driver")),
+		       member_bool(d, "owned") ? "owned" : "not opened in this address space");
+	}
+}
+
+static void print_region(struct json_object *reg)
+{
+	struct json_object *sparse = member(reg, "sparse_mmap");
+	uint64_t size = member_uint64(reg, "size");
+	char flags[256], caps[256], sz[24];
+	size_t len;
+
+	size_text(size, sz);
+	printf("  %-6u %-7s %-10s 0x%-10" PRIx64 " %-16s ", (unsigned)json_object_get_int(member(reg, "index")),
+	       member_string(reg, "name"), size ? sz : "-", member_uint64(reg, "offset"),
+	       flags_text(member(reg, "flags"), flags, sizeof(flags)));
+	len = strings_text(member(reg, "caps"), ",", caps, sizeof(caps));
+	for (size_t k = 0; sparse && k < json_object_array_length(sparse) && len < sizeof(caps); k++) {
+		struct json_object *area = json_object_array_get_idx(sparse, k);
+
+		len += (size_t)snprintf(caps + len, sizeof(caps) - len, " [0x%" PRIx64 "+0x%" PRIx64 "]",
+					member_uint64(area, "offset"), member_uint64(area, "size"));
+	}
+	printf("%s\n", caps[0] ? caps : "-");
+}
+
+/* vfio info as text, from its model (info_to_json()). */
+static void print_info(struct json_object *o)
+{
+	struct json_object *a, *avail = member(o, "dma_avail");
+	char flags[256], methods[256], sz[24];
+
+	printf("%s  driver %s, IOMMU group %d (viable)\n", member_string(o, "address"), member_string(o, "driver"),
+	       json_object_get_int(member(o, "iommu_group")));
+	printf("  backend:      %s (%s)\n", member_string(o, "backend"), member_string(o, "mode"));
+	a = member(o, "reset_methods");
+	if (a)
+		/* The kernel separates them with one space: the reset_method
+		 * file again. */
+		strings_text(a, " ", methods, sizeof(methods));
+	else
+		/* No reset_method file: the kernel hides it when the device
+		 * has no reset (5.15+), and VFIO then offers none either. */
+		snprintf(methods, sizeof(methods), "%s", member_bool(o, "reset") ? "unknown" : "none");
+	printf("  device:       flags %s; reset methods: %s\n", flags_text(member(o, "flags"), flags, sizeof(flags)),
+	       methods);
+	print_hot_reset(member(o, "hot_reset"));
+	printf("  page sizes:  ");
+	a = member(o, "page_sizes");
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		size_text(json_object_get_uint64(json_object_array_get_idx(a, i)), sz);
+		printf(" %s", sz);
+	}
+	if (!avail)
+		printf("\n  dma_avail:    unlimited (iommufd has no limit on the number of mappings)\n");
+	else
+		printf("\n  dma_avail:    %" PRIu32 "%s\n", (uint32_t)json_object_get_int64(avail),
+		       member_bool(o, "dma_avail_reported") ? "" : " (assumed: the kernel does not say)");
+	printf("  iova ranges: ");
+	a = member(o, "iova_ranges");
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		struct json_object *r = json_object_array_get_idx(a, i);
+
+		printf("%s 0x%" PRIx64 "-0x%" PRIx64, i ? "," : "", member_uint64(r, "start"), member_uint64(r, "end"));
+	}
+	printf("\n  %-6s %-7s %-10s %-12s %-16s %s\n", "REGION", "NAME", "SIZE", "OFFSET", "FLAGS", "CAPS");
+	a = member(o, "regions");
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		print_region(json_object_array_get_idx(a, i));
+	printf("  %-6s %-7s %-7s %s\n", "IRQ", "NAME", "COUNT", "FLAGS");
+	a = member(o, "irqs");
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		struct json_object *irq = json_object_array_get_idx(a, i);
+
+		printf("  %-6u %-7s %-7" PRIu32 " %s\n", (unsigned)json_object_get_int(member(irq, "index")),
+		       member_string(irq, "name"), (uint32_t)json_object_get_int64(member(irq, "count")),
+		       flags_text(member(irq, "flags"), flags, sizeof(flags)));
+	}
+}
+
+static int vfio_info(struct cli *cli, int argc, char **argv)
+{
+	struct vfio_cmd c = {};
+	struct json_object *o;
 	int r;
 
 	r = open_device(cli, "vfio info", info_help, argc, argv, &c, false);
 	if (r != EXIT_OK)
 		return r == -1 ? EXIT_OK : r;
-	if ((r = iovk_vfio_iommu_get_iova_ranges(c.iommu, &ranges, &n_ranges)) < 0 ||
-	    (r = iovk_vfio_iommu_get_pgsizes(c.iommu, &pgsizes)) < 0 ||
-	    (r = iovk_vfio_iommu_get_dma_avail(c.iommu, &avail, &reported)) < 0 ||
-	    (r = iovk_vfio_device_config_read(c.dev, 0, cfg, sizeof(cfg))) < 0) {
+	r = info_to_json(cli, &c, &o);
+	if (r < 0)
 		r = fail_lib(cli, r, "Failed to describe %s", c.address);
-		vfio_cmd_done(&c);
-		return r;
+	else {
+		if (cli->json)
+			print_json(o);
+		else {
+			print_info(o);
+			json_object_put(o);
+		}
+		r = EXIT_OK;
 	}
-	for (size_t i = 0; i < sizeof(cfg); i++)
-		snprintf(hex + 2 * i, 3, "%02x", cfg[i]);
-	reset_methods = iovk_vfio_device_get_reset_methods(c.dev);
-	(void)iovk_iommu_group_new(cli->ctx, iovk_vfio_device_get_iommu_group(c.dev), &g);
-
-	if (cli->json) {
-		struct json_object *o = json_object_new_object(), *a;
-
-		json_object_object_add(o, "address", json_object_new_string(c.address));
-		json_object_object_add(o, "driver", json_object_new_string(c.driver));
-		json_object_object_add(o, "backend", json_object_new_string(iovk_vfio_iommu_get_backend(c.iommu)));
-		json_object_object_add(o, "mode",
-				       json_object_new_string(iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu))));
-		json_object_object_add(o, "iommu_group", json_object_new_int(iovk_vfio_device_get_iommu_group(c.dev)));
-		a = json_object_new_array();
-		for (struct iovk_device *const *d = g ? iovk_iommu_group_get_devices(g) : NULL; d && *d; d++)
-			json_object_array_add(a, json_object_new_string(iovk_device_get_address(*d)));
-		json_object_object_add(o, "group_devices", a);
-		/* The group passed VFIO_GROUP_GET_STATUS's VIABLE check, or the open failed. */
-		json_object_object_add(o, "viable", json_object_new_boolean(true));
-		json_object_object_add(o, "flags", flags_json(iovk_vfio_device_get_flags(c.dev), device_flags));
-		json_object_object_add(o, "reset",
-				       json_object_new_boolean(iovk_vfio_device_get_flags(c.dev) & VFIO_DEVICE_FLAGS_RESET));
-		json_object_object_add(o, "reset_methods", reset_methods ? strv_json_split(reset_methods) : NULL);
-		show_hot_reset(cli, &c, o);
-		a = json_object_new_array();
-		for (uint32_t i = 0; i < iovk_vfio_device_get_n_regions(c.dev); i++) {
-			const struct iovk_vfio_region *reg = iovk_vfio_device_get_region(c.dev, i);
-			struct json_object *ro = json_object_new_object(), *caps = json_object_new_array();
-			char buf[16];
-
-			json_object_object_add(ro, "index", json_object_new_int((int)i));
-			json_object_object_add(ro, "name", json_object_new_string(region_name(i, buf)));
-			json_object_object_add(ro, "size", json_object_new_uint64(reg->size));
-			json_object_object_add(ro, "offset", json_object_new_uint64(reg->offset));
-			json_object_object_add(ro, "flags", flags_json(reg->flags, region_flags));
-			for (size_t k = 0; k < reg->n_caps; k++)
-				json_object_array_add(caps, json_object_new_string(cap_name(reg->cap_ids[k], buf)));
-			json_object_object_add(ro, "caps", caps);
-			if (reg->has_sparse_mmap) {
-				struct json_object *sa = json_object_new_array();
-
-				for (size_t k = 0; k < reg->n_sparse_areas; k++) {
-					struct json_object *ao = json_object_new_object();
-
-					json_object_object_add(ao, "offset", json_object_new_uint64(reg->sparse_areas[k].offset));
-					json_object_object_add(ao, "size", json_object_new_uint64(reg->sparse_areas[k].size));
-					json_object_array_add(sa, ao);
-				}
-				json_object_object_add(ro, "sparse_mmap", sa);
-			} else
-				json_object_object_add(ro, "sparse_mmap", NULL);
-			json_object_object_add(ro, "msix_mappable", json_object_new_boolean(reg->msix_mappable));
-			json_object_array_add(a, ro);
-		}
-		json_object_object_add(o, "regions", a);
-		a = json_object_new_array();
-		for (uint32_t i = 0; i < iovk_vfio_device_get_n_irqs(c.dev); i++) {
-			const struct iovk_vfio_irq *irq = iovk_vfio_device_get_irq(c.dev, i);
-			struct json_object *io = json_object_new_object();
-			char buf[16];
-
-			json_object_object_add(io, "index", json_object_new_int((int)i));
-			json_object_object_add(io, "name", json_object_new_string(irq_name(i, buf)));
-			json_object_object_add(io, "count", json_object_new_int64(irq->count));
-			json_object_object_add(io, "flags", flags_json(irq->flags, irq_flags));
-			json_object_array_add(a, io);
-		}
-		json_object_object_add(o, "irqs", a);
-		a = json_object_new_array();
-		for (size_t i = 0; i < n_ranges; i++) {
-			struct json_object *ro = json_object_new_object();
-
-			json_object_object_add(ro, "start", json_object_new_uint64(ranges[i].start));
-			json_object_object_add(ro, "end", json_object_new_uint64(ranges[i].end));
-			json_object_array_add(a, ro);
-		}
-		json_object_object_add(o, "iova_ranges", a);
-		json_object_object_add(o, "pgsizes", json_object_new_uint64(pgsizes));
-		a = json_object_new_array();
-		for (uint64_t p = pgsizes; p; p &= p - 1)
-			json_object_array_add(a, json_object_new_uint64(p & -p));
-		json_object_object_add(o, "page_sizes", a);
-		/* null: iommufd has no limit on the number of mappings */
-		json_object_object_add(o, "dma_avail", avail == IOVK_VFIO_DMA_AVAIL_UNLIMITED
-							       ? NULL
-							       : json_object_new_int64(avail));
-		json_object_object_add(o, "dma_avail_reported", json_object_new_boolean(reported));
-		json_object_object_add(o, "config_header", json_object_new_string(hex));
-		print_json(o);
-	} else {
-		char buf[256], sz[24], nb[16];
-
-		printf("%s  driver %s, IOMMU group %d (viable)\n", c.address, c.driver,
-		       iovk_vfio_device_get_iommu_group(c.dev));
-		printf("  backend:      %s (%s)\n", iovk_vfio_iommu_get_backend(c.iommu),
-		       iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu)));
-		flags_text(iovk_vfio_device_get_flags(c.dev), device_flags, buf, sizeof(buf));
-		/* No reset_method file: the kernel hides it when the device has
-		 * no reset (5.15+), and VFIO then offers none either. */
-		if (!reset_methods)
-			reset_methods = iovk_vfio_device_get_flags(c.dev) & VFIO_DEVICE_FLAGS_RESET ? "unknown" : "none";
-		printf("  device:       flags %s; reset methods: %s\n", buf, reset_methods);
-		show_hot_reset(cli, &c, NULL);
-		printf("  page sizes:  ");
-		for (uint64_t p = pgsizes; p; p &= p - 1) {
-			size_text(p & -p, sz);
-			printf(" %s", sz);
-		}
-		if (avail == IOVK_VFIO_DMA_AVAIL_UNLIMITED)
-			printf("\n  dma_avail:    unlimited (iommufd has no limit on the number of mappings)\n");
-		else
-			printf("\n  dma_avail:    %" PRIu32 "%s\n", avail, reported ? "" : " (assumed: the kernel does not say)");
-		printf("  iova ranges: ");
-		for (size_t i = 0; i < n_ranges; i++)
-			printf("%s 0x%" PRIx64 "-0x%" PRIx64, i ? "," : "", ranges[i].start, ranges[i].end);
-		printf("\n  %-6s %-7s %-10s %-12s %-16s %s\n", "REGION", "NAME", "SIZE", "OFFSET", "FLAGS", "CAPS");
-		for (uint32_t i = 0; i < iovk_vfio_device_get_n_regions(c.dev); i++) {
-			const struct iovk_vfio_region *reg = iovk_vfio_device_get_region(c.dev, i);
-			size_t len = 0;
-
-			flags_text(reg->flags, region_flags, buf, sizeof(buf));
-			size_text(reg->size, sz);
-			printf("  %-6u %-7s %-10s 0x%-10" PRIx64 " %-16s ", i, region_name(i, nb), reg->size ? sz : "-",
-			       reg->offset, buf);
-			buf[0] = '\0';
-			for (size_t k = 0; k < reg->n_caps && len < sizeof(buf); k++)
-				len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", k ? "," : "",
-							cap_name(reg->cap_ids[k], nb));
-			for (size_t k = 0; k < reg->n_sparse_areas && len < sizeof(buf); k++)
-				len += (size_t)snprintf(buf + len, sizeof(buf) - len, " [0x%" PRIx64 "+0x%" PRIx64 "]",
-							reg->sparse_areas[k].offset, reg->sparse_areas[k].size);
-			printf("%s\n", buf[0] ? buf : "-");
-		}
-		printf("  %-6s %-7s %-7s %s\n", "IRQ", "NAME", "COUNT", "FLAGS");
-		for (uint32_t i = 0; i < iovk_vfio_device_get_n_irqs(c.dev); i++) {
-			const struct iovk_vfio_irq *irq = iovk_vfio_device_get_irq(c.dev, i);
-
-			flags_text(irq->flags, irq_flags, buf, sizeof(buf));
-			printf("  %-6u %-7s %-7" PRIu32 " %s\n", i, irq_name(i, nb), irq->count, buf);
-		}
-	}
-	iovk_iommu_group_unref(g);
 	vfio_cmd_done(&c);
-	return EXIT_OK;
+	return r;
 }
 
 /* ---- reset --------------------------------------------------------------- */
