@@ -5,9 +5,11 @@
 
 #include "iovctl.h"
 
-/* In summary order: the text line and the JSON summary name the statuses a
- * command uses in this order (doctor: pass, warn, fail; selftest: pass, fail,
- * skip), as both printed before they shared this code. */
+/*
+ * In summary order: the text line and the JSON summary name the statuses a
+ * command uses in this order (doctor: pass, warn, fail; selftest: pass,
+ * fail, skip), as both printed before they shared this code.
+ */
 static const struct {
 	const char *name, *key;
 } status_names[_REPORT_STATUS_MAX] = {
