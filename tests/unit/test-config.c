@@ -112,6 +112,9 @@ Test(config, syntax_errors_name_file_line_and_column)
 	refused("{\"pfs\": [{\"pf\": \"01:00.0\",\n \"numvfs\": 2, \"numvfs\": 3}]}", -EBADMSG,
 		"test.json:2:15: the key \"numvfs\" appears twice in one object");
 	refused("{\"pfs\": [[[[[[[[[[1]]]]]]]]]]}", -EBADMSG, "nested deeper");
+	/* json-c's strict mode takes a key in single quotes, and so a key twice */
+	refused("{'pfs': []}", -EBADMSG, "test.json:1:2: not valid JSON: a string in single quotes");
+	refused("{\"pfs\": [],\n 'pfs': [{\"pf\": \"01:00.0\"}]}", -EBADMSG, "test.json:2:2: not valid JSON");
 	refused("{\"pfs\": [{\"pf\": \"\xff\"}]}", -EBADMSG, "not valid JSON");
 }
 
