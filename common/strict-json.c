@@ -13,6 +13,11 @@
  *
  * The hash (FNV-1a) is not keyed: a file crafted for collisions makes the
  * set slow, not wrong. These files are written by root or by iovd.
+ *
+ * What json-c 0.16 takes in strict mode that RFC 8259 does not, and this
+ * pass refuses: keys in single quotes, NaN, Infinity and -Infinity. The
+ * pass never reads past the text whatever json-c let through: each string
+ * walk is bounded by its end.
  */
 #include <errno.h>
 #include <limits.h>
@@ -96,27 +101,45 @@ static size_t put_utf8(char *out, uint32_t cp)
 	return n;
 }
 
+static bool is_hex4(const char *s, const char *end)
+{
+	if (end - s < 4)
+		return false;
+	for (int i = 0; i < 4; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f')))
+			return false;
+	return true;
+}
+
 /*
  * Walks the body of a string (s is past its opening quote) to its closing
- * quote, which it returns, decoding it into out (when not NULL) as json-c
- * does: a surrogate pair is one character, a lone surrogate U+FFFD. Never
- * longer than the text it comes from. *ret_nul: it holds "\u0000".
+ * quote, which it returns (NULL when end comes first, or a "\u" without
+ * four hex digits: json-c refused those already), decoding it into out
+ * (when not NULL) as json-c does: a surrogate pair is one character, a lone
+ * surrogate U+FFFD. Never longer than the text it comes from. *ret_nul: it
+ * holds "\u0000".
  */
-static const char *scan_string(const char *s, char *out, size_t *ret_len, bool *ret_nul)
+static const char *scan_string(const char *s, const char *end, char *out, size_t *ret_len, bool *ret_nul)
 {
 	size_t n = 0;
 	bool nul = false;
 
-	while (*s != '"') {
+	while (s < end && *s != '"') {
 		char c = *s++;
 
 		if (c == '\\') {
+			if (s == end)
+				return NULL;
 			c = *s++;
 			if (c == 'u') {
-				uint32_t cp = hex4(s);
+				uint32_t cp;
 
+				if (!is_hex4(s, end))
+					return NULL;
+				cp = hex4(s);
 				s += 4;
-				if (cp >= 0xd800 && cp <= 0xdbff && s[0] == '\\' && s[1] == 'u') {
+				if (cp >= 0xd800 && cp <= 0xdbff && end - s >= 2 && s[0] == '\\' && s[1] == 'u' &&
+				    is_hex4(s + 2, end)) {
 					uint32_t lo = hex4(s + 2);
 
 					if (lo >= 0xdc00 && lo <= 0xdfff) {
@@ -136,6 +159,8 @@ static const char *scan_string(const char *s, char *out, size_t *ret_len, bool *
 			out[n] = c;
 		n++;
 	}
+	if (s == end)
+		return NULL;
 	*ret_len = n;
 	*ret_nul = nul;
 	return s;
@@ -193,21 +218,33 @@ static int key_add(struct key_set *set, uint32_t object, size_t off, size_t n)
 	return 0;
 }
 
-/* The pass over text that json-c accepted: keys, and "\u0000". */
-static int check_keys(const char *text, size_t len, int max_depth, unsigned flags, struct strict_json_error *err)
+/* Text between calls of stop(): a few milliseconds of either pass. */
+#define STOP_EVERY (4u << 20)
+
+/* The pass over text that json-c accepted: keys, "\u0000", what json-c should not have accepted. */
+static int check_keys(const char *text, size_t len, int max_depth, unsigned flags, bool (*stop)(void),
+		      struct strict_json_error *err)
 {
 	_cleanup_free_ struct frame *stack = calloc((size_t)max_depth + 1, sizeof(*stack));
 	_cleanup_free_ char *arena = malloc(len + 1);
 	struct key_set set = { .arena = arena };
+	const char *end = text + len, *next_stop = text + STOP_EVERY;
 	size_t used = 0;
 	uint32_t objects = 0;
 	int depth = -1, r = 0;
 
 	if (!stack || !arena)
 		return -ENOMEM;
-	for (const char *c = text; c < text + len && r == 0; c++) {
+	for (const char *c = text; c < end && r == 0; c++) {
 		struct frame *f = depth >= 0 ? &stack[depth] : NULL;
 
+		if (c >= next_stop) {
+			next_stop = c + STOP_EVERY;
+			if (stop && stop()) {
+				r = -EINTR;
+				break;
+			}
+		}
 		switch (*c) {
 		case '{':
 		case '[':
@@ -217,7 +254,18 @@ static int check_keys(const char *text, size_t len, int max_depth, unsigned flag
 			break;
 		case '}':
 		case ']':
+			if (depth < 0) { /* json-c refused it already */
+				r = -EBADMSG;
+				break;
+			}
 			depth--;
+			break;
+		case 'N':
+		case 'I':
+			/* no JSON literal has an upper-case letter, and a number's E follows a digit */
+			fail_at(err, text, (size_t)(c - text), "not valid JSON: NaN and Infinity are not JSON numbers",
+				NULL);
+			r = -EBADMSG;
 			break;
 		case ',':
 			if (f && f->object)
@@ -237,7 +285,13 @@ static int check_keys(const char *text, size_t len, int max_depth, unsigned flag
 			const char *start = c;
 			size_t n;
 
-			c = scan_string(c + 1, key ? arena + used : NULL, &n, &nul);
+			c = scan_string(c + 1, end, key ? arena + used : NULL, &n, &nul);
+			if (!c) {
+				fail_at(err, text, (size_t)(start - text), "not valid JSON: a string that does not end",
+					NULL);
+				r = -EBADMSG;
+				break;
+			}
 			if (nul && (key || (flags & STRICT_JSON_NO_NUL_IN_STRINGS))) {
 				fail_at(err, text, (size_t)(start - text),
 					key ? "a key holds \\u0000 (json-c would cut it there)" : "a string holds \\u0000",
@@ -271,11 +325,17 @@ static int check_keys(const char *text, size_t len, int max_depth, unsigned flag
 int strict_json_parse(const char *text, size_t len, int max_depth, unsigned flags, struct json_object **ret,
 		      struct strict_json_error *err)
 {
+	return strict_json_parse_until(text, len, max_depth, flags, NULL, ret, err);
+}
+
+int strict_json_parse_until(const char *text, size_t len, int max_depth, unsigned flags, bool (*stop)(void),
+			    struct json_object **ret, struct strict_json_error *err)
+{
 	struct json_tokener *tok;
-	struct json_object *root;
+	struct json_object *root = NULL;
 	enum json_tokener_error jerr;
 	const char *nul;
-	size_t end;
+	size_t end, off = 0;
 	int r;
 
 	*err = (struct strict_json_error){};
@@ -298,12 +358,35 @@ int strict_json_parse(const char *text, size_t len, int max_depth, unsigned flag
 	if (!tok)
 		return -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	/* With the NUL after the text: the end of input ends a bare number
-	 * too, and json-c refuses whatever follows the value but blanks. */
-	root = json_tokener_parse_ex(tok, text, (int)len + 1);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
+	/*
+	 * In pieces, so that stop() is asked in between; with the NUL after
+	 * the text: the end of input ends a bare number too. json-c refuses
+	 * what follows the value in the piece where it ends; what is in later
+	 * pieces, blanks aside, is refused below.
+	 */
+	for (;;) {
+		size_t n = len + 1 - off < STOP_EVERY ? len + 1 - off : STOP_EVERY;
+
+		root = json_tokener_parse_ex(tok, text + off, (int)n);
+		jerr = json_tokener_get_error(tok);
+		end = off + json_tokener_get_parse_end(tok);
+		off += n;
+		if (jerr != json_tokener_continue || off == len + 1)
+			break;
+		if (stop && stop()) {
+			json_tokener_free(tok);
+			return -EINTR;
+		}
+	}
 	json_tokener_free(tok);
+	if (jerr == json_tokener_success && root) {
+		end += strspn(text + end, " \t\r\n");
+		if (end < len) {
+			json_object_put(root);
+			fail_at(err, text, end, "not valid JSON: text after the end of the document", NULL);
+			return -EBADMSG;
+		}
+	}
 	if (jerr != json_tokener_success || !root) {
 		json_object_put(root);
 		fail_at(err, text, end <= len ? end : len, "not valid JSON: ",
@@ -312,7 +395,7 @@ int strict_json_parse(const char *text, size_t len, int max_depth, unsigned flag
 							   : json_tokener_error_desc(jerr));
 		return -EBADMSG;
 	}
-	r = check_keys(text, len, max_depth, flags, err);
+	r = check_keys(text, len, max_depth, flags, stop, err);
 	if (r < 0) {
 		json_object_put(root);
 		return r;

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <json-c/json.h>
@@ -29,14 +30,16 @@ struct strict_json_error {
 /*
  * Parses text[0, len) (text[len] must be its NUL) as exactly one JSON text
  * (RFC 8259): json-c in strict
- * mode (no comments, trailing commas, single quotes; valid UTF-8) nested at
+ * mode (no comments, no trailing commas; valid UTF-8) nested at
  * most max_depth deep, and besides:
  *  - no NUL byte in the text, nothing but blanks after the value;
  *  - no key twice in one object, keys compared as json-c decodes them
  *    ("\u006eumvfs" is "numvfs"; a lone surrogate is U+FFFD), since json-c
  *    keeps the last of two equal keys without a word;
  *  - no key holding "\u0000" (json-c cuts a key there, so "a\u0000b"
- *    would be "a"), and with STRICT_JSON_NO_NUL_IN_STRINGS no value either.
+ *    would be "a"), and with STRICT_JSON_NO_NUL_IN_STRINGS no value either;
+ *  - no key in single quotes, no NaN, Infinity or -Infinity (json-c 0.16
+ *    takes them in strict mode).
  * Time and memory are linear in len (the duplicate-key check is one hash
  * set over the document, not a comparison of every pair).
  *
@@ -47,3 +50,10 @@ struct strict_json_error {
  */
 int strict_json_parse(const char *text, size_t len, int max_depth, unsigned flags, struct json_object **ret,
 		      struct strict_json_error *err);
+/*
+ * The same, calling stop() (when not NULL) after every few MiB of text:
+ * when it returns true, stops there with -EINTR (iovd: SIGTERM while it
+ * loads a large state file).
+ */
+int strict_json_parse_until(const char *text, size_t len, int max_depth, unsigned flags, bool (*stop)(void),
+			    struct json_object **ret, struct strict_json_error *err);

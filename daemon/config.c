@@ -253,13 +253,14 @@ int read_text_file(int dir_fd, const char *path, const char *shown, size_t max, 
 	return 0;
 }
 
-int parse_json_file(const char *name, const char *text, size_t len, int max_depth, struct json_object **ret)
+int parse_json_file(const char *name, const char *text, size_t len, int max_depth, bool (*stop)(void),
+		    struct json_object **ret)
 {
 	struct strict_json_error err;
 	int r;
 
-	r = strict_json_parse(text, len, max_depth, STRICT_JSON_NO_NUL_IN_STRINGS, ret, &err);
-	if (r == -ENOMEM)
+	r = strict_json_parse_until(text, len, max_depth, STRICT_JSON_NO_NUL_IN_STRINGS, stop, ret, &err);
+	if (r == -ENOMEM || r == -EINTR)
 		return r;
 	if (r < 0 && err.line)
 		log_error("%s:%u:%u: %s", name, err.line, err.column, err.message);
@@ -289,7 +290,7 @@ int config_parse(const char *path, const char *text, size_t len, struct config *
 	struct json_object *root = NULL, *pools = NULL;
 	int r = 0;
 
-	r = parse_json_file(path, text, len, CONFIG_DEPTH_MAX, &root);
+	r = parse_json_file(path, text, len, CONFIG_DEPTH_MAX, NULL, &root);
 	if (r < 0)
 		return r == -ENOMEM ? r : -EINVAL;
 	if (!json_object_is_type(root, json_type_object)) {

@@ -168,8 +168,9 @@ int config_load(const char *path, struct config *ret);
 int config_parse(const char *path, const char *text, size_t len, struct config *ret);
 /* Reads path (relative to dir_fd) whole, NUL-terminated; errors but ENOENT are logged, naming it shown. */
 int read_text_file(int dir_fd, const char *path, const char *shown, size_t max, char **ret_text, size_t *ret_len);
-/* Strict JSON (common/strict-json.h), errors logged as "name:LINE:COLUMN: why". */
-int parse_json_file(const char *name, const char *text, size_t len, int max_depth, struct json_object **ret);
+/* Strict JSON (common/strict-json.h), errors logged as "name:LINE:COLUMN: why"; -EINTR when stop() said so. */
+int parse_json_file(const char *name, const char *text, size_t len, int max_depth, bool (*stop)(void),
+		    struct json_object **ret);
 void config_done(struct config *c);
 const char *pool_driver_to_string(enum pool_driver d);
 struct pool *config_find_pool(struct config *c, const char *name);

@@ -307,7 +307,7 @@ int state_parse(struct manager *m, const char *name, const char *text, size_t le
 	uint64_t version, next_id;
 	int r;
 
-	r = parse_json_file(name, text, len, STATE_DEPTH_MAX, &root);
+	r = parse_json_file(name, text, len, STATE_DEPTH_MAX, manager_stop_requested, &root);
 	if (r < 0)
 		return r;
 	r = -EBADMSG;
@@ -376,7 +376,8 @@ int state_parse(struct manager *m, const char *name, const char *text, size_t le
 		}
 	}
 	/* iovd writes them in order of id; sorted, an id given twice is next to its twin */
-	qsort(m->allocs, m->n_allocs, sizeof(*m->allocs), compare_id);
+	if (m->n_allocs > 1) /* m->allocs is NULL for none, and qsort() wants an array */
+		qsort(m->allocs, m->n_allocs, sizeof(*m->allocs), compare_id);
 	for (size_t i = 1; i < m->n_allocs; i++)
 		if (m->allocs[i]->id == m->allocs[i - 1]->id) {
 			log_error("%s: id %" PRIu64 " is given to two allocations (VFs %s and %s)", name, m->allocs[i]->id,

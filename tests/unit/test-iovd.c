@@ -1088,3 +1088,54 @@ Test(iovd, the_address_index_follows_adds_and_removes)
 		}
 	manager_free(m);
 }
+
+Test(strict_json, what_json_c_takes_in_strict_mode_and_rfc_8259_does_not)
+{
+	static const char *const bad[] = {
+		"{'a': 1}",
+		"{\"a\": 1, 'b\"': 2}",
+		"[NaN]",
+		"{\"a\": Infinity}",
+		"[1, -Infinity]",
+	};
+	struct strict_json_error err;
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		cr_assert_eq(parse(bad[i], 0, &err), -EBADMSG, "%s: accepted", bad[i]);
+		cr_assert(strstr(err.message, "not valid JSON"), "%s: %s", bad[i], err.message);
+	}
+	cr_assert_eq(parse("[1E5, 1e-5, \"NaN\", \"'\"]", 0, &err), 0, "%s", err.message);
+}
+
+static int stops;
+static bool stop_at_second_call(void)
+{
+	return ++stops >= 2;
+}
+
+Test(strict_json, stop_ends_a_long_parse)
+{
+	/* 40 MiB of one array: pieces of 4 MiB, stop() asked between them */
+	size_t n = 40u << 20, len = 0;
+	char *text = malloc(n + 16);
+	struct strict_json_error err;
+	struct json_object *o = NULL;
+
+	cr_assert_not_null(text);
+	text[len++] = '[';
+	while (len < n)
+		len += (size_t)sprintf(text + len, "%s1", len > 1 ? "," : "");
+	text[len++] = ']';
+	text[len] = '\0';
+	stops = 0;
+	cr_assert_eq(strict_json_parse_until(text, len, 8, 0, stop_at_second_call, &o, &err), -EINTR);
+	cr_assert_eq(stops, 2);
+	cr_assert_null(o);
+	/* text after the document in a later piece than the document's end */
+	memset(text, ' ', len);
+	memcpy(text, "{}", 2);
+	text[len - 1] = 'x';
+	cr_assert_eq(strict_json_parse(text, len, 8, 0, &o, &err), -EBADMSG);
+	cr_assert(strstr(err.message, "text after the end of the document"), "%s", err.message);
+	free(text);
+}
