@@ -34,6 +34,7 @@ struct peer {
 	char config[PATH_MAX];
 	char log[PATH_MAX]; /* iovd's side logs here when set, else to the test's stderr */
 	bool no_bind;
+	uid_t caller; /* the uid iovd sees calling (root: 0, the default) */
 };
 
 /* ---- the fake VF settings (in the child, iovd's side) ---------------------------- */
@@ -226,7 +227,13 @@ static void spawn(struct peer *p)
 {
 	int sv[2];
 
+	/* A socketpair's SO_PEERCRED, on both ends, is the effective uid of
+	 * its maker: made under p->caller (as root), it is that uid's connection. */
+	if (p->caller != 0)
+		cr_assert_eq(setresuid((uid_t)-1, p->caller, (uid_t)-1), 0, "%m");
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	if (p->caller != 0)
+		cr_assert_eq(setresuid((uid_t)-1, 0, (uid_t)-1), 0, "%m");
 	p->pid = fork();
 	cr_assert_geq(p->pid, 0);
 	if (p->pid == 0) {
@@ -273,6 +280,7 @@ static struct peer *start_pool(const char *extra_config, const char *pool_extra,
 		g->gr_name, extra_config ?: "", pool_extra ?: "");
 	fclose(f);
 	p.no_bind = no_bind;
+	p.caller = 0;
 	restart(&p);
 	return &p;
 }
@@ -1138,4 +1146,69 @@ Test(strict_json, stop_ends_a_long_parse)
 	cr_assert_eq(strict_json_parse(text, len, 8, 0, &o, &err), -EBADMSG);
 	cr_assert(strstr(err.message, "text after the end of the document"), "%s", err.message);
 	free(text);
+}
+
+/* ---- an allocation belongs to its uid ------------------------------------------------------- */
+
+/* Calls method with one argument of type sig; 0, or the negative errno with *error set. */
+static int call1(struct peer *p, const char *method, const char *sig, const char *arg, uint32_t *ret_count,
+		 sd_bus_error *error)
+{
+	sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, method, error, &reply, sig, arg);
+	if (r >= 0 && ret_count)
+		cr_assert_geq(sd_bus_message_read(reply, "u", ret_count), 0);
+	sd_bus_message_unref(reply);
+	return r;
+}
+
+Test(iovd, a_uid_acts_on_its_own_allocations_only)
+{
+	/* root allocates; then uid 65534, in the configured group nogroup, calls */
+	struct peer *p = start(NULL, true);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char *root_path = NULL, *own_path = NULL, text[512];
+	uint32_t n = 99;
+
+	if (geteuid() != 0) {
+		stop(p);
+		cr_skip_test("needs root, to call iovd as another uid");
+	}
+	cr_assert_eq(allocate(p, "vm-root", NULL, 0, NULL, &e, &root_path, NULL), 0, "%s", e.message);
+	stop(p);
+	snprintf(text, sizeof(text), "{ \"group\": \"nogroup\", \"limits\": { \"per_user\": 1 }, \"pools\": [ { \"name\": "
+		 "\"p0\", \"pfs\": [\"enp1s0f0\"] } ] }\n");
+	write_file(p->state, "iovd.json", text);
+	p->caller = 65534;
+	restart(p);
+	cr_assert_lt(call1(p, "Release", "o", root_path, NULL, &e), 0);
+	assert_error(&e, IOVD_ERR_ACCESS_DENIED, "Release: uid 65534 may not release /org/iovkit/iovd1/allocation/1 (VF "
+		     "0000:01:10.0, owner vm-root): only uid 0, which allocated it, and root may");
+	sd_bus_error_free(&e);
+	cr_assert_geq(call1(p, "ReleaseOwner", "s", "vm-root", &n, &e), 0, "%s", e.message);
+	cr_assert_eq(n, 0);
+	cr_assert_lt(allocate(p, "vm-root", NULL, 0, NULL, &e, NULL, NULL), 0);
+	assert_error(&e, IOVD_ERR_ACCESS_DENIED, "owner vm-root holds allocations of uid 0 "
+		     "(/org/iovkit/iovd1/allocation/1, VF 0000:01:10.0)");
+	sd_bus_error_free(&e);
+	cr_assert_eq(allocate(p, "vm-nobody", NULL, 0, NULL, &e, &own_path, NULL), 0, "%s", e.message);
+	cr_assert_lt(allocate(p, "vm-other", NULL, 0, NULL, &e, NULL, NULL), 0);
+	assert_error(&e, IOVD_ERR_LIMIT, "uid 65534 holds 1 allocations, the limit per user (limits.per_user)");
+	sd_bus_error_free(&e);
+	stop(p);
+	cr_assert(strstr(slurp(p->state, "/allocations.json"), "\"owner\":\"vm-nobody\",\"address\":\"0000:01:10.2\","
+				"\"driver\":\"vfio-pci\",\"created_usec\":"),
+		  "%s", slurp(p->state, "/allocations.json"));
+	cr_assert(strstr(slurp(p->state, "/allocations.json"), "\"uid\":65534"), "%s",
+		  slurp(p->state, "/allocations.json"));
+	/* root: any allocation, any owner name */
+	p->caller = 0;
+	restart(p);
+	cr_assert_geq(call1(p, "ReleaseOwner", "s", "vm-nobody", &n, &e), 0, "%s", e.message);
+	cr_assert_eq(n, 1);
+	cr_assert_geq(call1(p, "Release", "o", root_path, NULL, &e), 0, "%s", e.message);
+	stop(p);
+	free(root_path), free(own_path);
 }
