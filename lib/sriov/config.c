@@ -3,11 +3,13 @@
  * The declarative configuration (iovkit.json(5)): JSON files parsed with
  * json-c, strictly and whole, before anything looks at the system.
  *
- * json-c in strict mode refuses what RFC 8259 refuses (comments, trailing
- * commas, single quotes) but keeps the last of two equal keys in an object
- * without a word: a second "numvfs" in a PF would silently win over the
- * first. check_object_keys() scans the text json-c accepted for that,
- * comparing keys decoded.
+ * json-c 0.16 in strict mode refuses most of what RFC 8259 refuses
+ * (comments, trailing commas, values in single quotes) but takes a key in
+ * single quotes, and keeps the last of two equal keys in an object without
+ * a word: a second "numvfs" in a PF would silently win over the first.
+ * check_object_keys() scans the text json-c accepted for both, comparing
+ * keys decoded. (NaN and Infinity, which it takes too, are numbers with a
+ * fraction to the type checks: no member takes one.)
  *
  * VF settings are turned into iproute2's words and handed to
  * iovk_vf_settings_parse(), so a file passes exactly the checks that
