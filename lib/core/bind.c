@@ -11,6 +11,7 @@
  */
 #include <ctype.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -549,6 +550,32 @@ _public_ int iovk_device_read_driver(struct iovk_ctx *ctx, const char *address, 
 		return -ENAMETOOLONG;
 	strcpy(buf, name);
 	return 0;
+}
+
+_public_ int iovk_device_read_iommu_group(struct iovk_ctx *ctx, const char *address)
+{
+	char canonical[IOVK_PCI_ADDR_MAX], name[32];
+	_cleanup_free_ char *p = NULL;
+	char *end;
+	long g;
+	int r;
+
+	clear_error(ctx);
+	r = existing_device(ctx, address, canonical);
+	if (r < 0)
+		return r;
+	p = sysfs_path(ctx, "/bus/pci/devices/%s/iommu_group", canonical);
+	if (!p)
+		return -ENOMEM;
+	r = read_link_name(p, name, sizeof(name));
+	if (r == -ENOENT)
+		return set_error(ctx, -ENOENT, "%s: no IOMMU group (%s does not exist: the IOMMU is off)", canonical, p);
+	if (r < 0)
+		return set_error(ctx, r, "%s: reading link %s: %s", canonical, p, strerror(-r));
+	g = strtol(name, &end, 10);
+	if (*end || end == name || g < 0 || g > INT_MAX)
+		return set_error(ctx, -EBADMSG, "%s: %s points to '%s', not a group number", canonical, p, name);
+	return (int)g;
 }
 
 /*

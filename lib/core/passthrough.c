@@ -517,7 +517,7 @@ static void blockers_text(const struct iovk_passthrough *p, char *buf, size_t si
 static bool all_on_vfio_drivers(const struct iovk_passthrough *p)
 {
 	for (size_t i = 0; i < p->n_devices; i++)
-		if (!strstr(p->current[i].driver, "vfio"))
+		if (!iovk_driver_is_vfio(p->current[i].driver))
 			return false;
 	return true;
 }

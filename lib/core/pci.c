@@ -676,13 +676,20 @@ _public_ int iovk_device_get_acs(struct iovk_device *d, uint16_t *ret_cap, uint1
 	return 0;
 }
 
+_public_ bool iovk_driver_is_vfio(const char *driver)
+{
+	/* Variant drivers are named <vendor>_vfio_pci by convention (and
+	 * VFIO_PCI_CORE users all carry "vfio"); vfio-pci itself too. */
+	return driver && strstr(driver, "vfio") != NULL;
+}
+
 bool driver_is_vfio_friendly(const char *driver)
 {
 	/* The drivers that set driver_managed_dma (or, before 5.19, were on
 	 * vfio's allow-list): vfio-pci and its variant drivers
 	 * (mlx5_vfio_pci, hisi_acc_vfio_pci, ...), pci-stub, pcieport. */
 	return !driver || strcmp(driver, "pci-stub") == 0 || strcmp(driver, "pcieport") == 0 ||
-	       strstr(driver, "vfio") != NULL;
+	       iovk_driver_is_vfio(driver);
 }
 
 _public_ bool iovk_device_is_vfio_safe(const struct iovk_device *d, const char **ret_reason)

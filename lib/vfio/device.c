@@ -194,7 +194,7 @@ _public_ int iovk_vfio_device_open(struct iovk_vfio_iommu *iommu, const char *ad
 	driver = iovk_device_get_driver(d);
 	/* vfio-pci, or a variant driver built on vfio-pci-core
 	 * (mlx5_vfio_pci, hisi_acc_vfio_pci, ...). */
-	if (!driver || !strstr(driver, "vfio")) {
+	if (!iovk_driver_is_vfio(driver)) {
 		r = set_error(ctx, driver ? -EBUSY : -ENODEV,
 			      "%s: %s%s, not on vfio-pci: bind it first: iovctl bind %s vfio-pci",
 			      iovk_device_get_address(d), driver ? "bound to " : "without a driver",

@@ -208,7 +208,7 @@ _public_ int iovk_vfio_device_get_hot_reset_info(struct iovk_vfio_device *dev, s
 		}
 		/* The container's proof is the group; the kernel also wants
 		 * the function itself on vfio-pci (in the dev_set). */
-		if (!(info.flags & VFIO_PCI_HOT_RESET_FLAG_DEV_ID) && d->owned && !strstr(d->driver, "vfio")) {
+		if (!(info.flags & VFIO_PCI_HOT_RESET_FLAG_DEV_ID) && d->owned && !iovk_driver_is_vfio(d->driver)) {
 			d->owned = false;
 			info.n_unowned++;
 		}

@@ -149,7 +149,7 @@ static bool token_applies(struct iovk_ctx *ctx, const char *address, bool *ret_i
 		driver_of(ctx, address, "/physfn", pf_drv, sizeof(pf_drv));
 		return drv[0] && strcmp(drv, pf_drv) == 0;
 	}
-	return strstr(drv, "vfio") && path_exists(numvfs);
+	return iovk_driver_is_vfio(drv) && path_exists(numvfs);
 }
 
 static int bind_error(struct iovk_vfio_iommu *iommu, const char *address, int group, const char *vf_token,

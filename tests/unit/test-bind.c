@@ -229,3 +229,28 @@ Test(bind, find_kernel_driver_needs_the_live_module_index)
 	cr_assert_str_eq(buf, "untouched");
 	iovk_ctx_unref(ctx);
 }
+
+Test(bind, cheap_reads_and_the_vfio_driver_rule)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic"), *off = fixture_ctx("iommu-off");
+	char drv[64];
+
+	cr_assert_eq(iovk_device_read_iommu_group(ctx, "01:00.0"), 3, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_eq(iovk_device_read_iommu_group(ctx, "0000:01:10.2"), 6);
+	cr_assert_eq(iovk_device_read_iommu_group(ctx, "0000:42:00.0"), -ENODEV);
+	cr_assert_eq(iovk_device_read_iommu_group(ctx, "zz"), -EINVAL);
+	cr_assert_eq(iovk_device_read_iommu_group(off, "01:00.0"), -ENOENT);
+	cr_assert(strstr(iovk_ctx_get_error(off), "no IOMMU group"), "%s", iovk_ctx_get_error(off));
+	cr_assert_eq(iovk_device_read_driver(ctx, "01:10.2", drv, sizeof(drv)), 0);
+	cr_assert(iovk_driver_is_vfio(drv));
+	cr_assert(iovk_driver_is_vfio("mlx5_vfio_pci"));
+	cr_assert_not(iovk_driver_is_vfio("ixgbe"));
+	cr_assert_not(iovk_driver_is_vfio("pci-stub"));
+	cr_assert_not(iovk_driver_is_vfio(""));
+	cr_assert_not(iovk_driver_is_vfio(NULL));
+	cr_assert(iovk_driver_name_is_valid("vfio-pci"));
+	cr_assert_not(iovk_driver_name_is_valid("../evil"));
+	cr_assert_not(iovk_driver_name_is_valid(NULL));
+	iovk_ctx_unref(ctx);
+	iovk_ctx_unref(off);
+}

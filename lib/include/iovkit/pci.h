@@ -106,6 +106,13 @@ int iovk_device_get_acs(struct iovk_device *d, uint16_t *ret_cap, uint16_t *ret_
  */
 bool iovk_device_is_vfio_safe(const struct iovk_device *d, const char **ret_reason);
 
+/*
+ * Whether driver is vfio-pci or a vfio variant driver (mlx5_vfio_pci,
+ * hisi_acc_vfio_pci, ...): a VMM can use the device through VFIO as it is.
+ * False for NULL and "".
+ */
+bool iovk_driver_is_vfio(const char *driver);
+
 /* ---- What the host uses ------------------------------------------------- */
 
 /*
@@ -234,6 +241,14 @@ int iovk_device_bind_undo(struct iovk_ctx *ctx, const char *address, const struc
  * for an unknown device, -ENAMETOOLONG when buf is too small.
  */
 int iovk_device_read_driver(struct iovk_ctx *ctx, const char *address, char *buf, size_t size);
+
+/*
+ * Reads only the device's IOMMU group (its iommu_group link), as cheaply as
+ * iovk_device_read_driver(). Returns the group number, -ENOENT when the
+ * device has none (the IOMMU is off), -EINVAL for a malformed address,
+ * -ENODEV for an unknown device, -EBADMSG for a link that names no number.
+ */
+int iovk_device_read_iommu_group(struct iovk_ctx *ctx, const char *address);
 
 /* Unbinds the device from its driver (0 if it has none); refuses a device
  * the host uses unless IOVK_BIND_FORCE, as iovk_device_bind(). */
