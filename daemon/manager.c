@@ -284,17 +284,11 @@ bool manager_stop_requested(void)
 	return sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
 }
 
-/* "vfio-pci" and its variant drivers ("mlx5_vfio_pci", ...) */
-static bool driver_is_vfio(const char *driver)
-{
-	return driver && strstr(driver, "vfio");
-}
-
 static char *device_node(struct manager *m, const struct allocation *a)
 {
 	char *s;
 
-	if (!driver_is_vfio(a->driver) || a->iommu_group < 0)
+	if (!iovk_driver_is_vfio(a->driver) || a->iommu_group < 0)
 		return strdup("");
 	if (asprintf(&s, "%s/vfio/%d", iovk_ctx_get_dev_root(m->ctx), a->iommu_group) < 0)
 		return NULL;
@@ -484,7 +478,7 @@ static int check_group_closed(struct manager *m, struct allocation *a, sd_bus_er
 	char now[64];
 	int fd;
 
-	if (!a->has_bind || !driver_is_vfio(a->bind.driver) || driver_is_vfio(a->bind.previous_driver) ||
+	if (!a->has_bind || !iovk_driver_is_vfio(a->bind.driver) || iovk_driver_is_vfio(a->bind.previous_driver) ||
 	    a->iommu_group < 0)
 		return 0;
 	if (iovk_device_read_driver(m->ctx, a->address, now, sizeof(now)) < 0 || strcmp(now, a->bind.driver) != 0)
@@ -767,24 +761,6 @@ static ssize_t pick_vf(struct manager *m, struct pool *p, int numa)
 	return any;
 }
 
-/* IOMMU group of a device, -1 without one: the number in its iommu_group link. */
-static int read_iommu_group(struct manager *m, const char *address)
-{
-	_cleanup_free_ char *link = NULL;
-	char target[PATH_MAX];
-	const char *slash;
-	ssize_t n;
-
-	if (asprintf(&link, "%s/bus/pci/devices/%s/iommu_group", iovk_ctx_get_sysfs_root(m->ctx), address) < 0)
-		return -1;
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n <= 0)
-		return -1;
-	target[n] = '\0';
-	slash = strrchr(target, '/');
-	return atoi(slash ? slash + 1 : target);
-}
-
 /*
  * A VF on no driver that neither a previous-driver record nor an override
  * sends anywhere has never had a kernel driver: its PF's VFs came with
@@ -815,7 +791,7 @@ static int refuse_vf_in_use(struct manager *m, const struct pool *p, const char 
 	struct iovk_in_use *u = NULL;
 	int r;
 
-	if (m->no_bind || want != POOL_DRIVER_VFIO || !driver[0] || driver_is_vfio(driver) ||
+	if (m->no_bind || want != POOL_DRIVER_VFIO || !driver[0] || iovk_driver_is_vfio(driver) ||
 	    strcmp(driver, "pci-stub") == 0)
 		return 0;
 	r = iovk_device_check_in_use(m->ctx, address, 0, &u);
@@ -873,7 +849,7 @@ static int apply_driver(struct manager *m, struct allocation *a, enum pool_drive
 			return 0; /* already there: spare the lock file and the sysfs writes */
 		r = iovk_device_bind(m->ctx, a->address, "vfio-pci", IOVD_BIND_FLAGS, &res);
 	} else {
-		if (driver[0] && !driver_is_vfio(driver) && strcmp(driver, "pci-stub") != 0)
+		if (driver[0] && !iovk_driver_is_vfio(driver) && strcmp(driver, "pci-stub") != 0)
 			return 0;
 		r = iovk_device_restore(m->ctx, a->address, IOVD_BIND_FLAGS, &res);
 		if (r >= 0 && !res.changed && !res.driver[0]) {
@@ -881,7 +857,7 @@ static int apply_driver(struct manager *m, struct allocation *a, enum pool_drive
 			if (r < 0)
 				return r;
 		}
-		if (r >= 0 && (!res.driver[0] || driver_is_vfio(res.driver) || strcmp(res.driver, "pci-stub") == 0)) {
+		if (r >= 0 && (!res.driver[0] || iovk_driver_is_vfio(res.driver) || strcmp(res.driver, "pci-stub") == 0)) {
 			int r2 = iovk_device_bind_undo(m->ctx, a->address, &res);
 
 			return sd_bus_error_setf(error, IOVD_ERR_FAILED,
@@ -1032,7 +1008,10 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 		return -ENOMEM;
 	}
 	a->uid = uid;
-	a->iommu_group = read_iommu_group(m, a->address);
+	/* -1: no group (the IOMMU is off) or unreadable; the reply says so */
+	a->iommu_group = iovk_device_read_iommu_group(m->ctx, a->address);
+	if (a->iommu_group < 0)
+		a->iommu_group = -1;
 	a->numa_node = p->vf_numa[vf];
 	/* Marked before anything changes: libiovkit refuses to remove the VF
 	 * from now on, also while the allocation waits for its commit. */
