@@ -74,13 +74,15 @@ pc_libs      = $(shell $(PKG_CONFIG) --libs $(1))
 LIB_SRCS    := $(wildcard lib/core/*.c lib/iommu/*.c lib/vfio/*.c lib/sriov/*.c)
 CLI_SRCS    := $(wildcard cli/*.c)
 DAEMON_SRCS := $(wildcard daemon/*.c)
-# common/*.c: code shared by the library and the programs (built into iovd for now)
+# common/*.c: code shared by the library and the programs (kmod's shared/).
+# Built into the library, hidden (-fvisibility=hidden, and not in
+# libiovkit.sym), so iovctl and iovd get it through libiovkit.a.
 COMMON_SRCS := $(wildcard common/*.c)
 TEST_SRCS   := $(wildcard tests/unit/*.c)
 
-LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o)
+LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o) $(COMMON_SRCS:%.c=$(BUILDDIR)/%.o)
 CLI_OBJS    := $(CLI_SRCS:%.c=$(BUILDDIR)/%.o)
-DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILDDIR)/%.o) $(COMMON_SRCS:%.c=$(BUILDDIR)/%.o)
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILDDIR)/%.o)
 TEST_OBJS   := $(TEST_SRCS:%.c=$(BUILDDIR)/%.o)
 
 SONAME      := libiovkit.so.$(SOVERSION)

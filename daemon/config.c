@@ -419,20 +419,6 @@ static bool selector_matches(const char *sel, struct iovk_sriov_pf *pf)
 	return false;
 }
 
-static int strv_push(char ***v, size_t *n, const char *s)
-{
-	char **nv = realloc(*v, (*n + 2) * sizeof(char *));
-
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	nv[*n] = strdup(s);
-	if (!nv[*n])
-		return -ENOMEM;
-	nv[++*n] = NULL;
-	return 0;
-}
-
 int pool_scan(struct iovk_ctx *ctx, struct pool *p)
 {
 	struct iovk_sriov_pf **pfs = NULL;

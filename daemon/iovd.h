@@ -19,6 +19,7 @@
 #include <iovkit/iovkit.h>
 
 #include "common/macro.h"
+#include "common/strv.h"
 
 #define IOVD_BUS_NAME "org.iovkit.iovd1"
 #define IOVD_PATH "/org/iovkit/iovd1"
@@ -255,12 +256,3 @@ void log_library(void *userdata, int priority, const char *file, int line, const
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 extern int log_max_priority;
-
-static inline void strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}

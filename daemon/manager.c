@@ -17,18 +17,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/time-util.h"
 #include "iovd.h"
-
-
-static uint64_t now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* ---- the table -------------------------------------------------------------- */
 
@@ -979,13 +970,13 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 			vanished = true;
 			vf = -1;
 		}
-		if (attempt > 0 || (!vanished && now_usec() - p->scanned_usec < 1000000))
+		if (attempt > 0 || (!vanished && now_usec(CLOCK_REALTIME) - p->scanned_usec < 1000000))
 			break;
 		r = pool_scan(m->ctx, p);
 		if (r < 0)
 			return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: reading its VFs: %s", p->name,
 						 iovk_ctx_get_error(m->ctx));
-		p->scanned_usec = now_usec();
+		p->scanned_usec = now_usec(CLOCK_REALTIME);
 	}
 	if (vf < 0) {
 		if (o.address)
@@ -1039,7 +1030,7 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 		goto fail;
 	}
 	a->driver = strdup(driver);
-	a->created_usec = now_usec();
+	a->created_usec = now_usec(CLOCK_REALTIME);
 	node = device_node(m, a);
 	if (!a->driver || !node) {
 		r = -ENOMEM;

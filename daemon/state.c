@@ -36,31 +36,13 @@
 
 #include <json-c/json.h>
 
+#include "common/fileio.h"
 #include "iovd.h"
 
 #define STATE_FILE "allocations.json"
 #define STATE_TMP "allocations.json.tmp"
 #define STATE_OLD "allocations.json.old"
 #define STATE_VERSION 1
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *p = strdup(path);
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return negative_errno();
-		*s = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return negative_errno();
-	return 0;
-}
 
 int state_open(struct manager *m, const char *dir)
 {

@@ -8,6 +8,9 @@
 #include <iovkit/iovkit.h>
 
 #include "../common/macro.h"
+/* mkdir_p(), write_file_atomic(), strv_*(): shared with iovctl and iovd */
+#include "../common/fileio.h"
+#include "../common/strv.h"
 
 struct pci_access;
 
@@ -88,15 +91,6 @@ int write_text(const char *path, const char *value);
 int read_link_name(const char *path, char *buf, size_t size);
 bool path_exists(const char *path);
 
-/* NULL-terminated string vectors */
-int strv_push(char ***strv, size_t *n, const char *s);
-void strv_free(char **strv);
-static inline void strv_freep(char ***p)
-{
-	strv_free(*p);
-}
-#define _cleanup_strv_free_ _cleanup_(strv_freep)
-
 /* The entries of a sysfs directory that are PCI addresses, in address order. */
 int list_pci_addresses(const char *dir, char ***ret_names, size_t *ret_n);
 /* iovk_device_new() for each name, skipping devices gone meanwhile (-ENODEV). */
@@ -122,12 +116,6 @@ int in_use_refuse(struct iovk_ctx *ctx, const char *address, unsigned flags, boo
 bool previous_driver_forget(struct iovk_ctx *ctx, const char *address);
 
 /*
- * Replaces path with content durably: temporary file beside it, fsync,
- * rename, fsync of the directory (created when missing). 0 or -errno.
- */
-int write_file_atomic(const char *path, const char *content);
-
-/*
  * The one check of a caller's options struct that starts with its size
  * (libbpf's OPTS_VALID, VFIO's argsz): sz at least min_sz (the first
  * version's size), and every byte past known_sz (what this library knows)
@@ -137,9 +125,6 @@ int write_file_atomic(const char *path, const char *content);
  */
 int opts_valid(struct iovk_ctx *ctx, const void *opts, size_t sz, size_t min_sz, size_t known_sz,
 	       const char *name, const char *init);
-
-/* mkdir -p; returns 0 or -errno. */
-int mkdir_p(const char *path, mode_t mode);
 
 /*
  * Exclusive flock on <dir>/<name> (both created when missing), waiting at
