@@ -95,6 +95,41 @@ static void *writer_main(void *userdata)
 	return NULL;
 }
 
+/* ---- what a commit makes true ---------------------------------------------------- */
+
+static int emit_allocation_signal(struct manager *m, const char *member, const struct allocation *a)
+{
+	return sd_bus_emit_signal(m->bus, IOVD_PATH, IOVD_MANAGER_IFACE, member, "osss", a->path, a->pool, a->owner,
+				  a->address);
+}
+
+/* The allocation is on disk: show it on the bus. Its marker is there since Allocate. */
+static void allocation_publish(struct manager *m, struct allocation *a)
+{
+	a->committed = true;
+	(void)sd_bus_emit_object_added(m->bus, a->path);
+	(void)emit_allocation_signal(m, "AllocationAdded", a);
+	log_info("Allocated VF %s of pool %s to %s (%s)", a->address, a->pool, a->owner, a->path);
+}
+
+/* Its release is on disk: the VF is free again. Frees a. */
+static void allocation_retire(struct manager *m, struct allocation *a)
+{
+	/* while manager_find_by_path() still sees it, so the signal lists its interfaces */
+	(void)sd_bus_emit_object_removed(m->bus, a->path);
+	(void)emit_allocation_signal(m, "AllocationRemoved", a);
+	marker_set(m, a, false);
+	log_info("Released VF %s of pool %s from %s (%s)", a->address, a->pool, a->owner, a->path);
+	manager_remove_allocation(m, a);
+}
+
+/* Undoes an Allocate whose commit failed (or that failed after its changes). */
+static void allocation_undo(struct manager *m, struct allocation *a)
+{
+	(void)allocation_put_back(m, a);
+	marker_set(m, a, false);
+}
+
 /* Sends the replies of a written batch (r >= 0) or undoes it (r < 0). */
 static void finish_batch(struct manager *m, struct batch *b, int r)
 {

@@ -25,7 +25,7 @@
 /*
  * One uid, whatever owner names it uses: as many as one owner may hold, so
  * that a second owner name buys a user nothing by default. Root is not
- * counted (see allocate_limits() in manager.c).
+ * counted (see method_allocate() in manager.c).
  */
 #define DEFAULT_MAX_PER_USER 64
 /* A configuration is a few pools; anything near this is not one. */

@@ -9,7 +9,9 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 #include <syslog.h>
 
@@ -99,7 +101,7 @@ struct allocation {
 	int iommu_group; /* read from sysfs, never stored: numbers change across boots */
 	int numa_node;
 	uint64_t created_usec; /* CLOCK_REALTIME */
-	/* Group commit (see manager.c): */
+	/* Group commit (see commit.c): */
 	bool committed;  /* durable and visible on the bus */
 	bool releasing;  /* a Release of it waits for the next commit */
 	/*
@@ -143,7 +145,7 @@ struct manager {
 
 	struct allocation **allocs; /* sorted by id */
 	size_t n_allocs, allocs_cap;
-	struct allocation **index;  /* by VF address (manager.c) */
+	struct allocation **index;  /* by VF address (allocation.c) */
 	size_t index_n, index_cap;
 	uint64_t next_id;
 
@@ -161,7 +163,37 @@ struct manager {
 	size_t n_creds_cache, creds_cache_next;
 };
 
-/* config.c */
+/*
+ * The functions, under the file that defines each, from the bottom up: a
+ * file calls only the files listed above it (and libiovkit, common/), so
+ * data flows one way: the methods (manager.c) change the table
+ * (allocation.c), the commits (commit.c) write it (state.c) and then
+ * publish it.
+ */
+
+/* ---- log.c: iovd's log, on stderr with syslog priorities ---------------------------------- */
+void log_setup(void);
+void log_msg(int priority, const char *format, ...) _printf_(2, 3);
+void log_library(void *userdata, int priority, const char *file, int line, const char *fn, const char *format,
+		 va_list args);
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+extern int log_max_priority;
+
+/*
+ * Whether SIGTERM or SIGINT waits (main() blocks them until the event loop
+ * runs): loading, reconciliation and the markers' rebuild stop at it.
+ */
+static inline bool manager_stop_requested(void)
+{
+	sigset_t pending;
+
+	return sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+}
+
+/* ---- config.c: the configuration file, the pools and their inventory ------------------------ */
 struct json_object;
 /* Reads and parses the configuration file at path; errors are logged, naming it. */
 int config_load(const char *path, struct config *ret);
@@ -180,46 +212,22 @@ bool pool_name_valid(const char *s);
 /* Rereads the PFs and VFs of a pool from sysfs. */
 int pool_scan(struct iovk_ctx *ctx, struct pool *p);
 
-/* state.c */
-int state_open(struct manager *m, const char *dir);
-/* Reads the state file into the table; -EBADMSG (logged) for a file iovd must not start on, -EINTR at SIGTERM. */
-int state_load(struct manager *m);
-/* The same from text (text[len] a NUL), named name in errors, into a table that is empty: a fuzzer's entry. */
-int state_parse(struct manager *m, const char *name, const char *text, size_t len);
-int state_serialize(struct manager *m, char **ret_text, size_t *ret_len);
-int state_write(struct manager *m, const char *text, size_t len);
-void marker_set(struct manager *m, const struct allocation *a, bool present);
-int markers_rebuild(struct manager *m);
-
-/* manager.c */
-int manager_new(struct manager **ret);
-struct manager *manager_free(struct manager *m);
-int manager_reconcile(struct manager *m);
-int manager_start_bus(struct manager *m, const char *bus_kind, const char *address);
-/* Serves the API on a connection (a bus, or a socketpair in the unit tests) and takes it. */
-int manager_attach_bus(struct manager *m, sd_bus *bus);
-void manager_remove_allocation(struct manager *m, struct allocation *a);
-/* The allocation of the VF at address (canonical), pending ones included; NULL when it is free. */
-struct allocation *manager_find_by_address(struct manager *m, const char *address);
-/* Whether SIGTERM or SIGINT waits (they are blocked until the event loop runs): loading stops at it. */
-bool manager_stop_requested(void);
+/* ---- options.c: the methods' arguments -------------------------------------------------- */
+/* What Allocate's a{sv} asked for. */
+struct alloc_options {
+	int driver; /* enum pool_driver, -1 for the pool's */
+	int numa;   /* -1: no preference */
+	const char *address;
+	struct vf_config vf; /* settings asked for; fields 0: none */
+};
 /* Owner names as Allocate takes them; state_load() refuses others. */
 bool owner_name_valid(const char *s);
-void allocation_undo(struct manager *m, struct allocation *a);
-void allocation_publish(struct manager *m, struct allocation *a);
-void allocation_retire(struct manager *m, struct allocation *a);
+/* 0 when s is an owner name, else InvalidArgument in error naming what and why. */
+int check_name(const char *what, const char *s, sd_bus_error *error);
+/* Reads Allocate's options from msg; every key known, once, of its type and range, or InvalidArgument. */
+int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_error *error);
 
-/* auth.c: 0 when the sender of msg may do what (a method name), else AccessDenied in
- * error; *ret_uid (if given) is the sender's uid. */
-int check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
-/* The sender's uid as the bus attests it, or AccessDenied in error. */
-int sender_uid(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
-/* 0 when uid may act on allocation a (verb: "release", "open"): it is a's uid, or root; else AccessDenied
- * naming a in error. */
-int check_owner(const struct allocation *a, uid_t uid, const char *what, const char *verb, sd_bus_error *error);
-void auth_free(struct manager *m);
-
-/* vf.c */
+/* ---- vf.c: VF settings through the PF -------------------------------------------------------- */
 bool vf_config_equal(const struct vf_config *a, const struct vf_config *b);
 /* Sets the fields of over in c, each field whole: vlan with its qos and protocol, as `ip link` does. */
 void vf_config_merge(struct vf_config *c, const struct vf_config *over);
@@ -231,28 +239,85 @@ int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf, c
 /* Writes back what vf_settings_apply() saved; 0, or -errno with the reason in err. */
 int vf_settings_restore(struct manager *m, struct allocation *a, char *err, size_t size);
 
-/* commit.c */
+/* ---- allocation.c: the allocations, their table, what they change on a VF -------------------- */
+struct allocation *allocation_new(struct manager *m, uint64_t id);
+void allocation_free(struct allocation *a);
+/* Appends a (its id above every id there, or the table is sorted after); -EEXIST: its VF is taken. */
+int manager_add_allocation(struct manager *m, struct allocation *a);
+/* Takes a out of the table and frees it. */
+void manager_remove_allocation(struct manager *m, struct allocation *a);
+/* The allocation of the VF at address (canonical), pending ones included; NULL when it is free. */
+struct allocation *manager_find_by_address(struct manager *m, const char *address);
+/* The committed allocation whose object path is path; NULL when none. */
+struct allocation *manager_find_by_path(struct manager *m, const char *path);
+/* Index in m->allocs of the allocation with id, or where it would go. */
+size_t manager_find_id(struct manager *m, uint64_t id);
+/* What an Allocate by uid under owner counts against, pending allocations included: they are taken. */
+struct holdings {
+	unsigned owner;                  /* allocations under the owner name */
+	unsigned user;                   /* allocations of uid, under any owner name */
+	const struct allocation *other;  /* one under the owner name of another uid (or of none known) */
+};
+void count_holdings(struct manager *m, const char *owner, uid_t uid, struct holdings *ret);
+/* "<dev root>/vfio/N" for a VF on vfio-pci with an IOMMU group, else ""; NULL on OOM. */
+char *allocation_device_node(struct manager *m, const struct allocation *a);
+/* Refuses (InUse) a move to vfio-pci of a VF the host uses through its kernel driver. */
+int refuse_vf_in_use(struct manager *m, const struct pool *p, const char *address, const char *driver,
+		     enum pool_driver want, sd_bus_error *error);
+/* Puts the VF of a on the driver want asks for; *driver is its driver, before and after. */
+int apply_driver(struct manager *m, struct allocation *a, enum pool_driver want, char driver[static 64],
+		 sd_bus_error *error);
+/* Puts the VF of a back as it was before Allocate (settings, then driver); failures logged, the first returned. */
+int allocation_put_back(struct manager *m, struct allocation *a);
+/* InUse in error when putting a back would wait for a VFIO user of its group: Release refuses then. */
+int check_group_closed(struct manager *m, struct allocation *a, sd_bus_error *error);
+/* Adds to the text of a D-Bus error already set. */
+void error_append(sd_bus_error *error, const char *format, ...) _printf_(2, 3);
+
+/* ---- markers.c: <run dir>/iovd-allocated/<VF>, what libiovkit reads as in use ---------------- */
+void marker_set(struct manager *m, const struct allocation *a, bool present);
+/* A marker for each allocation, none for others; -EINTR at SIGTERM. */
+int markers_rebuild(struct manager *m);
+
+/* ---- reconcile.c: the table against sysfs, at start ------------------------------------------ */
+/* Drift (logged, and in the Drift properties) for each allocation sysfs disagrees with; -EINTR at SIGTERM. */
+int manager_reconcile(struct manager *m);
+
+/* ---- auth.c: who may do what ----------------------------------------------------------------- */
+/* 0 when the sender of msg may do what (a method name), else AccessDenied in
+ * error; *ret_uid (if given) is the sender's uid. */
+int check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
+/* The sender's uid as the bus attests it, or AccessDenied in error. */
+int sender_uid(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
+/* 0 when uid may act on allocation a (verb: "release", "open"): it is a's uid, or root; else AccessDenied
+ * naming a in error. */
+int check_owner(const struct allocation *a, uid_t uid, const char *what, const char *verb, sd_bus_error *error);
+void auth_free(struct manager *m);
+
+/* ---- state.c: the state file ------------------------------------------------------------------ */
+int state_open(struct manager *m, const char *dir);
+/* Reads the state file into the table; -EBADMSG (logged) for a file iovd must not start on, -EINTR at SIGTERM. */
+int state_load(struct manager *m);
+/* The same from text (text[len] a NUL), named name in errors, into a table that is empty: a fuzzer's entry. */
+int state_parse(struct manager *m, const char *name, const char *text, size_t len);
+int state_serialize(struct manager *m, char **ret_text, size_t *ret_len);
+int state_write(struct manager *m, const char *text, size_t len);
+
+/* ---- commit.c: group commit; publishes what is on disk ---------------------------------------- */
 enum commit_kind {
 	COMMIT_ALLOCATE,
 	COMMIT_RELEASE,
 };
 int commit_init(struct manager *m);
+/* Takes reply and allocs; the reply is sent once the change is on disk (1: handled). */
 int commit_queue(struct manager *m, enum commit_kind kind, sd_bus_message *call, sd_bus_message *reply,
 		 struct allocation **allocs, size_t n_allocs);
 void commit_flush(struct manager *m);
 void commit_free(struct manager *m);
-struct allocation *allocation_new(struct manager *m, uint64_t id);
-void allocation_free(struct allocation *a);
-int manager_add_allocation(struct manager *m, struct allocation *a);
-void manager_add_drift(struct manager *m, const char *format, ...) _printf_(2, 3);
 
-/* log.c */
-void log_setup(void);
-void log_msg(int priority, const char *format, ...) _printf_(2, 3);
-void log_library(void *userdata, int priority, const char *file, int line, const char *fn, const char *format,
-		 va_list args);
-#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
-#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
-extern int log_max_priority;
+/* ---- manager.c: the D-Bus methods and objects, on top ----------------------------------------- */
+int manager_new(struct manager **ret);
+struct manager *manager_free(struct manager *m);
+int manager_start_bus(struct manager *m, const char *bus_kind, const char *address);
+/* Serves the API on a connection (a bus, or a socketpair in the unit tests) and takes it. */
+int manager_attach_bus(struct manager *m, sd_bus *bus);

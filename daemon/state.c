@@ -19,13 +19,6 @@
  *
  * A second iovd on the same directory would hand out the same VFs: the
  * directory is locked (flock on iovd.lock) for the life of the process.
- *
- * Markers: <run dir>/iovd-allocated/<VF address> exists while the VF is
- * allocated, so libiovkit (and so `iovctl sriov set`) can refuse to remove
- * a VF that iovd handed out without talking D-Bus. Allocate writes it before
- * it changes anything on the VF, a failed Allocate and a committed release
- * remove it. They live on /run, are not fsynced and are rebuilt from the
- * state file at every start.
  */
 #include <ctype.h>
 #include <fcntl.h>
@@ -493,74 +486,4 @@ fail:
 	unlinkat(m->state_dir_fd, STATE_TMP, 0);
 	unlinkat(m->state_dir_fd, STATE_OLD, 0);
 	return r;
-}
-
-void marker_set(struct manager *m, const struct allocation *a, bool present)
-{
-	_cleanup_free_ char *p = NULL, *text = NULL;
-	_cleanup_close_ int fd = -1;
-
-	if (!m->marker_dir || asprintf(&p, "%s/%s", m->marker_dir, a->address) < 0)
-		return;
-	if (!present) {
-		if (unlink(p) < 0 && errno != ENOENT)
-			log_warning("Failed to remove %s: %m", p);
-		return;
-	}
-	if (asprintf(&text, "%s\n%s\n", a->owner, a->path) < 0)
-		return;
-	/*
-	 * A marker that says so already stays as it is: at every start each
-	 * marker is written again (markers_rebuild()), and truncating a file
-	 * that holds data makes ext4 write it back at close (auto_da_alloc),
-	 * which made that rewrite most of the start-up time on a disk.
-	 */
-	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd >= 0) {
-		char buf[2 * IOVD_NAME_MAX + 64];
-		ssize_t n = read(fd, buf, sizeof(buf));
-
-		if (n == (ssize_t)strlen(text) && memcmp(buf, text, (size_t)n) == 0)
-			return;
-		closep(&fd);
-	}
-	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-		log_warning("Failed to write %s: %m", p);
-}
-
-int markers_rebuild(struct manager *m)
-{
-	const char *run = iovk_ctx_get_run_dir(m->ctx);
-	_cleanup_closedir_ DIR *d = NULL;
-	struct dirent *de;
-	int r;
-
-	if (asprintf(&m->marker_dir, "%s/iovd-allocated", run) < 0) {
-		m->marker_dir = NULL;
-		return -ENOMEM;
-	}
-	r = mkdir_p(m->marker_dir, 0755);
-	if (r < 0) {
-		log_warning("Failed to create %s: %s; iovctl will not see which VFs iovd allocated",
-			    m->marker_dir, strerror(-r));
-		free(m->marker_dir);
-		m->marker_dir = NULL;
-		return 0;
-	}
-	/*
-	 * Every marker first, then away with the stale ones: stopped halfway
-	 * (SIGTERM), the markers are more than the allocations, never fewer,
-	 * so no allocated VF looks free to libiovkit in between.
-	 */
-	for (size_t i = 0; i < m->n_allocs; i++) {
-		if (i % 256 == 0 && manager_stop_requested())
-			return -EINTR;
-		marker_set(m, m->allocs[i], true);
-	}
-	d = opendir(m->marker_dir);
-	while (d && (de = readdir(d)))
-		if (de->d_name[0] != '.' && !manager_find_by_address(m, de->d_name))
-			unlinkat(dirfd(d), de->d_name, 0);
-	return 0;
 }
