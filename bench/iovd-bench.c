@@ -20,9 +20,10 @@
 
 #include <systemd/sd-bus.h>
 
-#define NAME "org.iovkit.iovd1"
-#define PATH "/org/iovkit/iovd1"
-#define IFACE "org.iovkit.iovd1.Manager"
+#include "common/bus-util.h"
+#include "common/iovd-bus.h"
+#include "common/time-util.h"
+
 #define MAX_HELD 4096
 
 struct client {
@@ -44,10 +45,7 @@ static pthread_barrier_t start_barrier;
 
 static double now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+	return (double)now_usec(CLOCK_MONOTONIC) / USEC_PER_MSEC;
 }
 
 static void hold(const char *vf, bool take)
@@ -86,18 +84,11 @@ static void *run_client(void *userdata)
 	int r;
 
 	snprintf(owner, sizeof(owner), "bench-%d", c->index);
-	r = sd_bus_new(&bus);
-	if (r >= 0)
-		r = sd_bus_set_address(bus, address);
-	if (r >= 0)
-		r = sd_bus_set_bus_client(bus, 1);
-	if (r >= 0)
-		r = sd_bus_start(bus);
+	r = bus_connect(address, false, NULL, &bus);
 	pthread_barrier_wait(&start_barrier);
 	if (r < 0) {
 		snprintf(c->first_error, sizeof(c->first_error), "connect: %s", strerror(-r));
 		c->errors++;
-		sd_bus_unref(bus);
 		return NULL;
 	}
 	end = now_ms() + seconds * 1000;
@@ -109,7 +100,8 @@ static void *run_client(void *userdata)
 		int group;
 		double t0 = now_ms(), t1, t2;
 
-		r = sd_bus_call_method(bus, NAME, PATH, IFACE, "Allocate", &e, &reply, "ssa{sv}", pool, owner, 0);
+		r = sd_bus_call_method(bus, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate", &e, &reply, "ssa{sv}",
+				       pool, owner, 0);
 		if (r >= 0)
 			r = sd_bus_message_read(reply, "osis", &path, &vf, &group, &node);
 		if (r < 0) {
@@ -124,7 +116,7 @@ static void *run_client(void *userdata)
 		sd_bus_message_unref(reply);
 		hold(v, true);
 		hold(v, false);
-		r = sd_bus_call_method(bus, NAME, PATH, IFACE, "Release", &e, NULL, "o", p);
+		r = sd_bus_call_method(bus, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, "Release", &e, NULL, "o", p);
 		t2 = now_ms();
 		if (r < 0)
 			note_error(c, "Release", &e, r);

@@ -6,12 +6,9 @@
 
 #include <systemd/sd-bus.h>
 
+#include "common/bus-util.h"
+#include "common/iovd-bus.h"
 #include "iovctl.h"
-
-#define IOVD_NAME "org.iovkit.iovd1"
-#define IOVD_PATH "/org/iovkit/iovd1"
-#define IOVD_IFACE "org.iovkit.iovd1.Manager"
-#define IOVD_ALLOC_PREFIX "/org/iovkit/iovd1/allocation/"
 
 #define BUS_OPTIONS_HELP                                                                              \
 	"  --bus-address ADDR  talk to iovd on this D-Bus address (default: $IOVKIT_BUS_ADDRESS,\n" \
@@ -91,19 +88,8 @@ static int connect_bus(struct cli *cli, const char *cmd, const char *address, sd
 
 	if (!address || !*address)
 		address = getenv("IOVKIT_BUS_ADDRESS");
-	if (address && *address) {
-		r = sd_bus_new(&bus);
-		if (r >= 0)
-			r = sd_bus_set_address(bus, address);
-		if (r >= 0)
-			r = sd_bus_set_bus_client(bus, 1);
-		if (r >= 0)
-			r = sd_bus_start(bus);
-	} else {
-		r = sd_bus_open_system(&bus);
-	}
+	r = bus_connect(address && *address ? address : NULL, false, NULL, &bus);
 	if (r < 0) {
-		sd_bus_unref(bus);
 		fail(cli, r, "%s: cannot connect to iovd's bus %s", cmd, address && *address ? address : "(system)");
 		return -1;
 	}
@@ -139,8 +125,8 @@ static int parse(struct cli *cli, const char *cmd, const char *help, int argc, c
 
 static uint64_t id_of(const char *path)
 {
-	return strncmp(path, IOVD_ALLOC_PREFIX, strlen(IOVD_ALLOC_PREFIX)) == 0
-		       ? strtoull(path + strlen(IOVD_ALLOC_PREFIX), NULL, 10)
+	return strncmp(path, IOVD_ALLOC_PREFIX "/", strlen(IOVD_ALLOC_PREFIX "/")) == 0
+		       ? strtoull(path + strlen(IOVD_ALLOC_PREFIX "/"), NULL, 10)
 		       : 0;
 }
 
@@ -263,7 +249,7 @@ int cmd_pools(struct cli *cli, int argc, char **argv)
 		json_object_put(list);
 		return EXIT_FAILED;
 	}
-	r = sd_bus_call_method(bus, IOVD_NAME, IOVD_PATH, IOVD_IFACE, "ListPools", &e, &reply, "");
+	r = sd_bus_call_method(bus, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, "ListPools", &e, &reply, "");
 	if (r < 0) {
 		json_object_put(list);
 		return bus_fail(cli, "pools", &e, r);
@@ -322,7 +308,7 @@ static int list_allocations(sd_bus *bus, sd_bus_error *e, struct json_object **r
 	uint64_t created;
 	int r;
 
-	r = sd_bus_call_method(bus, IOVD_NAME, IOVD_PATH, IOVD_IFACE, "ListAllocations", e, &reply, "");
+	r = sd_bus_call_method(bus, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, "ListAllocations", e, &reply, "");
 	if (r < 0)
 		return r;
 	r = sd_bus_message_enter_container(reply, 'a', "(osssisst)");
@@ -444,7 +430,7 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 		return usage_error(cli, "alloc", "--%s", iovk_ctx_get_error(cli->ctx));
 	if (connect_bus(cli, "alloc", address, &bus) < 0)
 		return EXIT_FAILED;
-	r = sd_bus_message_new_method_call(bus, &call, IOVD_NAME, IOVD_PATH, IOVD_IFACE, "Allocate");
+	r = sd_bus_message_new_method_call(bus, &call, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate");
 	if (r >= 0)
 		r = sd_bus_message_append(call, "ss", argv[first], argv[first + 1]);
 	if (r >= 0)
@@ -510,7 +496,7 @@ static int resolve_allocation(struct cli *cli, sd_bus *bus, const char *arg, cha
 	errno = 0;
 	(void)strtoull(arg, &end, 10);
 	if (!errno && *arg && !*end && arg[0] != '-')
-		return asprintf(ret, IOVD_ALLOC_PREFIX "%s", arg) < 0 ? -ENOMEM : 0;
+		return asprintf(ret, IOVD_ALLOC_PREFIX "/%s", arg) < 0 ? -ENOMEM : 0;
 	if (iovk_pci_addr_parse(arg, &want) < 0) {
 		usage_error(cli, "release", "'%s' is not an allocation path, number or PCI address", arg);
 		return -EINVAL;
@@ -552,7 +538,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 		return EXIT_USAGE;
 	if (r < 0)
 		return EXIT_FAILED;
-	r = sd_bus_call_method(bus, IOVD_NAME, IOVD_PATH, IOVD_IFACE, "Release", &e, NULL, "o", path);
+	r = sd_bus_call_method(bus, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, "Release", &e, NULL, "o", path);
 	if (r < 0)
 		return bus_fail(cli, "release", &e, r);
 	if (cli->json) {

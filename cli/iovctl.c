@@ -326,7 +326,7 @@ int main(int argc, char **argv)
 			help(stdout);
 			return EXIT_OK;
 		case 'V':
-			puts("iovctl 0.1.0");
+			puts("iovctl " IOVKIT_VERSION);
 			return EXIT_OK;
 		case ':':
 			return usage_error(&cli, NULL, "option '%s' needs an argument", argv[optind - 1]);

@@ -20,23 +20,9 @@
 
 #include <iovkit/iovkit.h>
 
+#include "common/iovd-bus.h"
 #include "common/macro.h"
 #include "common/strv.h"
-
-#define IOVD_BUS_NAME "org.iovkit.iovd1"
-#define IOVD_PATH "/org/iovkit/iovd1"
-#define IOVD_ALLOC_PREFIX "/org/iovkit/iovd1/allocation"
-#define IOVD_MANAGER_IFACE "org.iovkit.iovd1.Manager"
-#define IOVD_ALLOC_IFACE "org.iovkit.iovd1.Allocation"
-
-#define IOVD_ERR_POOL_EXHAUSTED "org.iovkit.iovd1.Error.PoolExhausted"
-#define IOVD_ERR_LIMIT "org.iovkit.iovd1.Error.LimitExceeded"
-#define IOVD_ERR_NOT_FOUND "org.iovkit.iovd1.Error.NotFound"
-#define IOVD_ERR_IN_USE "org.iovkit.iovd1.Error.InUse"
-#define IOVD_ERR_ACCESS_DENIED "org.iovkit.iovd1.Error.AccessDenied"
-#define IOVD_ERR_INVALID "org.iovkit.iovd1.Error.InvalidArgument"
-#define IOVD_ERR_NOT_SUPPORTED "org.iovkit.iovd1.Error.NotSupported"
-#define IOVD_ERR_FAILED "org.iovkit.iovd1.Error.Failed"
 
 /* Owners and pool names are identifiers, not payloads. */
 #define IOVD_NAME_MAX 128
@@ -131,8 +117,6 @@ struct vf_ops {
 		     size_t size);
 };
 extern const struct vf_ops vf_ops_netlink;
-
-#define IOVD_VERSION "0.1.0"
 
 struct manager {
 	const char *version;

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 			help();
 			return 0;
 		case 'V':
-			puts("iovd " IOVD_VERSION);
+			puts("iovd " IOVKIT_VERSION);
 			return 0;
 		default:
 			return 2;

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "common/bus-util.h"
 #include "common/time-util.h"
 #include "iovd.h"
 
@@ -665,7 +666,7 @@ int manager_new(struct manager **ret)
 		return -ENOMEM;
 	m->state_dir_fd = m->lock_fd = -1;
 	m->next_id = 1;
-	m->version = IOVD_VERSION;
+	m->version = IOVKIT_VERSION;
 	m->vf_ops = &vf_ops_netlink;
 	r = sd_event_default(&m->event);
 	if (r < 0) {
@@ -726,19 +727,7 @@ int manager_start_bus(struct manager *m, const char *bus_kind, const char *addre
 {
 	int r;
 
-	if (address) {
-		r = sd_bus_new(&m->bus);
-		if (r >= 0)
-			r = sd_bus_set_address(m->bus, address);
-		if (r >= 0)
-			r = sd_bus_set_bus_client(m->bus, 1);
-		if (r >= 0)
-			r = sd_bus_start(m->bus);
-	} else if (strcmp(bus_kind, "user") == 0) {
-		r = sd_bus_open_user_with_description(&m->bus, "iovd");
-	} else {
-		r = sd_bus_open_system_with_description(&m->bus, "iovd");
-	}
+	r = bus_connect(address, strcmp(bus_kind, "user") == 0, "iovd", &m->bus);
 	if (r < 0) {
 		log_error("Failed to connect to the %s bus%s%s: %s", address ? "given" : bus_kind, address ? " " : "",
 			  address ?: "", strerror(-r));

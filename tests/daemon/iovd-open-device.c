@@ -30,6 +30,9 @@
 #include <linux/vfio.h>
 #include <systemd/sd-bus.h>
 
+#include "common/bus-util.h"
+#include "common/iovd-bus.h"
+
 static void json_string(const char *s)
 {
 	putchar('"');
@@ -86,22 +89,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: iovd-open-device [--address ADDR] [--vfio-status] [--hold] ALLOCATION\n");
 		return 2;
 	}
-	if (address && *address) {
-		r = sd_bus_new(&bus);
-		if (r >= 0)
-			r = sd_bus_set_address(bus, address);
-		if (r >= 0)
-			r = sd_bus_set_bus_client(bus, 1);
-		if (r >= 0)
-			r = sd_bus_start(bus);
-	} else
-		r = sd_bus_open_system(&bus);
+	r = bus_connect(address && *address ? address : NULL, false, NULL, &bus);
 	if (r < 0) {
 		fprintf(stderr, "iovd-open-device: cannot connect to %s: %s\n", address ?: "the system bus", strerror(-r));
 		return 1;
 	}
-	r = sd_bus_call_method(bus, "org.iovkit.iovd1", "/org/iovkit/iovd1", "org.iovkit.iovd1.Manager", "OpenDevice", &e,
-			       &reply, "o", argv[optind]);
+	r = sd_bus_call_method(bus, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, "OpenDevice", &e, &reply, "o",
+			       argv[optind]);
 	if (r < 0) {
 		fprintf(stderr, "iovd-open-device: %s: %s\n", e.name ?: "error", e.message ?: strerror(-r));
 		return 1;
