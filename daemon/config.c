@@ -81,9 +81,10 @@ static int parse_unsigned(const char *path, struct json_object *o, const char *k
  * "mac": an admin MAC is one VF's, and one for the whole pool would put the
  * same address on every VF. qos goes with vlan, as for Allocate.
  */
-static int parse_vf_defaults(const char *path, const char *pool, struct json_object *o, struct vf_config *ret)
+static int parse_vf_defaults(const char *path, const char *pool, struct json_object *o,
+			     struct iovk_vf_settings *ret)
 {
-	struct vf_config c = {};
+	struct iovk_vf_settings c = {};
 	bool has_qos = false;
 
 	if (!json_object_is_type(o, json_type_object)) {

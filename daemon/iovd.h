@@ -35,26 +35,20 @@ enum pool_driver {
 };
 
 /*
- * VF settings that the PF enforces, as far as iovd applies them: the
- * options mac, vlan (+ qos), spoofchk and trust of Allocate, and a pool's
- * vf_defaults (all but mac).
+ * VF settings are libiovkit's struct iovk_vf_settings (iovkit/sriov.h), of
+ * which iovd applies these fields: the options mac, vlan (+ qos), spoofchk
+ * and trust of Allocate, and a pool's vf_defaults (all but mac). An
+ * all-zero mac means no admin MAC; sz and clear_mac are set only where the
+ * settings go to iovk_vf_set() (vf.c).
  */
-struct vf_config {
-	unsigned fields; /* enum iovk_vf_field bits: IOVK_VF_MAC, _VLAN, _SPOOFCHK, _TRUST */
-	uint8_t mac[6];  /* all zero: no admin MAC */
-	uint16_t vlan;   /* 0: none */
-	uint8_t qos;
-	uint16_t vlan_proto; /* IOVK_VF_VLAN_PROTO_*; 0 for 802.1Q */
-	bool spoofchk;
-	bool trust;
-};
-#define VF_CONFIG_FIELDS (IOVK_VF_MAC | IOVK_VF_VLAN | IOVK_VF_SPOOFCHK | IOVK_VF_TRUST)
+#define IOVD_VF_FIELDS (IOVK_VF_MAC | IOVK_VF_VLAN | IOVK_VF_SPOOFCHK | IOVK_VF_TRUST)
 
 struct pool {
 	char *name;
 	char **selectors; /* as configured: BDF, netdev or vendor:device of PFs */
 	enum pool_driver driver;
-	struct vf_config vf_defaults; /* "vf_defaults": what Allocate applies unless its options say otherwise */
+	/* "vf_defaults": what Allocate applies unless its options say otherwise */
+	struct iovk_vf_settings vf_defaults;
 	/* Inventory, read from sysfs by pool_scan(): */
 	char **pfs;      /* PF addresses, NULL-terminated */
 	char **vfs;      /* VF addresses, NULL-terminated */
@@ -98,8 +92,8 @@ struct allocation {
 	struct iovk_bind_result bind;
 	char *vf_pf;                  /* PF the settings went through; NULL when none were applied */
 	unsigned vf_index;            /* the VF's index under vf_pf */
-	struct vf_config vf_applied;  /* what Allocate set */
-	struct vf_config vf_previous; /* what those fields were before (same fields) */
+	struct iovk_vf_settings vf_applied;  /* what Allocate set */
+	struct iovk_vf_settings vf_previous; /* what those fields were before (same fields) */
 	bool put_back;                /* a Release put back what Allocate changed; its commit is pending or failed */
 };
 
@@ -110,11 +104,11 @@ struct allocation {
  */
 struct vf_ops {
 	/* The index of VF vf under PF pf, and its settings now (every field). */
-	int (*read)(struct manager *m, const char *pf, const char *vf, unsigned *ret_index, struct vf_config *ret,
-		    char *err, size_t size);
+	int (*read)(struct manager *m, const char *pf, const char *vf, unsigned *ret_index,
+		    struct iovk_vf_settings *ret, char *err, size_t size);
 	/* Writes the fields of c; on failure err says which and why. */
-	int (*write)(struct manager *m, const char *pf, unsigned index, const struct vf_config *c, char *err,
-		     size_t size);
+	int (*write)(struct manager *m, const char *pf, unsigned index, const struct iovk_vf_settings *c,
+		     char *err, size_t size);
 };
 extern const struct vf_ops vf_ops_netlink;
 
@@ -202,7 +196,7 @@ struct alloc_options {
 	int driver; /* enum pool_driver, -1 for the pool's */
 	int numa;   /* -1: no preference */
 	const char *address;
-	struct vf_config vf; /* settings asked for; fields 0: none */
+	struct iovk_vf_settings vf; /* settings asked for; fields 0: none */
 };
 /* Owner names as Allocate takes them; state_load() refuses others. */
 bool owner_name_valid(const char *s);
@@ -212,14 +206,14 @@ int check_name(const char *what, const char *s, sd_bus_error *error);
 int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_error *error);
 
 /* ---- vf.c: VF settings through the PF -------------------------------------------------------- */
-bool vf_config_equal(const struct vf_config *a, const struct vf_config *b);
+bool vf_settings_equal(const struct iovk_vf_settings *a, const struct iovk_vf_settings *b);
 /* Sets the fields of over in c, each field whole: vlan with its qos and protocol, as `ip link` does. */
-void vf_config_merge(struct vf_config *c, const struct vf_config *over);
+void vf_settings_merge(struct iovk_vf_settings *c, const struct iovk_vf_settings *over);
 /* "mac 02:00:00:00:00:01 vlan 100 qos 3 spoofchk off trust on", iproute2's words */
-void vf_config_format(const struct vf_config *c, char *buf, size_t size);
+void vf_settings_format(const struct iovk_vf_settings *c, char *buf, size_t size);
 /* Applies want to the VF of a (PF pf), after saving what it replaces in a. */
-int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf, const struct vf_config *want,
-		      sd_bus_error *error);
+int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf,
+		      const struct iovk_vf_settings *want, sd_bus_error *error);
 /* Writes back what vf_settings_apply() saved; 0, or -errno with the reason in err. */
 int vf_settings_restore(struct manager *m, struct allocation *a, char *err, size_t size);
 

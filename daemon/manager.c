@@ -59,7 +59,7 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	_cleanup_free_ char *node = NULL;
 	struct allocation *a = NULL, **list;
 	struct alloc_options o;
-	struct vf_config want;
+	struct iovk_vf_settings want;
 	const char *pool_name, *owner;
 	struct holdings held;
 	char driver[64] = "";
@@ -190,7 +190,7 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	/* Settings before the driver: a guest never gets the VF unconfigured.
 	 * The caller's options override the pool's defaults field by field. */
 	want = p->vf_defaults;
-	vf_config_merge(&want, &o.vf);
+	vf_settings_merge(&want, &o.vf);
 	if (want.fields) {
 		r = vf_settings_apply(m, a, p->pfs[p->vf_pf[vf]], &want, error);
 		if (r < 0) {
@@ -448,7 +448,7 @@ static int close_entry(sd_bus_message *reply)
 }
 
 /* VF settings as an a{sv} of Allocate's option names and types. */
-static int append_vf_config(sd_bus_message *reply, const struct vf_config *c)
+static int append_vf_settings(sd_bus_message *reply, const struct iovk_vf_settings *c)
 {
 	char mac[IOVK_VF_MAC_STRING_MAX];
 	int r;
@@ -503,7 +503,7 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 		if (r >= 0)
 			r = open_entry(reply, "VfDefaults", "a{sv}");
 		if (r >= 0)
-			r = append_vf_config(reply, &p->vf_defaults);
+			r = append_vf_settings(reply, &p->vf_defaults);
 		if (r >= 0)
 			r = close_entry(reply);
 		if (r >= 0)
@@ -577,7 +577,7 @@ static int property_vf_settings(sd_bus *bus, const char *path, const char *inter
 {
 	struct allocation *a = userdata;
 
-	return append_vf_config(reply, a->vf_pf ? &a->vf_applied : &(struct vf_config){});
+	return append_vf_settings(reply, a->vf_pf ? &a->vf_applied : &(struct iovk_vf_settings){});
 }
 
 static const sd_bus_vtable manager_vtable[] = {

@@ -113,7 +113,7 @@ static bool get_fixed(struct json_object *o, const char *key, char *buf, size_t 
 	return true;
 }
 
-static struct json_object *vf_config_to_json(const struct vf_config *c)
+static struct json_object *vf_settings_to_json(const struct iovk_vf_settings *c)
 {
 	struct json_object *o = json_object_new_object();
 	char mac[IOVK_VF_MAC_STRING_MAX];
@@ -134,9 +134,9 @@ static struct json_object *vf_config_to_json(const struct vf_config *c)
 	return o;
 }
 
-static bool vf_config_from_json(struct json_object *o, struct vf_config *ret)
+static bool vf_settings_from_json(struct json_object *o, struct iovk_vf_settings *ret)
 {
-	struct vf_config c = {};
+	struct iovk_vf_settings c = {};
 	struct json_object *v;
 	uint64_t n;
 	const char *s;
@@ -203,7 +203,7 @@ static bool allocation_extra_from_json(struct json_object *o, struct allocation 
 		if (!pf || !get_uint64(vf, "index", &n) || n > UINT16_MAX ||
 		    !json_object_object_get_ex(vf, "applied", &applied) ||
 		    !json_object_object_get_ex(vf, "previous", &previous) ||
-		    !vf_config_from_json(applied, &a->vf_applied) || !vf_config_from_json(previous, &a->vf_previous) ||
+		    !vf_settings_from_json(applied, &a->vf_applied) || !vf_settings_from_json(previous, &a->vf_previous) ||
 		    a->vf_applied.fields != a->vf_previous.fields)
 			return false;
 		a->vf_index = (unsigned)n;
@@ -415,8 +415,8 @@ static struct json_object *allocation_to_json(const struct allocation *a)
 
 		json_object_object_add(v, "pf", json_object_new_string(a->vf_pf));
 		json_object_object_add(v, "index", json_object_new_uint64(a->vf_index));
-		json_object_object_add(v, "applied", vf_config_to_json(&a->vf_applied));
-		json_object_object_add(v, "previous", vf_config_to_json(&a->vf_previous));
+		json_object_object_add(v, "applied", vf_settings_to_json(&a->vf_applied));
+		json_object_object_add(v, "previous", vf_settings_to_json(&a->vf_previous));
 		json_object_object_add(o, "vf", v);
 	}
 	return o;

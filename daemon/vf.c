@@ -19,23 +19,8 @@
 
 #include "iovd.h"
 
-static void to_settings(const struct vf_config *c, struct iovk_vf_settings *s)
-{
-	static const uint8_t zero[6];
-
-	s->fields = c->fields;
-	memcpy(s->mac, c->mac, sizeof(s->mac));
-	/* an all-zero MAC is "no admin MAC": writing it back clears the one set */
-	s->clear_mac = memcmp(c->mac, zero, sizeof(zero)) == 0;
-	s->vlan = c->vlan;
-	s->qos = c->qos;
-	s->vlan_proto = c->vlan_proto;
-	s->spoofchk = c->spoofchk;
-	s->trust = c->trust;
-}
-
-static int netlink_read(struct manager *m, const char *pf, const char *vf, unsigned *ret_index, struct vf_config *ret,
-			char *err, size_t size)
+static int netlink_read(struct manager *m, const char *pf, const char *vf, unsigned *ret_index,
+			struct iovk_vf_settings *ret, char *err, size_t size)
 {
 	struct iovk_vf_list *list = NULL;
 	int r;
@@ -47,7 +32,7 @@ static int netlink_read(struct manager *m, const char *pf, const char *vf, unsig
 	}
 	for (size_t i = 0; i < iovk_vf_list_get_n_vfs(list); i++) {
 		const struct iovk_vf_info *info = iovk_vf_list_get_vf(list, i);
-		struct vf_config c = { .fields = VF_CONFIG_FIELDS };
+		struct iovk_vf_settings c = { .fields = IOVD_VF_FIELDS };
 
 		if (!info->address || strcmp(info->address, vf) != 0)
 			continue;
@@ -72,14 +57,17 @@ static int netlink_read(struct manager *m, const char *pf, const char *vf, unsig
 	return -ENOENT;
 }
 
-static int netlink_write(struct manager *m, const char *pf, unsigned index, const struct vf_config *c, char *err,
-			 size_t size)
+static int netlink_write(struct manager *m, const char *pf, unsigned index, const struct iovk_vf_settings *c,
+			 char *err, size_t size)
 {
-	IOVK_VF_SETTINGS(s);
+	static const uint8_t zero[6];
 	struct iovk_vf_set_result res = {};
+	struct iovk_vf_settings s = *c;
 	int r;
 
-	to_settings(c, &s);
+	s.sz = sizeof(s);
+	/* an all-zero MAC is "no admin MAC": writing it back clears the one set */
+	s.clear_mac = memcmp(c->mac, zero, sizeof(zero)) == 0;
 	r = iovk_vf_set(m->ctx, pf, index, &s, &res);
 	if (r < 0)
 		snprintf(err, size, "%s", iovk_ctx_get_error(m->ctx));
@@ -91,7 +79,7 @@ const struct vf_ops vf_ops_netlink = {
 	.write = netlink_write,
 };
 
-bool vf_config_equal(const struct vf_config *a, const struct vf_config *b)
+bool vf_settings_equal(const struct iovk_vf_settings *a, const struct iovk_vf_settings *b)
 {
 	if (a->fields != b->fields)
 		return false;
@@ -108,7 +96,7 @@ bool vf_config_equal(const struct vf_config *a, const struct vf_config *b)
 	return true;
 }
 
-void vf_config_merge(struct vf_config *c, const struct vf_config *over)
+void vf_settings_merge(struct iovk_vf_settings *c, const struct iovk_vf_settings *over)
 {
 	if (over->fields & IOVK_VF_MAC)
 		memcpy(c->mac, over->mac, sizeof(c->mac));
@@ -124,7 +112,7 @@ void vf_config_merge(struct vf_config *c, const struct vf_config *over)
 	c->fields |= over->fields;
 }
 
-void vf_config_format(const struct vf_config *c, char *buf, size_t size)
+void vf_settings_format(const struct iovk_vf_settings *c, char *buf, size_t size)
 {
 	char mac[IOVK_VF_MAC_STRING_MAX];
 	size_t len = 0;
@@ -156,15 +144,15 @@ static const char *settings_error_name(int r)
 	return r == -EOPNOTSUPP || r == -ENOENT ? IOVD_ERR_NOT_SUPPORTED : IOVD_ERR_FAILED;
 }
 
-int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf, const struct vf_config *want,
-		      sd_bus_error *error)
+int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf,
+		      const struct iovk_vf_settings *want, sd_bus_error *error)
 {
 	char err[1024], err2[1024], words[256];
-	struct vf_config now, previous;
+	struct iovk_vf_settings now, previous;
 	unsigned index;
 	int r, r2;
 
-	vf_config_format(want, words, sizeof(words));
+	vf_settings_format(want, words, sizeof(words));
 	r = m->vf_ops->read(m, pf, a->address, &index, &now, err, sizeof(err));
 	if (r < 0)
 		return sd_bus_error_setf(error, settings_error_name(r),
@@ -199,7 +187,7 @@ int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf, c
 
 int vf_settings_restore(struct manager *m, struct allocation *a, char *err, size_t size)
 {
-	struct vf_config now;
+	struct iovk_vf_settings now;
 	unsigned index;
 	int r;
 

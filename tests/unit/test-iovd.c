@@ -46,13 +46,13 @@ static void fake_path(char *buf, size_t size, const char *name)
 	snprintf(buf, size, "%s/fake-vf/%s", fake_dir, name);
 }
 
-static void fake_load(const char *vf, struct vf_config *c)
+static void fake_load(const char *vf, struct iovk_vf_settings *c)
 {
 	char path[PATH_MAX];
 	unsigned mac[6], vlan, qos, spoofchk, trust;
 	FILE *f;
 
-	*c = (struct vf_config){ .fields = VF_CONFIG_FIELDS, .spoofchk = true };
+	*c = (struct iovk_vf_settings){ .fields = IOVD_VF_FIELDS, .spoofchk = true };
 	fake_path(path, sizeof(path), vf);
 	f = fopen(path, "re");
 	if (!f)
@@ -88,7 +88,7 @@ static int fake_index(struct manager *m, const char *pf, const char *vf, unsigne
 	return -ENOENT;
 }
 
-static int fake_read(struct manager *m, const char *pf, const char *vf, unsigned *ret_index, struct vf_config *ret,
+static int fake_read(struct manager *m, const char *pf, const char *vf, unsigned *ret_index, struct iovk_vf_settings *ret,
 		     char *err, size_t size)
 {
 	if (fake_index(m, pf, vf, ret_index) < 0) {
@@ -99,11 +99,11 @@ static int fake_read(struct manager *m, const char *pf, const char *vf, unsigned
 	return 0;
 }
 
-static int fake_write(struct manager *m, const char *pf, unsigned index, const struct vf_config *c, char *err,
+static int fake_write(struct manager *m, const char *pf, unsigned index, const struct iovk_vf_settings *c, char *err,
 		      size_t size)
 {
 	char path[PATH_MAX], refuse[32] = "", vf[PATH_MAX], link[PATH_MAX];
-	struct vf_config now;
+	struct iovk_vf_settings now;
 	ssize_t n;
 	FILE *f;
 
@@ -126,10 +126,10 @@ static int fake_write(struct manager *m, const char *pf, unsigned index, const s
 	fake_load(vf, &now);
 	/* as iovk_vf_set(): only what differs is written, so only that is refused */
 	for (unsigned bit = 1; bit <= IOVK_VF_TRUST; bit <<= 1) {
-		struct vf_config one = *c, cur = now;
+		struct iovk_vf_settings one = *c, cur = now;
 
 		one.fields = cur.fields = bit;
-		if ((c->fields & bit) && !vf_config_equal(&one, &cur) && refuse[0] &&
+		if ((c->fields & bit) && !vf_settings_equal(&one, &cur) && refuse[0] &&
 		    strcmp(refuse, iovk_vf_field_name(bit)) == 0) {
 			snprintf(err, size, "fake: the driver refuses %s", refuse);
 			return -EOPNOTSUPP;
