@@ -12,32 +12,23 @@
 /* Drift logged one line each up to this many; all of it is in the Drift property. */
 #define DRIFT_LOG_MAX 64
 
-static void manager_add_drift(struct manager *m, const char *format, ...) _printf_(2, 3);
-static void manager_add_drift(struct manager *m, const char *format, ...)
+/* Adds line (taken) to the Drift property; logs it while there are few. */
+static void drift_add(struct manager *m, char *line)
 {
-	char *s;
-	va_list ap;
-	int k;
-
-	va_start(ap, format);
-	k = vasprintf(&s, format, ap);
-	va_end(ap);
-	if (k < 0)
-		return;
 	if (m->n_drift < DRIFT_LOG_MAX)
-		log_warning("Drift: %s", s);
+		log_warning("Drift: %s", line);
 	if (m->n_drift + 2 > m->drift_cap) {
 		size_t cap = m->drift_cap ? m->drift_cap * 2 : 16;
 		char **n = realloc(m->drift, cap * sizeof(char *));
 
 		if (!n) {
-			free(s);
+			free(line);
 			return;
 		}
 		m->drift = n;
 		m->drift_cap = cap;
 	}
-	m->drift[m->n_drift++] = s;
+	m->drift[m->n_drift++] = line;
 	m->drift[m->n_drift] = NULL;
 }
 
@@ -45,7 +36,7 @@ static void allocation_drift(struct manager *m, struct allocation *a, const char
 static void allocation_drift(struct manager *m, struct allocation *a, const char *format, ...)
 {
 	_cleanup_free_ char *s = NULL;
-	char *joined;
+	char *joined, *line;
 	va_list ap;
 	int k;
 
@@ -58,7 +49,8 @@ static void allocation_drift(struct manager *m, struct allocation *a, const char
 		free(a->drift);
 		a->drift = joined;
 	}
-	manager_add_drift(m, "%s (VF %s, owner %s): %s", a->path, a->address, a->owner, s);
+	if (asprintf(&line, "%s (VF %s, owner %s): %s", a->path, a->address, a->owner, s) >= 0)
+		drift_add(m, line);
 }
 
 /*
