@@ -18,17 +18,8 @@
 #include <libkmod.h>
 
 #include "../internal.h"
+#include "bind-internal.h"
 
-#define DRIVER_MAX 64
-
-struct dev_state {
-	char address[IOVK_PCI_ADDR_MAX];
-	uint16_t vendor_id, device_id;
-	bool has_override; /* driver_override exists (kernel >= 3.16) */
-	char driver[DRIVER_MAX];   /* "" = none */
-	char override[DRIVER_MAX]; /* "" = unset */
-	bool recorded; /* this call wrote the previous-driver record */
-};
 
 _public_ bool iovk_driver_name_is_valid(const char *name)
 {
@@ -42,7 +33,7 @@ _public_ bool iovk_driver_name_is_valid(const char *name)
 	return true;
 }
 
-static int check_driver_name(struct iovk_ctx *ctx, const char *driver)
+int bind_check_driver_name(struct iovk_ctx *ctx, const char *driver)
 {
 	if (!iovk_driver_name_is_valid(driver))
 		return set_error(ctx, -EINVAL, "'%s' is not a driver name", driver ? driver : "");
@@ -51,7 +42,7 @@ static int check_driver_name(struct iovk_ctx *ctx, const char *driver)
 
 #define BIND_FLAGS_ALL (IOVK_BIND_NO_MODULE_LOAD | IOVK_BIND_FORCE)
 
-static int check_flags(struct iovk_ctx *ctx, unsigned flags)
+int bind_check_flags(struct iovk_ctx *ctx, unsigned flags)
 {
 	if (flags & ~BIND_FLAGS_ALL)
 		return set_error(ctx, -EINVAL, "unknown bind flags 0x%x", flags & ~BIND_FLAGS_ALL);
@@ -65,7 +56,7 @@ static int refuse_in_use(struct iovk_ctx *ctx, const struct dev_state *s, unsign
 	return in_use_refuse(ctx, s->address, 0, flags & IOVK_BIND_FORCE, s->address);
 }
 
-static int read_state(struct iovk_ctx *ctx, const char *address, struct dev_state *ret)
+int bind_read_state(struct iovk_ctx *ctx, const char *address, struct dev_state *ret)
 {
 	struct iovk_device *d;
 	struct dev_state s = {};
@@ -217,7 +208,7 @@ static int record_read(struct iovk_ctx *ctx, const char *address, char buf[stati
 		return 0;
 	if (r < 0)
 		return set_error(ctx, r, "%s: reading %s: %s", address, p, strerror(-r));
-	if (s[0] && check_driver_name(ctx, s) < 0)
+	if (s[0] && bind_check_driver_name(ctx, s) < 0)
 		return set_error(ctx, -EBADMSG, "%s: %s does not hold a driver name", address, p);
 	snprintf(buf, DRIVER_MAX, "%s", s);
 	return 1;
@@ -372,7 +363,7 @@ static void result_fill(struct iovk_ctx *ctx, struct iovk_bind_result *res, cons
 		snprintf(res->driver, sizeof(res->driver), "%s", now);
 }
 
-static int bind_locked(struct iovk_ctx *ctx, struct dev_state *before, const char *driver, unsigned flags,
+int bind_locked(struct iovk_ctx *ctx, struct dev_state *before, const char *driver, unsigned flags,
 		       struct iovk_bind_result *res)
 {
 	int r, recorded;
@@ -425,20 +416,20 @@ _public_ int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const c
 	int r;
 
 	clear_error(ctx);
-	r = check_flags(ctx, flags);
+	r = bind_check_flags(ctx, flags);
 	if (r < 0)
 		return r;
-	r = check_driver_name(ctx, driver);
+	r = bind_check_driver_name(ctx, driver);
 	if (r < 0)
 		return r;
-	r = read_state(ctx, address, &before);
+	r = bind_read_state(ctx, address, &before);
 	if (r < 0)
 		return r;
 	r = run_lock(ctx, &lock);
 	if (r < 0)
 		return r;
 	/* Re-read under the lock: another process may have moved it. */
-	r = read_state(ctx, address, &before);
+	r = bind_read_state(ctx, address, &before);
 	if (r < 0)
 		return r;
 	r = bind_locked(ctx, &before, driver, flags, &res);
@@ -456,13 +447,13 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, unsig
 	int r, recorded;
 
 	clear_error(ctx);
-	r = check_flags(ctx, flags);
+	r = bind_check_flags(ctx, flags);
 	if (r < 0)
 		return r;
 	r = run_lock(ctx, &lock);
 	if (r < 0)
 		return r;
-	r = read_state(ctx, address, &before);
+	r = bind_read_state(ctx, address, &before);
 	if (r < 0)
 		return r;
 	if (before.driver[0]) {
@@ -497,14 +488,14 @@ _public_ int iovk_device_bind_undo(struct iovk_ctx *ctx, const char *address, co
 	int r;
 
 	clear_error(ctx);
-	if (result->previous_driver[0] && check_driver_name(ctx, result->previous_driver) < 0)
+	if (result->previous_driver[0] && bind_check_driver_name(ctx, result->previous_driver) < 0)
 		return -EINVAL;
-	if (result->previous_override[0] && check_driver_name(ctx, result->previous_override) < 0)
+	if (result->previous_override[0] && bind_check_driver_name(ctx, result->previous_override) < 0)
 		return -EINVAL;
 	r = run_lock(ctx, &lock);
 	if (r < 0)
 		return r;
-	r = read_state(ctx, address, &now);
+	r = bind_read_state(ctx, address, &now);
 	if (r < 0)
 		return r;
 	r = move_device(ctx, &now, result->previous_driver);
@@ -701,13 +692,13 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsi
 	int r, has_record;
 
 	clear_error(ctx);
-	r = check_flags(ctx, flags);
+	r = bind_check_flags(ctx, flags);
 	if (r < 0)
 		return r;
 	r = run_lock(ctx, &lock);
 	if (r < 0)
 		return r;
-	r = read_state(ctx, address, &before);
+	r = bind_read_state(ctx, address, &before);
 	if (r < 0)
 		return r;
 	has_record = record_read(ctx, before.address, saved);
@@ -762,120 +753,17 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsi
 	return 0;
 }
 
-/* All or nothing needs every refusal up front: one line naming every
- * endpoint that would leave a driver the host uses. */
-static int group_refuse_in_use(struct iovk_ctx *ctx, struct iovk_iommu_group *g, const char *driver, unsigned flags)
+int bind_put_back(struct iovk_ctx *ctx, const struct dev_state *before)
 {
-	_cleanup_free_ char *text = NULL;
-	size_t size = 0;
-	FILE *f = open_memstream(&text, &size);
-	bool any = false;
-	int r = 0;
+	int r = move_device(ctx, before, before->driver);
 
-	if (!f)
-		return -ENOMEM;
-	for (size_t i = 0; i < iovk_iommu_group_get_n_devices(g) && r >= 0; i++) {
-		struct iovk_device *d = iovk_iommu_group_get_devices(g)[i];
-		struct iovk_in_use *u = NULL;
-		const char *drv = iovk_device_get_driver(d);
+	if (before->has_override) {
+		int r2 = set_override(ctx, before->address, before->override);
 
-		if (iovk_device_is_bridge(d) || (drv && strcmp(drv, driver) == 0))
-			continue;
-		r = in_use_collect(ctx, d, 0, &u);
-		if (r >= 0 && iovk_in_use_get_n_reasons(u) > 0) {
-			fprintf(f, "%s%s", any ? "; " : "", iovk_in_use_get_text(u));
-			any = true;
-		}
-		iovk_in_use_free(u);
+		if (r >= 0)
+			r = r2;
 	}
-	if (fclose(f) != 0 && r >= 0)
-		r = -ENOMEM;
-	if (r < 0 || !any)
-		return r;
-	if (flags & IOVK_BIND_FORCE) {
-		log_warn(ctx, "IOMMU group %d in use by the host (forced): %s", iovk_iommu_group_get_number(g), text);
-		return 0;
-	}
-	return set_error(ctx, -EBUSY, "IOMMU group %d: in use by the host: %s; force to take it anyway",
-			 iovk_iommu_group_get_number(g), text);
-}
-
-_public_ int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *driver, unsigned flags,
-				   size_t *ret_n_changed)
-{
-	_cleanup_close_ int lock = -1;
-	struct iovk_iommu_group *g = NULL;
-	struct dev_state *before = NULL;
-	size_t n, moved = 0, changed = 0;
-	int r;
-
-	clear_error(ctx);
-	r = check_flags(ctx, flags);
-	if (r < 0)
-		return r;
-	r = check_driver_name(ctx, driver);
-	if (r < 0)
-		return r;
-	r = run_lock(ctx, &lock);
-	if (r < 0)
-		return r;
-	r = iovk_iommu_group_new(ctx, group, &g);
-	if (r < 0)
-		return r;
-	r = group_refuse_in_use(ctx, g, driver, flags);
-	if (r < 0) {
-		iovk_iommu_group_unref(g);
-		return r;
-	}
-	n = iovk_iommu_group_get_n_devices(g);
-	before = calloc(n ? n : 1, sizeof(*before));
-	if (!before) {
-		iovk_iommu_group_unref(g);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct iovk_device *d = iovk_iommu_group_get_devices(g)[i];
-		struct iovk_bind_result res = {};
-
-		/* Ports stay on pcieport: VFIO accepts them there, and taking
-		 * them away would break hotplug and AER below them. */
-		if (iovk_device_is_bridge(d))
-			continue;
-		r = read_state(ctx, iovk_device_get_address(d), &before[moved]);
-		if (r < 0)
-			goto fail;
-		r = bind_locked(ctx, &before[moved], driver, flags, &res);
-		if (r < 0)
-			goto fail;
-		/* Keep the device on the undo list even when unchanged: its
-		 * override may have been pinned. */
-		moved++;
-		if (res.changed)
-			changed++;
-	}
-	free(before);
-	iovk_iommu_group_unref(g);
-	if (ret_n_changed)
-		*ret_n_changed = changed;
-	return 0;
-
-fail: {
-	char reason[sizeof(ctx->error)];
-	bool undo_ok = true;
-
-	snprintf(reason, sizeof(reason), "%s", ctx->error);
-	while (moved-- > 0) {
-		if (move_device(ctx, &before[moved], before[moved].driver) < 0)
-			undo_ok = false;
-		if (before[moved].has_override && set_override(ctx, before[moved].address, before[moved].override) < 0)
-			undo_ok = false;
-		if (before[moved].recorded)
-			previous_driver_forget(ctx, before[moved].address);
-	}
-	set_error(ctx, r, "IOMMU group %d: %s; %s", group, reason,
-		  undo_ok ? "the devices already moved were put back" : "putting the devices back failed");
-	free(before);
-	iovk_iommu_group_unref(g);
+	if (before->recorded)
+		previous_driver_forget(ctx, before->address);
 	return r;
-}
 }

@@ -79,6 +79,19 @@ struct iovk_iommu_host_state {
 /* Reads the host's IOMMU state. Returns 0 or -errno. */
 int iovk_iommu_get_host_state(struct iovk_ctx *ctx, struct iovk_iommu_host_state *ret_state);
 
+/* ---- Binding a whole group (lib/iommu/group-bind.c) --------------------- */
+
+/*
+ * Binds every endpoint of an IOMMU group to driver, as one transaction:
+ * bridges are left alone, and when any device fails the ones already moved
+ * are put back. Every endpoint that would leave its driver is checked with
+ * iovk_device_check_in_use() first: one in use fails the call with -EBUSY
+ * naming all of them, nothing written, unless IOVK_BIND_FORCE. On success
+ * *ret_n_changed (if given) counts the devices that moved.
+ */
+int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *driver, unsigned flags,
+			  size_t *ret_n_changed);
+
 #ifdef __cplusplus
 }
 #endif

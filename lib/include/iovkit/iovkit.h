@@ -5,6 +5,7 @@
 #include <iovkit/core.h>
 #include <iovkit/pci.h>
 #include <iovkit/iommu.h>
+#include <iovkit/passthrough.h>
 #include <iovkit/sriov.h>
 #include <iovkit/config.h>
 #include <iovkit/vfio.h>

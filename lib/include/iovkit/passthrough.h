@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libiovkit: a device's IOMMU group handed to a VMM and back
+ * (lib/passthrough/), above the device and group binding.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <iovkit/core.h>
+#include <iovkit/pci.h>
+#include <iovkit/iommu.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Passthrough: a device's IOMMU group handed to a VMM ----------------- */
+
+/*
+ * What iovk_passthrough_prepare() does with a device: it moves every
+ * endpoint of the device's IOMMU group to vfio-pci (bridges stay on
+ * pcieport), after checking that no member is still used by the host:
+ *  - another endpoint of the group on a kernel driver that keeps DMA
+ *    ownership (anything but vfio-pci, a vfio variant driver, pci-stub or
+ *    no driver) blocks: iovkit moves only the device asked for away from
+ *    its kernel driver, the others the operator moves first (a GPU's audio
+ *    function, the ICH9 LPC bridge next to a SATA controller);
+ *  - a bridge on a driver other than pcieport blocks;
+ *  - the device asked for blocks when the host uses it, by the rule of
+ *    iovk_device_check_in_use() (an interface up, addressed, routed or
+ *    enslaved; a block device mounted, swap or held; the boot VGA device on
+ *    a kernel driver; a PF with VFs; a device iovd allocated), unless flags
+ *    has IOVK_BIND_FORCE, which overrides these reasons (and logs them),
+ *    never the DMA-ownership ones above.
+ * Before anything is written, the previous drivers of the endpoints are
+ * recorded durably (written to a temporary file, fsync'ed, renamed, the
+ * directory fsync'ed) in <run dir>/passthrough/<address>, so that
+ * iovk_passthrough_release() can undo the move from any process, also after
+ * the preparing one died halfway. The run directory (/run/iovkit) is
+ * cleared at reboot, as are the bindings it describes.
+ */
+struct iovk_passthrough;
+
+/* A member of the group that stops the move, and why. */
+struct iovk_passthrough_blocker {
+	char address[IOVK_PCI_ADDR_MAX];
+	char driver[64];  /* its driver, "" when none */
+	char reason[256]; /* without the address, e.g. "bound to snd_hda_intel, ..." */
+};
+
+/* An endpoint of the group. */
+struct iovk_passthrough_device {
+	char address[IOVK_PCI_ADDR_MAX];
+	char previous_driver[64]; /* before the first prepare (from the record); "" none */
+	char driver[64];          /* driver now, "" none */
+	bool requested;           /* the device named in the call */
+	bool changed;             /* this call moved it (prepare: to vfio-pci; release: back) */
+};
+
+/*
+ * Checks, without changing anything, whether the IOMMU group of the device
+ * at address can go to a VMM. Returns 0 with the plan in *ret_p: the
+ * endpoints with their current drivers and the blockers
+ * (iovk_passthrough_get_n_blockers() is 0 when prepare would go ahead).
+ * Returns -EINVAL for a malformed address or a bridge, -ENODEV for no such
+ * device, -ENOENT when the device has no IOMMU group (the IOMMU is off),
+ * or another negative errno.
+ */
+int iovk_passthrough_check(struct iovk_ctx *ctx, const char *address, struct iovk_passthrough **ret_p);
+
+/*
+ * Checks as iovk_passthrough_check() and, when nothing blocks, records the
+ * previous drivers and binds the group to vfio-pci with
+ * iovk_iommu_group_bind() (all or nothing; flags as there). An existing
+ * record for the group is kept: it holds the older truth. When every
+ * endpoint already is on vfio-pci (or a vfio variant driver) nothing is
+ * written and no record is made.
+ * Returns 0 with the result in *ret_p, -EBUSY when a member blocks (the
+ * error text names each one and why; nothing was written), the errors of
+ * iovk_passthrough_check() and iovk_iommu_group_bind(), or the errno of
+ * writing the record. When the bind fails, the devices already moved are
+ * put back and the record is removed; if putting them back failed, the
+ * record is kept for iovk_passthrough_release().
+ */
+int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address, unsigned flags,
+			     struct iovk_passthrough **ret_p);
+
+/*
+ * Puts the endpoints recorded by iovk_passthrough_prepare() for the group
+ * of the device at address (the device asked for or any other endpoint of
+ * that group) back on their previous drivers and driver_override, exactly
+ * as recorded (iovk_device_bind_undo(): the driver link is checked), then
+ * removes the record. Needs nothing but the record: not the preparing
+ * process, not the previous-driver records of iovk_device_bind(). An
+ * endpoint already as recorded (one that was on vfio-pci before prepare,
+ * or one a dying prepare never reached) is left alone.
+ * Returns 1 with the result in *ret_p, 0 with *ret_p NULL when there is no
+ * record (nothing to release), -EINVAL for a malformed address, -ENODEV for
+ * an unknown device without a record, -EBADMSG for a corrupt record, -EBUSY
+ * when a VFIO user (a running VM) holds the group open (unbinding vfio-pci
+ * would block until it lets go; nothing changed), or the first error of an
+ * endpoint: then the others were still tried and the record is kept, so
+ * that a later release can finish.
+ */
+int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address, struct iovk_passthrough **ret_p);
+
+/* Frees the object; NULL is fine. Always returns NULL. */
+struct iovk_passthrough *iovk_passthrough_free(struct iovk_passthrough *p);
+/* Canonical address of the device the call named. */
+const char *iovk_passthrough_get_address(const struct iovk_passthrough *p);
+int iovk_passthrough_get_iommu_group(const struct iovk_passthrough *p);
+/* Path of the record; NULL when there is none (check, or nothing moved). */
+const char *iovk_passthrough_get_record(const struct iovk_passthrough *p);
+/* Endpoints of the group, sorted by address; bridges are not listed. */
+size_t iovk_passthrough_get_n_devices(const struct iovk_passthrough *p);
+const struct iovk_passthrough_device *iovk_passthrough_get_device(const struct iovk_passthrough *p, size_t i);
+size_t iovk_passthrough_get_n_blockers(const struct iovk_passthrough *p);
+const struct iovk_passthrough_blocker *iovk_passthrough_get_blocker(const struct iovk_passthrough *p, size_t i);
+
+#ifdef __cplusplus
+}
+#endif
