@@ -26,3 +26,87 @@ static inline uint16_t vf_vlan_proto_or_default(uint16_t proto)
  */
 char *vf_describe_settings(unsigned field, const struct iovk_vf_settings *s, char *buf, size_t size);
 char *vf_describe_info(unsigned field, const struct iovk_vf_info *info, char *buf, size_t size);
+
+/* ---- lib/sriov/vf.c, vf-netlink.c, vf-write.c share these ------------------ */
+
+#include <net/if.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+#include <netlink/socket.h>
+
+struct vf_entry {
+	struct iovk_vf_info info;
+	struct iovk_vf_vlan *vlans;
+	char *address;
+	char *netdev;
+};
+
+struct iovk_vf_list {
+	int n_ref;
+	char *pf_netdev;
+	char *pf_address; /* NULL: not a PCI device */
+	int numvfs;       /* -1: no IFLA_NUM_VF */
+	struct vf_entry *vfs;
+	size_t n_vfs;
+};
+
+/* The PF as resolved from what the caller gave. */
+struct pf_ref {
+	char netdev[IFNAMSIZ];
+	char address[IOVK_PCI_ADDR_MAX]; /* "" when not a PCI device, or unknown */
+	char driver[64];                 /* the PF's kernel driver, "" when address is */
+	bool by_address;                 /* the caller named the PCI device */
+	char *sysfs_netdev;              /* sysfs dir of the interface, to check it against netlink */
+	char label[IFNAMSIZ + IOVK_PCI_ADDR_MAX + 8]; /* "eth0 (PF 0000:01:00.0)" for messages */
+};
+
+struct vf_drops {
+	uint32_t index;
+	uint64_t rx, tx;
+};
+
+/* What came back for one request. */
+struct nl_answer {
+	bool done;              /* the ACK or an error arrived */
+	int error;              /* the kernel's -errno, 0 */
+	int parse_error;        /* libnl could not parse the reply (NLE) */
+	struct rtnl_link *link; /* the reply to RTM_GETLINK */
+	struct vf_drops *drops; /* IFLA_VF_STATS_{RX,TX}_DROPPED, which libnl skips */
+	size_t n_drops;
+};
+
+static inline void nl_socket_freep(struct nl_sock **sk)
+{
+	if (*sk)
+		nl_socket_free(*sk);
+}
+#define _cleanup_nl_socket_ _cleanup_(nl_socket_freep)
+
+static inline void nlmsg_freep(struct nl_msg **m)
+{
+	if (*m)
+		nlmsg_free(*m);
+}
+#define _cleanup_nlmsg_ _cleanup_(nlmsg_freep)
+
+static inline void rtnl_link_putp(struct rtnl_link **l)
+{
+	if (*l)
+		rtnl_link_put(*l);
+}
+#define _cleanup_rtnl_link_ _cleanup_(rtnl_link_putp)
+
+/* vf.c: the PF named by address or interface, and its VFs as netlink reports them */
+void vf_pf_ref_done(struct pf_ref *ref);
+int vf_resolve_pf(struct iovk_ctx *ctx, const char *pf, struct pf_ref *ret);
+int vf_read_vfs(struct iovk_ctx *ctx, struct nl_sock *sk, struct pf_ref *ref, struct iovk_vf_list **ret_list,
+		struct rtnl_link **ret_link);
+
+/* vf-netlink.c: one request, one answer, the kernel's errno kept */
+void vf_answer_done(struct nl_answer *a);
+const char *vf_errno_hint(int err, unsigned field);
+int vf_nl_exchange(struct iovk_ctx *ctx, struct nl_sock *sk, struct nl_msg *msg, const char *what,
+		   struct nl_answer *a);
+int vf_nl_open(struct iovk_ctx *ctx, struct nl_sock **ret);
+int vf_nle_to_errno(int nle);
