@@ -252,7 +252,7 @@ int allocation_put_back(struct manager *m, struct allocation *a)
 	if (a->vf_pf) {
 		char words[256];
 
-		vf_settings_format(&a->vf_previous, words, sizeof(words));
+		iovk_vf_settings_format(&a->vf_previous, words, sizeof(words));
 		k = vf_settings_restore(m, a, err, sizeof(err));
 		if (k < 0) {
 			log_warning("VF %s (%s): Failed to put back its settings (%s): %s", a->address, a->path, words,

@@ -209,8 +209,6 @@ int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_error *er
 bool vf_settings_equal(const struct iovk_vf_settings *a, const struct iovk_vf_settings *b);
 /* Sets the fields of over in c, each field whole: vlan with its qos and protocol, as `ip link` does. */
 void vf_settings_merge(struct iovk_vf_settings *c, const struct iovk_vf_settings *over);
-/* "mac 02:00:00:00:00:01 vlan 100 qos 3 spoofchk off trust on", iproute2's words */
-void vf_settings_format(const struct iovk_vf_settings *c, char *buf, size_t size);
 /* Applies want to the VF of a (PF pf), after saving what it replaces in a. */
 int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf,
 		      const struct iovk_vf_settings *want, sd_bus_error *error);

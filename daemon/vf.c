@@ -112,32 +112,6 @@ void vf_settings_merge(struct iovk_vf_settings *c, const struct iovk_vf_settings
 	c->fields |= over->fields;
 }
 
-void vf_settings_format(const struct iovk_vf_settings *c, char *buf, size_t size)
-{
-	char mac[IOVK_VF_MAC_STRING_MAX];
-	size_t len = 0;
-	int k;
-
-	buf[0] = '\0';
-#define APPEND(...)                                                             \
-	do {                                                                    \
-		k = snprintf(buf + len, len < size ? size - len : 0, __VA_ARGS__); \
-		len += k > 0 ? (size_t)k : 0;                                   \
-	} while (0)
-	if (c->fields & IOVK_VF_MAC)
-		APPEND("mac %s", iovk_vf_format_mac(c->mac, mac));
-	if (c->fields & IOVK_VF_VLAN) {
-		APPEND("%svlan %u qos %u", len ? " " : "", c->vlan, c->qos);
-		if (c->vlan_proto && c->vlan_proto != IOVK_VF_VLAN_PROTO_8021Q)
-			APPEND(" proto %s", iovk_vf_vlan_proto_name(c->vlan_proto) ?: "?");
-	}
-	if (c->fields & IOVK_VF_SPOOFCHK)
-		APPEND("%sspoofchk %s", len ? " " : "", c->spoofchk ? "on" : "off");
-	if (c->fields & IOVK_VF_TRUST)
-		APPEND("%strust %s", len ? " " : "", c->trust ? "on" : "off");
-#undef APPEND
-}
-
 /* -EOPNOTSUPP, or -ENOENT for a PF without a network interface: the PF cannot do it. */
 static const char *settings_error_name(int r)
 {
@@ -152,7 +126,7 @@ int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf,
 	unsigned index;
 	int r, r2;
 
-	vf_settings_format(want, words, sizeof(words));
+	iovk_vf_settings_format(want, words, sizeof(words));
 	r = m->vf_ops->read(m, pf, a->address, &index, &now, err, sizeof(err));
 	if (r < 0)
 		return sd_bus_error_setf(error, settings_error_name(r),

@@ -497,24 +497,6 @@ static int plan_numvfs(struct iovk_plan *plan, struct pf_state *st)
 	return describe(s, st);
 }
 
-/* Settings that show what info reports, for the fields of the step. */
-static void settings_from_info(const struct iovk_vf_info *info, struct iovk_vf_settings *ret)
-{
-	*ret = (struct iovk_vf_settings){ .sz = sizeof(*ret), .fields = IOVK_VF_ALL_FIELDS };
-	memcpy(ret->mac, info->mac, 6);
-	ret->clear_mac = true;
-	if (info->n_vlans > 0) {
-		ret->vlan = info->vlans[0].vlan;
-		ret->qos = info->vlans[0].qos;
-		ret->vlan_proto = info->vlans[0].proto;
-	}
-	ret->min_tx_rate = info->min_tx_rate;
-	ret->max_tx_rate = info->max_tx_rate;
-	ret->spoofchk = info->spoofchk > 0;
-	ret->trust = info->trust > 0;
-	ret->link_state = info->link_state;
-}
-
 static int plan_vf_settings(struct iovk_plan *plan, struct pf_state *st)
 {
 	struct iovk_ctx *ctx = plan->ctx;
@@ -568,7 +550,7 @@ static int plan_vf_settings(struct iovk_plan *plan, struct pf_state *st)
 		s->pub.settings = v->settings;
 		s->pub.settings.fields = differ;
 		if (info) {
-			settings_from_info(info, &s->pub.current);
+			vf_settings_from_info(info, &s->pub.current);
 			s->pub.current.fields = differ;
 			s->pub.has_current = true;
 			if (set_str(&s->device, info->address) < 0)

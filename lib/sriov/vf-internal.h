@@ -27,6 +27,10 @@ static inline uint16_t vf_vlan_proto_or_default(uint16_t proto)
 char *vf_describe_settings(unsigned field, const struct iovk_vf_settings *s, char *buf, size_t size);
 char *vf_describe_info(unsigned field, const struct iovk_vf_info *info, char *buf, size_t size);
 
+/* What a VF reports, as settings of every field (the first VLAN of a
+ * list; a setting the driver does not report reads as off). */
+void vf_settings_from_info(const struct iovk_vf_info *info, struct iovk_vf_settings *ret);
+
 /* ---- lib/sriov/vf.c, vf-netlink.c, vf-write.c share these ------------------ */
 
 #include <net/if.h>

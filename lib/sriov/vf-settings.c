@@ -485,3 +485,52 @@ char *vf_describe_info(unsigned field, const struct iovk_vf_info *info, char *bu
 	}
 	return buf;
 }
+
+void vf_settings_from_info(const struct iovk_vf_info *info, struct iovk_vf_settings *ret)
+{
+	*ret = (struct iovk_vf_settings){ .sz = sizeof(*ret), .fields = IOVK_VF_ALL_FIELDS };
+	memcpy(ret->mac, info->mac, 6);
+	ret->clear_mac = true;
+	if (info->n_vlans > 0) {
+		ret->vlan = info->vlans[0].vlan;
+		ret->qos = info->vlans[0].qos;
+		ret->vlan_proto = info->vlans[0].proto;
+	}
+	ret->min_tx_rate = info->min_tx_rate;
+	ret->max_tx_rate = info->max_tx_rate;
+	ret->spoofchk = info->spoofchk > 0;
+	ret->trust = info->trust > 0;
+	ret->link_state = info->link_state;
+}
+
+_public_ char *iovk_vf_settings_format(const struct iovk_vf_settings *s, char *buf, size_t size)
+{
+	/* iproute2's order (ip link set DEV vf N mac .. vlan .. qos .. proto
+	 * .. min_tx_rate .. max_tx_rate .. spoofchk .. state .. trust ..);
+	 * 802.1Q, the default protocol, goes unsaid as ip link says it. */
+	static const unsigned order[] = { IOVK_VF_MAC, IOVK_VF_VLAN, IOVK_VF_MIN_TX_RATE, IOVK_VF_MAX_TX_RATE,
+					  IOVK_VF_SPOOFCHK, IOVK_VF_LINK_STATE, IOVK_VF_TRUST };
+	size_t len = 0;
+
+	if (!buf || size == 0)
+		return buf;
+	buf[0] = '\0';
+	for (size_t i = 0; s && i < ELEMENTSOF(order); i++) {
+		char word[64];
+		int k;
+
+		if (!(s->fields & order[i]))
+			continue;
+		if (order[i] == IOVK_VF_VLAN && vf_vlan_proto_or_default(s->vlan_proto) == IOVK_VF_VLAN_PROTO_8021Q)
+			snprintf(word, sizeof(word), "vlan %u qos %u", s->vlan, s->qos);
+		else
+			vf_describe_settings(order[i], s, word, sizeof(word));
+		k = snprintf(buf + len, size - len, "%s%s", len ? " " : "", word);
+		if (k < 0 || (size_t)k >= size - len) {
+			buf[len] = '\0'; /* whole words only */
+			break;
+		}
+		len += (size_t)k;
+	}
+	return buf;
+}

@@ -204,23 +204,6 @@ static bool mac_rewrite_makes_it_admin(const char *pf_driver)
 }
 
 /* Settings that put back what info shows. */
-static void settings_from_info(const struct iovk_vf_info *info, struct iovk_vf_settings *ret)
-{
-	*ret = (struct iovk_vf_settings){ .sz = sizeof(*ret), .fields = IOVK_VF_ALL_FIELDS };
-	memcpy(ret->mac, info->mac, 6);
-	ret->clear_mac = true;
-	if (info->n_vlans > 0) {
-		ret->vlan = info->vlans[0].vlan;
-		ret->qos = info->vlans[0].qos;
-		ret->vlan_proto = info->vlans[0].proto;
-	}
-	ret->min_tx_rate = info->min_tx_rate;
-	ret->max_tx_rate = info->max_tx_rate;
-	ret->spoofchk = info->spoofchk > 0;
-	ret->trust = info->trust > 0;
-	ret->link_state = info->link_state;
-}
-
 static void append(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
 static void append(char *buf, size_t size, const char *fmt, ...)
 {
@@ -336,7 +319,7 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 	if ((want.fields & IOVK_VF_MAC) && memcmp(want.mac, (uint8_t[6]){}, 6) != 0 &&
 	    mac_rewrite_makes_it_admin(ref.driver))
 		todo |= IOVK_VF_MAC;
-	settings_from_info(cur, &old);
+	vf_settings_from_info(cur, &old);
 	for (size_t g = 0; g < ELEMENTSOF(write_groups); g++) {
 		unsigned group = write_groups[g];
 		bool refused;

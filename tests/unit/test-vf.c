@@ -385,3 +385,27 @@ Test(vf, set_refuses_bad_input_before_netlink)
 	cr_assert(has(ctx, "enp1s0f0 (PF 0000:01:00.0)"), "%s", iovk_ctx_get_error(ctx));
 	iovk_ctx_unref(ctx);
 }
+
+Test(vf, settings_format_in_iproute2_words)
+{
+	struct iovk_vf_settings s = IOVK_VF_SETTINGS_INIT;
+	char buf[256], small[24];
+
+	cr_assert_str_eq(iovk_vf_settings_format(&s, buf, sizeof(buf)), "");
+	s.fields = IOVK_VF_TRUST | IOVK_VF_MAC | IOVK_VF_VLAN | IOVK_VF_SPOOFCHK;
+	memcpy(s.mac, (uint8_t[]){ 0x02, 0, 0, 0, 0, 1 }, 6);
+	s.vlan = 10;
+	s.qos = 3;
+	s.trust = true;
+	cr_assert_str_eq(iovk_vf_settings_format(&s, buf, sizeof(buf)),
+			 "mac 02:00:00:00:00:01 vlan 10 qos 3 spoofchk off trust on");
+	s.vlan_proto = IOVK_VF_VLAN_PROTO_8021AD;
+	s.fields |= IOVK_VF_MAX_TX_RATE | IOVK_VF_LINK_STATE;
+	s.max_tx_rate = 1000;
+	s.link_state = IOVK_VF_LINK_STATE_DISABLE;
+	cr_assert_str_eq(iovk_vf_settings_format(&s, buf, sizeof(buf)),
+			 "mac 02:00:00:00:00:01 vlan 10 qos 3 proto 802.1ad max_tx_rate 1000 spoofchk off state disable "
+			 "trust on");
+	/* too small: whole words only */
+	cr_assert_str_eq(iovk_vf_settings_format(&s, small, sizeof(small)), "mac 02:00:00:00:00:01");
+}

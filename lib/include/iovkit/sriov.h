@@ -405,6 +405,14 @@ const char *iovk_vf_link_state_name(int state);
  * NULL when field is not exactly one known bit. */
 const char *iovk_vf_field_name(unsigned field);
 
+/*
+ * The settings that s->fields names, in iproute2's words and order
+ * ("mac 02:00:00:00:00:01 vlan 10 qos 3 spoofchk off trust on"; a VLAN
+ * protocol only when it is not 802.1Q), into buf; "" for none. Cut at
+ * a word boundary when buf is too small. Returns buf.
+ */
+char *iovk_vf_settings_format(const struct iovk_vf_settings *s, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif
