@@ -11,7 +11,7 @@
 
 #include <iovkit/iovkit.h>
 
-#include "lib/sriov/config-internal.h"
+#include "lib/apply/config-internal.h"
 
 #include "fuzz.h"
 

@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "config-internal.h"
-#include "vf-internal.h"
+#include "../sriov/vf-internal.h"
 
 struct step {
 	struct iovk_plan_step pub;
@@ -174,6 +174,12 @@ static bool streq_null(const char *a, const char *b)
 }
 
 /* ---- steps ------------------------------------------------------------------- */
+
+/* --force for the whole plan, or "force": true on the entry the step comes from. */
+static bool step_forced(const struct iovk_plan *plan, const struct step *s)
+{
+	return (plan->flags & IOVK_PLAN_FORCE) || (s->cpf && s->cpf->force) || (s->cdev && s->cdev->force);
+}
 
 static struct step *step_add(struct iovk_plan *plan, enum iovk_plan_action action, const struct pf_state *st,
 			     const char *file, const char *path_suffix, const char *base_path)
@@ -479,7 +485,7 @@ static int plan_numvfs(struct iovk_plan *plan, struct pf_state *st)
 		s->pub.autoprobe_restored = st->record;
 	if (set_str(&s->device, st->address) < 0)
 		return -ENOMEM;
-	if (st->numvfs > 0 && !(plan->flags & IOVK_PLAN_FORCE)) {
+	if (st->numvfs > 0 && !step_forced(plan, s)) {
 		char busy[512], *text;
 		int n = sriov_vfs_in_use(ctx, st->sp, busy, sizeof(busy));
 
@@ -574,7 +580,7 @@ static int block_if_in_use(struct iovk_plan *plan, struct step *s, struct iovk_d
 	struct iovk_in_use *u = NULL;
 	int r;
 
-	if (plan->flags & IOVK_PLAN_FORCE)
+	if (step_forced(plan, s))
 		return 0;
 	r = in_use_collect(plan->ctx, dev, 0, &u);
 	if (r < 0)
@@ -798,7 +804,7 @@ static int apply_step(struct iovk_plan *plan, struct step *s)
 {
 	/* Blocked steps never get here unforced (iovk_plan_apply()); the
 	 * bind's own check is the same rule, read again. */
-	unsigned force = (plan->flags & IOVK_PLAN_FORCE) ? IOVK_BIND_FORCE : 0;
+	unsigned force = step_forced(plan, s) ? IOVK_BIND_FORCE : 0;
 	struct iovk_ctx *ctx = plan->ctx;
 	struct iovk_bind_result br = {};
 	struct iovk_vf_set_result vr = {};
@@ -811,7 +817,7 @@ static int apply_step(struct iovk_plan *plan, struct step *s)
 		return r;
 	case IOVK_PLAN_NUMVFS:
 		r = iovk_sriov_set_numvfs(ctx, s->pf_address, (unsigned)s->pub.to,
-					  (plan->flags & IOVK_PLAN_FORCE) ? IOVK_SRIOV_FORCE : 0, 0);
+					  step_forced(plan, s) ? IOVK_SRIOV_FORCE : 0, 0);
 		s->pub.changed = r > 0;
 		return r;
 	case IOVK_PLAN_VF_SETTINGS:

@@ -29,18 +29,9 @@
 
 #include "config-internal.h"
 
-/* Our documents nest five deep (root, pfs, a PF, vfs, a VF); json-c's
- * default allows 32. A little room, no more. */
-#define JSON_DEPTH_MAX 8
 /* VF indices fit in 16 bits: TotalVFs is a 16-bit field (SR-IOV 9.3.3.6). */
 #define NUMVFS_MAX 65535
 
-static void json_object_putp(struct json_object **o)
-{
-	if (*o)
-		json_object_put(*o);
-}
-#define _cleanup_json_ _cleanup_(json_object_putp)
 
 /* ---- lifetime ----------------------------------------------------------- */
 
@@ -67,7 +58,7 @@ static void cfg_device_done(struct cfg_device *d)
 }
 
 /* Drops what was added after the first n_files/n_pfs/n_devices entries. */
-static void config_truncate(struct iovk_config *c, size_t n_files, size_t n_pfs, size_t n_devices)
+void config_truncate(struct iovk_config *c, size_t n_files, size_t n_pfs, size_t n_devices)
 {
 	while (c->n_pfs > n_pfs)
 		cfg_pf_done(&c->pfs[--c->n_pfs]);
@@ -121,17 +112,7 @@ _public_ const char *iovk_config_get_file(const struct iovk_config *config, size
 
 /* ---- errors -------------------------------------------------------------- */
 
-struct parse {
-	struct iovk_ctx *ctx;
-	const char *file;
-	/* what this file declares, appended to the configuration at the end */
-	struct cfg_pf *pfs;
-	size_t n_pfs;
-	struct cfg_device *devices;
-	size_t n_devices;
-};
-
-static void parse_done(struct parse *p)
+void parse_done(struct parse *p)
 {
 	for (size_t i = 0; i < p->n_pfs; i++)
 		cfg_pf_done(&p->pfs[i]);
@@ -506,7 +487,7 @@ static int parse_vf(struct parse *p, struct json_object *vf, const char *path, s
 
 static int parse_pf(struct parse *p, struct json_object *pf, const char *path, struct cfg_pf *ret)
 {
-	static const char *const keys[] = { "pf", "numvfs", "autoprobe", "vfs", NULL };
+	static const char *const keys[] = { "pf", "numvfs", "autoprobe", "force", "vfs", NULL };
 	struct cfg_pf c = { .file = p->file, .numvfs = -1, .autoprobe = -1 };
 	struct json_object *vfs = NULL;
 	_cleanup_free_ uint64_t *seen = NULL; /* VF indices declared so far */
@@ -550,6 +531,10 @@ static int parse_pf(struct parse *p, struct json_object *pf, const char *path, s
 		goto fail;
 	if (r > 0)
 		c.autoprobe = b;
+	r = get_bool(p, pf, path, "force", &b);
+	if (r < 0)
+		goto fail;
+	c.force = r > 0 && b;
 	r = get_array(p, pf, path, "vfs", NUMVFS_MAX, &vfs);
 	if (r < 0)
 		goto fail;
@@ -606,8 +591,9 @@ fail:
 
 static int parse_device(struct parse *p, struct json_object *dev, const char *path, struct cfg_device *ret)
 {
-	static const char *const keys[] = { "device", "driver", NULL };
+	static const char *const keys[] = { "device", "driver", "force", NULL };
 	struct cfg_device d = { .file = p->file };
+	bool b;
 	int r;
 
 	if (!json_object_is_type(dev, json_type_object))
@@ -622,6 +608,10 @@ static int parse_device(struct parse *p, struct json_object *dev, const char *pa
 		    "\"vfio-pci\", a kernel driver, or \"none\"");
 	if (r < 0)
 		goto fail;
+	r = get_bool(p, dev, path, "force", &b);
+	if (r < 0)
+		goto fail;
+	d.force = r > 0 && b;
 	d.path = strdup(path);
 	if (!d.path) {
 		r = -ENOMEM;
@@ -693,7 +683,7 @@ static int check_duplicates(struct parse *p, const struct iovk_config *c)
 	return 0;
 }
 
-static int parse_document(struct parse *p, struct json_object *root, const struct iovk_config *c)
+int parse_document(struct parse *p, struct json_object *root, const struct iovk_config *c)
 {
 	static const char *const keys[] = { "pfs", "devices", NULL };
 	struct json_object *pfs = NULL, *devices = NULL;
@@ -746,522 +736,3 @@ static int parse_document(struct parse *p, struct json_object *root, const struc
 	return check_duplicates(p, c);
 }
 
-/* ---- syntax ---------------------------------------------------------------------- */
-
-static void line_column(const char *text, size_t offset, unsigned *ret_line, unsigned *ret_col)
-{
-	unsigned line = 1, col = 1;
-
-	for (size_t i = 0; i < offset && text[i]; i++) {
-		if (text[i] == '\n') {
-			line++;
-			col = 1;
-		} else
-			col++;
-	}
-	*ret_line = line;
-	*ret_col = col;
-}
-
-/*
- * Keys in one object. The largest object of this format, a VF, has 11
- * known keys and none may repeat, so an object with more is invalid anyway.
- * Refusing it here keeps the duplicate scan linear in the size of the text
- * (each key is compared with at most this many others), with no hash table
- * whose collisions a crafted file could choose: one object of 87,000 keys
- * cost 8.9 s of CPU when every key was compared with every earlier one.
- */
-#define JSON_OBJECT_KEYS_MAX 64
-
-struct key_frame {
-	bool object;
-	bool want_key; /* in an object, after '{' or ',' */
-	size_t n_keys;
-	struct {
-		size_t start, len; /* the decoded key, in the scan's buffer */
-	} keys[JSON_OBJECT_KEYS_MAX];
-};
-
-static int hex4(const char *s, uint32_t *ret)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < 4; i++) {
-		char c = s[i];
-		int d = c >= '0' && c <= '9' ? c - '0'
-			: c >= 'a' && c <= 'f' ? c - 'a' + 10
-			: c >= 'A' && c <= 'F' ? c - 'A' + 10
-					       : -1;
-
-		if (d < 0)
-			return -EBADMSG;
-		v = v << 4 | (uint32_t)d;
-	}
-	*ret = v;
-	return 0;
-}
-
-static size_t utf8_put(uint32_t cp, char *out)
-{
-	if (cp < 0x80) {
-		out[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		out[0] = (char)(0xc0 | cp >> 6);
-		out[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		out[0] = (char)(0xe0 | cp >> 12);
-		out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		out[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | cp >> 18);
-	out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-	out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-	out[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-/*
- * Decodes the JSON string whose opening quote is at s into out (the decoded
- * form is never longer than the escaped one), sets *ret_len and points
- * *ret_end at the closing quote. json-c accepted the text, but it turns a
- * lone UTF-16 surrogate into U+FFFD and cuts a key at \u0000 (its keys are
- * C strings), so two different spellings could be one key behind our back:
- * both are refused. Returns 0, or -EBADMSG with *ret_end at the escape and
- * *ret_why saying what is wrong with it.
- */
-static int decode_string(const char *s, char *out, size_t *ret_len, const char **ret_end, const char **ret_why)
-{
-	static const char escaped[] = "\"\\/bfnrt", unescaped[] = "\"\\/\b\f\n\r\t";
-	size_t n = 0;
-	const char *c, *e;
-
-	for (c = s + 1; *c && *c != '"'; c++) {
-		const char *esc = c;
-		uint32_t cp, low;
-
-		if (*c != '\\') {
-			out[n++] = *c;
-			continue;
-		}
-		e = *++c ? strchr(escaped, *c) : NULL;
-		if (e) {
-			out[n++] = unescaped[e - escaped];
-			continue;
-		}
-		*ret_end = esc;
-		if (*c != 'u') {
-			*ret_why = "not a JSON escape";
-			return -EBADMSG;
-		}
-		if (hex4(c + 1, &cp) < 0) {
-			*ret_why = "\\u needs four hex digits";
-			return -EBADMSG;
-		}
-		c += 4;
-		if (cp == 0) {
-			*ret_why = "a NUL character";
-			return -EBADMSG;
-		}
-		if (cp >= 0xdc00 && cp <= 0xdfff) {
-			*ret_why = "a UTF-16 low surrogate without a high one before it";
-			return -EBADMSG;
-		}
-		if (cp >= 0xd800 && cp <= 0xdbff) {
-			if (c[1] != '\\' || c[2] != 'u' || hex4(c + 3, &low) < 0 || low < 0xdc00 || low > 0xdfff) {
-				*ret_why = "a UTF-16 high surrogate without a low one after it";
-				return -EBADMSG;
-			}
-			cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
-			c += 6;
-		}
-		n += utf8_put(cp, out + n);
-	}
-	if (!*c) {
-		*ret_end = c;
-		*ret_why = "the string does not end";
-		return -EBADMSG;
-	}
-	*ret_len = n;
-	*ret_end = c;
-	return 0;
-}
-
-/* Error at the byte at of text: "NAME:LINE:COLUMN: ..." */
-static int text_error(struct iovk_ctx *ctx, const char *name, const char *text, const char *at, const char *format,
-		      ...) _printf_(5, 6);
-static int text_error(struct iovk_ctx *ctx, const char *name, const char *text, const char *at, const char *format,
-		      ...)
-{
-	char msg[512];
-	unsigned line, col;
-	va_list ap;
-
-	va_start(ap, format);
-	vsnprintf(msg, sizeof(msg), format, ap);
-	va_end(ap);
-	line_column(text, (size_t)(at - text), &line, &col);
-	return set_error(ctx, -EBADMSG, "%s:%u:%u: %s", name, line, col, msg);
-}
-
-static bool printable(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	return true;
-}
-
-/*
- * Checks the keys of every object of text, which json-c has already
- * accepted as strict JSON (so strings end and nesting is at most
- * JSON_DEPTH_MAX; but see '\'' below): a key twice in one object, compared decoded
- * ("\u006eumvfs" is "numvfs"; json-c keeps the last of two without a word),
- * an escape in a key that decodes to no character, more than
- * JSON_OBJECT_KEYS_MAX keys in one object. Returns 0, -ENOMEM, or -EBADMSG
- * with an error naming the file, line and column.
- */
-static int check_object_keys(struct iovk_ctx *ctx, const char *name, const char *text, size_t len)
-{
-	_cleanup_free_ struct key_frame *stack = calloc(JSON_DEPTH_MAX + 1, sizeof(*stack));
-	_cleanup_free_ char *decoded = malloc(len + 1);
-	size_t used = 0;
-	int depth = -1;
-
-	if (!stack || !decoded)
-		return -ENOMEM;
-	for (const char *c = text; *c; c++) {
-		struct key_frame *f = depth >= 0 ? &stack[depth] : NULL;
-		const char *start = c, *why;
-		char *key = decoded + used;
-		size_t key_len;
-
-		switch (*c) {
-		case '{':
-		case '[':
-			if (depth >= JSON_DEPTH_MAX)
-				return text_error(ctx, name, text, c, "nested deeper than this format ever is");
-			stack[++depth] = (struct key_frame){ .object = *c == '{', .want_key = *c == '{' };
-			break;
-		case '}':
-		case ']':
-			if (depth >= 0)
-				depth--;
-			break;
-		case ',':
-			if (f && f->object)
-				f->want_key = true;
-			break;
-		case '\'':
-			/*
-			 * Outside a string: json-c 0.16 takes a key in single
-			 * quotes even in strict mode ({'pfs': []}), and this scan
-			 * would not see it as a key (fuzz-config's corpus has
-			 * the case).
-			 */
-			return text_error(ctx, name, text, c, "not valid JSON: a string in single quotes");
-		case '"':
-			if (!f || !f->object || !f->want_key) {
-				/* a value: skipped, json-c has checked it */
-				for (c++; *c && *c != '"'; c++)
-					if (*c == '\\' && c[1])
-						c++;
-				if (!*c)
-					c--;
-				break;
-			}
-			f->want_key = false;
-			if (decode_string(start, key, &key_len, &c, &why) < 0)
-				return text_error(ctx, name, text, c, "a key holds \"%.*s\": %s", c[0] == '\\' && c[1] == 'u' ? 6 : 2,
-						  c, why);
-			for (size_t i = 0; i < f->n_keys; i++)
-				if (f->keys[i].len == key_len && memcmp(decoded + f->keys[i].start, key, key_len) == 0) {
-					int raw_len = (int)(c - start - 1);
-
-					/* As written, and decoded when that differs and prints. */
-					if (((size_t)raw_len != key_len || memcmp(start + 1, key, key_len) != 0) &&
-					    printable(key, key_len))
-						return text_error(ctx, name, text, start,
-								  "the key \"%.*s\" (\"%.*s\" decoded) appears twice in one object",
-								  raw_len, start + 1, (int)key_len, key);
-					return text_error(ctx, name, text, start, "the key \"%.*s\" appears twice in one object",
-							  raw_len, start + 1);
-				}
-			if (f->n_keys >= JSON_OBJECT_KEYS_MAX)
-				return text_error(ctx, name, text, start,
-						  "more than %d keys in one object (no object of this format has more than 11)",
-						  JSON_OBJECT_KEYS_MAX);
-			f->keys[f->n_keys].start = used;
-			f->keys[f->n_keys++].len = key_len;
-			used += key_len;
-			break;
-		default:
-			break;
-		}
-	}
-	return 0;
-}
-
-static int parse_text(struct iovk_ctx *ctx, const char *name, const char *text, size_t len,
-		      struct json_object **ret)
-{
-	struct json_tokener *tok;
-	struct json_object *root;
-	enum json_tokener_error jerr;
-	size_t end, offset;
-	unsigned line, col;
-	int r;
-
-	if (memchr(text, '\0', len))
-		return set_error(ctx, -EBADMSG, "%s: holds a NUL byte: not a JSON text", name);
-	if (len >= INT_MAX)
-		return set_error(ctx, -EFBIG, "%s: too large", name);
-	tok = json_tokener_new_ex(JSON_DEPTH_MAX);
-	if (!tok)
-		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	/* With the NUL: the end of input ends a bare number too. */
-	root = json_tokener_parse_ex(tok, text, (int)len + 1);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (jerr != json_tokener_success || !root) {
-		const char *what = jerr == json_tokener_continue || (jerr == json_tokener_success && !root)
-					   ? "unexpected end of the text"
-				   : jerr == json_tokener_error_depth
-					   ? "nested deeper than this format ever is"
-					   : json_tokener_error_desc(jerr);
-
-		if (root)
-			json_object_put(root);
-		/* json-c stops at the byte it could not take. */
-		offset = end <= len ? end : len;
-		/* An empty file has no line to point at. */
-		if (strspn(text, " \t\r\n") == len)
-			return set_error(ctx, -EBADMSG, "%s: empty: expected a JSON object", name);
-		line_column(text, offset, &line, &col);
-		return set_error(ctx, -EBADMSG, "%s:%u:%u: not valid JSON: %s", name, line, col, what);
-	}
-	/* json-c stops after the NUL it was given; anything else is an error
-	 * it reported above. */
-	r = check_object_keys(ctx, name, text, len);
-	if (r < 0) {
-		json_object_put(root);
-		return r;
-	}
-	*ret = root;
-	return 0;
-}
-
-/* ---- adding files -------------------------------------------------------------- */
-
-static int add_text(struct iovk_config *c, const char *name, const char *text, size_t len)
-{
-	_cleanup_json_ struct json_object *root = NULL;
-	struct parse p = { .ctx = c->ctx, .file = name };
-	char *file = NULL, **files;
-	struct cfg_pf *pfs;
-	struct cfg_device *devices;
-	int r;
-
-	if (c->n_files >= IOVK_CONFIG_FILES_MAX)
-		return set_error(c->ctx, -E2BIG, "%s: more than %u files", name, IOVK_CONFIG_FILES_MAX);
-	r = parse_text(c->ctx, name, text, len, &root);
-	if (r < 0)
-		return r;
-	file = strdup(name);
-	if (!file)
-		return -ENOMEM;
-	p.file = file;
-	r = parse_document(&p, root, c);
-	if (r < 0)
-		goto fail;
-
-	r = -ENOMEM;
-	files = realloc(c->files, (c->n_files + 1) * sizeof(*files));
-	if (!files)
-		goto fail;
-	c->files = files;
-	pfs = realloc(c->pfs, (c->n_pfs + p.n_pfs + 1) * sizeof(*pfs));
-	if (!pfs)
-		goto fail;
-	c->pfs = pfs;
-	devices = realloc(c->devices, (c->n_devices + p.n_devices + 1) * sizeof(*devices));
-	if (!devices)
-		goto fail;
-	c->devices = devices;
-	c->files[c->n_files++] = file;
-	memcpy(c->pfs + c->n_pfs, p.pfs, p.n_pfs * sizeof(*p.pfs));
-	c->n_pfs += p.n_pfs;
-	memcpy(c->devices + c->n_devices, p.devices, p.n_devices * sizeof(*p.devices));
-	c->n_devices += p.n_devices;
-	free(p.pfs);
-	free(p.devices);
-	return 0;
-fail:
-	parse_done(&p);
-	free(file);
-	return r;
-}
-
-_public_ int iovk_config_add_string(struct iovk_config *config, const char *name, const char *text)
-{
-	clear_error(config->ctx);
-	if (!name || !text)
-		return set_error(config->ctx, -EINVAL, "no name or no text given");
-	if (strlen(text) > IOVK_CONFIG_FILE_MAX)
-		return set_error(config->ctx, -EFBIG, "%s: larger than %d bytes", name, IOVK_CONFIG_FILE_MAX);
-	return add_text(config, name, text, strlen(text));
-}
-
-static const char *file_type_words(mode_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFIFO:
-		return "a FIFO";
-	case S_IFSOCK:
-		return "a socket";
-	case S_IFCHR:
-		return "a character device";
-	case S_IFBLK:
-		return "a block device";
-	case S_IFDIR:
-		return "a directory";
-	}
-	return "not a regular file";
-}
-
-/* -EISDIR for a directory, -EINVAL for anything else that is not a regular file. */
-static int refuse_not_regular(struct iovk_ctx *ctx, const char *path, mode_t mode)
-{
-	if (S_ISDIR(mode))
-		return set_error(ctx, -EISDIR, "%s: is a directory", path);
-	return set_error(ctx, -EINVAL, "%s: not a regular file (%s)", path, file_type_words(mode));
-}
-
-/*
- * Only regular files are read. Opening is not harmless for the rest: a FIFO
- * blocks open() and read() until a writer comes (iovctl apply hung on one),
- * a device may act on open. So the type is checked before opening, and
- * again on the descriptor (opened non-blocking), for a file replaced between
- * the two.
- */
-static int read_file(struct iovk_ctx *ctx, const char *path, char **ret, size_t *ret_len)
-{
-	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
-	struct stat st;
-	int r;
-
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-		return refuse_not_regular(ctx, path, st.st_mode);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		r = negative_errno();
-		return set_error(ctx, r, "%s: cannot read it: %s", path, strerror(-r));
-	}
-	if (!S_ISREG(st.st_mode))
-		return refuse_not_regular(ctx, path, st.st_mode);
-	/* One byte more than the limit tells a file that grew past it. */
-	buf = malloc(IOVK_CONFIG_FILE_MAX + 2);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n = read(fd, buf + len, IOVK_CONFIG_FILE_MAX + 1 - len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = negative_errno();
-			return set_error(ctx, r, "%s: reading it: %s", path, strerror(-r));
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > IOVK_CONFIG_FILE_MAX)
-			return set_error(ctx, -EFBIG, "%s: larger than %d bytes", path, IOVK_CONFIG_FILE_MAX);
-	}
-	buf[len] = '\0';
-	*ret = TAKE_PTR(buf);
-	*ret_len = len;
-	return 0;
-}
-
-_public_ int iovk_config_add_file(struct iovk_config *config, const char *path)
-{
-	_cleanup_free_ char *text = NULL;
-	size_t len = 0;
-	int r;
-
-	clear_error(config->ctx);
-	if (!path || !*path)
-		return set_error(config->ctx, -EINVAL, "no file name given");
-	r = read_file(config->ctx, path, &text, &len);
-	if (r < 0)
-		return r;
-	return add_text(config, path, text, len);
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-_public_ int iovk_config_add_directory(struct iovk_config *config, const char *path)
-{
-	_cleanup_closedir_ DIR *dir = NULL;
-	_cleanup_strv_free_ char **names = NULL;
-	size_t n = 0, n_files = config->n_files, n_pfs = config->n_pfs, n_devices = config->n_devices;
-	struct dirent *de;
-	int r;
-
-	clear_error(config->ctx);
-	dir = opendir(path);
-	if (!dir) {
-		r = negative_errno();
-		return set_error(config->ctx, r, "%s: cannot read the directory: %s", path, strerror(-r));
-	}
-	while ((de = readdir(dir))) {
-		_cleanup_free_ char *full = NULL;
-		size_t len = strlen(de->d_name);
-
-		if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
-			continue;
-		if (asprintf(&full, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", de->d_name) < 0)
-			return -ENOMEM;
-		/*
-		 * Symlinks are followed, as in systemd's *.d directories. Every
-		 * other *.json that is not a regular file (a FIFO, socket, device,
-		 * directory, dangling link) fails the whole directory in
-		 * iovk_config_add_file(), in name order: a file meant to be applied
-		 * at boot that is skipped without a word would be worse.
-		 */
-		if (n >= IOVK_CONFIG_FILES_MAX)
-			return set_error(config->ctx, -E2BIG, "%s: more than %u *.json files", path,
-					 IOVK_CONFIG_FILES_MAX);
-		r = strv_push(&names, &n, full);
-		if (r < 0)
-			return r;
-	}
-	if (n == 0)
-		return 0;
-	qsort(names, n, sizeof(*names), cmp_names);
-	for (size_t i = 0; i < n; i++) {
-		r = iovk_config_add_file(config, names[i]);
-		if (r < 0) {
-			char msg[sizeof(config->ctx->error)];
-
-			/* All or nothing: the files before go too. */
-			snprintf(msg, sizeof(msg), "%s", iovk_ctx_get_error(config->ctx));
-			config_truncate(config, n_files, n_pfs, n_devices);
-			set_error(config->ctx, r, "%s", msg);
-			return r;
-		}
-	}
-	return (int)n;
-}
