@@ -68,22 +68,6 @@ static void step_iommu_info(struct report *rep, struct vfio_cmd *c)
 		     n, ranges[0].start, ranges[n - 1].end, sizes, avail, reported ? "" : " (assumed)");
 }
 
-/* Reads a sysfs attribute of the device holding a hex number; -1 when unreadable. */
-static long sysfs_hex(struct cli *cli, const char *address, const char *attr)
-{
-	char path[4096], buf[32];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/%s", iovk_ctx_get_sysfs_root(cli->ctx), address, attr);
-	f = fopen(path, "re");
-	if (f && fgets(buf, sizeof(buf), f))
-		v = strtol(buf, NULL, 16);
-	if (f)
-		fclose(f);
-	return v;
-}
-
 /*
  * Bytes of a VF's header that vfio-pci shows differently from the hardware,
  * by design (vfio_config_init(), vfio_bar_fixup()): a VF reads 0xffff as
@@ -98,31 +82,30 @@ static bool vf_virtualized(size_t off)
 
 static void step_config_read(struct report *rep, struct vfio_cmd *c)
 {
-	char path[4096], pf_link[4096];
 	uint8_t via_vfio[64], via_sysfs[64];
-	FILE *f;
-	size_t n;
+	struct iovk_device *d = NULL;
 	char diff[512] = "", note[160] = "";
 	size_t len = 0;
 	unsigned ndiff = 0;
-	bool is_vf;
+	ssize_t n = -1;
+	bool is_vf = false;
+	long vendor = -1, device = -1;
 
 	if (iovk_vfio_device_config_read(c->dev, 0, via_vfio, sizeof(via_vfio)) < 0) {
 		step(rep, "config-read", REPORT_FAIL, "%s", lib_error(rep->cli));
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/config", iovk_ctx_get_sysfs_root(rep->cli->ctx),
-		 c->address);
-	snprintf(pf_link, sizeof(pf_link), "%s/bus/pci/devices/%s/physfn", iovk_ctx_get_sysfs_root(rep->cli->ctx),
-		 c->address);
-	is_vf = access(pf_link, F_OK) == 0;
-	f = fopen(path, "re");
-	n = f ? fread(via_sysfs, 1, sizeof(via_sysfs), f) : 0;
-	if (f)
-		fclose(f);
-	if (n != sizeof(via_sysfs)) {
-		step(rep, "config-read", REPORT_SKIP, "read the header through VFIO, but cannot read 64 bytes of %s to compare",
-		     path);
+	/* The kernel's view of the same bytes, through libiovkit (sysfs). */
+	if (iovk_device_new(rep->cli->ctx, c->address, &d) >= 0) {
+		is_vf = iovk_device_get_physfn(d) != NULL;
+		vendor = iovk_device_get_vendor_id(d);
+		device = iovk_device_get_device_id(d);
+		n = iovk_device_read_config(d, 0, via_sysfs, sizeof(via_sysfs));
+		iovk_device_unref(d);
+	}
+	if (n != (ssize_t)sizeof(via_sysfs)) {
+		step(rep, "config-read", REPORT_SKIP, "read the header through VFIO, but cannot read 64 bytes of its sysfs "
+		     "config to compare: %s", n < 0 ? lib_error(rep->cli) : "short read");
 		return;
 	}
 	for (size_t i = 0; i < sizeof(via_vfio); i++) {
@@ -145,7 +128,6 @@ static void step_config_read(struct report *rep, struct vfio_cmd *c)
 	}
 	if (is_vf) {
 		/* The ids vfio-pci fills in must be the ones sysfs names. */
-		long vendor = sysfs_hex(rep->cli, c->address, "vendor"), device = sysfs_hex(rep->cli, c->address, "device");
 		long got_vendor = via_vfio[0] | via_vfio[1] << 8, got_device = via_vfio[2] | via_vfio[3] << 8;
 
 		if (vendor != got_vendor || device != got_device) {
@@ -160,8 +142,8 @@ static void step_config_read(struct report *rep, struct vfio_cmd *c)
 	}
 	if (ndiff)
 		step(rep, "config-read", REPORT_FAIL,
-		     "the first 64 bytes read through VFIO differ from %s in %u place(s): %s",
-		     path, ndiff, diff);
+		     "the first 64 bytes read through VFIO differ from sysfs config in %u place(s): %s",
+		     ndiff, diff);
 	else
 		step(rep, "config-read", REPORT_PASS, "the first 64 bytes read through VFIO match sysfs config (vendor %02x%02x, "
 		     "device %02x%02x)%s", via_vfio[1], via_vfio[0], via_vfio[3], via_vfio[2], note);

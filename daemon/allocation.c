@@ -228,8 +228,7 @@ char *allocation_device_node(struct manager *m, const struct allocation *a)
 
 	if (!iovk_driver_is_vfio(a->driver) || a->iommu_group < 0)
 		return strdup("");
-	if (asprintf(&s, "%s/vfio/%d", iovk_ctx_get_dev_root(m->ctx), a->iommu_group) < 0)
-		return NULL;
+	s = iovk_iommu_group_vfio_node(m->ctx, a->iommu_group);
 	return s;
 }
 
@@ -292,27 +291,22 @@ int check_group_closed(struct manager *m, struct allocation *a, sd_bus_error *er
 {
 	_cleanup_free_ char *node = NULL;
 	char now[64];
-	int fd;
+	int r;
 
 	if (!a->has_bind || !iovk_driver_is_vfio(a->bind.driver) || iovk_driver_is_vfio(a->bind.previous_driver) ||
 	    a->iommu_group < 0)
 		return 0;
 	if (iovk_device_read_driver(m->ctx, a->address, now, sizeof(now)) < 0 || strcmp(now, a->bind.driver) != 0)
 		return 0;
-	if (asprintf(&node, "%s/vfio/%d", iovk_ctx_get_dev_root(m->ctx), a->iommu_group) < 0)
-		return -ENOMEM;
-	fd = open(node, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		return 0;
-	}
-	if (errno != EBUSY)
-		return 0;
+	r = iovk_iommu_group_vfio_is_open(m->ctx, a->iommu_group);
+	if (r <= 0)
+		return r;
+	node = iovk_iommu_group_vfio_node(m->ctx, a->iommu_group);
 	return sd_bus_error_setf(error, IOVD_ERR_IN_USE,
 				 "%s (VF %s, owner %s): IOMMU group %d is open (%s: a VM, or whoever holds the "
 				 "descriptor from OpenDevice, uses the VF); Release would put the VF back on %s, and "
 				 "vfio-pci does not let go of a device in use: close it first", a->path, a->address,
-				 a->owner, a->iommu_group, node,
+				 a->owner, a->iommu_group, node ?: "its VFIO node",
 				 a->bind.previous_driver[0] ? a->bind.previous_driver : "no driver");
 }
 

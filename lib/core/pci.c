@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 
@@ -649,6 +650,33 @@ _public_ const char *const *iovk_device_get_netdevs(const struct iovk_device *d)
 _public_ const char *iovk_device_get_parent(const struct iovk_device *d)
 {
 	return d->parent;
+}
+
+_public_ ssize_t iovk_device_read_config(struct iovk_device *d, size_t offset, void *buf, size_t size)
+{
+	_cleanup_free_ char *p = NULL;
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	if (!d || (!buf && size))
+		return -EINVAL;
+	p = root_path(d->syspath, "/config");
+	if (!p)
+		return -ENOMEM;
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		n = negative_errno();
+		return set_error(d->ctx, (int)n, "%s: opening %s: %s", d->address, p, strerror((int)-n));
+	}
+	/* sysfs config reads are not restartable at an offset we did not ask
+	 * for: one pread, and what it gives (an unprivileged reader gets the
+	 * first 64 bytes only, the rest of the header reads short). */
+	n = pread(fd, buf, size, (off_t)offset);
+	if (n < 0) {
+		n = negative_errno();
+		return set_error(d->ctx, (int)n, "%s: reading %s: %s", d->address, p, strerror((int)-n));
+	}
+	return n;
 }
 
 _public_ int iovk_device_get_acs(struct iovk_device *d, uint16_t *ret_cap, uint16_t *ret_ctrl)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <string.h>
@@ -226,6 +227,30 @@ _public_ void iovk_iommu_group_list_free(struct iovk_iommu_group **groups)
 	for (struct iovk_iommu_group **g = groups; *g; g++)
 		iovk_iommu_group_unref(*g);
 	free(groups);
+}
+
+_public_ char *iovk_iommu_group_vfio_node(const struct iovk_ctx *ctx, int group)
+{
+	if (!ctx || group < 0)
+		return NULL;
+	return dev_path(ctx, "/vfio/%d", group);
+}
+
+_public_ int iovk_iommu_group_vfio_is_open(struct iovk_ctx *ctx, int group)
+{
+	_cleanup_free_ char *path = iovk_iommu_group_vfio_node(ctx, group);
+	int fd;
+
+	if (!path)
+		return group < 0 ? -EINVAL : -ENOMEM;
+	/* A legacy VFIO group opens once (vfio_group_fops_open() says
+	 * EBUSY to a second opener), so our own open is the question. */
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno == EBUSY ? 1 : 0; /* no node: nothing of it is on vfio-pci */
 }
 
 _public_ int iovk_iommu_group_get_number(const struct iovk_iommu_group *g)

@@ -711,7 +711,7 @@ static int check_group_closed(struct iovk_ctx *ctx, const char *address)
 {
 	_cleanup_free_ char *path = NULL;
 	struct iovk_device *d;
-	int group, fd, r;
+	int group, r;
 
 	r = iovk_device_new(ctx, address, &d);
 	if (r < 0)
@@ -720,19 +720,13 @@ static int check_group_closed(struct iovk_ctx *ctx, const char *address)
 	iovk_device_unref(d);
 	if (group < 0)
 		return 0;
-	path = dev_path(ctx, "/vfio/%d", group);
-	if (!path)
-		return -ENOMEM;
-	fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
-	if (fd >= 0) {
-		close(fd);
-		return 0;
-	}
-	if (errno == EBUSY)
-		return set_error(ctx, -EBUSY, "%s: IOMMU group %d is in use (%s is open: a VM or another VFIO user "
-				 "holds it); stop it first, or vfio-pci would not let go of the device",
-				 address, group, path);
-	return 0; /* no node (nothing on vfio-pci), or not ours to judge */
+	r = iovk_iommu_group_vfio_is_open(ctx, group);
+	if (r <= 0)
+		return r;
+	path = iovk_iommu_group_vfio_node(ctx, group);
+	return set_error(ctx, -EBUSY, "%s: IOMMU group %d is in use (%s is open: a VM or another VFIO user "
+			 "holds it); stop it first, or vfio-pci would not let go of the device",
+			 address, group, path ?: "its VFIO node");
 }
 
 _public_ int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address, struct iovk_passthrough **ret_p)

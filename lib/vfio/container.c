@@ -166,7 +166,7 @@ static int attach_group(struct iovk_vfio_iommu *iommu, const char *address, int 
 			*ret_fd = iommu->groups[i].fd;
 			return 0;
 		}
-	path = dev_path(ctx, "/vfio/%d", group);
+	path = iovk_iommu_group_vfio_node(ctx, group);
 	if (!path)
 		return -ENOMEM;
 	fd = open(path, O_RDWR | O_CLOEXEC);

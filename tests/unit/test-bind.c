@@ -254,3 +254,21 @@ Test(bind, cheap_reads_and_the_vfio_driver_rule)
 	iovk_ctx_unref(ctx);
 	iovk_ctx_unref(off);
 }
+
+Test(bind, the_vfio_node_of_a_group)
+{
+	const char *root = fixture_copy("sriov-nic");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+	char *node = iovk_iommu_group_vfio_node(ctx, 6), want[PATH_MAX];
+
+	snprintf(want, sizeof(want), "%s/dev/vfio/6", root);
+	cr_assert_str_eq(node, want);
+	free(node);
+	cr_assert_null(iovk_iommu_group_vfio_node(ctx, -1));
+	/* a fixture's node is a plain file: opened, so nobody holds it */
+	cr_assert_eq(iovk_iommu_group_vfio_is_open(ctx, 6), 0);
+	/* no node (nothing of group 3 is on vfio-pci) */
+	cr_assert_eq(iovk_iommu_group_vfio_is_open(ctx, 3), 0);
+	cr_assert_eq(iovk_iommu_group_vfio_is_open(ctx, -1), -EINVAL);
+	iovk_ctx_unref(ctx);
+}

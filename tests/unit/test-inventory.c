@@ -294,3 +294,21 @@ Test(host, iommu_off)
 	cr_assert_eq(s.allow_unsafe_interrupts, IOVK_UNKNOWN);
 	iovk_ctx_unref(ctx);
 }
+
+Test(inventory, config_bytes_from_sysfs)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	struct iovk_device *d = NULL;
+	uint8_t cfg[64], tail[8];
+
+	cr_assert_eq(iovk_device_new(ctx, "01:00.0", &d), 0);
+	cr_assert_eq(iovk_device_read_config(d, 0, cfg, sizeof(cfg)), (ssize_t)sizeof(cfg), "%s", iovk_ctx_get_error(ctx));
+	/* the ids the inventory reports are the header's */
+	cr_assert_eq(cfg[0] | cfg[1] << 8, iovk_device_get_vendor_id(d));
+	cr_assert_eq(cfg[2] | cfg[3] << 8, iovk_device_get_device_id(d));
+	/* past the end: short, not an error */
+	cr_assert_eq(iovk_device_read_config(d, 1 << 20, tail, sizeof(tail)), 0);
+	cr_assert_eq(iovk_device_read_config(NULL, 0, tail, sizeof(tail)), -EINVAL);
+	iovk_device_unref(d);
+	iovk_ctx_unref(ctx);
+}

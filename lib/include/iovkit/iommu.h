@@ -33,6 +33,18 @@ int iovk_iommu_group_enumerate(struct iovk_ctx *ctx, struct iovk_iommu_group ***
 void iovk_iommu_group_list_free(struct iovk_iommu_group **groups);
 
 int iovk_iommu_group_get_number(const struct iovk_iommu_group *g);
+
+/* The legacy VFIO node of IOMMU group `group` under the context's /dev
+ * ("/dev/vfio/12"), malloc'd; NULL for a negative group or on ENOMEM. */
+char *iovk_iommu_group_vfio_node(const struct iovk_ctx *ctx, int group);
+/*
+ * Whether a VFIO user (a VM, whoever holds a descriptor of it) has the
+ * group's legacy VFIO node open now: unbinding vfio-pci from a device of
+ * it would then block until that user lets go. Returns 1 open, 0 not
+ * (also when there is no node: nothing of the group is on vfio-pci),
+ * -EINVAL for a negative group, -ENOMEM.
+ */
+int iovk_iommu_group_vfio_is_open(struct iovk_ctx *ctx, int group);
 /* Member devices sorted by address, NULL-terminated. */
 struct iovk_device *const *iovk_iommu_group_get_devices(const struct iovk_iommu_group *g);
 size_t iovk_iommu_group_get_n_devices(const struct iovk_iommu_group *g);

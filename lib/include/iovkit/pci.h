@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include <sys/types.h>
+
 #include <iovkit/core.h>
 
 #ifdef __cplusplus
@@ -96,6 +98,14 @@ const char *iovk_device_get_parent(const struct iovk_device *d);
  * not be read.
  */
 int iovk_device_get_acs(struct iovk_device *d, uint16_t *ret_cap, uint16_t *ret_ctrl);
+
+/*
+ * Reads config space bytes [offset, offset + size) from sysfs (the
+ * kernel's view, not through VFIO). Returns the number of bytes read (fewer
+ * past the end, or past 64 bytes for an unprivileged reader), or -errno
+ * with the error naming the file.
+ */
+ssize_t iovk_device_read_config(struct iovk_device *d, size_t offset, void *buf, size_t size);
 
 /*
  * Whether this device lets its IOMMU group be used by VFIO, following the
