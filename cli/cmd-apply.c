@@ -106,6 +106,7 @@ static struct json_object *step_to_json(const struct iovk_plan_step *s, size_t i
 	json_object_object_add(o, "from", from);
 	json_object_object_add(o, "to", to);
 	json_object_object_add(o, "blocked", json_string_or_null(s->blocked));
+	json_object_object_add(o, "forced", json_string_or_null(s->forced));
 	json_object_object_add(o, "description", json_object_new_string(s->description));
 	json_object_object_add(o, "status", json_object_new_string(status_word(s, dry_run)));
 	if (!dry_run && s->status == IOVK_PLAN_APPLIED)
@@ -181,6 +182,8 @@ static void print_plan_text(const struct iovk_config *config, const struct iovk_
 		printf(" %s\n", s->description);
 		if (s->blocked)
 			printf("      refused: %s; --force overrides it\n", s->blocked);
+		if (s->forced)
+			printf("      forced: it %s\n", s->forced);
 	}
 	fflush(stdout);
 }

@@ -249,23 +249,35 @@ static bool parse_uint(const char *s, unsigned long min, unsigned long max, unsi
 	return true;
 }
 
-/* Whether removing the PF's VFs would take one that is used (the host-use rule). */
-static bool vfs_in_use(struct cli *cli, const char *address)
+/*
+ * Whether removing the PF's VFs would take one that is used (the host-use
+ * rule); with ret_text, every reason in one line (malloc'd, NULL when none).
+ */
+static bool vfs_in_use(struct cli *cli, const char *address, char **ret_text)
 {
 	struct iovk_sriov_pf *pf = NULL;
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f = ret_text ? open_memstream(&text, &size) : NULL;
 	bool busy = false;
 
-	if (iovk_sriov_pf_new(cli->ctx, address, &pf) < 0)
-		return false;
-	for (size_t k = 0; !busy && k < iovk_sriov_pf_get_n_vfs(pf); k++) {
-		struct iovk_in_use *u = NULL;
+	if (iovk_sriov_pf_new(cli->ctx, address, &pf) >= 0)
+		for (size_t k = 0; (f || !busy) && k < iovk_sriov_pf_get_n_vfs(pf); k++) {
+			struct iovk_in_use *u = NULL;
 
-		if (iovk_device_check_in_use(cli->ctx, iovk_device_get_address(iovk_sriov_pf_get_vfs(pf)[k]),
-					     IOVK_IN_USE_REMOVAL, &u) >= 0)
-			busy = iovk_in_use_get_n_reasons(u) > 0;
-		iovk_in_use_free(u);
-	}
+			if (iovk_device_check_in_use(cli->ctx, iovk_device_get_address(iovk_sriov_pf_get_vfs(pf)[k]),
+						     IOVK_IN_USE_REMOVAL, &u) >= 0 && iovk_in_use_get_n_reasons(u) > 0) {
+				if (f)
+					fprintf(f, "%s%s", busy ? "; " : "", iovk_in_use_get_text(u));
+				busy = true;
+			}
+			iovk_in_use_free(u);
+		}
 	iovk_sriov_pf_unref(pf);
+	if (f && fclose(f) == 0 && busy)
+		*ret_text = text;
+	else
+		free(text);
 	return busy;
 }
 
@@ -321,12 +333,19 @@ static int sriov_set(struct cli *cli, int argc, char **argv)
 	before = iovk_sriov_pf_get_numvfs(pf);
 	pf = iovk_sriov_pf_unref(pf);
 
+	if (force && (unsigned)before != n && before > 0) {
+		_cleanup_free_ char *text = NULL;
+
+		if (vfs_in_use(cli, argv[i], &text) && text)
+			fprintf(stderr, "iovctl: warning: removing the VFs of %s although they are in use (--force): %s\n",
+				argv[i], text);
+	}
 	r = iovk_sriov_set_numvfs(cli->ctx, argv[i], n, flags, timeout_ms);
 	if (r == -EBUSY && !force) {
 		/* Was it the VFs in use? The public check says, not the text. */
 		_cleanup_free_ char *text = strdup(iovk_ctx_get_error(cli->ctx));
 
-		if (vfs_in_use(cli, argv[i]))
+		if (vfs_in_use(cli, argv[i], NULL))
 			return fail(cli, r, "Failed to set %s to %u VFs (--force removes VFs in use): %s", argv[i], n,
 				    text ? skip_address(text, argv[i]) : "");
 		return fail(cli, r, "Failed to set %s to %u VFs: %s", argv[i], n, text ? skip_address(text, argv[i]) : "");

@@ -34,7 +34,7 @@
 struct step {
 	struct iovk_plan_step pub;
 	/* owned strings the public members point to */
-	char *path, *pf_address, *device, *driver_from, *blocked, *description, *error_message;
+	char *path, *pf_address, *device, *driver_from, *blocked, *forced, *description, *error_message;
 	const struct cfg_pf *cpf;        /* NULL for a device entry */
 	const struct cfg_vf *cvf;        /* NULL when not about a VF */
 	const struct cfg_device *cdev;   /* only for a device entry */
@@ -82,6 +82,7 @@ static void step_done(struct step *s)
 	free(s->device);
 	free(s->driver_from);
 	free(s->blocked);
+	free(s->forced);
 	free(s->description);
 	free(s->error_message);
 }
@@ -181,6 +182,16 @@ static bool step_forced(const struct iovk_plan *plan, const struct step *s)
 	return (plan->flags & IOVK_PLAN_FORCE) || (s->cpf && s->cpf->force) || (s->cdev && s->cdev->force);
 }
 
+/* Why the step would be refused (text, taken): blocked, or when the step is
+ * forced, what the force overrides, so that the report can say so. */
+static void block_or_force(const struct iovk_plan *plan, struct step *s, char *text)
+{
+	char **slot = step_forced(plan, s) ? &s->forced : &s->blocked;
+
+	free(*slot);
+	*slot = text;
+}
+
 static struct step *step_add(struct iovk_plan *plan, enum iovk_plan_action action, const struct pf_state *st,
 			     const char *file, const char *path_suffix, const char *base_path)
 {
@@ -219,6 +230,7 @@ static void steps_publish(struct iovk_plan *plan)
 		s->pub.device = s->device;
 		s->pub.driver_from = s->driver_from;
 		s->pub.blocked = s->blocked;
+		s->pub.forced = s->forced;
 		s->pub.description = s->description;
 		s->pub.error_message = s->error_message;
 	}
@@ -485,7 +497,7 @@ static int plan_numvfs(struct iovk_plan *plan, struct pf_state *st)
 		s->pub.autoprobe_restored = st->record;
 	if (set_str(&s->device, st->address) < 0)
 		return -ENOMEM;
-	if (st->numvfs > 0 && !step_forced(plan, s)) {
+	if (st->numvfs > 0) {
 		char busy[512], *text;
 		int n = sriov_vfs_in_use(ctx, st->sp, busy, sizeof(busy));
 
@@ -495,8 +507,7 @@ static int plan_numvfs(struct iovk_plan *plan, struct pf_state *st)
 			if (asprintf(&text, "would remove VF%s %s, in use (a VF on VFIO is taken as assigned to a "
 				     "guest)", n > 1 ? "s" : "", busy) < 0)
 				return -ENOMEM;
-			free(s->blocked);
-			s->blocked = text;
+			block_or_force(plan, s, text);
 		}
 	}
 	st->numvfs_step = plan->n_steps;
@@ -580,15 +591,16 @@ static int block_if_in_use(struct iovk_plan *plan, struct step *s, struct iovk_d
 	struct iovk_in_use *u = NULL;
 	int r;
 
-	if (step_forced(plan, s))
-		return 0;
 	r = in_use_collect(plan->ctx, dev, 0, &u);
 	if (r < 0)
 		return r;
 	if (iovk_in_use_get_n_reasons(u) > 0) {
-		free(s->blocked);
-		if (asprintf(&s->blocked, "would take a device the host uses: %s", iovk_in_use_get_text(u)) < 0)
-			s->blocked = NULL, r = -ENOMEM;
+		char *text;
+
+		if (asprintf(&text, "would take a device the host uses: %s", iovk_in_use_get_text(u)) < 0)
+			r = -ENOMEM;
+		else
+			block_or_force(plan, s, text);
 	}
 	iovk_in_use_free(u);
 	return r;

@@ -163,6 +163,10 @@ struct iovk_plan_step {
 	const char *error_message; /* the library's text for it, else NULL */
 	bool changed;              /* applied and the system changed (not already so) */
 	unsigned vf_unverified;    /* VF_SETTINGS: written but not reported back */
+
+	/* What IOVK_PLAN_FORCE or the entry's "force" overrides for this step,
+	 * in the words blocked would have used; NULL when nothing. */
+	const char *forced;
 };
 
 enum iovk_plan_flags {
