@@ -157,7 +157,7 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 	const char *group = NULL, *no_load = NULL, *force = NULL;
 	const struct cmd_opt opts[] = { { "group", false, &group }, { "no-load", false, &no_load },
 					{ "force", false, &force }, {} };
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 	struct json_object *forced = NULL;
 	char addr[IOVK_PCI_ADDR_MAX], action[256], now[64];
 	const char *one[1];
@@ -248,7 +248,7 @@ static int unbind_or_restore(struct cli *cli, const char *cmd, const char *help,
 {
 	const char *force = NULL;
 	const struct cmd_opt opts[] = { { "force", false, &force }, {} };
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 	struct json_object *forced = NULL;
 	char addr[IOVK_PCI_ADDR_MAX], action[256];
 	const char *one[1] = { addr };

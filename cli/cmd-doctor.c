@@ -41,7 +41,7 @@ int cmd_doctor(struct cli *cli, int argc, char **argv)
 		.json_hint = true,
 		.statuses = 1u << REPORT_PASS | 1u << REPORT_WARN | 1u << REPORT_FAIL,
 	};
-	struct iovk_iommu_host_state hs;
+	struct iovk_iommu_host_state hs = IOVK_IOMMU_HOST_STATE_INIT;
 	struct rlimit rl;
 	long long huge, hsize;
 	int r, i;

@@ -93,7 +93,7 @@ int cmd_groups(struct cli *cli, int argc, char **argv)
 	const struct cmd_opt opts[] = { { "group", true, &group }, {} };
 	struct iovk_iommu_group **groups = NULL;
 	struct json_object *arr = NULL;
-	struct iovk_iommu_host_state hs;
+	struct iovk_iommu_host_state hs = IOVK_IOMMU_HOST_STATE_INIT;
 	size_t n = 0;
 	long want = -1;
 	int r, i;

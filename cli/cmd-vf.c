@@ -296,7 +296,7 @@ static int fail_set(struct cli *cli, int err, const struct iovk_vf_set_result *r
 static int vf_set(struct cli *cli, int argc, char **argv)
 {
 	IOVK_VF_SETTINGS(settings);
-	struct iovk_vf_set_result res = {};
+	struct iovk_vf_set_result res = IOVK_VF_SET_RESULT_INIT;
 	struct iovk_vf_list *list = NULL;
 	const struct iovk_vf_info *vf;
 	const char *pf;

@@ -376,7 +376,7 @@ int refuse_vf_in_use(struct manager *m, const struct pool *p, const char *addres
 static int bind_kernel_driver(struct manager *m, struct allocation *a, struct iovk_bind_result *res,
 			      sd_bus_error *error)
 {
-	struct iovk_bind_result bound = {};
+	struct iovk_bind_result bound = IOVK_BIND_RESULT_INIT;
 	char name[64];
 	int r;
 
@@ -407,7 +407,7 @@ static int bind_kernel_driver(struct manager *m, struct allocation *a, struct io
 int apply_driver(struct manager *m, struct allocation *a, enum pool_driver want, char driver[static 64],
 		 sd_bus_error *error)
 {
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 	int r;
 
 	if (m->no_bind || want == POOL_DRIVER_NONE)

@@ -188,6 +188,7 @@ static bool allocation_extra_from_json(struct json_object *o, struct allocation 
 	if (json_object_object_get_ex(o, "bind", &bind)) {
 		struct iovk_bind_result *b = &a->bind;
 
+		b->sz = sizeof(*b);
 		if (!get_fixed(bind, "previous_driver", b->previous_driver, sizeof(b->previous_driver)) ||
 		    !get_fixed(bind, "previous_override", b->previous_override, sizeof(b->previous_override)) ||
 		    !get_fixed(bind, "driver", b->driver, sizeof(b->driver)) ||

@@ -61,7 +61,7 @@ static int netlink_write(struct manager *m, const char *pf, unsigned index, cons
 			 char *err, size_t size)
 {
 	static const uint8_t zero[6];
-	struct iovk_vf_set_result res = {};
+	struct iovk_vf_set_result res = IOVK_VF_SET_RESULT_INIT;
 	struct iovk_vf_settings s = *c;
 	int r;
 

@@ -127,6 +127,15 @@ int opts_valid(struct iovk_ctx *ctx, const void *opts, size_t sz, size_t min_sz,
 	       const char *name, const char *init);
 
 /*
+ * A caller's sized result (struct iovk_bind_result and its kind: sz first):
+ * result_valid() refuses one smaller than min_sz (-EINVAL, named), NULL is
+ * fine; result_store() copies what this library filled in, at most the
+ * caller's sz bytes, keeping its sz.
+ */
+int result_valid(struct iovk_ctx *ctx, const void *result, size_t min_sz, const char *name);
+void result_store(void *dst, const void *src, size_t known_sz);
+
+/*
  * Exclusive flock on <dir>/<name> (both created when missing), waiting at
  * most the context timeout for another process to let go.
  */

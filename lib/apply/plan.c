@@ -818,8 +818,8 @@ static int apply_step(struct iovk_plan *plan, struct step *s)
 	 * bind's own check is the same rule, read again. */
 	unsigned force = step_forced(plan, s) ? IOVK_BIND_FORCE : 0;
 	struct iovk_ctx *ctx = plan->ctx;
-	struct iovk_bind_result br = {};
-	struct iovk_vf_set_result vr = {};
+	struct iovk_bind_result br = IOVK_BIND_RESULT_INIT;
+	struct iovk_vf_set_result vr = IOVK_VF_SET_RESULT_INIT;
 	int r;
 
 	switch (s->pub.action) {

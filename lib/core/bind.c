@@ -411,11 +411,14 @@ _public_ int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const c
 			      struct iovk_bind_result *result)
 {
 	_cleanup_close_ int lock = -1;
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 	struct dev_state before;
 	int r;
 
 	clear_error(ctx);
+	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
+	if (r < 0)
+		return r;
 	r = bind_check_flags(ctx, flags);
 	if (r < 0)
 		return r;
@@ -433,8 +436,7 @@ _public_ int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const c
 	if (r < 0)
 		return r;
 	r = bind_locked(ctx, &before, driver, flags, &res);
-	if (result)
-		*result = res;
+	result_store(result, &res, sizeof(res));
 	return r;
 }
 
@@ -442,11 +444,14 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, unsig
 				struct iovk_bind_result *result)
 {
 	_cleanup_close_ int lock = -1;
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 	struct dev_state before;
 	int r, recorded;
 
 	clear_error(ctx);
+	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
+	if (r < 0)
+		return r;
 	r = bind_check_flags(ctx, flags);
 	if (r < 0)
 		return r;
@@ -469,15 +474,13 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, unsig
 			if (recorded > 0)
 				previous_driver_forget(ctx, before.address);
 			result_fill(ctx, &res, &before);
-			if (result)
-				*result = res;
+			result_store(result, &res, sizeof(res));
 			return r;
 		}
 		res.changed = true;
 	}
 	result_fill(ctx, &res, &before);
-	if (result)
-		*result = res;
+	result_store(result, &res, sizeof(res));
 	return 0;
 }
 
@@ -488,6 +491,8 @@ _public_ int iovk_device_bind_undo(struct iovk_ctx *ctx, const char *address, co
 	int r;
 
 	clear_error(ctx);
+	if (!result || result_valid(ctx, result, sizeof(*result), "iovk_bind_result") < 0)
+		return -EINVAL;
 	if (result->previous_driver[0] && bind_check_driver_name(ctx, result->previous_driver) < 0)
 		return -EINVAL;
 	if (result->previous_override[0] && bind_check_driver_name(ctx, result->previous_override) < 0)
@@ -686,12 +691,15 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsi
 				 struct iovk_bind_result *result)
 {
 	_cleanup_close_ int lock = -1;
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 	struct dev_state before;
 	char saved[DRIVER_MAX];
 	int r, has_record;
 
 	clear_error(ctx);
+	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
+	if (r < 0)
+		return r;
 	r = bind_check_flags(ctx, flags);
 	if (r < 0)
 		return r;
@@ -724,8 +732,7 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsi
 		if (r < 0) {
 			/* Leave the record: a later restore can try again. */
 			result_fill(ctx, &res, &before);
-			if (result)
-				*result = res;
+			result_store(result, &res, sizeof(res));
 			return r;
 		}
 		res.module_loaded = loaded;
@@ -748,8 +755,7 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsi
 	}
 	result_fill(ctx, &res, &before);
 	res.changed = strcmp(res.driver, before.driver) != 0;
-	if (result)
-		*result = res;
+	result_store(result, &res, sizeof(res));
 	return 0;
 }
 

@@ -194,3 +194,31 @@ int opts_valid(struct iovk_ctx *ctx, const void *opts, size_t sz, size_t min_sz,
 		}
 	return 0;
 }
+
+int result_valid(struct iovk_ctx *ctx, const void *result, size_t min_sz, const char *name)
+{
+	size_t sz;
+
+	if (!result)
+		return 0;
+	memcpy(&sz, result, sizeof(sz));
+	if (sz >= min_sz)
+		return 0;
+	if (ctx)
+		set_error(ctx, -EINVAL, "struct %s: sz %zu is too small, at least %zu (initialise it with its _INIT macro)",
+			  name, sz, min_sz);
+	return -EINVAL;
+}
+
+void result_store(void *dst, const void *src, size_t known_sz)
+{
+	size_t sz;
+
+	if (!dst)
+		return;
+	memcpy(&sz, dst, sizeof(sz));
+	if (sz > known_sz)
+		sz = known_sz;
+	if (sz > sizeof(size_t))
+		memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t), sz - sizeof(size_t));
+}

@@ -83,7 +83,7 @@ _public_ int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct iovk_device *d = iovk_iommu_group_get_devices(g)[i];
-		struct iovk_bind_result res = {};
+		struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 
 		/* Ports stay on pcieport: VFIO accepts them there, and taking
 		 * them away would break hotplug and AER below them. */

@@ -85,11 +85,13 @@ static bool module_present(struct iovk_ctx *ctx, const char *name)
 _public_ int iovk_iommu_get_host_state(struct iovk_ctx *ctx, struct iovk_iommu_host_state *ret_state)
 {
 	_cleanup_free_ char *cmdline = NULL, *interrupts = NULL, *p = NULL;
-	struct iovk_iommu_host_state s = {};
+	struct iovk_iommu_host_state s = IOVK_IOMMU_HOST_STATE_INIT;
 	char unit[64], pt[32];
 	int r;
 
 	clear_error(ctx);
+	if (!ret_state || result_valid(ctx, ret_state, sizeof(*ret_state), "iovk_iommu_host_state") < 0)
+		return -EINVAL;
 
 	p = sysfs_path(ctx, "/kernel/iommu_groups");
 	if (!p)
@@ -167,6 +169,6 @@ _public_ int iovk_iommu_get_host_state(struct iovk_ctx *ctx, struct iovk_iommu_h
 		return -ENOMEM;
 	s.iommufd = path_exists(p);
 
-	*ret_state = s;
+	result_store(ret_state, &s, sizeof(s));
 	return 0;
 }

@@ -778,7 +778,7 @@ _public_ int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address,
 	for (size_t i = 0; i < rec.n; i++) {
 		const struct entry *e = &rec.entries[i];
 		struct iovk_passthrough_device *pd = &p->devices[i];
-		struct iovk_bind_result undo = {};
+		struct iovk_bind_result undo = IOVK_BIND_RESULT_INIT;
 		struct entry now;
 		int n = 0;
 

@@ -261,7 +261,7 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 {
 	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
 	_cleanup_close_ int lock = -1;
-	struct iovk_vf_set_result res = {};
+	struct iovk_vf_set_result res = IOVK_VF_SET_RESULT_INIT;
 	struct iovk_vf_list *before = NULL, *after = NULL;
 	struct rtnl_link *link = NULL;
 	const struct iovk_vf_info *cur, *now;
@@ -272,6 +272,9 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 	int r;
 
 	clear_error(ctx);
+	r = result_valid(ctx, result, sizeof(*result), "iovk_vf_set_result");
+	if (r < 0)
+		return r;
 	r = vf_settings_copy(ctx, settings, &want);
 	if (r < 0)
 		goto out;
@@ -397,8 +400,7 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 	}
 	r = 1;
 out:
-	if (result)
-		*result = res;
+	result_store(result, &res, sizeof(res));
 	iovk_vf_list_unref(before);
 	iovk_vf_list_unref(after);
 	if (link)

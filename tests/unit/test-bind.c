@@ -39,7 +39,7 @@ Test(bind, failed_bind_rolls_back)
 {
 	const char *root = fixture_copy("sriov-nic");
 	struct iovk_ctx *ctx = fixture_ctx_at(root);
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 	int r;
 
 	/* forced: the PF carries the host's uplink (host_use_is_refused) */
@@ -78,7 +78,7 @@ Test(bind, same_driver_is_idempotent_and_pins)
 {
 	const char *root = fixture_copy("sriov-nic");
 	struct iovk_ctx *ctx = fixture_ctx_at(root);
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 
 	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "ixgbe", 0, &res), 0, "%s", iovk_ctx_get_error(ctx));
 	cr_assert_not(res.changed);
@@ -107,7 +107,7 @@ Test(bind, unbind_without_driver_is_a_no_op)
 {
 	const char *root = fixture_copy("switch-noacs");
 	struct iovk_ctx *ctx = fixture_ctx_at(root);
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 
 	cr_assert_eq(iovk_device_unbind(ctx, "04:00.1", 0, &res), 0);
 	cr_assert_not(res.changed);
@@ -175,7 +175,7 @@ Test(bind, undo_restores_the_previous_override)
 {
 	const char *root = fixture_copy("sriov-nic");
 	struct iovk_ctx *ctx = fixture_ctx_at(root);
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 
 	/* binding to the driver it has pins the override: the one change a
 	 * fixture can show, and undo must take it back */
@@ -186,8 +186,16 @@ Test(bind, undo_restores_the_previous_override)
 	cr_assert_eq(iovk_device_bind_undo(ctx, "01:00.0", &res), 0, "%s", iovk_ctx_get_error(ctx));
 	cr_assert_str_eq(override_of(root, "0000:01:00.0"), "");
 
-	/* a device whose override was set keeps it through bind + undo */
+	/* a result without its size is refused before anything is done */
 	memset(&res, 0, sizeof(res));
+	cr_assert_eq(iovk_device_bind(ctx, "01:10.2", "vfio-pci", 0, &res), -EINVAL);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "struct iovk_bind_result: sz 0 is too small"), "%s",
+		  iovk_ctx_get_error(ctx));
+	cr_assert_eq(iovk_device_bind_undo(ctx, "01:10.2", &res), -EINVAL);
+	cr_assert_eq(iovk_device_bind_undo(ctx, "01:10.2", NULL), -EINVAL);
+
+	/* a device whose override was set keeps it through bind + undo */
+	res = (struct iovk_bind_result)IOVK_BIND_RESULT_INIT;
 	cr_assert_eq(iovk_device_bind(ctx, "01:10.2", "vfio-pci", 0, &res), 0);
 	cr_assert_str_eq(res.previous_override, "vfio-pci");
 	cr_assert_eq(iovk_device_bind_undo(ctx, "01:10.2", &res), 0);

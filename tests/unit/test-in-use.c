@@ -140,7 +140,7 @@ Test(in_use, bind_unbind_restore_and_group_bind_refuse)
 {
 	const char *root = fixture_copy("sriov-nic");
 	struct iovk_ctx *ctx = fixture_ctx_at(root);
-	struct iovk_bind_result res = {};
+	struct iovk_bind_result res = IOVK_BIND_RESULT_INIT;
 	char path[PATH_MAX];
 
 	cr_assert_eq(iovk_device_bind(ctx, "01:00.0", "vfio-pci", 0, &res), -EBUSY);

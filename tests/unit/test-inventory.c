@@ -264,7 +264,7 @@ Test(groups, iommu_off_has_none)
 Test(host, iommu_on_with_intremap)
 {
 	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
-	struct iovk_iommu_host_state s;
+	struct iovk_iommu_host_state s = IOVK_IOMMU_HOST_STATE_INIT;
 
 	cr_assert_eq(iovk_iommu_get_host_state(ctx, &s), 0);
 	cr_assert(s.enabled);
@@ -282,7 +282,7 @@ Test(host, iommu_on_with_intremap)
 Test(host, iommu_off)
 {
 	struct iovk_ctx *ctx = fixture_ctx("iommu-off");
-	struct iovk_iommu_host_state s;
+	struct iovk_iommu_host_state s = IOVK_IOMMU_HOST_STATE_INIT;
 
 	cr_assert_eq(iovk_iommu_get_host_state(ctx, &s), 0);
 	cr_assert_not(s.enabled);
@@ -310,5 +310,31 @@ Test(inventory, config_bytes_from_sysfs)
 	cr_assert_eq(iovk_device_read_config(d, 1 << 20, tail, sizeof(tail)), 0);
 	cr_assert_eq(iovk_device_read_config(NULL, 0, tail, sizeof(tail)), -EINVAL);
 	iovk_device_unref(d);
+	iovk_ctx_unref(ctx);
+}
+
+Test(inventory, sized_results_are_written_up_to_what_the_library_knows)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	/* a newer caller's result: members this library does not know follow */
+	struct {
+		struct iovk_iommu_host_state s;
+		unsigned char future[16];
+	} newer;
+
+	memset(&newer, 0xa5, sizeof(newer));
+	newer.s.sz = sizeof(newer);
+	cr_assert_eq(iovk_iommu_get_host_state(ctx, &newer.s), 0, "%s", iovk_ctx_get_error(ctx));
+	cr_assert(newer.s.enabled);
+	cr_assert_gt(newer.s.n_groups, 0);
+	cr_assert_eq(newer.s.sz, sizeof(newer), "sz is the caller's");
+	for (size_t i = 0; i < sizeof(newer.future); i++)
+		cr_assert_eq(newer.future[i], 0xa5, "byte %zu past what the library knows was written", i);
+	/* smaller than the first version: refused, untouched */
+	newer.s.sz = sizeof(size_t);
+	newer.s.n_groups = 4242;
+	cr_assert_eq(iovk_iommu_get_host_state(ctx, &newer.s), -EINVAL);
+	cr_assert_eq(newer.s.n_groups, 4242);
+	cr_assert_eq(iovk_iommu_get_host_state(ctx, NULL), -EINVAL);
 	iovk_ctx_unref(ctx);
 }

@@ -367,7 +367,7 @@ Test(vf, pf_without_interface)
 Test(vf, set_refuses_bad_input_before_netlink)
 {
 	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
-	struct iovk_vf_set_result res = { .changed = 77 };
+	struct iovk_vf_set_result res = { .sz = sizeof(res), .changed = 77 };
 	IOVK_VF_SETTINGS(s);
 
 	s.fields = IOVK_VF_VLAN;

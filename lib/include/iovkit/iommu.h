@@ -71,7 +71,9 @@ enum iovk_tristate {
 	IOVK_YES = 1,
 };
 
+/* Sized as struct iovk_bind_result: initialise with IOVK_IOMMU_HOST_STATE_INIT. */
 struct iovk_iommu_host_state {
+	size_t sz;
 	bool enabled;             /* the kernel runs an IOMMU: groups exist */
 	unsigned n_groups;
 	unsigned n_units;         /* entries in /sys/class/iommu (dmar0, ivhd0, ...) */
@@ -87,8 +89,10 @@ struct iovk_iommu_host_state {
 	bool vfio_container;      /* <dev>/vfio/vfio exists */
 	bool iommufd;             /* <dev>/iommu exists */
 };
+#define IOVK_IOMMU_HOST_STATE_INIT { .sz = sizeof(struct iovk_iommu_host_state) }
 
-/* Reads the host's IOMMU state. Returns 0 or -errno. */
+/* Reads the host's IOMMU state. Returns 0, -EINVAL for a ret_state whose
+ * sz is too small, or -errno. */
 int iovk_iommu_get_host_state(struct iovk_ctx *ctx, struct iovk_iommu_host_state *ret_state);
 
 /* ---- Binding a whole group (lib/iommu/group-bind.c) --------------------- */

@@ -195,7 +195,14 @@ struct iovk_in_use *iovk_in_use_free(struct iovk_in_use *u);
  */
 bool iovk_driver_name_is_valid(const char *name);
 
+/*
+ * Results the caller allocates start with their size, as options do: set
+ * sz with the _INIT macro (IOVK_BIND_RESULT_INIT), and a newer library
+ * writes only the members the caller's version has. A result smaller than
+ * the first version's is -EINVAL.
+ */
 struct iovk_bind_result {
+	size_t sz;
 	char previous_driver[64]; /* "" when the device had no driver */
 	char driver[64];          /* driver afterwards, "" when none */
 	bool changed;             /* the call changed the binding */
@@ -204,6 +211,7 @@ struct iovk_bind_result {
 	char previous_override[64]; /* driver_override before the call, "" when unset */
 	bool record_created;      /* the call wrote the previous-driver record */
 };
+#define IOVK_BIND_RESULT_INIT { .sz = sizeof(struct iovk_bind_result) }
 
 enum iovk_bind_flags {
 	/* Do not load the driver's kernel module when it is not loaded. */

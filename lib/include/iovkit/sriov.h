@@ -304,7 +304,9 @@ struct iovk_vf_settings {
 #define IOVK_VF_SETTINGS(name) struct iovk_vf_settings name = IOVK_VF_SETTINGS_INIT
 
 /* What iovk_vf_set() did; filled on success and on failure. */
+/* Sized as struct iovk_bind_result: initialise with IOVK_VF_SET_RESULT_INIT. */
 struct iovk_vf_set_result {
+	size_t sz;
 	unsigned changed;    /* fields written (they differed from the request; see
 			      * iovk_vf_set() for the MAC on igb and ixgbe) */
 	unsigned ignored;    /* written, accepted, but read back different */
@@ -312,6 +314,7 @@ struct iovk_vf_set_result {
 	unsigned failed;     /* the field whose write the kernel refused, or 0 */
 	bool rolled_back;    /* fields written before the refusal were put back */
 };
+#define IOVK_VF_SET_RESULT_INIT { .sz = sizeof(struct iovk_vf_set_result) }
 
 /*
  * Changes the settings of VF index of pf, as `ip link set DEV vf N ...`.
