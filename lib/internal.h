@@ -50,6 +50,14 @@ struct iovk_ctx {
 		return NULL;                           \
 	}
 
+/* systemd's assert_return(): how a public entry point refuses a NULL
+ * where an object or a place for its result belongs, instead of crashing. */
+#define assert_return(expr, r)                  \
+	do {                                    \
+		if (_unlikely_(!(expr)))        \
+			return (r);             \
+	} while (0)
+
 void iovk_log(struct iovk_ctx *ctx, int priority, const char *file, int line, const char *fn,
 	      const char *format, ...) _printf_(6, 7);
 

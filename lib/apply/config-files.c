@@ -68,6 +68,8 @@ fail:
 
 _public_ int iovk_config_add_string(struct iovk_config *config, const char *name, const char *text)
 {
+	assert_return(config && name && text, -EINVAL);
+
 	clear_error(config->ctx);
 	if (!name || !text)
 		return set_error(config->ctx, -EINVAL, "no name or no text given");
@@ -156,6 +158,7 @@ _public_ int iovk_config_add_file(struct iovk_config *config, const char *path)
 	size_t len = 0;
 	int r;
 
+	assert_return(config && path, -EINVAL);
 	clear_error(config->ctx);
 	if (!path || !*path)
 		return set_error(config->ctx, -EINVAL, "no file name given");
@@ -174,10 +177,12 @@ _public_ int iovk_config_add_directory(struct iovk_config *config, const char *p
 {
 	_cleanup_closedir_ DIR *dir = NULL;
 	_cleanup_strv_free_ char **names = NULL;
-	size_t n = 0, n_files = config->n_files, n_pfs = config->n_pfs, n_devices = config->n_devices;
+	size_t n = 0, n_files, n_pfs, n_devices;
 	struct dirent *de;
 	int r;
 
+	assert_return(config && path, -EINVAL);
+	n_files = config->n_files, n_pfs = config->n_pfs, n_devices = config->n_devices;
 	clear_error(config->ctx);
 	dir = opendir(path);
 	if (!dir) {

@@ -72,6 +72,7 @@ _public_ int iovk_config_new(struct iovk_ctx *ctx, struct iovk_config **ret_conf
 {
 	struct iovk_config *c = calloc(1, sizeof(*c));
 
+	assert_return(ctx && ret_config, -EINVAL);
 	if (!c)
 		return -ENOMEM;
 	c->n_ref = 1;

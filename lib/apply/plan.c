@@ -715,9 +715,11 @@ _public_ int iovk_plan_new(struct iovk_ctx *ctx, const struct iovk_config *confi
 	struct iovk_sriov_pf **all = NULL;
 	struct pf_state *states = NULL;
 	struct iovk_plan *plan;
-	size_t n = config->n_pfs;
+	size_t n;
 	int r;
 
+	assert_return(ctx && config && ret_plan, -EINVAL);
+	n = config->n_pfs;
 	clear_error(ctx);
 	if (flags & ~(unsigned)IOVK_PLAN_FORCE)
 		return set_error(ctx, -EINVAL, "unknown plan flags 0x%x", flags);
@@ -859,9 +861,11 @@ static int apply_step(struct iovk_plan *plan, struct step *s)
 
 _public_ int iovk_plan_apply(struct iovk_plan *plan)
 {
-	struct iovk_ctx *ctx = plan->ctx;
+	struct iovk_ctx *ctx;
 	int blocked, r = 0;
 
+	assert_return(plan, -EINVAL);
+	ctx = plan->ctx;
 	clear_error(ctx);
 	if (plan->applied)
 		return set_error(ctx, -EALREADY, "this plan was applied before: compute a new one");

@@ -415,6 +415,7 @@ _public_ int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const c
 	struct dev_state before;
 	int r;
 
+	assert_return(ctx && address, -EINVAL);
 	clear_error(ctx);
 	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
 	if (r < 0)
@@ -448,6 +449,7 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, unsig
 	struct dev_state before;
 	int r, recorded;
 
+	assert_return(ctx && address, -EINVAL);
 	clear_error(ctx);
 	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
 	if (r < 0)
@@ -490,6 +492,7 @@ _public_ int iovk_device_bind_undo(struct iovk_ctx *ctx, const char *address, co
 	struct dev_state now;
 	int r;
 
+	assert_return(ctx && address, -EINVAL);
 	clear_error(ctx);
 	if (!result || result_valid(ctx, result, sizeof(*result), "iovk_bind_result") < 0)
 		return -EINVAL;
@@ -535,6 +538,7 @@ _public_ int iovk_device_read_driver(struct iovk_ctx *ctx, const char *address, 
 	char canonical[IOVK_PCI_ADDR_MAX], name[DRIVER_MAX];
 	int r;
 
+	assert_return(ctx && address && buf, -EINVAL);
 	clear_error(ctx);
 	r = existing_device(ctx, address, canonical);
 	if (r < 0)
@@ -556,6 +560,7 @@ _public_ int iovk_device_read_iommu_group(struct iovk_ctx *ctx, const char *addr
 	long g;
 	int r;
 
+	assert_return(ctx && address, -EINVAL);
 	clear_error(ctx);
 	r = existing_device(ctx, address, canonical);
 	if (r < 0)
@@ -622,6 +627,7 @@ _public_ int iovk_device_find_kernel_driver(struct iovk_ctx *ctx, const char *ad
 	size_t len = 0;
 	int r;
 
+	assert_return(ctx && address && buf, -EINVAL);
 	clear_error(ctx);
 	r = existing_device(ctx, address, canonical);
 	if (r < 0)
@@ -696,6 +702,7 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsi
 	char saved[DRIVER_MAX];
 	int r, has_record;
 
+	assert_return(ctx && address, -EINVAL);
 	clear_error(ctx);
 	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
 	if (r < 0)

@@ -34,6 +34,7 @@ _public_ int iovk_ctx_new(struct iovk_ctx **ret_ctx)
 	const char *e;
 	int r;
 
+	assert_return(ret_ctx, -EINVAL);
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return -ENOMEM;
@@ -90,8 +91,10 @@ DEFINE_PUBLIC_REF_UNREF(struct iovk_ctx, iovk_ctx, ctx_free);
 
 _public_ int iovk_ctx_set_sysfs_root(struct iovk_ctx *ctx, const char *path)
 {
-	int r = set_path(&ctx->sysfs_root, path);
+	int r;
 
+	assert_return(ctx && path, -EINVAL);
+	r = set_path(&ctx->sysfs_root, path);
 	/* libpci caches the sysfs path: reopen it with the new root. */
 	if (r >= 0 && ctx->pacc) {
 		pci_cleanup(ctx->pacc);
@@ -102,23 +105,31 @@ _public_ int iovk_ctx_set_sysfs_root(struct iovk_ctx *ctx, const char *path)
 
 _public_ int iovk_ctx_set_dev_root(struct iovk_ctx *ctx, const char *path)
 {
+	assert_return(ctx && path, -EINVAL);
+
 	return set_path(&ctx->dev_root, path);
 }
 
 _public_ int iovk_ctx_set_proc_root(struct iovk_ctx *ctx, const char *path)
 {
+	assert_return(ctx && path, -EINVAL);
+
 	return set_path(&ctx->proc_root, path);
 }
 
 _public_ int iovk_ctx_set_run_dir(struct iovk_ctx *ctx, const char *path)
 {
+	assert_return(ctx && path, -EINVAL);
+
 	return set_path(&ctx->run_dir, path);
 }
 
 _public_ int iovk_ctx_set_pci_ids(struct iovk_ctx *ctx, const char *path)
 {
-	int r = set_path(&ctx->pci_ids, path);
+	int r;
 
+	assert_return(ctx, -EINVAL);
+	r = set_path(&ctx->pci_ids, path);
 	if (r >= 0 && ctx->pacc) {
 		pci_cleanup(ctx->pacc);
 		ctx->pacc = NULL;
@@ -156,6 +167,8 @@ _public_ bool iovk_ctx_is_live(const struct iovk_ctx *ctx)
 
 _public_ int iovk_ctx_set_timeout_ms(struct iovk_ctx *ctx, unsigned timeout_ms)
 {
+	assert_return(ctx, -EINVAL);
+
 	if (timeout_ms == 0)
 		return -EINVAL;
 	ctx->timeout_ms = timeout_ms;

@@ -55,6 +55,7 @@ _public_ int iovk_pci_addr_parse(const char *s, struct iovk_pci_addr *ret_addr)
 	uint32_t a, b, dev, fn, domain = 0, bus;
 	const char *p = s;
 
+	assert_return(s && ret_addr, -EINVAL);
 	if (!s)
 		return -EINVAL;
 	/* Either DDDD:BB:DD.F or BB:DD.F: count the colons to know which. */
@@ -375,6 +376,7 @@ _public_ int iovk_device_new(struct iovk_ctx *ctx, const char *address, struct i
 	struct iovk_pci_addr addr;
 	int r;
 
+	assert_return(ctx && address && ret_device, -EINVAL);
 	clear_error(ctx);
 	if (iovk_pci_addr_parse(address, &addr) < 0)
 		return set_error(ctx, -EINVAL,
@@ -490,12 +492,14 @@ int read_devices(struct iovk_ctx *ctx, char *const *names, size_t n, struct iovk
 
 _public_ int iovk_device_enumerate(struct iovk_ctx *ctx, struct iovk_device ***ret_devices, size_t *ret_n)
 {
-	_cleanup_free_ char *p = sysfs_path(ctx, "/bus/pci/devices");
+	_cleanup_free_ char *p = NULL;
 	_cleanup_strv_free_ char **names = NULL;
 	struct iovk_device **list;
 	size_t n, k;
 	int r;
 
+	assert_return(ctx && ret_devices, -EINVAL);
+	p = sysfs_path(ctx, "/bus/pci/devices");
 	clear_error(ctx);
 	if (!p)
 		return -ENOMEM;

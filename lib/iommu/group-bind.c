@@ -57,6 +57,7 @@ _public_ int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *
 	size_t n, moved = 0, changed = 0;
 	int r;
 
+	assert_return(ctx, -EINVAL);
 	clear_error(ctx);
 	r = bind_check_flags(ctx, flags);
 	if (r < 0)

@@ -32,6 +32,7 @@ _public_ int iovk_iommu_parse_reserved_regions(const char *text, struct iovk_res
 	size_t n = 0;
 	const char *line = text;
 
+	assert_return(text && ret_regions, -EINVAL);
 	/* Each line: "0x%016llx 0x%016llx %s\n" (iommu_group_show_resv_regions). */
 	while (line && *line) {
 		const char *nl = strchr(line, '\n');
@@ -117,6 +118,7 @@ _public_ int iovk_iommu_group_new(struct iovk_ctx *ctx, int number, struct iovk_
 	struct iovk_iommu_group *g;
 	int r;
 
+	assert_return(ctx && ret_group, -EINVAL);
 	clear_error(ctx);
 	if (number < 0)
 		return set_error(ctx, -EINVAL, "%d is not an IOMMU group number", number);
@@ -163,13 +165,15 @@ static int group_cmp(const void *a, const void *b)
 _public_ int iovk_iommu_group_enumerate(struct iovk_ctx *ctx, struct iovk_iommu_group ***ret_groups,
 					size_t *ret_n)
 {
-	_cleanup_free_ char *p = sysfs_path(ctx, "/kernel/iommu_groups");
+	_cleanup_free_ char *p = NULL;
 	_cleanup_closedir_ DIR *dir = NULL;
 	struct iovk_iommu_group **list;
 	size_t n = 0;
 	struct dirent *de;
 	int r;
 
+	assert_return(ctx && ret_groups, -EINVAL);
+	p = sysfs_path(ctx, "/kernel/iommu_groups");
 	clear_error(ctx);
 	if (!p)
 		return -ENOMEM;
@@ -241,6 +245,7 @@ _public_ int iovk_iommu_group_vfio_is_open(struct iovk_ctx *ctx, int group)
 	_cleanup_free_ char *path = iovk_iommu_group_vfio_node(ctx, group);
 	int fd;
 
+	assert_return(ctx, -EINVAL);
 	if (!path)
 		return group < 0 ? -EINVAL : -ENOMEM;
 	/* A legacy VFIO group opens once (vfio_group_fops_open() says

@@ -489,6 +489,8 @@ out:
 
 _public_ int iovk_passthrough_check(struct iovk_ctx *ctx, const char *address, struct iovk_passthrough **ret_p)
 {
+	assert_return(ctx && address && ret_p, -EINVAL);
+
 	clear_error(ctx);
 	return plan_build(ctx, address, 0, ret_p);
 }
@@ -590,6 +592,7 @@ _public_ int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address,
 	bool have = false;
 	int r;
 
+	assert_return(ctx && address && ret_p, -EINVAL);
 	clear_error(ctx);
 	r = plan_build(ctx, address, flags, &p); /* a malformed or unknown address fails before any lock */
 	if (r < 0)
@@ -741,6 +744,7 @@ _public_ int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address,
 	bool checked_open = false;
 	int r, first_error = 0;
 
+	assert_return(ctx && address && ret_p, -EINVAL);
 	clear_error(ctx);
 	r = canonical_address(ctx, address, canonical);
 	if (r < 0)

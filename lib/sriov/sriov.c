@@ -134,6 +134,7 @@ _public_ int iovk_sriov_pf_new(struct iovk_ctx *ctx, const char *address, struct
 	struct iovk_sriov_pf *pf;
 	int r;
 
+	assert_return(ctx && address && ret_pf, -EINVAL);
 	clear_error(ctx);
 	pf = calloc(1, sizeof(*pf));
 	if (!pf)
@@ -178,12 +179,14 @@ static bool looks_like_pf(struct iovk_ctx *ctx, const char *name)
 
 _public_ int iovk_sriov_enumerate_pfs(struct iovk_ctx *ctx, struct iovk_sriov_pf ***ret_pfs, size_t *ret_n)
 {
-	_cleanup_free_ char *p = sysfs_path(ctx, "/bus/pci/devices");
+	_cleanup_free_ char *p = NULL;
 	_cleanup_strv_free_ char **names = NULL;
 	struct iovk_sriov_pf **list;
 	size_t n, k = 0;
 	int r;
 
+	assert_return(ctx && ret_pfs, -EINVAL);
+	p = sysfs_path(ctx, "/bus/pci/devices");
 	clear_error(ctx);
 	if (!p)
 		return -ENOMEM;
@@ -725,6 +728,7 @@ _public_ int iovk_sriov_set_numvfs(struct iovk_ctx *ctx, const char *address, un
 	struct iovk_sriov_pf *pf = NULL;
 	int r;
 
+	assert_return(ctx && address, -EINVAL);
 	clear_error(ctx);
 	if (flags & ~(unsigned)(IOVK_SRIOV_FORCE | IOVK_SRIOV_NO_AUTOPROBE))
 		return set_error(ctx, -EINVAL, "unknown SR-IOV flags 0x%x", flags);
@@ -754,6 +758,7 @@ _public_ int iovk_sriov_set_drivers_autoprobe(struct iovk_ctx *ctx, const char *
 	struct iovk_sriov_pf *pf = NULL;
 	int r, changed = 0;
 
+	assert_return(ctx && address, -EINVAL);
 	clear_error(ctx);
 	/* Check first, so a bad request does not wait for the lock... */
 	r = iovk_sriov_pf_new(ctx, address, &pf);

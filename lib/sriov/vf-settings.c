@@ -58,6 +58,8 @@ _public_ const char *iovk_vf_link_state_name(int state)
 
 _public_ int iovk_vf_parse_link_state(const char *s, int *ret_state)
 {
+	assert_return(s && ret_state, -EINVAL);
+
 	for (size_t i = 0; s && i < ELEMENTSOF(link_state_names); i++)
 		if (strcmp(s, link_state_names[i]) == 0) {
 			*ret_state = (int)i;
@@ -81,6 +83,8 @@ _public_ const char *iovk_vf_vlan_proto_name(uint16_t proto)
 /* iproute2 (ll_proto_a2n) compares these names without case. */
 _public_ int iovk_vf_parse_vlan_proto(const char *s, uint16_t *ret_proto)
 {
+	assert_return(s && ret_proto, -EINVAL);
+
 	if (s && strcasecmp(s, "802.1Q") == 0)
 		*ret_proto = IOVK_VF_VLAN_PROTO_8021Q;
 	else if (s && strcasecmp(s, "802.1ad") == 0)
@@ -141,6 +145,7 @@ _public_ int iovk_vf_parse_mac(const char *s, uint8_t ret_mac[static 6])
 {
 	uint8_t mac[6];
 
+	assert_return(s && ret_mac, -EINVAL);
 	if (mac_syntax(s, mac) < 0)
 		return -EINVAL;
 	/* The I/G bit: multicast, broadcast included. No PF driver takes one. */
@@ -257,6 +262,7 @@ _public_ int iovk_vf_settings_parse(struct iovk_ctx *ctx, int argc, char *const 
 	size_t sz;
 	int r;
 
+	assert_return((argv || argc == 0) && settings, -EINVAL);
 	clear_error(ctx);
 	r = vf_settings_copy(ctx, settings, &s);
 	if (r < 0)

@@ -271,6 +271,7 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 	unsigned todo, unverifiable, written = 0;
 	int r;
 
+	assert_return(ctx && pf && settings, -EINVAL);
 	clear_error(ctx);
 	r = result_valid(ctx, result, sizeof(*result), "iovk_vf_set_result");
 	if (r < 0)

@@ -438,6 +438,7 @@ _public_ int iovk_vf_list_new(struct iovk_ctx *ctx, const char *pf, struct iovk_
 	struct pf_ref ref;
 	int r;
 
+	assert_return(ctx && pf && ret_list, -EINVAL);
 	clear_error(ctx);
 	r = vf_resolve_pf(ctx, pf, &ref);
 	if (r < 0)

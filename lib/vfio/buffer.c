@@ -70,6 +70,7 @@ _public_ int iovk_vfio_buffer_new(struct iovk_ctx *ctx, size_t size, unsigned fl
 	long sys_page = sysconf(_SC_PAGESIZE);
 	int r = -EOPNOTSUPP;
 
+	assert_return(ctx && ret_buffer, -EINVAL);
 	clear_error(ctx);
 	if (size == 0)
 		return set_error(ctx, -EINVAL, "a DMA buffer of 0 bytes was asked for");

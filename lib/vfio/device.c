@@ -174,13 +174,15 @@ static int read_device(struct iovk_vfio_device *dev)
 _public_ int iovk_vfio_device_open(struct iovk_vfio_iommu *iommu, const char *address,
 				   const struct iovk_vfio_device_opts *opts, struct iovk_vfio_device **ret_device)
 {
-	struct iovk_ctx *ctx = iommu->ctx;
+	struct iovk_ctx *ctx;
 	struct iovk_vfio_device *dev = NULL;
 	struct iovk_device *d = NULL;
 	const char *vf_token = NULL, *driver;
 	uint8_t uuid[16];
 	int r;
 
+	assert_return(iommu && address && ret_device, -EINVAL);
+	ctx = iommu->ctx;
 	clear_error(ctx);
 	if (opts && opts_valid(ctx, opts, opts->sz, sizeof(opts->sz), sizeof(*opts), "iovk_vfio_device_opts", "IOVK_OPTS()") < 0)
 		return -EINVAL;

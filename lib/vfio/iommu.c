@@ -26,6 +26,8 @@ _public_ const char *iovk_vfio_mode_to_string(enum iovk_vfio_mode mode)
 
 _public_ int iovk_vfio_mode_from_string(const char *s, enum iovk_vfio_mode *ret_mode)
 {
+	assert_return(s && ret_mode, -EINVAL);
+
 	for (unsigned i = 0; s && i < _IOVK_VFIO_MODE_MAX; i++)
 		if (strcmp(s, mode_names[i]) == 0) {
 			*ret_mode = (enum iovk_vfio_mode)i;
@@ -81,6 +83,7 @@ _public_ int iovk_vfio_iommu_new(struct iovk_ctx *ctx, enum iovk_vfio_mode mode,
 	struct iovk_vfio_iommu *iommu;
 	int r;
 
+	assert_return(ctx && ret_iommu, -EINVAL);
 	clear_error(ctx);
 	ops = ops_for_mode(ctx, mode);
 	if (!ops)
@@ -377,13 +380,15 @@ static int map_error(struct iovk_vfio_iommu *iommu, int r, uint64_t vaddr, uint6
 _public_ int iovk_vfio_dma_map(struct iovk_vfio_iommu *iommu, void *vaddr, uint64_t size,
 			       const struct iovk_vfio_dma_map_opts *opts, uint64_t *ret_iova)
 {
-	struct iovk_ctx *ctx = iommu->ctx;
+	struct iovk_ctx *ctx;
 	uint64_t va = (uint64_t)(uintptr_t)vaddr, iova = 0, page;
 	unsigned flags = 0;
 	bool check, allocated = false;
 	char ranges[512];
 	int r;
 
+	assert_return(iommu, -EINVAL);
+	ctx = iommu->ctx;
 	clear_error(ctx);
 	if (opts) {
 		/* Callers built against an older header pass a smaller struct:
@@ -495,11 +500,14 @@ _public_ int iovk_vfio_dma_map(struct iovk_vfio_iommu *iommu, void *vaddr, uint6
 
 _public_ int iovk_vfio_dma_unmap(struct iovk_vfio_iommu *iommu, uint64_t iova, uint64_t size)
 {
-	struct iovk_ctx *ctx = iommu->ctx;
-	const struct iovk_vfio_mapping *m = iovk_vfio_mapping_list_find_iova(iommu->mappings, iova);
+	struct iovk_ctx *ctx;
+	const struct iovk_vfio_mapping *m;
 	uint64_t unmapped = 0;
 	int r;
 
+	assert_return(iommu, -EINVAL);
+	ctx = iommu->ctx;
+	m = iovk_vfio_mapping_list_find_iova(iommu->mappings, iova);
 	clear_error(ctx);
 	if (!m || m->iova != iova || m->size != size)
 		return set_error(ctx, -ENOENT,

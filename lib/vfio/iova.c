@@ -86,6 +86,7 @@ _public_ int iovk_iova_allocator_new(const struct iovk_iova_range *ranges, size_
 {
 	struct iovk_iova_allocator *a;
 
+	assert_return((ranges || n == 0) && ret_allocator, -EINVAL);
 	if (!ranges || n == 0 || n > IOVK_VFIO_IOVA_RANGES_MAX)
 		return -EINVAL;
 	a = calloc(1, sizeof(*a));
@@ -180,6 +181,8 @@ static bool fits_some_range(const struct iovk_iova_allocator *a, uint64_t size)
 
 _public_ int iovk_iova_alloc(struct iovk_iova_allocator *a, uint64_t size, uint64_t align, uint64_t *ret_iova)
 {
+	assert_return(a && ret_iova, -EINVAL);
+
 	if (size == 0)
 		return -EINVAL;
 	if (align == 0)

@@ -20,6 +20,7 @@ _public_ int iovk_vfio_mapping_list_new(struct iovk_vfio_mapping_list **ret_list
 {
 	struct iovk_vfio_mapping_list *l = calloc(1, sizeof(*l));
 
+	assert_return(ret_list, -EINVAL);
 	if (!l)
 		return -ENOMEM;
 	*ret_list = l;
