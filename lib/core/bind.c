@@ -441,6 +441,26 @@ _public_ int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const c
 	return r;
 }
 
+/*
+ * What unbind and restore do first: arguments, the run lock (held in
+ * *lock until the caller returns), the device read again under it.
+ */
+static int change_begin(struct iovk_ctx *ctx, const char *address, unsigned flags,
+			const struct iovk_bind_result *result, int *lock, struct dev_state *before)
+{
+	int r;
+
+	clear_error(ctx);
+	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
+	if (r >= 0)
+		r = bind_check_flags(ctx, flags);
+	if (r >= 0)
+		r = run_lock(ctx, lock);
+	if (r >= 0)
+		r = bind_read_state(ctx, address, before);
+	return r;
+}
+
 _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, unsigned flags,
 				struct iovk_bind_result *result)
 {
@@ -450,17 +470,7 @@ _public_ int iovk_device_unbind(struct iovk_ctx *ctx, const char *address, unsig
 	int r, recorded;
 
 	assert_return(ctx && address, -EINVAL);
-	clear_error(ctx);
-	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
-	if (r < 0)
-		return r;
-	r = bind_check_flags(ctx, flags);
-	if (r < 0)
-		return r;
-	r = run_lock(ctx, &lock);
-	if (r < 0)
-		return r;
-	r = bind_read_state(ctx, address, &before);
+	r = change_begin(ctx, address, flags, result, &lock, &before);
 	if (r < 0)
 		return r;
 	if (before.driver[0]) {
@@ -703,17 +713,7 @@ _public_ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsi
 	int r, has_record;
 
 	assert_return(ctx && address, -EINVAL);
-	clear_error(ctx);
-	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
-	if (r < 0)
-		return r;
-	r = bind_check_flags(ctx, flags);
-	if (r < 0)
-		return r;
-	r = run_lock(ctx, &lock);
-	if (r < 0)
-		return r;
-	r = bind_read_state(ctx, address, &before);
+	r = change_begin(ctx, address, flags, result, &lock, &before);
 	if (r < 0)
 		return r;
 	has_record = record_read(ctx, before.address, saved);
