@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "iovctl.h"
+#include "common/strv.h"
 
 static const char bind_help[] =
 	"Usage: iovctl bind [--json] [--group] [--no-load] [--force] BDF DRIVER\n"
@@ -145,13 +146,6 @@ static int refused(struct cli *cli, int err, const char *action, const char *con
 	return fail(cli, err, "Failed to %s: %s", action, detail);
 }
 
-static void strv_free_local(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 int cmd_bind(struct cli *cli, int argc, char **argv)
 {
 	const char *group = NULL, *no_load = NULL, *force = NULL;
@@ -194,16 +188,16 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		snprintf(action, sizeof(action), "bind IOMMU group %d of %s to %s", g, addr, argv[i + 1]);
 		n = (size_t)r;
 		if (force && check_host_use(cli, action, (const char *const *)movers, n, true, &forced) != EXIT_OK) {
-			strv_free_local(movers);
+			strv_free(movers);
 			return EXIT_FAILED;
 		}
 		r = iovk_iommu_group_bind(cli->ctx, g, argv[i + 1], flags, &changed);
 		if (r == -EBUSY && !force) {
 			ex = refused(cli, r, action, (const char *const *)movers, n);
-			strv_free_local(movers);
+			strv_free(movers);
 			return ex;
 		}
-		strv_free_local(movers);
+		strv_free(movers);
 		if (r < 0)
 			json_object_put(forced);
 		if (r < 0)
