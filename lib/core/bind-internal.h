@@ -26,6 +26,8 @@ struct dev_state {
 /* -EINVAL for flags other than IOVK_BIND_*, or a name iovk_driver_name_is_valid() refuses. */
 int bind_check_flags(struct iovk_ctx *ctx, unsigned flags);
 int bind_check_driver_name(struct iovk_ctx *ctx, const char *driver);
+/* Both, flags first: what a bind to driver checks before it reads anything. */
+int bind_check_args(struct iovk_ctx *ctx, unsigned flags, const char *driver);
 /* Reads the device's binding; -EINVAL malformed address, -ENODEV no such device. */
 int bind_read_state(struct iovk_ctx *ctx, const char *address, struct dev_state *ret);
 /*

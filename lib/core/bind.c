@@ -33,6 +33,13 @@ _public_ bool iovk_driver_name_is_valid(const char *name)
 	return true;
 }
 
+int bind_check_args(struct iovk_ctx *ctx, unsigned flags, const char *driver)
+{
+	int r = bind_check_flags(ctx, flags);
+
+	return r < 0 ? r : bind_check_driver_name(ctx, driver);
+}
+
 int bind_check_driver_name(struct iovk_ctx *ctx, const char *driver)
 {
 	if (!iovk_driver_name_is_valid(driver))
@@ -420,10 +427,7 @@ _public_ int iovk_device_bind(struct iovk_ctx *ctx, const char *address, const c
 	r = result_valid(ctx, result, sizeof(*result), "iovk_bind_result");
 	if (r < 0)
 		return r;
-	r = bind_check_flags(ctx, flags);
-	if (r < 0)
-		return r;
-	r = bind_check_driver_name(ctx, driver);
+	r = bind_check_args(ctx, flags, driver);
 	if (r < 0)
 		return r;
 	r = bind_read_state(ctx, address, &before);

@@ -59,10 +59,7 @@ _public_ int iovk_iommu_group_bind(struct iovk_ctx *ctx, int group, const char *
 
 	assert_return(ctx, -EINVAL);
 	clear_error(ctx);
-	r = bind_check_flags(ctx, flags);
-	if (r < 0)
-		return r;
-	r = bind_check_driver_name(ctx, driver);
+	r = bind_check_args(ctx, flags, driver);
 	if (r < 0)
 		return r;
 	r = run_lock(ctx, &lock);
