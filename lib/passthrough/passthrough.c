@@ -42,6 +42,7 @@ struct entry {
 struct record {
 	char address[IOVK_PCI_ADDR_MAX]; /* the device prepare was asked for */
 	int group;
+	char holder[IOVK_PASSTHROUGH_HOLDER_MAX]; /* "" = none (iovctl's) */
 	size_t n;
 	struct entry *entries;
 };
@@ -50,6 +51,7 @@ struct iovk_passthrough {
 	char address[IOVK_PCI_ADDR_MAX];
 	int group;
 	char *record; /* path, or NULL */
+	char *holder; /* the record's, or NULL */
 	size_t n_devices, n_blockers;
 	struct iovk_passthrough_device *devices;
 	struct entry *current; /* per device: driver and override when read */
@@ -61,6 +63,7 @@ _public_ struct iovk_passthrough *iovk_passthrough_free(struct iovk_passthrough 
 	if (!p)
 		return NULL;
 	free(p->record);
+	free(p->holder);
 	free(p->devices);
 	free(p->current);
 	free(p->blockers);
@@ -90,6 +93,19 @@ static bool driver_name_ok(const char *s)
 		return false;
 	for (; *s; s++)
 		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+/* A holder: one line of printable ASCII, not empty, that fits the record. */
+static bool holder_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= IOVK_PASSTHROUGH_HOLDER_MAX)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
 			return false;
 	return true;
 }
@@ -159,7 +175,9 @@ static int fsync_dir(const char *dir)
  *     group 9
  *     device 0000:01:00.0 virtio-pci -
  *     device 0000:01:00.1 - vfio-pci
- * (device ADDRESS PREVIOUS-DRIVER PREVIOUS-OVERRIDE, "-" for none). The
+ *     holder iovd /org/iovkit/iovd1/allocation/7 (owner vm-1)
+ * (device ADDRESS PREVIOUS-DRIVER PREVIOUS-OVERRIDE, "-" for none; the
+ * holder line only when the preparing program named one). The
  * file is ours, but it sits in a directory root may edit by hand: anything
  * else is rejected rather than guessed at.
  */
@@ -185,6 +203,12 @@ static int record_parse(char *text, struct record *ret)
 			if (rec.address[0] || iovk_pci_addr_parse(a, &pa) < 0)
 				goto bad;
 			iovk_pci_addr_format(&pa, rec.address);
+			continue;
+		}
+		if (strncmp(line, "holder ", 7) == 0) {
+			if (rec.holder[0] || !holder_valid(line + 7))
+				goto bad;
+			snprintf(rec.holder, sizeof(rec.holder), "%s", line + 7);
 			continue;
 		}
 		if (sscanf(line, "group %d%n", &group, &n) == 1 && line[n] == '\0') {
@@ -320,6 +344,8 @@ static int record_write(struct iovk_ctx *ctx, const struct record *rec, const ch
 	if (!f)
 		return -ENOMEM;
 	fprintf(f, RECORD_MAGIC "\naddress %s\ngroup %d\n", rec->address, rec->group);
+	if (rec->holder[0])
+		fprintf(f, "holder %s\n", rec->holder);
 	for (size_t i = 0; i < rec->n; i++)
 		fprintf(f, "device %s %s %s\n", rec->entries[i].address,
 			rec->entries[i].driver[0] ? rec->entries[i].driver : "-",
@@ -399,7 +425,17 @@ static int check_requested(struct iovk_ctx *ctx, struct iovk_passthrough *p, str
 
 /* ---- the plan ------------------------------------------------------------ */
 
-static int plan_build(struct iovk_ctx *ctx, const char *address, unsigned flags, struct iovk_passthrough **ret)
+static bool in_strv(const char *const *v, const char *s)
+{
+	for (; v && *v; v++)
+		if (strcmp(*v, s) == 0)
+			return true;
+	return false;
+}
+
+/* take: other endpoints the caller may take from their kernel drivers (opts->take). */
+static int plan_build(struct iovk_ctx *ctx, const char *address, unsigned flags, const char *const *take,
+		      struct iovk_passthrough **ret)
 {
 	_cleanup_(passthrough_freep) struct iovk_passthrough *p = NULL;
 	struct iovk_iommu_group *g = NULL;
@@ -466,7 +502,7 @@ static int plan_build(struct iovk_ctx *ctx, const char *address, unsigned flags,
 		snprintf(cur->driver, sizeof(cur->driver), "%s", drv ?: "");
 		snprintf(cur->override, sizeof(cur->override), "%s", iovk_device_get_driver_override(m) ?: "");
 
-		if (pd->requested)
+		if (pd->requested || in_strv(take, maddr))
 			r = check_requested(ctx, p, m, flags);
 		else if (!iovk_device_is_vfio_safe(m, NULL))
 			/* Only the device asked for is taken from its kernel
@@ -492,7 +528,7 @@ _public_ int iovk_passthrough_check(struct iovk_ctx *ctx, const char *address, s
 	assert_return(ctx && address && ret_p, -EINVAL);
 
 	clear_error(ctx);
-	return plan_build(ctx, address, 0, ret_p);
+	return plan_build(ctx, address, 0, NULL, ret_p);
 }
 
 /* "0000:01:00.1 (snd_hda_intel): bound to ...; 0000:01:00.0 (nouveau): ..." into buf. */
@@ -581,20 +617,72 @@ static bool record_matches_host(struct iovk_ctx *ctx, const struct record *rec)
 	return true;
 }
 
+/* The options as this library knows them, defaults for NULL; -EINVAL (error set) for bad ones. */
+static int opts_read(struct iovk_ctx *ctx, const struct iovk_passthrough_opts *opts, struct iovk_passthrough_opts *ret)
+{
+	*ret = (struct iovk_passthrough_opts){ .sz = sizeof(*ret), .driver = "vfio-pci" };
+	if (!opts)
+		return 0;
+	if (opts_valid(ctx, opts, opts->sz, offsetofend(struct iovk_passthrough_opts, driver), sizeof(*opts),
+		       "iovk_passthrough_opts", "IOVK_OPTS()") < 0)
+		return -EINVAL;
+	ret->flags = opts->flags;
+	ret->take = opts->take;
+	if (opts->holder && !holder_valid(opts->holder))
+		return set_error(ctx, -EINVAL, "a passthrough holder must be 1 to %d printable ASCII characters",
+				 IOVK_PASSTHROUGH_HOLDER_MAX - 1);
+	ret->holder = opts->holder;
+	if (opts->driver) {
+		if (!driver_name_ok(opts->driver) || !iovk_driver_is_vfio(opts->driver))
+			return set_error(ctx, -EINVAL, "'%s' is not vfio-pci or a vfio variant driver", opts->driver);
+		ret->driver = opts->driver;
+	}
+	return 0;
+}
+
+/* -EBUSY naming the holder when the record's holder is not the caller's ("" for none). */
+static int check_holder(struct iovk_ctx *ctx, const struct record *rec, const char *path, const char *holder,
+			const char *verb)
+{
+	if (strcmp(rec->holder, holder ?: "") == 0)
+		return 0;
+	if (!rec->holder[0])
+		return set_error(ctx, -EBUSY, "%s: IOMMU group %d was prepared by iovctl passthrough prepare (record %s), "
+				 "not by %s: it cannot %s it; `iovctl passthrough release %s` gives it back first",
+				 rec->address, rec->group, path, holder, verb, rec->address);
+	return set_error(ctx, -EBUSY, "%s: IOMMU group %d is held by %s (record %s): %s it there, not here",
+			 rec->address, rec->group, rec->holder, path, verb);
+}
+
 _public_ int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address, unsigned flags,
 				      struct iovk_passthrough **ret_p)
+{
+	struct iovk_passthrough_opts o = { .sz = sizeof(o), .flags = flags };
+
+	assert_return(ctx && address && ret_p, -EINVAL);
+	return iovk_passthrough_prepare_opts(ctx, address, &o, ret_p);
+}
+
+_public_ int iovk_passthrough_prepare_opts(struct iovk_ctx *ctx, const char *address,
+					   const struct iovk_passthrough_opts *opts, struct iovk_passthrough **ret_p)
 {
 	_cleanup_(passthrough_freep) struct iovk_passthrough *p = NULL;
 	_cleanup_close_ int lock = -1;
 	_cleanup_free_ char *path = NULL;
+	struct iovk_passthrough_opts o;
 	struct record rec = {};
 	const char **addresses = NULL;
 	bool have = false;
+	unsigned flags;
 	int r;
 
 	assert_return(ctx && address && ret_p, -EINVAL);
 	clear_error(ctx);
-	r = plan_build(ctx, address, flags, &p); /* a malformed or unknown address fails before any lock */
+	r = opts_read(ctx, opts, &o);
+	if (r < 0)
+		return r;
+	flags = o.flags;
+	r = plan_build(ctx, address, flags, o.take, &p); /* a malformed or unknown address fails before any lock */
 	if (r < 0)
 		return r;
 	p = iovk_passthrough_free(p);
@@ -602,7 +690,7 @@ _public_ int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address,
 	if (r < 0)
 		return r;
 	/* Again under the lock: another prepare or release may have run. */
-	r = plan_build(ctx, address, flags, &p);
+	r = plan_build(ctx, address, flags, o.take, &p);
 	if (r < 0)
 		return r;
 	if (p->n_blockers > 0) {
@@ -623,15 +711,25 @@ _public_ int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address,
 	if (r < 0)
 		return r;
 	have = r > 0;
+	if (have) {
+		r = check_holder(ctx, &rec, path, o.holder, "prepare");
+		if (r < 0)
+			goto out;
+	}
 
-	if (!have && all_on_vfio_drivers(p)) {
-		/* Nothing to move, nothing to undo: no record. */
+	if (!have && all_on_vfio_drivers(p) && !o.holder) {
+		/* Nothing to move, nothing to undo: no record. (A holder gets
+		 * one all the same: it is how others see who holds the group.) */
 		*ret_p = TAKE_PTR(p);
 		return 0;
 	}
 	r = record_merge(p, &rec, have);
 	if (r < 0)
 		goto out;
+	if (!have && o.holder) {
+		snprintf(rec.holder, sizeof(rec.holder), "%s", o.holder);
+		r = 1;
+	}
 	if (!path) {
 		path = record_path(ctx, p->address);
 		if (!path) {
@@ -650,7 +748,7 @@ _public_ int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address,
 	if (!all_on_vfio_drivers(p)) {
 		size_t changed = 0;
 
-		r = iovk_iommu_group_bind(ctx, p->group, "vfio-pci", flags, &changed);
+		r = iovk_iommu_group_bind(ctx, p->group, o.driver, flags, &changed);
 		if (r < 0) {
 			char reason[sizeof(ctx->error)];
 
@@ -678,6 +776,13 @@ _public_ int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address,
 			snprintf(pd->previous_driver, sizeof(pd->previous_driver), "%s", e->driver);
 		pd->changed = strcmp(p->current[i].driver, now.driver) != 0;
 		p->current[i] = now;
+	}
+	if (rec.holder[0]) {
+		p->holder = strdup(rec.holder);
+		if (!p->holder) {
+			r = -ENOMEM;
+			goto out;
+		}
 	}
 	p->record = TAKE_PTR(path);
 	*ret_p = TAKE_PTR(p);
@@ -734,7 +839,15 @@ static int check_group_closed(struct iovk_ctx *ctx, const char *address)
 
 _public_ int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address, struct iovk_passthrough **ret_p)
 {
+	assert_return(ctx && address && ret_p, -EINVAL);
+	return iovk_passthrough_release_opts(ctx, address, NULL, ret_p);
+}
+
+_public_ int iovk_passthrough_release_opts(struct iovk_ctx *ctx, const char *address,
+					   const struct iovk_passthrough_opts *opts, struct iovk_passthrough **ret_p)
+{
 	_cleanup_(passthrough_freep) struct iovk_passthrough *p = NULL;
+	struct iovk_passthrough_opts o;
 	_cleanup_close_ int lock = -1;
 	_cleanup_free_ char *path = NULL;
 	char canonical[IOVK_PCI_ADDR_MAX], failures[sizeof(ctx->error)] = "";
@@ -746,6 +859,9 @@ _public_ int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address,
 
 	assert_return(ctx && address && ret_p, -EINVAL);
 	clear_error(ctx);
+	r = opts_read(ctx, opts, &o);
+	if (r < 0)
+		return r;
 	r = canonical_address(ctx, address, canonical);
 	if (r < 0)
 		return r;
@@ -765,6 +881,11 @@ _public_ int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address,
 		*ret_p = NULL;
 		return 0;
 	}
+	r = check_holder(ctx, &rec, path, o.holder, "release");
+	if (r < 0) {
+		record_done(&rec);
+		return r;
+	}
 
 	p = calloc(1, sizeof(*p));
 	if (p) {
@@ -778,6 +899,10 @@ _public_ int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address,
 	snprintf(p->address, sizeof(p->address), "%s", canonical);
 	p->group = rec.group;
 	p->n_devices = rec.n;
+	if (rec.holder[0] && !(p->holder = strdup(rec.holder))) {
+		record_done(&rec);
+		return -ENOMEM;
+	}
 
 	for (size_t i = 0; i < rec.n; i++) {
 		const struct entry *e = &rec.entries[i];
@@ -853,6 +978,126 @@ _public_ int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address,
 	return 1;
 }
 
+/* ---- the records, listed ---------------------------------------------------- */
+
+/* The record as an object: its devices with their previous drivers and the drivers now. */
+static int record_to_passthrough(struct iovk_ctx *ctx, const struct record *rec, const char *path,
+				 struct iovk_passthrough **ret)
+{
+	_cleanup_(passthrough_freep) struct iovk_passthrough *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->devices = calloc(rec->n ?: 1, sizeof(*p->devices));
+	p->current = calloc(rec->n ?: 1, sizeof(*p->current));
+	p->record = strdup(path);
+	if (!p->devices || !p->current || !p->record || (rec->holder[0] && !(p->holder = strdup(rec->holder))))
+		return -ENOMEM;
+	snprintf(p->address, sizeof(p->address), "%s", rec->address);
+	p->group = rec->group;
+	p->n_devices = rec->n;
+	for (size_t i = 0; i < rec->n; i++) {
+		struct iovk_passthrough_device *pd = &p->devices[i];
+
+		snprintf(pd->address, sizeof(pd->address), "%s", rec->entries[i].address);
+		snprintf(pd->previous_driver, sizeof(pd->previous_driver), "%s", rec->entries[i].driver);
+		pd->requested = strcmp(pd->address, rec->address) == 0;
+		if (read_binding(ctx, pd->address, &p->current[i]) >= 0)
+			snprintf(pd->driver, sizeof(pd->driver), "%s", p->current[i].driver);
+		clear_error(ctx);
+	}
+	*ret = TAKE_PTR(p);
+	return 0;
+}
+
+static int path_compare(const void *a, const void *b)
+{
+	const struct iovk_passthrough *x = *(struct iovk_passthrough *const *)a, *y = *(struct iovk_passthrough *const *)b;
+
+	return strcmp(x->record, y->record);
+}
+
+_public_ void iovk_passthrough_list_free(struct iovk_passthrough **list)
+{
+	for (size_t i = 0; list && list[i]; i++)
+		iovk_passthrough_free(list[i]);
+	free(list);
+}
+
+_public_ int iovk_passthrough_list_records(struct iovk_ctx *ctx, struct iovk_passthrough ***ret_list)
+{
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_close_ int lock = -1;
+	struct iovk_passthrough **list = NULL;
+	struct dirent *de;
+	size_t n = 0;
+	int r;
+
+	assert_return(ctx && ret_list, -EINVAL);
+	clear_error(ctx);
+	dir = record_dir(ctx);
+	list = calloc(1, sizeof(*list));
+	if (!dir || !list) {
+		free(list);
+		return -ENOMEM;
+	}
+	d = opendir(dir);
+	if (!d) {
+		r = negative_errno();
+		if (r == -ENOENT) {
+			*ret_list = list;
+			return 0;
+		}
+		free(list);
+		return set_error(ctx, r, "reading %s: %s", dir, strerror(-r));
+	}
+	/* not half a prepare's record: the same lock as prepare and release */
+	r = passthrough_lock(ctx, &lock);
+	if (r < 0) {
+		free(list);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *path = NULL;
+		struct iovk_passthrough **grown;
+		struct iovk_pci_addr pa;
+		struct record rec;
+
+		if (de->d_name[0] == '.' || iovk_pci_addr_parse(de->d_name, &pa) < 0)
+			continue;
+		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		r = record_load(ctx, path, &rec);
+		if (r < 0 && r != -ENOMEM) {
+			log_warn(ctx, "%s", ctx->error);
+			clear_error(ctx);
+			continue;
+		}
+		if (r <= 0)
+			break;
+		grown = realloc(list, (n + 2) * sizeof(*list));
+		r = grown ? record_to_passthrough(ctx, &rec, path, &grown[n]) : -ENOMEM;
+		record_done(&rec);
+		if (grown)
+			list = grown;
+		if (r < 0)
+			break;
+		list[++n] = NULL;
+		r = 0;
+	}
+	if (r < 0) {
+		list[n] = NULL;
+		iovk_passthrough_list_free(list);
+		return r;
+	}
+	qsort(list, n, sizeof(*list), path_compare);
+	*ret_list = list;
+	return (int)n;
+}
+
 /* ---- getters ---------------------------------------------------------------- */
 
 _public_ const char *iovk_passthrough_get_address(const struct iovk_passthrough *p)
@@ -868,6 +1113,11 @@ _public_ int iovk_passthrough_get_iommu_group(const struct iovk_passthrough *p)
 _public_ const char *iovk_passthrough_get_record(const struct iovk_passthrough *p)
 {
 	return p->record;
+}
+
+_public_ const char *iovk_passthrough_get_holder(const struct iovk_passthrough *p)
+{
+	return p->holder;
 }
 
 _public_ size_t iovk_passthrough_get_n_devices(const struct iovk_passthrough *p)

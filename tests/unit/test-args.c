@@ -72,7 +72,7 @@ Test(args, iommu_and_passthrough)
 {
 	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
 	struct iovk_iommu_group *g = NULL, **groups = NULL;
-	struct iovk_passthrough *p = NULL;
+	struct iovk_passthrough *p = NULL, **list = NULL;
 	struct iovk_reserved_region *regions = NULL;
 	size_t n;
 
@@ -92,6 +92,14 @@ Test(args, iommu_and_passthrough)
 	cr_assert_eq(iovk_passthrough_release(NULL, "01:00.0", &p), -EINVAL);
 	cr_assert_eq(iovk_passthrough_release(ctx, NULL, &p), -EINVAL);
 	cr_assert_eq(iovk_passthrough_release(ctx, "01:00.0", NULL), -EINVAL);
+	cr_assert_eq(iovk_passthrough_prepare_opts(NULL, "01:00.0", NULL, &p), -EINVAL);
+	cr_assert_eq(iovk_passthrough_prepare_opts(ctx, NULL, NULL, &p), -EINVAL);
+	cr_assert_eq(iovk_passthrough_prepare_opts(ctx, "01:00.0", NULL, NULL), -EINVAL);
+	cr_assert_eq(iovk_passthrough_release_opts(NULL, "01:00.0", NULL, &p), -EINVAL);
+	cr_assert_eq(iovk_passthrough_release_opts(ctx, NULL, NULL, &p), -EINVAL);
+	cr_assert_eq(iovk_passthrough_release_opts(ctx, "01:00.0", NULL, NULL), -EINVAL);
+	cr_assert_eq(iovk_passthrough_list_records(NULL, &list), -EINVAL);
+	cr_assert_eq(iovk_passthrough_list_records(ctx, NULL), -EINVAL);
 	iovk_ctx_unref(ctx);
 }
 

@@ -406,3 +406,94 @@ Test(passthrough, corrupt_records_are_refused)
 	cr_assert_null(p);
 	iovk_ctx_unref(ctx);
 }
+
+/*
+ * A holder (iovd) and iovctl never undo each other's passthrough: a record
+ * names its holder, and prepare and release refuse a group another holder
+ * (or iovctl, the holder of none) prepared, naming it.
+ */
+Test(passthrough, holders_refuse_each_other)
+{
+	char *root = copy_host("gpu");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+	struct iovk_passthrough *p = NULL, **list = NULL;
+	const char *holder = "iovd /org/iovkit/iovd1/allocation/7 (owner vm-1)";
+	struct iovk_passthrough_opts o = { .sz = sizeof(o), .holder = holder };
+	struct iovk_passthrough_opts other = { .sz = sizeof(other), .holder = "iovd /org/iovkit/iovd1/allocation/8" };
+	const char *err;
+
+	/* group 4 is on vfio-pci already: a holder gets a record all the same */
+	cr_assert_eq(iovk_passthrough_prepare_opts(ctx, "02:00.0", &o, &p), 0, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_str_eq(iovk_passthrough_get_holder(p), holder);
+	cr_assert_not_null(iovk_passthrough_get_record(p));
+	cr_assert(strstr(slurp(iovk_ctx_get_run_dir(ctx), "/passthrough/0000:02:00.0"),
+			 "\nholder iovd /org/iovkit/iovd1/allocation/7 (owner vm-1)\n"));
+	p = iovk_passthrough_free(p);
+	/* the same holder again: idempotent */
+	cr_assert_eq(iovk_passthrough_prepare_opts(ctx, "02:00.1", &o, &p), 0, "%s", iovk_ctx_get_error(ctx));
+	p = iovk_passthrough_free(p);
+
+	/* iovctl (no holder), and another holder: refused, the holder named */
+	cr_assert_eq(iovk_passthrough_prepare(ctx, "02:00.1", 0, &p), -EBUSY);
+	err = iovk_ctx_get_error(ctx);
+	cr_assert(strstr(err, "held by iovd /org/iovkit/iovd1/allocation/7 (owner vm-1)"), "%s", err);
+	cr_assert_eq(iovk_passthrough_release(ctx, "02:00.1", &p), -EBUSY);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "allocation/7"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert_eq(iovk_passthrough_release_opts(ctx, "02:00.0", &other, &p), -EBUSY);
+	cr_assert_eq(n_records(ctx), 1);
+
+	/* listed with its holder */
+	cr_assert_eq(iovk_passthrough_list_records(ctx, &list), 1, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_str_eq(iovk_passthrough_get_holder(list[0]), holder);
+	cr_assert_eq(iovk_passthrough_get_iommu_group(list[0]), 4);
+	cr_assert_eq(iovk_passthrough_get_n_devices(list[0]), 2);
+	cr_assert_str_eq(iovk_passthrough_get_device(list[0], 1)->previous_driver, "vfio-pci");
+	cr_assert_str_eq(iovk_passthrough_get_device(list[0], 1)->driver, "vfio-pci");
+	cr_assert_null(list[1]);
+	iovk_passthrough_list_free(list);
+
+	/* its holder releases it */
+	cr_assert_eq(iovk_passthrough_release_opts(ctx, "02:00.1", &o, &p), 1, "%s", iovk_ctx_get_error(ctx));
+	p = iovk_passthrough_free(p);
+	cr_assert_eq(n_records(ctx), 0);
+
+	/* the other way round: iovctl's record refuses a holder */
+	cr_assert_eq(iovk_passthrough_prepare(ctx, "02:00.0", 0, &p), 0, "%s", iovk_ctx_get_error(ctx));
+	p = iovk_passthrough_free(p);
+	write_record(ctx, "0000:02:00.0", "iovkit-passthrough 1\naddress 0000:02:00.0\ngroup 4\n"
+		     "device 0000:02:00.0 vfio-pci vfio-pci\ndevice 0000:02:00.1 vfio-pci vfio-pci\n");
+	cr_assert_eq(iovk_passthrough_prepare_opts(ctx, "02:00.1", &o, &p), -EBUSY);
+	err = iovk_ctx_get_error(ctx);
+	cr_assert(strstr(err, "prepared by iovctl passthrough prepare"), "%s", err);
+	cr_assert_eq(iovk_passthrough_release_opts(ctx, "02:00.1", &o, &p), -EBUSY);
+	cr_assert_eq(iovk_passthrough_release(ctx, "02:00.1", &p), 1, "%s", iovk_ctx_get_error(ctx));
+	iovk_passthrough_free(p);
+
+	/* a holder that would break the record's line format, a driver that is not VFIO's */
+	o.holder = "two\nlines";
+	cr_assert_eq(iovk_passthrough_prepare_opts(ctx, "02:00.1", &o, &p), -EINVAL);
+	o.holder = holder;
+	o.driver = "nouveau";
+	cr_assert_eq(iovk_passthrough_prepare_opts(ctx, "02:00.1", &o, &p), -EINVAL);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "vfio variant"), "%s", iovk_ctx_get_error(ctx));
+	free(root);
+	iovk_ctx_unref(ctx);
+}
+
+/* take: the other endpoints a caller may move from their kernel drivers are
+ * judged by the host-use rule, not refused for being on one. */
+Test(passthrough, take_lets_other_endpoints_go)
+{
+	struct iovk_ctx *ctx = fixture_ctx("gpu");
+	static const char *const take[] = { "0000:01:00.1", NULL };
+	struct iovk_passthrough_opts o = { .sz = sizeof(o), .take = take };
+	struct iovk_passthrough *p = NULL;
+	const char *err;
+
+	cr_assert_eq(iovk_passthrough_prepare_opts(ctx, "01:00.0", &o, &p), -EBUSY);
+	err = iovk_ctx_get_error(ctx);
+	/* the GPU is still the boot VGA device; its audio function no longer blocks */
+	cr_assert(strstr(err, "boot VGA"), "%s", err);
+	cr_assert_null(strstr(err, "bound to snd_hda_intel"), "%s", err);
+	iovk_ctx_unref(ctx);
+}

@@ -106,6 +106,62 @@ int iovk_passthrough_prepare(struct iovk_ctx *ctx, const char *address, unsigned
  */
 int iovk_passthrough_release(struct iovk_ctx *ctx, const char *address, struct iovk_passthrough **ret_p);
 
+/*
+ * Options of iovk_passthrough_prepare_opts() and
+ * iovk_passthrough_release_opts(), for a program that hands groups out on
+ * behalf of others (iovd's device pools). sz first:
+ *     struct iovk_passthrough_opts o = { .sz = sizeof(o), .holder = "..." };
+ * (IOVK_OPTS() of <iovkit/vfio.h> does the same). NULL means all defaults,
+ * which is what iovk_passthrough_prepare() and _release() use.
+ */
+struct iovk_passthrough_opts {
+	size_t sz;
+	unsigned flags; /* as iovk_passthrough_prepare()'s (IOVK_BIND_FORCE ...) */
+	/*
+	 * Who holds the group once it is prepared: a line of printable ASCII
+	 * (at most IOVK_PASSTHROUGH_HOLDER_MAX - 1 bytes), written into the
+	 * record. A group whose record names another holder (or none: the
+	 * record of `iovctl passthrough prepare`) is refused by prepare and
+	 * release with -EBUSY naming that holder, and a record naming a holder
+	 * is refused to a caller naming none: two programs never undo each
+	 * other's passthrough. NULL: no holder (iovctl's).
+	 */
+	const char *holder;
+	/*
+	 * Other endpoints of the group that the caller may take from their
+	 * kernel drivers too (NULL-terminated addresses; NULL for none): each
+	 * is checked by the host-use rule as the device asked for, instead of
+	 * blocking because it is on a kernel driver. iovd passes the free
+	 * members of the pool (a GPU and its HDMI audio function in one pool).
+	 */
+	const char *const *take;
+	/* The driver the endpoints go to: vfio-pci (NULL) or a vfio variant
+	 * driver (iovk_driver_is_vfio()). */
+	const char *driver;
+};
+
+#define IOVK_PASSTHROUGH_HOLDER_MAX 256
+
+/* iovk_passthrough_prepare() and _release() with options (NULL: defaults);
+ * opts->flags replaces prepare's flags. Returns as they do, and -EBUSY for
+ * a group another holder has prepared. */
+int iovk_passthrough_prepare_opts(struct iovk_ctx *ctx, const char *address, const struct iovk_passthrough_opts *opts,
+				  struct iovk_passthrough **ret_p);
+int iovk_passthrough_release_opts(struct iovk_ctx *ctx, const char *address, const struct iovk_passthrough_opts *opts,
+				  struct iovk_passthrough **ret_p);
+
+/*
+ * Every passthrough record in the run directory, read as
+ * iovk_passthrough_release() reads them (devices with previous_driver and
+ * driver now, holder, record path), sorted by path, NULL-terminated in
+ * *ret_list (free with iovk_passthrough_list_free()). A record iovkit did
+ * not write is skipped with a warning in the log. Returns the number of
+ * records, or a negative errno. For a holder that finds its own records at
+ * start (iovd rolls back what a crash interrupted).
+ */
+int iovk_passthrough_list_records(struct iovk_ctx *ctx, struct iovk_passthrough ***ret_list);
+void iovk_passthrough_list_free(struct iovk_passthrough **list);
+
 /* Frees the object; NULL is fine. Always returns NULL. */
 struct iovk_passthrough *iovk_passthrough_free(struct iovk_passthrough *p);
 /* Canonical address of the device the call named. */
@@ -113,6 +169,8 @@ const char *iovk_passthrough_get_address(const struct iovk_passthrough *p);
 int iovk_passthrough_get_iommu_group(const struct iovk_passthrough *p);
 /* Path of the record; NULL when there is none (check, or nothing moved). */
 const char *iovk_passthrough_get_record(const struct iovk_passthrough *p);
+/* The holder the record names; NULL when none (iovctl's, or no record). */
+const char *iovk_passthrough_get_holder(const struct iovk_passthrough *p);
 /* Endpoints of the group, sorted by address; bridges are not listed. */
 size_t iovk_passthrough_get_n_devices(const struct iovk_passthrough *p);
 const struct iovk_passthrough_device *iovk_passthrough_get_device(const struct iovk_passthrough *p, size_t i);
