@@ -14,7 +14,13 @@
 #   make bench-vfio   DMA map cost of 1 GiB in the test guest (bench/vfio-dma-run)
 #   make deps         install the Debian build and test dependencies (apt-get)
 #   make install      honours PREFIX, LIBDIR, SBINDIR, MANDIR, SYSCONFDIR, SYSTEMD_UNITDIR,
-#                     BASH_COMPLETIONDIR, DESTDIR
+#                     BASH_COMPLETIONDIR, DOCDIR, SYSUSERSDIR, TMPFILESDIR, DESTDIR
+#   make uninstall    removes what make install put there (same variables)
+#
+# CPPFLAGS, CFLAGS and LDFLAGS are added to the project's own flags, after
+# them, as dpkg-buildflags sets them. Warnings are errors (WERROR=-Werror)
+# in developer and CI builds; a distribution build passes WERROR= (debian/rules
+# does), so a new compiler's new warning does not fail a package build.
 
 VERSION     := 0.1.0
 SOVERSION   := 0
@@ -29,6 +35,9 @@ DBUS_SYSTEM_CONFDIR    ?= /usr/share/dbus-1/system.d
 DBUS_SYSTEM_SERVICEDIR ?= $(PREFIX)/share/dbus-1/system-services
 SYSTEMD_UNITDIR        ?= $(PREFIX)/lib/systemd/system
 BASH_COMPLETIONDIR     ?= $(PREFIX)/share/bash-completion/completions
+DOCDIR                 ?= $(PREFIX)/share/doc/iovkit
+SYSUSERSDIR            ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR            ?= $(PREFIX)/lib/tmpfiles.d
 DESTDIR     ?=
 BUILDDIR    ?= build
 SANITIZE    ?= 0
@@ -45,11 +54,13 @@ TEST_PKGS   := criterion
 ALL_PKGS    := $(LIB_PKGS) $(CLI_PKGS) libnl-3.0 libnl-route-3.0 libsystemd
 
 
-WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+WERROR      ?= -Werror
+CPPFLAGS    ?=
+WARN        := -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	       -Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
 # IOVKIT_VERSION: what iovctl --version, iovd --version and iovd's Version property say
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O2 $(WARN) -fno-strict-aliasing \
-	       -Ilib/include -I. -DIOVKIT_VERSION='"$(VERSION)"'
+	       -Ilib/include -I. -DIOVKIT_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ifeq ($(SANITIZE),1)
 BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
 SAN_LDFLAGS := -fsanitize=address,undefined
@@ -76,7 +87,8 @@ DAEMON_SRCS := $(wildcard daemon/*.c)
 COMMON_SRCS := $(wildcard common/*.c)
 TEST_SRCS   := $(wildcard tests/unit/*.c)
 
-LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o) $(COMMON_SRCS:%.c=$(BUILDDIR)/%.o)
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILDDIR)/%.o)
+LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o) $(COMMON_OBJS)
 CLI_OBJS    := $(CLI_SRCS:%.c=$(BUILDDIR)/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILDDIR)/%.o)
 TEST_OBJS   := $(TEST_SRCS:%.c=$(BUILDDIR)/%.o)
@@ -92,7 +104,7 @@ VFIO_TEST   := $(BUILDDIR)/tests/vfio-test
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-host check-daemon check-install check-vm check-pkgs deps install clean fixtures bench-iovd bench-vfio \
+.PHONY: all check check-unit check-cli check-host check-daemon check-install check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-vfio \
 	fuzz fuzz-build check-fuzz
 
 # iovd-open-device and vfio-test are test clients (tests/daemon, the VM
@@ -147,16 +159,25 @@ $(PC): lib/libiovkit.pc.in Makefile
 	@mkdir -p $(dir $@)
 	$(PC_SED) $< > $@
 
-# iovctl links the static library: one self-contained binary that runs from
-# the build tree (and inside the test guest) without LD_LIBRARY_PATH.
-$(IOVCTL): $(CLI_OBJS) $(LIB_A)
-	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB_A) \
-		$(call pc_libs,$(CLI_PKGS) $(LIB_PKGS))
+# iovctl and iovd link libiovkit.so.0, as a distribution ships them (one
+# copy of the library to update), plus common/'s objects, which the library
+# keeps hidden. In the build tree (and the test guest, which sees it) they
+# find the library beside them through RUNPATH $ORIGIN; make install
+# installs the same programs linked without it ($(BUILDDIR)/dist/).
+link_prog = $(CC) $(SAN_LDFLAGS) $(LDFLAGS) $(3) -o $@ $(1) $(COMMON_OBJS) $(LIB_SO) $(call pc_libs,$(2))
+BUILD_RPATH := -Wl,-rpath,'$$ORIGIN'
 
-# iovd, like iovctl, links the static library.
-$(IOVD): $(DAEMON_OBJS) $(LIB_A)
-	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -pthread -o $@ $(DAEMON_OBJS) $(LIB_A) \
-		$(call pc_libs,$(DAEMON_PKGS) $(LIB_PKGS))
+$(IOVCTL): $(CLI_OBJS) $(COMMON_OBJS) $(LIB_SO)
+	$(call link_prog,$(CLI_OBJS),$(CLI_PKGS),$(BUILD_RPATH))
+$(BUILDDIR)/dist/iovctl: $(CLI_OBJS) $(COMMON_OBJS) $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(call link_prog,$(CLI_OBJS),$(CLI_PKGS))
+
+$(IOVD): $(DAEMON_OBJS) $(COMMON_OBJS) $(LIB_SO)
+	$(call link_prog,$(DAEMON_OBJS),$(DAEMON_PKGS),-pthread $(BUILD_RPATH))
+$(BUILDDIR)/dist/iovd: $(DAEMON_OBJS) $(COMMON_OBJS) $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(call link_prog,$(DAEMON_OBJS),$(DAEMON_PKGS),-pthread)
 
 # libiovkit.a for common/'s time-util.o only: a static link takes no more
 $(IOVD_BENCH): $(BUILDDIR)/bench/iovd-bench.o $(LIB_A)
@@ -288,7 +309,7 @@ check: check-unit check-cli check-host check-daemon check-install check-fuzz che
 deps:
 	tools/deps
 
-install: all
+install: all $(BUILDDIR)/dist/iovctl $(BUILDDIR)/dist/iovd
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/iovkit \
 		$(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3
 	install -m 0755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
@@ -298,16 +319,18 @@ install: all
 	# written here, not copied: PREFIX may differ from the one 'make all' saw
 	$(PC_SED) lib/libiovkit.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libiovkit.pc
 	install -m 0644 lib/include/iovkit/*.h $(DESTDIR)$(INCLUDEDIR)/iovkit/
-	install -m 0755 $(IOVCTL) $(DESTDIR)$(SBINDIR)/
-	install -m 0755 $(IOVD) $(DESTDIR)$(SBINDIR)/
-	install -d $(DESTDIR)$(DBUS_SYSTEM_CONFDIR) $(DESTDIR)$(DBUS_SYSTEM_SERVICEDIR) $(DESTDIR)$(SYSTEMD_UNITDIR) \
-		$(DESTDIR)$(SYSCONFDIR)/iovkit
+	install -m 0755 $(BUILDDIR)/dist/iovctl $(BUILDDIR)/dist/iovd $(DESTDIR)$(SBINDIR)/
+	install -d $(DESTDIR)$(DBUS_SYSTEM_CONFDIR) $(DESTDIR)$(DBUS_SYSTEM_SERVICEDIR) $(DESTDIR)$(SYSTEMD_UNITDIR)
 	install -m 0644 contrib/org.iovkit.iovd1.conf $(DESTDIR)$(DBUS_SYSTEM_CONFDIR)/
 	sed 's|@SBINDIR@|$(SBINDIR)|' contrib/org.iovkit.iovd1.service.in > $(DESTDIR)$(DBUS_SYSTEM_SERVICEDIR)/org.iovkit.iovd1.service
 	sed 's|@SBINDIR@|$(SBINDIR)|' contrib/iovd.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/iovd.service
-	# an example, never over the administrator's own
-	test -e $(DESTDIR)$(SYSCONFDIR)/iovkit/iovd.json || \
-		install -m 0644 contrib/iovd.json.example $(DESTDIR)$(SYSCONFDIR)/iovkit/iovd.json
+	# iovd's configuration is the administrator's to write: the example is
+	# documentation (iovd serves no pools without one), the group it names
+	# comes from sysusers.d, the directories from tmpfiles.d
+	install -d $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	install -m 0644 contrib/iovd.json.example $(DESTDIR)$(DOCDIR)/examples/iovd.json
+	install -m 0644 contrib/sysusers.d/iovkit.conf $(DESTDIR)$(SYSUSERSDIR)/iovkit.conf
+	install -m 0644 contrib/tmpfiles.d/iovkit.conf $(DESTDIR)$(TMPFILESDIR)/iovkit.conf
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
 	# iovctl apply at boot (iovkit.json(5)): the unit, and the directory it reads, empty
@@ -316,6 +339,25 @@ install: all
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -d $(DESTDIR)$(BASH_COMPLETIONDIR)
 	install -m 0644 contrib/bash-completion/iovctl $(DESTDIR)$(BASH_COMPLETIONDIR)/iovctl
+
+# What install put there, by the same variables; directories only when
+# empty (an administrator's /etc/iovkit/apply.d/*.json stays, and so does
+# the directory).
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libiovkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libiovkit.so \
+		$(DESTDIR)$(LIBDIR)/libiovkit.a $(DESTDIR)$(LIBDIR)/pkgconfig/libiovkit.pc \
+		$(addprefix $(DESTDIR)$(INCLUDEDIR)/iovkit/,$(notdir $(wildcard lib/include/iovkit/*.h))) \
+		$(DESTDIR)$(SBINDIR)/iovctl $(DESTDIR)$(SBINDIR)/iovd \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard man/*.8))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard man/*.5))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(wildcard man/*.3))) \
+		$(DESTDIR)$(DBUS_SYSTEM_CONFDIR)/org.iovkit.iovd1.conf \
+		$(DESTDIR)$(DBUS_SYSTEM_SERVICEDIR)/org.iovkit.iovd1.service \
+		$(DESTDIR)$(SYSTEMD_UNITDIR)/iovd.service $(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-apply.service \
+		$(DESTDIR)$(DOCDIR)/examples/iovd.json $(DESTDIR)$(SYSUSERSDIR)/iovkit.conf \
+		$(DESTDIR)$(TMPFILESDIR)/iovkit.conf $(DESTDIR)$(BASH_COMPLETIONDIR)/iovctl
+	rmdir $(DESTDIR)$(INCLUDEDIR)/iovkit $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/iovkit/apply.d $(DESTDIR)$(SYSCONFDIR)/iovkit 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILDDIR)

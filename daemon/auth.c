@@ -85,7 +85,7 @@ static int sender_allowed(struct manager *m, sd_bus_message *msg, uid_t *ret_uid
 	*ret_uid = uid;
 	if (uid == 0)
 		return 1;
-	if (!m->config.group)
+	if (!m->config.group || m->config.group_missing)
 		return 0;
 	if (!(augmented & SD_BUS_CREDS_SUPPLEMENTARY_GIDS) &&
 	    (n = sd_bus_creds_get_supplementary_gids(creds, &gids)) >= 0)
@@ -153,8 +153,9 @@ int check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t
 	}
 	if (m->config.group)
 		return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED,
-					 "%s: uid %u may not do this: only root and members of group %s may", what,
-					 (unsigned)uid, m->config.group);
+					 "%s: uid %u may not do this: only root and members of group %s may%s", what,
+					 (unsigned)uid, m->config.group,
+					 m->config.group_missing ? " (a group that does not exist)" : "");
 	return sd_bus_error_setf(error, IOVD_ERR_ACCESS_DENIED, "%s: uid %u may not do this: only root may", what,
 				 (unsigned)uid);
 }

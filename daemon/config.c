@@ -28,6 +28,12 @@
  * counted (see method_allocate() in manager.c).
  */
 #define DEFAULT_MAX_PER_USER 64
+#define CONFIG_DEFAULTS                                                                                    \
+	(struct config)                                                                                    \
+	{                                                                                                  \
+		.max_total = DEFAULT_MAX_TOTAL, .max_per_owner = DEFAULT_MAX_PER_OWNER,                    \
+		.max_per_user = DEFAULT_MAX_PER_USER                                                       \
+	}
 /* A configuration is a few pools; anything near this is not one. */
 #define CONFIG_SIZE_MAX (1024 * 1024)
 /* root, pools, a pool, vf_defaults (or limits): a little room, no more */
@@ -277,8 +283,20 @@ int config_load(const char *path, struct config *ret)
 	int r;
 
 	r = read_text_file(AT_FDCWD, path, path, CONFIG_SIZE_MAX, &text, &len);
-	if (r == -ENOENT)
-		log_error("%s: cannot read the configuration: %s", path, strerror(-r));
+	/* No file is no pools, not a failure: a package installs iovd without
+	 * a configuration (the example is documentation), and D-Bus activation
+	 * of an iovd that exits would fail every client's first call. A file
+	 * that is there but unreadable or wrong still stops iovd. */
+	if (r == -ENOENT) {
+		struct config c = CONFIG_DEFAULTS;
+
+		c.pools = calloc(1, sizeof(struct pool));
+		if (!c.pools)
+			return -ENOMEM;
+		log_notice("%s does not exist: serving no pools (iovd(8), CONFIGURATION)", path);
+		*ret = c;
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	return config_parse(path, text, len, ret);
@@ -286,8 +304,7 @@ int config_load(const char *path, struct config *ret)
 
 int config_parse(const char *path, const char *text, size_t len, struct config *ret)
 {
-	struct config c = { .max_total = DEFAULT_MAX_TOTAL, .max_per_owner = DEFAULT_MAX_PER_OWNER,
-			    .max_per_user = DEFAULT_MAX_PER_USER };
+	struct config c = CONFIG_DEFAULTS;
 	struct json_object *root = NULL, *pools = NULL;
 	int r = 0;
 
@@ -308,15 +325,24 @@ int config_parse(const char *path, const char *text, size_t len, struct config *
 				r = fail_cfg(path, "group", "must be a string");
 				goto out;
 			}
-			g = getgrnam(json_object_get_string(val));
-			if (!g) {
-				log_error("%s: group \"%s\" does not exist", path, json_object_get_string(val));
-				r = -EINVAL;
+			/* A group that does not exist (yet: systemd-sysusers makes
+			 * "iovkit" from iovkit's sysusers.d) lets nobody in but
+			 * root, and iovd still starts: it is the configuration
+			 * the docs show, and an iovd that dies over it fails
+			 * every D-Bus activation. */
+			free(c.group);
+			c.group = strdup(json_object_get_string(val));
+			if (!c.group) {
+				r = -ENOMEM;
 				goto out;
 			}
-			free(c.group);
-			c.group = strdup(g->gr_name);
-			c.gid = g->gr_gid;
+			g = getgrnam(c.group);
+			c.group_missing = !g;
+			c.gid = g ? g->gr_gid : (gid_t)-1;
+			if (!g)
+				log_warning("%s: group \"%s\" does not exist: only root may change allocations until "
+					    "it does and iovd is restarted",
+					    path, c.group);
 		} else if (strcmp(key, "limits") == 0 && json_object_is_type(val, json_type_object)) {
 			json_object_object_foreach(val, lkey, lval) {
 				if (strcmp(lkey, "total") == 0)

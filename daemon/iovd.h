@@ -63,6 +63,7 @@ struct config {
 	size_t n_pools;
 	char *group;       /* may call mutating methods besides root; NULL: root only */
 	gid_t gid;
+	bool group_missing; /* group names no group in the user database: root only */
 	unsigned max_total;     /* allocations in all pools */
 	unsigned max_per_owner; /* allocations under one owner name, whoever made them */
 	unsigned max_per_user;  /* allocations of one uid but root, under any owner names */
@@ -156,6 +157,7 @@ void log_library(void *userdata, int priority, const char *file, int line, const
 		 va_list args);
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 extern int log_max_priority;

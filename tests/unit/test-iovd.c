@@ -1164,6 +1164,41 @@ static int call1(struct peer *p, const char *method, const char *sig, const char
 	return r;
 }
 
+/*
+ * A configured group that does not exist (the "iovkit" of the docs before
+ * systemd-sysusers made it): iovd starts, root may allocate, any other uid
+ * is refused as if no group were configured, never let in by a made-up gid.
+ */
+Test(iovd, a_group_that_does_not_exist_lets_root_only)
+{
+	struct peer *p = start(NULL, true);
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char *path = NULL;
+
+	if (geteuid() != 0) {
+		stop(p);
+		cr_skip_test("needs root, to call iovd as another uid");
+	}
+	stop(p);
+	write_file(p->state, "iovd.json",
+		   "{ \"group\": \"iovkit-no-such-group\", \"pools\": [ { \"name\": \"p0\", \"pfs\": [\"enp1s0f0\"] } ] }\n");
+	restart(p);
+	cr_assert_eq(allocate(p, "vm-root", NULL, 0, NULL, &e, &path, NULL), 0, "%s", e.message);
+	stop(p);
+	p->caller = 65534;
+	restart(p);
+	cr_assert_lt(allocate(p, "vm-nobody", NULL, 0, NULL, &e, NULL, NULL), 0);
+	assert_error(&e, IOVD_ERR_ACCESS_DENIED, "uid 65534 may not do this: only root and members of group "
+		     "iovkit-no-such-group may (a group that does not exist)");
+	sd_bus_error_free(&e);
+	stop(p);
+	p->caller = 0;
+	restart(p);
+	cr_assert_geq(call1(p, "Release", "o", path, NULL, &e), 0, "%s", e.message);
+	stop(p);
+	free(path);
+}
+
 Test(iovd, a_uid_acts_on_its_own_allocations_only)
 {
 	/* root allocates; then uid 65534, in the configured group nogroup, calls */
