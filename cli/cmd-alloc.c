@@ -136,7 +136,7 @@ static uint64_t id_of(const char *path)
 static const char *json_key(const char *key)
 {
 	static const char *const names[][2] = {
-		{ "Driver", "driver" }, { "VFs", "vfs" }, { "Allocated", "allocated" },
+		{ "Driver", "driver" }, { "VFs", "n_vfs" }, { "Allocated", "allocated" },
 		{ "Free", "free" },     { "PFs", "pfs" }, { "VfDefaults", "vf_defaults" },
 	};
 
@@ -288,7 +288,7 @@ int cmd_pools(struct cli *cli, int argc, char **argv)
 						json_object_get_string(json_object_array_get_idx(pf, j)));
 		printf("%-16s %-9s", json_object_get_string(json_object_object_get_ex(o, "name", &v) ? v : NULL),
 		       json_object_get_string(json_object_object_get_ex(o, "driver", &v) ? v : NULL));
-		printf(" %5d", json_object_get_int(json_object_object_get_ex(o, "vfs", &v) ? v : NULL));
+		printf(" %5d", json_object_get_int(json_object_object_get_ex(o, "n_vfs", &v) ? v : NULL));
 		format_vf_settings(json_object_object_get_ex(o, "vf_defaults", &v) ? v : NULL, defaults, sizeof(defaults));
 		printf(" %5d  %-14s %s\n", json_object_get_int(json_object_object_get_ex(o, "free", &v) ? v : NULL),
 		       pfs[0] ? pfs : "-", defaults[0] ? defaults : "-");

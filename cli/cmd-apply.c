@@ -79,7 +79,8 @@ static struct json_object *step_to_json(const struct iovk_plan_step *s, size_t i
 	json_object_object_add(o, "action", json_object_new_string(iovk_plan_action_name(s->action) ?: "?"));
 	json_object_object_add(o, "file", json_object_new_string(s->file));
 	json_object_object_add(o, "path", json_object_new_string(s->path));
-	json_object_object_add(o, "pf", json_string_or_null(s->pf));
+	/* the vocabulary's pf: a PCI address (the file may name the PF by interface) */
+	json_object_object_add(o, "pf", json_string_or_null(s->pf_address));
 	json_object_object_add(o, "vf", s->vf >= 0 ? json_object_new_int(s->vf) : NULL);
 	json_object_object_add(o, "device", json_string_or_null(s->device));
 	switch (s->action) {

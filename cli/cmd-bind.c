@@ -56,7 +56,7 @@ static void print_result(struct cli *cli, const char *action, const char *addres
 		json_object_object_add(o, "changed", json_object_new_boolean(res->changed));
 		json_object_object_add(o, "module_loaded", json_object_new_boolean(res->module_loaded));
 		if (forced)
-			json_object_object_add(o, "forced", forced);
+			json_object_object_add(o, "overridden", forced);
 		print_json(o);
 		return;
 	}
@@ -211,7 +211,7 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 			json_object_object_add(o, "driver", json_object_new_string(argv[i + 1]));
 			json_object_object_add(o, "devices_changed", json_object_new_int((int)changed));
 			if (forced)
-				json_object_object_add(o, "forced", forced);
+				json_object_object_add(o, "overridden", forced);
 			print_json(o);
 		} else {
 			json_object_put(forced);

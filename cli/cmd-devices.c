@@ -33,11 +33,27 @@ static struct json_object *json_strv(const char *const *v)
 	return a;
 }
 
+/* A PF's VFs as VF objects {vf, address}: virtfn links are numbered from 0
+ * without gaps, and the library lists them in that order. */
+static struct json_object *vfs_json(const char *const *v)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (int i = 0; v && v[i]; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "vf", json_object_new_int(i));
+		json_object_object_add(o, "address", json_object_new_string(v[i]));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
 struct json_object *device_to_json(struct cli *cli, struct iovk_device *d)
 {
 	struct json_object *o = json_object_new_object();
 	const char *reason = NULL;
-	int group = iovk_device_get_iommu_group(d);
+	int group = iovk_device_get_iommu_group(d), vf = iovk_device_get_vf_index(d);
 
 	json_object_object_add(o, "address", json_object_new_string(iovk_device_get_address(d)));
 	json_object_object_add(o, "vendor_id", json_hex(iovk_device_get_vendor_id(d), 4));
@@ -59,11 +75,12 @@ struct json_object *device_to_json(struct cli *cli, struct iovk_device *d)
 
 		json_object_object_add(s, "totalvfs", json_object_new_int(iovk_device_get_sriov_totalvfs(d)));
 		json_object_object_add(s, "numvfs", json_object_new_int(iovk_device_get_sriov_numvfs(d)));
-		json_object_object_add(s, "vfs", json_strv(iovk_device_get_vfs(d)));
+		json_object_object_add(s, "vfs", vfs_json(iovk_device_get_vfs(d)));
 		json_object_object_add(o, "sriov", s);
 	} else
 		json_object_object_add(o, "sriov", NULL);
-	json_object_object_add(o, "physfn", json_string_or_null(iovk_device_get_physfn(d)));
+	json_object_object_add(o, "pf", json_string_or_null(iovk_device_get_physfn(d)));
+	json_object_object_add(o, "vf", vf >= 0 ? json_object_new_int(vf) : NULL);
 	json_object_object_add(o, "net", json_strv(iovk_device_get_netdevs(d)));
 	json_object_object_add(o, "vfio_safe", json_object_new_boolean(iovk_device_is_vfio_safe(d, &reason)));
 	json_object_object_add(o, "vfio_blocker", json_string_or_null(reason));

@@ -21,7 +21,7 @@ static struct json_object *group_to_json(struct iovk_iommu_group *g)
 	const struct iovk_reserved_region *rr;
 	size_t n_rr;
 
-	json_object_object_add(o, "group", json_object_new_int(iovk_iommu_group_get_number(g)));
+	json_object_object_add(o, "iommu_group", json_object_new_int(iovk_iommu_group_get_number(g)));
 	json_object_object_add(o, "viable", json_object_new_boolean(iovk_iommu_group_is_viable(g, NULL)));
 	json_object_object_add(o, "type", iovk_iommu_group_get_type(g)
 						  ? json_object_new_string(iovk_iommu_group_get_type(g))
@@ -36,14 +36,9 @@ static struct json_object *group_to_json(struct iovk_iommu_group *g)
 		json_object_object_add(d, "is_bridge", json_object_new_boolean(iovk_device_is_bridge(*p)));
 		json_object_object_add(d, "vfio_safe", json_object_new_boolean(safe));
 		json_object_array_add(devs, d);
-		if (!safe) {
-			struct json_object *b = json_object_new_object();
-
-			json_object_object_add(b, "address", json_object_new_string(iovk_device_get_address(*p)));
-			json_object_object_add(b, "driver", json_object_new_string(drv));
-			json_object_object_add(b, "reason", json_object_new_string(reason));
-			json_object_array_add(blockers, b);
-		}
+		if (!safe)
+			json_object_array_add(blockers, blocker_to_json(iovk_device_get_address(*p), drv,
+									IOVK_IN_USE_KERNEL_DRIVER, NULL, reason));
 	}
 	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "blockers", blockers);

@@ -129,19 +129,13 @@ static int fail_blocked(struct cli *cli, int err, const char *address, const cha
 		json_object_object_add(e, "errno", json_object_new_int(-err));
 		json_object_object_add(e, "errno_name", json_object_new_string(name ?: "?"));
 		json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
-		json_object_object_add(e, "group", json_object_new_int(iovk_passthrough_get_iommu_group(plan)));
+		json_object_object_add(e, "iommu_group", json_object_new_int(iovk_passthrough_get_iommu_group(plan)));
 		for (size_t i = 0; i < iovk_passthrough_get_n_blockers(plan); i++) {
 			const struct iovk_passthrough_blocker *b = iovk_passthrough_get_blocker(plan, i);
-			struct json_object *bo;
 
-			if (overridden(forced, b))
-				continue;
-			bo = json_object_new_object();
-
-			json_object_object_add(bo, "address", json_object_new_string(b->address));
-			json_object_object_add(bo, "driver", string_or_null(b->driver));
-			json_object_object_add(bo, "reason", json_object_new_string(b->reason));
-			json_object_array_add(a, bo);
+			if (!overridden(forced, b))
+				json_object_array_add(a, blocker_to_json(b->address, b->driver, b->kind, b->object,
+									 b->reason));
 		}
 		json_object_object_add(e, "blockers", a);
 		json_object_object_add(o, "error", e);
@@ -243,7 +237,7 @@ static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 		struct json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "address", json_object_new_string(iovk_passthrough_get_address(p)));
-		json_object_object_add(o, "group", json_object_new_int(iovk_passthrough_get_iommu_group(p)));
+		json_object_object_add(o, "iommu_group", json_object_new_int(iovk_passthrough_get_iommu_group(p)));
 		json_object_object_add(o, "devices", devices_json(p));
 		json_object_object_add(o, "qemu_args", args);
 		json_object_object_add(o, "libvirt_xml", json_object_new_string(xml ?: ""));
@@ -300,7 +294,7 @@ static int passthrough_release(struct cli *cli, int argc, char **argv)
 
 		json_object_object_add(o, "address", json_object_new_string(address));
 		json_object_object_add(o, "released", json_object_new_boolean(p != NULL));
-		json_object_object_add(o, "group", p ? json_object_new_int(iovk_passthrough_get_iommu_group(p)) : NULL);
+		json_object_object_add(o, "iommu_group", p ? json_object_new_int(iovk_passthrough_get_iommu_group(p)) : NULL);
 		json_object_object_add(o, "devices", p ? devices_json(p) : json_object_new_array());
 		json_object_object_add(o, "record", p ? string_or_null(iovk_passthrough_get_record(p)) : NULL);
 		print_json(o);

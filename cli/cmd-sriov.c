@@ -94,6 +94,7 @@ static struct json_object *pf_to_json(struct iovk_sriov_pf *pf)
 		struct json_object *vo = json_object_new_object();
 		int group = iovk_device_get_iommu_group(*v);
 
+		json_object_object_add(vo, "vf", json_int_or_null(iovk_device_get_vf_index(*v)));
 		json_object_object_add(vo, "address", json_object_new_string(iovk_device_get_address(*v)));
 		json_object_object_add(vo, "driver", json_string_or_null(iovk_device_get_driver(*v)));
 		json_object_object_add(vo, "iommu_group", json_int_or_null(group));

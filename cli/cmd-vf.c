@@ -26,7 +26,7 @@ static const char list_help[] =
 	"when the VF driver re-initialises, and an untrusted VF cannot override it.\n"
 	"An interface without SR-IOV lists no VFs.\n"
 	"\n"
-	"  -j, --json   one JSON object: pf, address, numvfs, vfs (see iovctl(8))\n";
+	"  -j, --json   one JSON object: address, net, numvfs, vfs (see iovctl(8))\n";
 
 static const char set_help[] =
 	"Usage: iovctl vf set [--json] PF N [mac LLADDR] [vlan VLANID [qos QOS] [proto 802.1Q|802.1ad]]\n"
@@ -62,6 +62,16 @@ static struct json_object *json_tristate(int v)
 	return v < 0 ? NULL : json_object_new_boolean(v);
 }
 
+/* An interface name as the vocabulary has interfaces: an array ("net"). */
+static struct json_object *net_json(const char *netdev)
+{
+	struct json_object *a = json_object_new_array();
+
+	if (netdev)
+		json_object_array_add(a, json_object_new_string(netdev));
+	return a;
+}
+
 static struct json_object *fields_to_json(unsigned fields)
 {
 	struct json_object *a = json_object_new_array();
@@ -79,7 +89,7 @@ static struct json_object *vf_to_json(const struct iovk_vf_info *vf)
 
 	json_object_object_add(o, "vf", json_object_new_int((int)vf->index));
 	json_object_object_add(o, "address", json_string_or_null(vf->address));
-	json_object_object_add(o, "netdev", json_string_or_null(vf->netdev));
+	json_object_object_add(o, "net", net_json(vf->netdev));
 	json_object_object_add(o, "mac", json_object_new_string(iovk_vf_format_mac(vf->mac, mac)));
 	json_object_object_add(o, "effective_mac",
 			       vf->has_effective_mac ? json_object_new_string(iovk_vf_format_mac(vf->effective_mac, mac))
@@ -125,8 +135,8 @@ static struct json_object *list_to_json(const struct iovk_vf_list *list)
 	struct json_object *o = json_object_new_object(), *vfs = json_object_new_array();
 	int numvfs = iovk_vf_list_get_numvfs(list);
 
-	json_object_object_add(o, "pf", json_object_new_string(iovk_vf_list_get_pf_netdev(list)));
 	json_object_object_add(o, "address", json_string_or_null(iovk_vf_list_get_pf_address(list)));
+	json_object_object_add(o, "net", net_json(iovk_vf_list_get_pf_netdev(list)));
 	json_object_object_add(o, "numvfs", numvfs >= 0 ? json_object_new_int(numvfs) : NULL);
 	for (size_t i = 0; i < iovk_vf_list_get_n_vfs(list); i++)
 		json_object_array_add(vfs, vf_to_json(iovk_vf_list_get_vf(list, i)));
@@ -283,9 +293,9 @@ static int fail_set(struct cli *cli, int err, const struct iovk_vf_set_result *r
 		json_object_object_add(e, "errno", json_object_new_int(-err));
 		json_object_object_add(e, "errno_name", json_object_new_string(name ?: "?"));
 		json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
-		json_object_object_add(e, "applied", fields_to_json(res->changed & ~res->ignored));
-		json_object_object_add(e, "ignored", fields_to_json(res->ignored));
-		json_object_object_add(e, "failed", fields_to_json(res->failed));
+		json_object_object_add(e, "applied_settings", fields_to_json(res->changed & ~res->ignored));
+		json_object_object_add(e, "ignored_settings", fields_to_json(res->ignored));
+		json_object_object_add(e, "failed_settings", fields_to_json(res->failed));
 		json_object_object_add(e, "rolled_back", json_object_new_boolean(res->rolled_back));
 		json_object_object_add(o, "error", e);
 		print_json(o);
@@ -336,11 +346,12 @@ static int vf_set(struct cli *cli, int argc, char **argv)
 	if (cli->json) {
 		struct json_object *o = json_object_new_object();
 
-		json_object_object_add(o, "pf", json_object_new_string(iovk_vf_list_get_pf_netdev(list)));
 		json_object_object_add(o, "address", json_string_or_null(iovk_vf_list_get_pf_address(list)));
+		json_object_object_add(o, "net", net_json(iovk_vf_list_get_pf_netdev(list)));
 		json_object_object_add(o, "vf", json_object_new_int((int)index));
-		json_object_object_add(o, "changed", fields_to_json(res.changed));
-		json_object_object_add(o, "unverified", fields_to_json(res.unverified));
+		json_object_object_add(o, "changed", json_object_new_boolean(res.changed != 0));
+		json_object_object_add(o, "changed_settings", fields_to_json(res.changed));
+		json_object_object_add(o, "unverified_settings", fields_to_json(res.unverified));
 		json_object_object_add(o, "settings", vf ? vf_to_json(vf) : NULL);
 		print_json(o);
 	} else {

@@ -367,8 +367,14 @@ static int info_to_json(struct cli *cli, struct vfio_cmd *c, struct json_object 
 	for (size_t i = 0; i < n_ranges; i++) {
 		struct json_object *ro = json_object_new_object();
 
-		json_object_object_add(ro, "start", json_object_new_uint64(ranges[i].start));
-		json_object_object_add(ro, "end", json_object_new_uint64(ranges[i].end));
+		char bound[24];
+
+		/* hex strings, as groups' reserved regions: 0xffffffffffffffff
+		 * is no exact JSON number for most readers (jq: a double) */
+		snprintf(bound, sizeof(bound), "0x%016" PRIx64, ranges[i].start);
+		json_object_object_add(ro, "start", json_object_new_string(bound));
+		snprintf(bound, sizeof(bound), "0x%016" PRIx64, ranges[i].end);
+		json_object_object_add(ro, "end", json_object_new_string(bound));
 		json_object_array_add(a, ro);
 	}
 	json_object_object_add(o, "iova_ranges", a);
@@ -583,7 +589,7 @@ static int vfio_reset(struct cli *cli, int argc, char **argv)
 		json_object_object_add(o, "backend", json_object_new_string(iovk_vfio_iommu_get_backend(c.iommu)));
 		json_object_object_add(o, "mode",
 				       json_object_new_string(iovk_vfio_mode_to_string(iovk_vfio_iommu_get_mode(c.iommu))));
-		json_object_object_add(o, "reset", json_object_new_string(c.hot ? "hot" : "function"));
+		json_object_object_add(o, "reset_type", json_object_new_string(c.hot ? "hot" : "function"));
 		json_object_object_add(o, "reset_methods", methods ? strv_json_split(methods) : NULL);
 		json_object_object_add(o, "affected", c.hot ? hot_reset_devices_json(&hr) : NULL);
 		print_json(o);

@@ -130,16 +130,22 @@ int fail_lib(struct cli *cli, int err, const char *format, ...)
 	return r;
 }
 
-static struct json_object *in_use_reason_json(const struct iovk_in_use_reason *why)
+struct json_object *blocker_to_json(const char *address, const char *driver, enum iovk_in_use_kind kind,
+				    const char *object, const char *reason)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "address", json_object_new_string(why->address));
-	json_object_object_add(o, "driver", why->driver[0] ? json_object_new_string(why->driver) : NULL);
-	json_object_object_add(o, "kind", json_object_new_string(iovk_in_use_kind_to_string(why->kind) ?: "?"));
-	json_object_object_add(o, "object", why->object[0] ? json_object_new_string(why->object) : NULL);
-	json_object_object_add(o, "reason", json_object_new_string(why->reason));
+	json_object_object_add(o, "address", json_object_new_string(address));
+	json_object_object_add(o, "driver", driver && driver[0] ? json_object_new_string(driver) : NULL);
+	json_object_object_add(o, "kind", json_object_new_string(iovk_in_use_kind_to_string(kind) ?: "?"));
+	json_object_object_add(o, "object", object && object[0] ? json_object_new_string(object) : NULL);
+	json_object_object_add(o, "reason", json_object_new_string(reason));
 	return o;
+}
+
+static struct json_object *in_use_reason_json(const struct iovk_in_use_reason *why)
+{
+	return blocker_to_json(why->address, why->driver, why->kind, why->object, why->reason);
 }
 
 int check_host_use(struct cli *cli, const char *action, const char *const *addresses, size_t n, bool force,
@@ -208,19 +214,23 @@ int check_host_use(struct cli *cli, const char *action, const char *const *addre
 
 int usage_error(struct cli *cli, const char *cmd, const char *format, ...)
 {
+	char msg[2048];
 	va_list ap;
 
 	va_start(ap, format);
-	fputs("iovctl: ", stderr);
-	if (cmd)
-		fprintf(stderr, "%s: ", cmd);
-	vfprintf(stderr, format, ap);
-	fprintf(stderr, "\nTry 'iovctl %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	vsnprintf(msg, sizeof(msg), format, ap);
 	va_end(ap);
+	fprintf(stderr, "iovctl: %s%s%s\nTry 'iovctl %s%s--help'.\n", cmd ?: "", cmd ? ": " : "", msg, cmd ?: "",
+		cmd ? " " : "");
 	if (cli->json) {
 		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
 
-		json_object_object_add(e, "message", json_object_new_string("usage error"));
+		/* the error object every failure prints (iovctl(8) JSON OUTPUT) */
+		json_object_object_add(e, "message", json_object_new_string(msg));
+		json_object_object_add(e, "errno", json_object_new_int(EINVAL));
+		json_object_object_add(e, "errno_name", json_object_new_string("EINVAL"));
+		json_object_object_add(e, "errno_text", json_object_new_string(strerror(EINVAL)));
+		json_object_object_add(e, "usage", json_object_new_boolean(true));
 		json_object_object_add(o, "error", e);
 		print_json(o);
 	}

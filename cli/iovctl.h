@@ -76,6 +76,9 @@ struct json_object *device_to_json(struct cli *cli, struct iovk_device *d);
 int check_host_use(struct cli *cli, const char *action, const char *const *addresses, size_t n, bool force,
 		   struct json_object **forced);
 const char *driver_or_none(const char *driver);
+/* A blocker as every command prints it: {address, driver, kind, object, reason}. */
+struct json_object *blocker_to_json(const char *address, const char *driver, enum iovk_in_use_kind kind,
+				    const char *object, const char *reason);
 
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);

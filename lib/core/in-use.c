@@ -95,6 +95,7 @@ _public_ const char *iovk_in_use_kind_to_string(enum iovk_in_use_kind kind)
 		[IOVK_IN_USE_PF_WITH_VFS] = "pf-with-vfs",
 		[IOVK_IN_USE_ALLOCATED] = "allocated",
 		[IOVK_IN_USE_VF_ON_VFIO] = "vf-on-vfio",
+		[IOVK_IN_USE_KERNEL_DRIVER] = "kernel-driver",
 	};
 
 	if ((unsigned)kind >= sizeof(names) / sizeof(names[0]) || !names[kind])

@@ -25,10 +25,13 @@ struct iovk_device {
 	int totalvfs, numvfs;
 	char **vfs;
 	char *physfn;
+	int vf_index; /* VF_INDEX_UNREAD until iovk_device_get_vf_index() asks */
 	char **netdevs;
 	char *parent;
 	char *unsafe_reason;
 };
+
+#define VF_INDEX_UNREAD INT_MIN
 
 /* ---- addresses ------------------------------------------------------------ */
 
@@ -388,6 +391,7 @@ _public_ int iovk_device_new(struct iovk_ctx *ctx, const char *address, struct i
 	d->n_ref = 1;
 	d->ctx = iovk_ctx_ref(ctx);
 	d->addr = addr;
+	d->vf_index = VF_INDEX_UNREAD;
 	iovk_pci_addr_format(&addr, d->address);
 	d->syspath = sysfs_path(ctx, "/bus/pci/devices/%s", d->address);
 	if (!d->syspath) {
@@ -644,6 +648,78 @@ _public_ const char *const *iovk_device_get_vfs(const struct iovk_device *d)
 _public_ const char *iovk_device_get_physfn(const struct iovk_device *d)
 {
 	return d->physfn;
+}
+
+/* PCIe routing ID within the domain: bus, device, function (SR-IOV spec 2.1.2, 3.3.10-11). */
+static int routing_id(const struct iovk_pci_addr *a)
+{
+	return (int)(a->bus << 8 | a->dev << 3 | a->fn);
+}
+
+/* Whether the PF's virtfn<index> link names this VF. */
+static bool virtfn_is(const char *pf_path, long index, const char *address)
+{
+	_cleanup_free_ char *p = root_path(pf_path, "/virtfn%ld", index);
+	char name[IOVK_PCI_ADDR_MAX];
+
+	return p && read_link_name(p, name, sizeof(name)) >= 0 && strcmp(name, address) == 0;
+}
+
+/*
+ * The VF's index from its PF's First VF Offset and VF Stride (what the kernel
+ * computes in pci_iov_virtfn_bus/devfn), checked against the virtfn link: one
+ * readlink, not a scan of the PF's directory per VF (a list of 1,000 VFs
+ * would read a million links). A PF without those attributes (old kernels,
+ * netdevsim) is scanned.
+ */
+static int find_vf_index(struct iovk_device *d)
+{
+	_cleanup_free_ char *pf = sysfs_path(d->ctx, "/bus/pci/devices/%s", d->physfn);
+	_cleanup_free_ char *po = NULL, *ps = NULL;
+	_cleanup_closedir_ DIR *dir = NULL;
+	struct iovk_pci_addr pa;
+	long long offset, stride;
+	struct dirent *de;
+
+	if (!pf || !(po = root_path(pf, "/sriov_offset")) || !(ps = root_path(pf, "/sriov_stride")))
+		return -ENOMEM;
+	if (iovk_pci_addr_parse(d->physfn, &pa) >= 0 && read_int(po, &offset) >= 0 && read_int(ps, &stride) >= 0 &&
+	    stride > 0) {
+		long long diff = routing_id(&d->addr) - routing_id(&pa) - offset;
+
+		if (diff >= 0 && diff % stride == 0 && diff / stride <= 65535 &&
+		    virtfn_is(pf, (long)(diff / stride), d->address))
+			return (int)(diff / stride);
+	}
+	dir = opendir(pf);
+	if (!dir)
+		return set_error(d->ctx, negative_errno(), "%s: reading %s: %m", d->address, pf);
+	while ((de = readdir(dir))) {
+		char *end;
+		long idx;
+
+		if (strncmp(de->d_name, "virtfn", 6) != 0 || !isdigit((unsigned char)de->d_name[6]))
+			continue;
+		idx = strtol(de->d_name + 6, &end, 10);
+		if (!*end && idx <= 65535 && virtfn_is(pf, idx, d->address))
+			return (int)idx;
+	}
+	return set_error(d->ctx, -ENODATA, "%s: its PF %s lists no virtfn link to it", d->address, d->physfn);
+}
+
+_public_ int iovk_device_get_vf_index(struct iovk_device *d)
+{
+	assert_return(d, -EINVAL);
+	if (!d->physfn)
+		return -ENOENT;
+	if (d->vf_index == VF_INDEX_UNREAD) {
+		int r = find_vf_index(d);
+
+		if (r < 0)
+			return r;
+		d->vf_index = r;
+	}
+	return d->vf_index;
 }
 
 _public_ const char *const *iovk_device_get_netdevs(const struct iovk_device *d)

@@ -378,10 +378,11 @@ static int record_remove(struct iovk_ctx *ctx, const char *path)
 
 /* ---- what the host still uses -------------------------------------------- */
 
-static int add_blocker(struct iovk_passthrough *p, const char *address, const char *driver, const char *format, ...)
-	_printf_(4, 5);
+static int add_blocker(struct iovk_passthrough *p, const char *address, const char *driver,
+		       enum iovk_in_use_kind kind, const char *object, const char *format, ...) _printf_(6, 7);
 
-static int add_blocker(struct iovk_passthrough *p, const char *address, const char *driver, const char *format, ...)
+static int add_blocker(struct iovk_passthrough *p, const char *address, const char *driver,
+		       enum iovk_in_use_kind kind, const char *object, const char *format, ...)
 {
 	struct iovk_passthrough_blocker *b;
 	va_list ap;
@@ -394,6 +395,8 @@ static int add_blocker(struct iovk_passthrough *p, const char *address, const ch
 	memset(b, 0, sizeof(*b));
 	snprintf(b->address, sizeof(b->address), "%s", address);
 	snprintf(b->driver, sizeof(b->driver), "%s", driver ?: "");
+	b->kind = kind;
+	snprintf(b->object, sizeof(b->object), "%s", object ?: "");
 	va_start(ap, format);
 	vsnprintf(b->reason, sizeof(b->reason), format, ap);
 	va_end(ap);
@@ -417,7 +420,7 @@ static int check_requested(struct iovk_ctx *ctx, struct iovk_passthrough *p, str
 			log_warn(ctx, "%s (%s) in use by the host (forced): %s", why->address, why->driver,
 				 why->reason);
 		else
-			r = add_blocker(p, why->address, why->driver, "%s", why->reason);
+			r = add_blocker(p, why->address, why->driver, why->kind, why->object, "%s", why->reason);
 	}
 	iovk_in_use_free(u);
 	return r;
@@ -483,7 +486,7 @@ static int plan_build(struct iovk_ctx *ctx, const char *address, unsigned flags,
 			/* iovk_iommu_group_bind() leaves bridges alone: one on
 			 * a driver that owns DMA would stay a blocker. */
 			if (!iovk_device_is_vfio_safe(m, NULL)) {
-				r = add_blocker(p, maddr, drv,
+				r = add_blocker(p, maddr, drv, IOVK_IN_USE_KERNEL_DRIVER, NULL,
 						"a bridge bound to %s, which keeps DMA ownership of the group; "
 						"iovkit does not move bridges", drv);
 				if (r < 0)
@@ -507,7 +510,7 @@ static int plan_build(struct iovk_ctx *ctx, const char *address, unsigned flags,
 		else if (!iovk_device_is_vfio_safe(m, NULL))
 			/* Only the device asked for is taken from its kernel
 			 * driver: the operator decides about the others. */
-			r = add_blocker(p, maddr, drv,
+			r = add_blocker(p, maddr, drv, IOVK_IN_USE_KERNEL_DRIVER, NULL,
 					"bound to %s, which keeps DMA ownership of the group; bind it to vfio-pci "
 					"or unbind it first, if the host can do without it", drv);
 		else

@@ -125,6 +125,7 @@ Test(in_use, boot_vga_disks_and_the_words)
 
 	cr_assert_str_eq(iovk_in_use_kind_to_string(IOVK_IN_USE_NETDEV_UP), "netdev-up");
 	cr_assert_str_eq(iovk_in_use_kind_to_string(IOVK_IN_USE_VF_ON_VFIO), "vf-on-vfio");
+	cr_assert_str_eq(iovk_in_use_kind_to_string(IOVK_IN_USE_KERNEL_DRIVER), "kernel-driver");
 	cr_assert_str_eq(iovk_in_use_kind_to_string(IOVK_IN_USE_BLOCK_HELD), "block-held");
 	cr_assert_null(iovk_in_use_kind_to_string(0));
 	cr_assert_null(iovk_in_use_kind_to_string(1000));

@@ -55,6 +55,47 @@ Test(inventory, sriov_pf_and_vfs)
 	iovk_ctx_unref(ctx);
 }
 
+/* A VF's index: from First VF Offset and VF Stride, checked against virtfnN;
+ * without those attributes, by the PF's virtfn links; a stride that points at
+ * another VF is not believed. */
+Test(inventory, vf_index)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	struct iovk_device *pf = dev(ctx, "01:00.0"), *vf0 = dev(ctx, "01:10.0"), *vf1 = dev(ctx, "01:10.2");
+	const char *root;
+
+	cr_assert_eq(iovk_device_get_vf_index(vf0), 0);
+	cr_assert_eq(iovk_device_get_vf_index(vf1), 1);
+	cr_assert_eq(iovk_device_get_vf_index(pf), -ENOENT);
+	cr_assert_eq(iovk_device_get_vf_index(NULL), -EINVAL);
+	iovk_device_unref(vf0);
+	iovk_device_unref(vf1);
+	iovk_device_unref(pf);
+	iovk_ctx_unref(ctx);
+
+	root = fixture_copy("sriov-nic");
+	ctx = fixture_ctx_at(root);
+	fixture_write(root, "/sys/bus/pci/devices/0000:01:00.0/sriov_stride", "4\n"); /* would say VF 0 for 01:10.2 */
+	vf1 = dev(ctx, "01:10.2");
+	cr_assert_eq(iovk_device_get_vf_index(vf1), 1, "%s", iovk_ctx_get_error(ctx));
+	iovk_device_unref(vf1);
+	fixture_write(root, "/sys/bus/pci/devices/0000:01:00.0/sriov_stride", "junk\n");
+	vf1 = dev(ctx, "01:10.2");
+	cr_assert_eq(iovk_device_get_vf_index(vf1), 1, "%s", iovk_ctx_get_error(ctx));
+	iovk_device_unref(vf1);
+	{
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/0000:01:00.0/virtfn1", root);
+		cr_assert_eq(unlink(path), 0, "%s: %s", path, strerror(errno));
+	}
+	vf1 = dev(ctx, "01:10.2");
+	cr_assert_eq(iovk_device_get_vf_index(vf1), -ENODATA);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "lists no virtfn link"), "%s", iovk_ctx_get_error(ctx));
+	iovk_device_unref(vf1);
+	iovk_ctx_unref(ctx);
+}
+
 Test(inventory, enumerate_sorted)
 {
 	struct iovk_ctx *ctx = fixture_ctx("switch-noacs");

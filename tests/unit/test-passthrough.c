@@ -105,6 +105,10 @@ Test(passthrough, gpu_group_blockers_named)
 	cr_assert(blocker_says(p, "0000:01:00.1", "bound to snd_hda_intel"));
 	cr_assert_str_eq(iovk_passthrough_get_blocker(p, 1)->driver, "snd_hda_intel");
 	cr_assert(blocker_says(p, "0000:01:00.0", "boot VGA"));
+	/* each with its kind: the host-use rule's for the GPU, a kernel driver for its sibling */
+	cr_assert_eq(iovk_passthrough_get_blocker(p, 0)->kind, IOVK_IN_USE_BOOT_VGA);
+	cr_assert_eq(iovk_passthrough_get_blocker(p, 1)->kind, IOVK_IN_USE_KERNEL_DRIVER);
+	cr_assert_str_eq(iovk_passthrough_get_blocker(p, 1)->object, "");
 	cr_assert_null(iovk_passthrough_get_record(p));
 	cr_assert_null(iovk_passthrough_get_device(p, 2));
 	iovk_passthrough_free(p);

@@ -47,19 +47,19 @@ def ip_fields(v):
 
 
 def sysfs_facts(pf, n):
-    """What sysfs says of VF n of the PF netdev pf: address, netdev, its MAC."""
+    """What sysfs says of VF n of the PF netdev pf: address, its interface (net), its MAC."""
     link = f"/sys/class/net/{pf}/device/virtfn{n}"
     if not os.path.islink(link):
-        return {"address": None, "netdev": None, "effective_mac": None}
+        return {"address": None, "net": [], "effective_mac": None}
     address = os.path.basename(os.readlink(link))
     try:
         nets = sorted(os.listdir(f"/sys/bus/pci/devices/{address}/net"))
     except FileNotFoundError:
         nets = []
     if not nets:
-        return {"address": address, "netdev": None, "effective_mac": None}
+        return {"address": address, "net": [], "effective_mac": None}
     with open(f"/sys/class/net/{nets[0]}/address") as f:
-        return {"address": address, "netdev": nets[0], "effective_mac": f.read().strip()}
+        return {"address": address, "net": nets[:1], "effective_mac": f.read().strip()}
 
 
 def fail(msg):
@@ -103,8 +103,8 @@ STATS = (("rx_bytes", "rx", "bytes"), ("rx_packets", "rx", "packets"), ("multica
 def check_agree(mine_path, ip_path):
     mine, ip = json.load(open(mine_path)), json.load(open(ip_path))[0]
     vfs = ip_vfs(ip_path)
-    if mine["pf"] != ip["ifname"] or mine["numvfs"] != len(vfs) or len(mine["vfs"]) != len(vfs):
-        fail(f"pf/numvfs: iovctl {mine['pf']} {mine['numvfs']} {len(mine['vfs'])}, ip {ip['ifname']} {len(vfs)}")
+    if mine["net"] != [ip["ifname"]] or mine["numvfs"] != len(vfs) or len(mine["vfs"]) != len(vfs):
+        fail(f"net/numvfs: iovctl {mine['net']} {mine['numvfs']} {len(mine['vfs'])}, ip {ip['ifname']} {len(vfs)}")
     for m in mine["vfs"]:
         v = vfs[m["vf"]]
         want = ip_fields(v)
@@ -112,7 +112,7 @@ def check_agree(mine_path, ip_path):
         for mk, side, ik in STATS:
             if m["stats"][mk] != v["stats"][side].get(ik):
                 bad.append(f"stats {mk}: iovctl {m['stats'][mk]!r}, ip {v['stats'][side].get(ik)!r}")
-        facts = sysfs_facts(mine["pf"], m["vf"])
+        facts = sysfs_facts(mine["net"][0], m["vf"])
         facts["mac_differs"] = (m["mac"] != ZERO_MAC and facts["effective_mac"] is not None
                                 and m["mac"] != facts["effective_mac"])
         bad += [f"{k}: iovctl {m[k]!r}, sysfs {facts[k]!r}" for k in facts if m[k] != facts[k]]

@@ -48,6 +48,12 @@ struct iovk_passthrough_blocker {
 	char address[IOVK_PCI_ADDR_MAX];
 	char driver[64];  /* its driver, "" when none */
 	char reason[256]; /* without the address, e.g. "bound to snd_hda_intel, ..." */
+	/* Appended (the library allocates blockers; callers only read them):
+	 * the host-use reason's kind, or IOVK_IN_USE_KERNEL_DRIVER for another
+	 * device of the group on a kernel driver; the interface or block device
+	 * the reason names, "" when none. */
+	enum iovk_in_use_kind kind;
+	char object[64];
 };
 
 /* An endpoint of the group. */

@@ -86,6 +86,13 @@ int iovk_device_get_sriov_numvfs(const struct iovk_device *d);
 const char *const *iovk_device_get_vfs(const struct iovk_device *d);
 /* Address of the PF of a VF, or NULL. */
 const char *iovk_device_get_physfn(const struct iovk_device *d);
+/*
+ * A VF's index among its PF's VFs: the N of the PF's virtfnN link, what
+ * 'ip link set PF vf N' and iovkit.json(5) call VF N. Read on first use and
+ * kept. Returns it (>= 0), -ENOENT when the device is not a VF, -ENODATA when
+ * the PF links no virtfn to it, or another negative errno.
+ */
+int iovk_device_get_vf_index(struct iovk_device *d);
 /* Network interface names, NULL-terminated (empty list when none). */
 const char *const *iovk_device_get_netdevs(const struct iovk_device *d);
 /* Address of the upstream bridge, or NULL for a device on a root bus. */
@@ -142,6 +149,10 @@ enum iovk_in_use_kind {
 	IOVK_IN_USE_PF_WITH_VFS,    /* a PF with VFs on a driver: unbinding it removes the VFs */
 	IOVK_IN_USE_ALLOCATED,      /* iovd has allocated it to an owner */
 	IOVK_IN_USE_VF_ON_VFIO,     /* a VF that would be removed sits on a VFIO driver (assigned) */
+	/* Not a reason iovk_device_check_in_use() gives: another device of the
+	 * IOMMU group is on a kernel driver that keeps DMA ownership, so VFIO
+	 * cannot take the group (iommu groups' and passthrough's blockers). */
+	IOVK_IN_USE_KERNEL_DRIVER,
 };
 
 struct iovk_in_use_reason {
@@ -180,7 +191,8 @@ size_t iovk_in_use_get_n_reasons(const struct iovk_in_use *u);
 const struct iovk_in_use_reason *iovk_in_use_get_reason(const struct iovk_in_use *u, size_t i);
 /* Every reason in one line: "0000:01:00.0 (ixgbe): its network interface ... is up; ..."; "" for none. */
 const char *iovk_in_use_get_text(const struct iovk_in_use *u);
-/* "netdev-up", "pf-with-vfs", ...: the words of iovctl's --json output; NULL for an unknown kind. */
+/* "netdev-up", "pf-with-vfs", "kernel-driver", ...: the words of iovctl's --json output ("kind" of a
+ * blocker); NULL for an unknown kind. */
 const char *iovk_in_use_kind_to_string(enum iovk_in_use_kind kind);
 /* Frees the list; NULL is fine. Always returns NULL. */
 struct iovk_in_use *iovk_in_use_free(struct iovk_in_use *u);

@@ -9,7 +9,7 @@ json=$("$IOVCTL" groups --json) || fail "iovctl groups --json failed"
 ours=$(python3 -c '
 import json, sys
 for g in json.load(sys.stdin):
-    print(g["group"], " ".join(d["address"] for d in g["devices"]))
+    print(g["iommu_group"], " ".join(d["address"] for d in g["devices"]))
 ' <<<"$json")
 kernel=$(for g in $(ls /sys/kernel/iommu_groups | sort -n); do
     echo "$g $(group_devices "$g")"

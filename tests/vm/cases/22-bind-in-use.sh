@@ -56,7 +56,7 @@ JSON=$out python3 -c '
 import json, os
 d = json.loads(os.environ["JSON"])
 assert d["changed"] and d["previous_driver"] == "virtio-pci", d
-assert {b["kind"] for b in d["forced"]} == {"netdev-up", "netdev-address", "netdev-route"}, d["forced"]
+assert {b["kind"] for b in d["overridden"]} == {"netdev-up", "netdev-address", "netdev-route"}, d["overridden"]
 ' || fail "bind --force --json: $out"
 [[ -c /dev/vfio/$group ]] || fail "/dev/vfio/$group missing after the forced bind"
 run_iovctl 0 restore "$BDF"

@@ -51,7 +51,7 @@ snap base
 iovctl_rc 0 vf list --json "$DEV"
 check agree "$T/out.json" "$T/base.json"
 assert_eq "$(get "$T/out.json" numvfs)" 3 "numvfs"
-assert_eq "$(get "$T/out.json" vfs 0 address)/$(get "$T/out.json" vfs 0 netdev)" null/null \
+assert_eq "$(get "$T/out.json" vfs 0 address)/$(get "$T/out.json" vfs 0 net)" null/ \
     "netdevsim VFs have no PCI device and no netdev"
 assert_eq "$(get "$T/out.json" address)" null "PF address (netdevsim is not PCI)"
 check vf "$T/base.json" 0 mac=00:00:00:00:00:00 'vlans=[]' trust=false state=auto max_tx_rate=0
@@ -59,8 +59,8 @@ check vf "$T/base.json" 0 mac=00:00:00:00:00:00 'vlans=[]' trust=false state=aut
 # --- VF 0: every setting at once, read back by ip field by field
 iovctl_rc 0 vf set --json "$DEV" 0 mac 02:11:22:33:44:55 vlan 10 qos 3 proto 802.1ad spoofchk on trust on \
     state disable min_tx_rate 10 max_tx_rate 100
-assert_eq "$(get "$T/out.json" changed)" "mac,vlan,min_tx_rate,max_tx_rate,spoofchk,state,trust" "VF 0 changed"
-assert_eq "$(get "$T/out.json" unverified)" "" "VF 0 unverified"
+assert_eq "$(get "$T/out.json" changed_settings)" "mac,vlan,min_tx_rate,max_tx_rate,spoofchk,state,trust" "VF 0 changed"
+assert_eq "$(get "$T/out.json" unverified_settings)" "" "VF 0 unverified"
 snap s1
 check vf "$T/s1.json" 0 mac=02:11:22:33:44:55 'vlans=[{"vlan": 10, "qos": 3, "proto": "802.1ad"}]' \
     spoofchk=true trust=true state=disable min_tx_rate=10 max_tx_rate=100
@@ -70,7 +70,7 @@ assert_eq "$(get "$T/out.json" settings mac)" 02:11:22:33:44:55 "reported mac"
 # --- VF 1: other values, 802.1Q by default; trust off is already so
 iovctl_rc 0 vf set --json "$DEV" 1 mac 02:aa:bb:cc:dd:01 vlan 4095 qos 7 spoofchk on trust off state enable \
     max_tx_rate 1000
-assert_eq "$(get "$T/out.json" changed)" "mac,vlan,max_tx_rate,spoofchk,state" "VF 1 changed"
+assert_eq "$(get "$T/out.json" changed_settings)" "mac,vlan,max_tx_rate,spoofchk,state" "VF 1 changed"
 snap s2
 check vf "$T/s2.json" 1 mac=02:aa:bb:cc:dd:01 'vlans=[{"vlan": 4095, "qos": 7, "proto": "802.1Q"}]' \
     spoofchk=true trust=false state=enable min_tx_rate=0 max_tx_rate=1000
@@ -82,7 +82,7 @@ iovctl_rc 0 vf set "$DEV" 1 mac 02:aa:bb:cc:dd:01 vlan 4095 qos 7 spoofchk on tr
 
 # --- a rate alone keeps the other; one that would cross it is refused
 iovctl_rc 0 vf set --json "$DEV" 0 max_tx_rate 200
-assert_eq "$(get "$T/out.json" changed)" "max_tx_rate" "changed by max_tx_rate alone"
+assert_eq "$(get "$T/out.json" changed_settings)" "max_tx_rate" "changed by max_tx_rate alone"
 snap s3
 check vf "$T/s3.json" 0 min_tx_rate=10 max_tx_rate=200
 iovctl_rc 1 vf set "$DEV" 0 min_tx_rate 300

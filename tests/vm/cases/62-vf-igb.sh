@@ -105,7 +105,7 @@ ip link set dev "$PFN" up
 wait_for 20 pf_link_up || fail "$PFN: no link within 20 s of ip link set up"
 run_iovctl 0 sriov set --json "$PF" --numvfs 2
 save sriov_set
-assert_eq "$(json_get numvfs <<<"$out")/$(json_get changed <<<"$out")" 2/true "numvfs/changed"
+assert_eq "$(json_get numvfs <<<"$out")/$(json_get changed_settings <<<"$out")" 2/true "numvfs/changed"
 for i in 0 1; do
     VFS+=("$(basename "$(readlink "$P/virtfn$i")")")
     assert_eq "$(sysfs_driver "${VFS[$i]}")" igbvf "driver of VF $i (${VFS[$i]}) with autoprobe on"
@@ -169,7 +169,7 @@ reports_mac 1 02:00:00:00:62:72 || fail "igb does not report VF 1's new MAC: $(<
 # --- vf set mac with the MAC igb already reports (the VF's own choice) is
 # written: now an admin MAC, the untrusted VF cannot change it
 run_iovctl 0 vf set --json "$PF" 1 mac 02:00:00:00:62:72
-assert_eq "$(json_get changed <<<"$out")" '["mac"]' "changed by the MAC the VF already uses"
+assert_eq "$(json_get changed_settings <<<"$out")" '["mac"]' "changed by the MAC the VF already uses"
 vf_own_mac_change 1 02:00:00:00:62:73 2
 [[ $(<"$T/iperr") == *"Cannot assign requested address"* ]] || fail "untrusted VF 1's own MAC change: $(<"$T/iperr")"
 assert_eq "$(mac_of "$(vf_netdev 1)")" 02:00:00:00:62:72 "VF 1's netdev MAC after the refused change"
@@ -181,8 +181,8 @@ run_iovctl 0 vf set "$PF" 1 spoofchk on trust off
 snap s0
 own0=$(mac_of "$(vf_netdev 0)")
 run_iovctl 0 vf set --json "$PF" 0 mac 02:00:00:00:62:01 vlan 10 qos 2 spoofchk off trust on max_tx_rate 100
-assert_eq "$(json_get changed <<<"$out")" '["mac", "vlan", "max_tx_rate", "spoofchk", "trust"]' "VF 0 changed"
-assert_eq "$(json_get unverified <<<"$out")" '[]' "VF 0 unverified"
+assert_eq "$(json_get changed_settings <<<"$out")" '["mac", "vlan", "max_tx_rate", "spoofchk", "trust"]' "VF 0 changed"
+assert_eq "$(json_get unverified_settings <<<"$out")" '[]' "VF 0 unverified"
 snap s1
 check vf "$T/s1.json" 0 mac=02:00:00:00:62:01 'vlans=[{"vlan": 10, "qos": 2, "proto": "802.1Q"}]' \
     spoofchk=false trust=true state=auto min_tx_rate=0 max_tx_rate=100
@@ -219,7 +219,7 @@ reports_mac 0 02:00:00:00:62:0f || fail "igb reports another MAC for VF 0: $(<"$
 
 # --- a priority tag (QoS without VLAN) and a rate at the link speed; then none
 run_iovctl 0 vf set --json "$PF" 0 vlan 0 qos 3 max_tx_rate 1000
-assert_eq "$(json_get changed <<<"$out")/$(json_get unverified <<<"$out")" '["vlan", "max_tx_rate"]/[]' "changed"
+assert_eq "$(json_get changed_settings <<<"$out")/$(json_get unverified_settings <<<"$out")" '["vlan", "max_tx_rate"]/[]' "changed"
 snap s3
 check vf "$T/s3.json" 0 'vlans=[{"vlan": 0, "qos": 3, "proto": "802.1Q"}]' max_tx_rate=1000 spoofchk=false
 run_iovctl 0 vf set "$PF" 0 vlan 0 max_tx_rate 0

@@ -96,6 +96,7 @@ want("eventfd" in irqs["MSIX"]["flags"], irqs["MSIX"]["flags"])
 # IOVA space as measured for the testbed: 0..0xfedfffff first, sorted,
 # disjoint, and the MSI window (reserved region of type msi) outside all
 r = d["iova_ranges"]
+r = [{"start": int(x["start"], 16), "end": int(x["end"], 16)} for x in r]  # hex strings, as reserved regions
 want(r and r[0] == {"start": 0, "end": 0xfedfffff}, f"first IOVA range {r[:1]}")
 want(all(x["start"] <= x["end"] for x in r) and all(a["end"] < b["start"] for a, b in zip(r, r[1:])), f"ranges {r}")
 for line in open(f"/sys/kernel/iommu_groups/{group}/reserved_regions"):

@@ -70,7 +70,7 @@ rc=0
 vt=$("$VT" virtio-reset "${M[@]}" "$NET" 2>&1) || rc=$?
 [[ $rc == 0 ]] || fail "function reset through VFIO: $vt"
 run_iovctl 0 vfio reset --json "${M[@]}" "$NET"
-assert_eq "$(json_get reset <<<"$out")" function "vfio reset: kind"
+assert_eq "$(json_get reset_type <<<"$out")" function "vfio reset: kind"
 assert_eq "$(json_get affected <<<"$out")" null "vfio reset: affected"
 
 rp=$(basename "$(readlink -f "/sys/bus/pci/devices/$NET/..")")
@@ -103,7 +103,7 @@ rc=0
 out=$(strace -f -qq -e trace=ioctl -e raw=ioctl -o "$log" "$IOVCTL" vfio reset --hot --json "${M[@]}" "$NET") || rc=$?
 has_ioctl "$log" $VFIO_DEVICE_PCI_HOT_RESET || fail "vfio reset --hot did not issue VFIO_DEVICE_PCI_HOT_RESET"
 if [[ $rc == 0 ]]; then
-    assert_eq "$(json_get reset <<<"$out")" hot "vfio reset --hot: kind"
+    assert_eq "$(json_get reset_type <<<"$out")" hot "vfio reset --hot: kind"
     assert_eq "$(python3 -c 'import json, sys; print([d["address"] for d in json.load(sys.stdin)["affected"]])' <<<"$out")" \
         "['$NET']" "vfio reset --hot: the functions reset"
 else

@@ -49,7 +49,7 @@ JSON=$out python3 - "$BDF" "$group" "$REC" <<'EOF' || fail "prepare --json: $out
 import json, os, sys
 bdf, group, rec = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 d = json.loads(os.environ["JSON"])
-assert d["address"] == bdf and d["group"] == group and d["record"] == rec, d
+assert d["address"] == bdf and d["iommu_group"] == group and d["record"] == rec, d
 assert d["devices"] == [{"address": bdf, "previous_driver": "virtio-pci", "driver": "vfio-pci",
                          "requested": True, "changed": True}], d["devices"]
 assert d["qemu_args"] == ["-device", f"vfio-pci,host={bdf}"], d["qemu_args"]
