@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* iovctl pools, allocations, alloc, release: clients of iovd over D-Bus. */
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 
@@ -62,12 +66,41 @@ static const char release_help[] =
 
 static const char bus_address_opt_name[] = "bus-address";
 
+#define NOT_RUNNING "iovd is not running (start it with systemctl start iovd, or give --bus-address or " \
+		    "IOVKIT_BUS_ADDRESS of the bus it serves)"
+
+/*
+ * What the bus itself answers, said in the user's terms: the name has no
+ * owner and nothing activates it (iovd is not running), activation failed
+ * (iovd did not start), or the bus's policy refused the call. iovd's own
+ * errors (org.iovkit.iovd1.Error.*) already say what is wrong and pass as
+ * they are.
+ */
+static const char *bus_error_meaning(const char *name)
+{
+	if (!name)
+		return NULL;
+	if (strcmp(name, SD_BUS_ERROR_SERVICE_UNKNOWN) == 0 || strcmp(name, SD_BUS_ERROR_NAME_HAS_NO_OWNER) == 0)
+		return NOT_RUNNING;
+	if (strncmp(name, "org.freedesktop.DBus.Error.Spawn.", strlen("org.freedesktop.DBus.Error.Spawn.")) == 0 ||
+	    strncmp(name, "org.freedesktop.systemd1.", strlen("org.freedesktop.systemd1.")) == 0)
+		return "iovd did not start (journalctl -u iovd says why)";
+	if (strcmp(name, SD_BUS_ERROR_ACCESS_DENIED) == 0)
+		return "the bus refused the call: its policy for " IOVD_BUS_NAME " (org.iovkit.iovd1.conf in "
+		       "/usr/share/dbus-1/system.d/, see iovd(8)) must let this user send to iovd";
+	return NULL;
+}
+
 /* A failed call: stderr names the D-Bus error; --json prints it as well. */
 static int bus_fail(struct cli *cli, const char *cmd, const sd_bus_error *e, int r)
 {
 	const char *msg = e && sd_bus_error_is_set(e) ? e->message : strerror(r < 0 ? -r : EIO);
 	const char *name = e && sd_bus_error_is_set(e) ? e->name : NULL;
+	const char *meaning = bus_error_meaning(name);
+	_cleanup_free_ char *joined = NULL;
 
+	if (meaning && asprintf(&joined, "%s: %s", meaning, msg ?: "") >= 0)
+		msg = joined;
 	fprintf(stderr, "iovctl: %s: %s%s%s%s\n", cmd, msg ?: "", name ? " (" : "", name ?: "", name ? ")" : "");
 	if (cli->json) {
 		struct json_object *o = json_object_new_object(), *j = json_object_new_object();
@@ -81,20 +114,63 @@ static int bus_fail(struct cli *cli, const char *cmd, const sd_bus_error *e, int
 	return EXIT_FAILED;
 }
 
+/*
+ * A connection refused for want of permission: the socket's owner, group
+ * and mode next to our uid, so the message names the privilege missing
+ * (connect() on a Unix socket needs write permission on it).
+ */
+static void connect_fail_permission(struct cli *cli, const char *cmd, const char *where, const char *socket_path,
+				    int r)
+{
+	struct stat st;
+
+	if (socket_path && stat(socket_path, &st) == 0) {
+		struct passwd *pw = getpwuid(st.st_uid);
+		struct group *gr = getgrgid(st.st_gid);
+		char owner[32], group[32];
+
+		snprintf(owner, sizeof(owner), "%u", (unsigned)st.st_uid);
+		snprintf(group, sizeof(group), "%u", (unsigned)st.st_gid);
+		fail(cli, r,
+		     "%s: cannot connect to %s: connecting needs write permission on %s (owner %s, group %s, mode "
+		     "%04o), which uid %u lacks: run as root or as a user the socket lets in",
+		     cmd, where, socket_path, pw ? pw->pw_name : owner, gr ? gr->gr_name : group,
+		     (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
+	} else
+		fail(cli, r,
+		     "%s: cannot connect to %s: uid %u may not reach its socket (it needs search permission on the "
+		     "directories above it and write permission on the socket): run as root",
+		     cmd, where, (unsigned)geteuid());
+}
+
 static int connect_bus(struct cli *cli, const char *cmd, const char *address, sd_bus **ret)
 {
+	const char *system = getenv("DBUS_SYSTEM_BUS_ADDRESS"), *used, *socket_path = NULL;
+	char where[512];
 	sd_bus *bus = NULL;
 	int r;
 
 	if (!address || !*address)
 		address = getenv("IOVKIT_BUS_ADDRESS");
-	r = bus_connect(address && *address ? address : NULL, false, NULL, &bus);
-	if (r < 0) {
-		fail(cli, r, "%s: cannot connect to iovd's bus %s", cmd, address && *address ? address : "(system)");
-		return -1;
+	if (!address || !*address)
+		address = NULL;
+	r = bus_connect(address, false, NULL, &bus);
+	if (r >= 0) {
+		*ret = bus;
+		return 0;
 	}
-	*ret = bus;
-	return 0;
+	/* the address sd-bus used: ours, else $DBUS_SYSTEM_BUS_ADDRESS, else the well-known socket */
+	used = address ?: system && *system ? system : "unix:path=/run/dbus/system_bus_socket";
+	snprintf(where, sizeof(where), "%s%s%s", address ? "" : "the system bus (", used, address ? "" : ")");
+	if (strncmp(used, "unix:path=", strlen("unix:path=")) == 0 && !strchr(used, ','))
+		socket_path = used + strlen("unix:path=");
+	if (r == -ENOENT || r == -ECONNREFUSED)
+		fail(cli, r, "%s: " NOT_RUNNING ": cannot connect to %s", cmd, where);
+	else if (r == -EACCES || r == -EPERM)
+		connect_fail_permission(cli, cmd, where, socket_path, r);
+	else
+		fail(cli, r, "%s: cannot connect to iovd's bus, %s", cmd, where);
+	return -1;
 }
 
 /* Common option parsing: --json, --help and --bus-address plus extras. */
