@@ -12,6 +12,7 @@
 
 #include "common/bus-util.h"
 #include "common/iovd-bus.h"
+#include "common/strv.h"
 #include "iovctl.h"
 
 #define BUS_OPTIONS_HELP                                                                              \
@@ -21,8 +22,10 @@
 static const char pools_help[] =
 	"Usage: iovctl pools [--json] [--bus-address ADDR]\n"
 	"\n"
-	"List iovd's pools: the driver their VFs get, their PFs, VFs, allocated and free,\n"
-	"and the VF settings an allocation gets unless 'iovctl alloc' says otherwise.\n"
+	"List iovd's pools: their kind (vf: VFs of SR-IOV PFs; device: whole PCI devices\n"
+	"with their IOMMU group), the driver what they hand out gets, their members (VFs\n"
+	"or devices), allocated and free, their PFs or devices, and the VF settings an\n"
+	"allocation gets unless 'iovctl alloc' says otherwise.\n"
 	"\n" BUS_OPTIONS_HELP;
 
 static const char allocations_help[] =
@@ -38,7 +41,9 @@ static const char alloc_help[] =
 	"                    [--bus-address ADDR] POOL OWNER\n"
 	"\n"
 	"Ask iovd for a free VF of POOL for OWNER (a name of the caller's choosing, e.g.\n"
-	"an instance id; 'iovctl release' or ReleaseOwner gives the VFs back). Needs\n"
+	"an instance id; 'iovctl release' or ReleaseOwner gives the VFs back); from a\n"
+	"device pool, for a free device with every endpoint of its IOMMU group, all of\n"
+	"which the VMM must be given (printed, and \"devices\" in --json). Needs\n"
 	"root or iovd's configured group. The VF is the caller's: only its uid and root\n"
 	"may release or open it, and OWNER, while it holds the caller's allocations, is\n"
 	"refused to other uids but root. iovd's limits.total, limits.per_owner and\n"
@@ -208,12 +213,30 @@ static uint64_t id_of(const char *path)
 
 /* ---- pools ------------------------------------------------------------------ */
 
+/* o[key], an array of addresses, as [{"address": ...}, ...]. */
+static void addresses_to_objects(struct json_object *o, const char *key)
+{
+	struct json_object *list, *objects;
+
+	if (!json_object_object_get_ex(o, key, &list) || !json_object_is_type(list, json_type_array))
+		return;
+	objects = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *d = json_object_new_object();
+
+		json_object_object_add(d, "address", json_object_get(json_object_array_get_idx(list, i)));
+		json_object_array_add(objects, d);
+	}
+	json_object_object_add(o, key, objects);
+}
+
 /* ListPools' keys as iovctl's JSON names them; others as they are. */
 static const char *json_key(const char *key)
 {
 	static const char *const names[][2] = {
 		{ "Driver", "driver" }, { "VFs", "n_vfs" }, { "Allocated", "allocated" },
-		{ "Free", "free" },     { "PFs", "pfs" }, { "VfDefaults", "vf_defaults" },
+		{ "Free", "free" },     { "PFs", "pfs" },   { "VfDefaults", "vf_defaults" },
+		{ "Kind", "pool_kind" }, { "Devices", "devices" }, { "FreeDevices", "free_devices" },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(names); i++)
@@ -340,6 +363,9 @@ int cmd_pools(struct cli *cli, int argc, char **argv)
 			json_object_object_add(o, "name", json_object_new_string(name));
 			r = read_dict(reply, o);
 		}
+		/* a device pool's members: device objects, as everywhere in the vocabulary */
+		addresses_to_objects(o, "devices");
+		addresses_to_objects(o, "free_devices");
 		json_object_array_add(list, o);
 		if (r >= 0)
 			r = sd_bus_message_exit_container(reply);
@@ -352,19 +378,28 @@ int cmd_pools(struct cli *cli, int argc, char **argv)
 		print_json(list);
 		return EXIT_OK;
 	}
-	printf("%-16s %-9s %5s %5s  %-14s %s\n", "POOL", "DRIVER", "VFS", "FREE", "PFS", "VF DEFAULTS");
+	printf("%-16s %-6s %-9s %7s %5s  %-14s %s\n", "POOL", "KIND", "DRIVER", "MEMBERS", "FREE", "PFS/DEVICES",
+	       "VF DEFAULTS");
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		struct json_object *o = json_object_array_get_idx(list, i), *v, *pf = NULL;
+		bool device = json_object_object_get_ex(o, "devices", &pf);
 		char pfs[512] = "", defaults[256];
 		size_t len = 0;
 
-		json_object_object_get_ex(o, "pfs", &pf);
-		for (size_t j = 0; pf && j < json_object_array_length(pf) && len < sizeof(pfs); j++)
-			len += (size_t)snprintf(pfs + len, sizeof(pfs) - len, "%s%s", j ? "," : "",
-						json_object_get_string(json_object_array_get_idx(pf, j)));
-		printf("%-16s %-9s", json_object_get_string(json_object_object_get_ex(o, "name", &v) ? v : NULL),
+		if (!device)
+			json_object_object_get_ex(o, "pfs", &pf);
+		for (size_t j = 0; pf && j < json_object_array_length(pf) && len < sizeof(pfs); j++) {
+			struct json_object *member = json_object_array_get_idx(pf, j), *a = member;
+
+			if (device)
+				json_object_object_get_ex(member, "address", &a);
+			len += (size_t)snprintf(pfs + len, sizeof(pfs) - len, "%s%s", j ? "," : "", json_object_get_string(a));
+		}
+		printf("%-16s %-6s %-9s", json_object_get_string(json_object_object_get_ex(o, "name", &v) ? v : NULL),
+		       json_object_get_string(json_object_object_get_ex(o, "pool_kind", &v) ? v : NULL),
 		       json_object_get_string(json_object_object_get_ex(o, "driver", &v) ? v : NULL));
-		printf(" %5d", json_object_get_int(json_object_object_get_ex(o, "n_vfs", &v) ? v : NULL));
+		printf(" %7d", device ? (int)json_object_array_length(pf)
+				      : json_object_get_int(json_object_object_get_ex(o, "n_vfs", &v) ? v : NULL));
 		format_vf_settings(json_object_object_get_ex(o, "vf_defaults", &v) ? v : NULL, defaults, sizeof(defaults));
 		printf(" %5d  %-14s %s\n", json_object_get_int(json_object_object_get_ex(o, "free", &v) ? v : NULL),
 		       pfs[0] ? pfs : "-", defaults[0] ? defaults : "-");
@@ -472,6 +507,8 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
 	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	_cleanup_strv_free_ char **devices = NULL;
+	_cleanup_free_ char *kind = NULL;
 	IOVK_VF_SETTINGS(settings);
 	const char *path, *vf, *node, *words[10];
 	char mac_text[IOVK_VF_MAC_STRING_MAX];
@@ -533,6 +570,12 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 		r = sd_bus_message_read(reply, "osis", &path, &vf, &group, &node);
 	if (r < 0)
 		return bus_fail(cli, "alloc", &e, r);
+	/* every endpoint the VMM must be given: a device pool's whole group */
+	r = sd_bus_get_property_strv(bus, IOVD_BUS_NAME, path, IOVD_ALLOC_IFACE, "Devices", &e, &devices);
+	if (r >= 0)
+		r = sd_bus_get_property_string(bus, IOVD_BUS_NAME, path, IOVD_ALLOC_IFACE, "Kind", &e, &kind);
+	if (r < 0)
+		return bus_fail(cli, "alloc", &e, r);
 	if (cli->json) {
 		struct json_object *o = json_object_new_object();
 
@@ -543,7 +586,22 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 		json_object_object_add(o, "address", json_object_new_string(vf));
 		json_object_object_add(o, "iommu_group", group >= 0 ? json_object_new_int(group) : NULL);
 		json_object_object_add(o, "device_node", node[0] ? json_object_new_string(node) : NULL);
+		json_object_object_add(o, "pool_kind", json_object_new_string(kind));
+		struct json_object *list = json_object_new_array();
+
+		for (char **d = devices; d && *d; d++) {
+			struct json_object *dev = json_object_new_object();
+
+			json_object_object_add(dev, "address", json_object_new_string(*d));
+			json_object_array_add(list, dev);
+		}
+		json_object_object_add(o, "devices", list);
 		print_json(o);
+	} else if (strcmp(kind, "device") == 0) {
+		printf("%s: device %s, IOMMU group %d%s%s; give the VMM:", path, vf, group, node[0] ? ", " : "", node);
+		for (char **d = devices; d && *d; d++)
+			printf(" %s", *d);
+		printf("\n");
 	} else {
 		printf("%s: VF %s, IOMMU group %d%s%s\n", path, vf, group, node[0] ? ", " : "", node);
 	}

@@ -47,7 +47,15 @@ void allocation_free(struct allocation *a)
 	free(a->driver);
 	free(a->drift);
 	free(a->vf_pf);
+	strv_free(a->devices);
 	free(a);
+}
+
+char *allocation_holder(const struct allocation *a)
+{
+	char *s;
+
+	return asprintf(&s, "iovd %s (owner %s)", a->path, a->owner) < 0 ? NULL : s;
 }
 
 /*
@@ -61,7 +69,8 @@ void allocation_free(struct allocation *a)
  * The index: open addressing, linear probing, at most half full, deletion
  * by backward shift; keys are canonical addresses (state_load() refuses
  * others, the pools' inventory comes from sysfs), so equal strings are
- * equal VFs.
+ * equal VFs. A device allocation is there under each endpoint of its
+ * group: a device is taken whichever allocation holds it.
  */
 static size_t address_hash(const char *s)
 {
@@ -74,63 +83,72 @@ static size_t address_hash(const char *s)
 	return (size_t)h;
 }
 
-static struct allocation **index_slot(struct allocation **slots, size_t cap, const char *address)
+static struct index_entry *index_slot(struct index_entry *slots, size_t cap, const char *address)
 {
 	for (size_t i = address_hash(address) & (cap - 1);; i = (i + 1) & (cap - 1))
-		if (!slots[i] || strcmp(slots[i]->address, address) == 0)
+		if (!slots[i].a || strcmp(slots[i].key, address) == 0)
 			return &slots[i];
 }
 
-static int index_add(struct manager *m, struct allocation *a)
+static int index_add(struct manager *m, const char *key, struct allocation *a)
 {
-	struct allocation **slot;
+	struct index_entry *slot;
 
 	if ((m->index_n + 1) * 2 > m->index_cap) {
 		size_t cap = m->index_cap ? m->index_cap * 2 : 64;
-		struct allocation **slots = calloc(cap, sizeof(*slots));
+		struct index_entry *slots = calloc(cap, sizeof(*slots));
 
 		if (!slots)
 			return -ENOMEM;
 		for (size_t i = 0; i < m->index_cap; i++)
-			if (m->index[i])
-				*index_slot(slots, cap, m->index[i]->address) = m->index[i];
+			if (m->index[i].a)
+				*index_slot(slots, cap, m->index[i].key) = m->index[i];
 		free(m->index);
 		m->index = slots;
 		m->index_cap = cap;
 	}
-	slot = index_slot(m->index, m->index_cap, a->address);
-	if (*slot)
+	slot = index_slot(m->index, m->index_cap, key);
+	if (slot->a)
 		return -EEXIST;
-	*slot = a;
+	*slot = (struct index_entry){ .key = key, .a = a };
 	m->index_n++;
 	return 0;
 }
 
-static void index_remove(struct manager *m, struct allocation *a)
+static void index_remove(struct manager *m, const char *key, struct allocation *a)
 {
 	size_t mask = m->index_cap - 1, i, j;
 
-	if (!m->index_cap || *index_slot(m->index, m->index_cap, a->address) != a)
+	if (!m->index_cap || index_slot(m->index, m->index_cap, key)->a != a)
 		return;
-	i = (size_t)(index_slot(m->index, m->index_cap, a->address) - m->index);
-	m->index[i] = NULL;
+	i = (size_t)(index_slot(m->index, m->index_cap, key) - m->index);
+	m->index[i] = (struct index_entry){};
 	m->index_n--;
 	/* pull back each later entry of the run that may no longer be found past the hole */
-	for (j = (i + 1) & mask; m->index[j]; j = (j + 1) & mask) {
-		size_t home = address_hash(m->index[j]->address) & mask;
+	for (j = (i + 1) & mask; m->index[j].a; j = (j + 1) & mask) {
+		size_t home = address_hash(m->index[j].key) & mask;
 
 		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
 			m->index[i] = m->index[j];
-			m->index[j] = NULL;
+			m->index[j] = (struct index_entry){};
 			i = j;
 		}
 	}
 }
 
+/* The keys of a: its address, and the other endpoints of a device allocation's group. */
+static void index_remove_all(struct manager *m, struct allocation *a, size_t n_devices)
+{
+	index_remove(m, a->address, a);
+	for (size_t i = 0; a->devices && i < n_devices && a->devices[i]; i++)
+		if (strcmp(a->devices[i], a->address) != 0)
+			index_remove(m, a->devices[i], a);
+}
+
 /* Pending ones included: a VF taken by a request in flight is taken. */
 struct allocation *manager_find_by_address(struct manager *m, const char *address)
 {
-	return m->index_cap ? *index_slot(m->index, m->index_cap, address) : NULL;
+	return m->index_cap ? index_slot(m->index, m->index_cap, address)->a : NULL;
 }
 
 /* Index in m->allocs of the allocation with id, or where it would go. */
@@ -167,9 +185,18 @@ int manager_add_allocation(struct manager *m, struct allocation *a)
 		m->allocs = n;
 		m->allocs_cap = cap;
 	}
-	r = index_add(m, a);
+	r = index_add(m, a->address, a);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; a->devices && a->devices[i]; i++) {
+		if (strcmp(a->devices[i], a->address) == 0)
+			continue;
+		r = index_add(m, a->devices[i], a);
+		if (r < 0) {
+			index_remove_all(m, a, i);
+			return r;
+		}
+	}
 	m->allocs[m->n_allocs++] = a;
 	return 0;
 }
@@ -181,7 +208,7 @@ void manager_remove_allocation(struct manager *m, struct allocation *a)
 	if (i < m->n_allocs && m->allocs[i] == a) {
 		memmove(m->allocs + i, m->allocs + i + 1, (m->n_allocs - i - 1) * sizeof(*m->allocs));
 		m->n_allocs--;
-		index_remove(m, a);
+		index_remove_all(m, a, SIZE_MAX);
 	}
 	allocation_free(a);
 }
@@ -243,10 +270,37 @@ char *allocation_device_node(struct manager *m, const struct allocation *a)
  * was changed by someone else (drift), or by an earlier Release whose
  * commit failed. Failures are logged, naming the VF; returns the first.
  */
+static int put_back_group(struct manager *m, struct allocation *a)
+{
+	_cleanup_free_ char *holder = allocation_holder(a);
+	struct iovk_passthrough *pt = NULL;
+	int r;
+
+	if (!holder)
+		return -ENOMEM;
+	r = iovk_passthrough_release_opts(m->ctx, a->address,
+					  &(struct iovk_passthrough_opts){ .sz = sizeof(struct iovk_passthrough_opts),
+									   .holder = holder },
+					  &pt);
+	if (r < 0) {
+		log_warning("Device %s (%s): Failed to put IOMMU group %d back: %s", a->address, a->path, a->iommu_group,
+			    iovk_ctx_get_error(m->ctx));
+		return r;
+	}
+	log_debug("Device %s (%s): IOMMU group %d %s", a->address, a->path, a->iommu_group,
+		  pt ? "put back as recorded" : "had no record left: nothing to put back");
+	iovk_passthrough_free(pt);
+	a->put_back = true;
+	return 0;
+}
+
 int allocation_put_back(struct manager *m, struct allocation *a)
 {
 	char err[1024], now[64];
 	int r = 0, k;
+
+	if (a->devices)
+		return a->passthrough ? put_back_group(m, a) : 0;
 
 	if (a->vf_pf) {
 		char words[256];
@@ -293,21 +347,26 @@ int check_group_closed(struct manager *m, struct allocation *a, sd_bus_error *er
 	char now[64];
 	int r;
 
+	if (a->devices && a->iommu_group >= 0)
+		goto check; /* the library refuses too, but only once the Release is under way */
 	if (!a->has_bind || !iovk_driver_is_vfio(a->bind.driver) || iovk_driver_is_vfio(a->bind.previous_driver) ||
 	    a->iommu_group < 0)
 		return 0;
 	if (iovk_device_read_driver(m->ctx, a->address, now, sizeof(now)) < 0 || strcmp(now, a->bind.driver) != 0)
 		return 0;
+check:
 	r = iovk_iommu_group_vfio_is_open(m->ctx, a->iommu_group);
 	if (r <= 0)
 		return r;
 	node = iovk_iommu_group_vfio_node(m->ctx, a->iommu_group);
 	return sd_bus_error_setf(error, IOVD_ERR_IN_USE,
-				 "%s (VF %s, owner %s): IOMMU group %d is open (%s: a VM, or whoever holds the "
-				 "descriptor from OpenDevice, uses the VF); Release would put the VF back on %s, and "
-				 "vfio-pci does not let go of a device in use: close it first", a->path, a->address,
-				 a->owner, a->iommu_group, node ?: "its VFIO node",
-				 a->bind.previous_driver[0] ? a->bind.previous_driver : "no driver");
+				 "%s (%s %s, owner %s): IOMMU group %d is open (%s: a VM, or whoever holds the "
+				 "descriptor from OpenDevice, uses the %s); Release would put %s back on %s, and "
+				 "vfio-pci does not let go of a device in use: close it first", a->path,
+				 a->devices ? "device" : "VF", a->address, a->owner, a->iommu_group, node ?: "its VFIO node",
+				 a->devices ? "device" : "VF", a->devices ? "its group" : "the VF",
+				 a->devices ? "the drivers it had" : a->bind.previous_driver[0] ? a->bind.previous_driver
+											  : "no driver");
 }
 
 /* Adds to the text of a D-Bus error already set. */

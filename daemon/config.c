@@ -51,6 +51,11 @@ const char *pool_driver_to_string(enum pool_driver d)
 	}
 }
 
+const char *pool_kind_to_string(enum pool_kind k)
+{
+	return k == POOL_KIND_DEVICE ? "device" : "vf";
+}
+
 bool pool_name_valid(const char *s)
 {
 	size_t n = strlen(s);
@@ -146,9 +151,44 @@ static int parse_vf_defaults(const char *path, const char *pool, struct json_obj
 	return 0;
 }
 
+/* A device pool's "devices" and "driver" (vfio-pci or a vfio variant driver). */
+static int parse_device_pool(const char *path, struct pool *p, struct json_object *devices, const char *driver)
+{
+	size_t n = json_object_array_length(devices);
+
+	if (!driver || strcmp(driver, "vfio-pci") == 0)
+		driver = "vfio-pci";
+	else if (!iovk_driver_is_vfio(driver) || strlen(driver) >= 64 ||
+		 strspn(driver, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(driver)) {
+		log_error("%s: pool %s: \"driver\" of a device pool must be vfio-pci or a vfio variant driver "
+			  "(mlx5_vfio_pci, ...), not \"%s\"", path, p->name, driver);
+		return -EINVAL;
+	}
+	p->device_driver = strdup(driver);
+	p->selectors = calloc(n + 1, sizeof(char *));
+	if (!p->device_driver || !p->selectors)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(devices, i);
+		const char *sel = json_object_get_string(s);
+
+		if (!json_object_is_type(s, json_type_string) || !device_selector_valid(sel)) {
+			log_error("%s: pool %s: devices[%zu] %s is not a PCI address (0000:01:00.0), an address glob "
+				  "(0000:3b:*) or vendor:device[:class] (10de:1e84, 10de:10f8:0403)", path, p->name, i,
+				  json_object_to_json_string(s));
+			return -EINVAL;
+		}
+		p->selectors[i] = strdup(sel);
+		if (!p->selectors[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 {
-	struct json_object *pfs = NULL, *vf_defaults = NULL;
+	struct json_object *pfs = NULL, *vf_defaults = NULL, *devices = NULL;
+	const char *driver = NULL;
 	size_t n;
 
 	if (!json_object_is_type(o, json_type_object))
@@ -161,6 +201,8 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 			p->name = strdup(json_object_get_string(val));
 		} else if (strcmp(key, "pfs") == 0) {
 			pfs = val;
+		} else if (strcmp(key, "devices") == 0) {
+			devices = val;
 		} else if (strcmp(key, "vf_defaults") == 0) {
 			vf_defaults = val;
 		} else if (strcmp(key, "driver") == 0) {
@@ -168,14 +210,16 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 
 			if (!json_object_is_type(val, json_type_string))
 				return fail_cfg(path, "pool driver", "must be a string");
+			driver = d;
 			if (strcmp(d, "vfio-pci") == 0)
 				p->driver = POOL_DRIVER_VFIO;
 			else if (strcmp(d, "kernel") == 0)
 				p->driver = POOL_DRIVER_KERNEL;
 			else if (strcmp(d, "none") == 0)
 				p->driver = POOL_DRIVER_NONE;
-			else
-				return fail_cfg(path, "pool driver", "must be \"vfio-pci\", \"kernel\" or \"none\"");
+			else if (!iovk_driver_is_vfio(d))
+				return fail_cfg(path, "pool driver", "must be \"vfio-pci\", \"kernel\" or \"none\" (a device "
+						"pool's: vfio-pci or a vfio variant driver)");
 		} else {
 			log_error("%s: unknown key \"%s\" in a pool", path, key);
 			return -EINVAL;
@@ -183,6 +227,25 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 	}
 	if (!p->name)
 		return fail_cfg(path, "a pool has no \"name\"", NULL);
+	if (devices) {
+		if (pfs || vf_defaults) {
+			log_error("%s: pool %s: \"devices\" makes a device pool, which has no \"%s\" (a pool hands out "
+				  "either VFs of its PFs or whole devices)", path, p->name, pfs ? "pfs" : "vf_defaults");
+			return -EINVAL;
+		}
+		if (!json_object_is_type(devices, json_type_array) || json_object_array_length(devices) == 0) {
+			log_error("%s: pool %s: \"devices\" must be a non-empty array of PCI addresses, address globs or "
+				  "vendor:device ids", path, p->name);
+			return -EINVAL;
+		}
+		p->kind = POOL_KIND_DEVICE;
+		return parse_device_pool(path, p, devices, driver);
+	}
+	if (driver && strcmp(driver, "vfio-pci") != 0 && iovk_driver_is_vfio(driver)) {
+		log_error("%s: pool %s: \"driver\" %s is for device pools; a VF pool's is vfio-pci, kernel or none",
+			  path, p->name, driver);
+		return -EINVAL;
+	}
 	if (!pfs || !json_object_is_type(pfs, json_type_array) || json_object_array_length(pfs) == 0) {
 		log_error("%s: pool %s: \"pfs\" must be a non-empty array of PF addresses, netdevs or vendor:device ids",
 			  path, p->name);
@@ -414,6 +477,8 @@ void config_done(struct config *c)
 		free(c->pools[i].name);
 		strv_free(c->pools[i].selectors);
 		pool_clear_inventory(&c->pools[i]);
+		device_pool_clear(&c->pools[i]);
+		free(c->pools[i].device_driver);
 	}
 	free(c->pools);
 	free(c->group);
@@ -452,6 +517,8 @@ int pool_scan(struct iovk_ctx *ctx, struct pool *p)
 	size_t n_pfs = 0, n_vfs = 0;
 	int r;
 
+	if (p->kind == POOL_KIND_DEVICE)
+		return device_pool_scan(ctx, p);
 	r = iovk_sriov_enumerate_pfs(ctx, &pfs, NULL);
 	if (r < 0) {
 		log_error("pool %s: reading the SR-IOV PFs: %s", p->name, iovk_ctx_get_error(ctx));

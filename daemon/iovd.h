@@ -43,10 +43,18 @@ enum pool_driver {
  */
 #define IOVD_VF_FIELDS (IOVK_VF_MAC | IOVK_VF_VLAN | IOVK_VF_SPOOFCHK | IOVK_VF_TRUST)
 
+/* What a pool hands out. */
+enum pool_kind {
+	POOL_KIND_VF,     /* "pfs": SR-IOV VFs of those PFs, one at a time */
+	POOL_KIND_DEVICE, /* "devices": whole PCI devices, each with its IOMMU group (devpool.c) */
+};
+
 struct pool {
 	char *name;
-	char **selectors; /* as configured: BDF, netdev or vendor:device of PFs */
+	enum pool_kind kind;
+	char **selectors; /* as configured: BDF, netdev or vendor:device of PFs; a device pool's "devices" */
 	enum pool_driver driver;
+	char *device_driver; /* device pools: vfio-pci or a vfio variant driver */
 	/* "vf_defaults": what Allocate applies unless its options say otherwise */
 	struct iovk_vf_settings vf_defaults;
 	/* Inventory, read from sysfs by pool_scan(): */
@@ -55,6 +63,10 @@ struct pool {
 	int *vf_numa;    /* NUMA node of each VF */
 	size_t *vf_pf;   /* index in pfs of each VF's PF */
 	size_t n_vfs;
+	/* A device pool's inventory (pool-devices.c): endpoints, sorted by address. */
+	char **devices;
+	int *device_numa;
+	size_t n_devices;
 	uint64_t scanned_usec; /* last rescan on demand (Allocate) */
 };
 
@@ -96,6 +108,13 @@ struct allocation {
 	struct iovk_vf_settings vf_applied;  /* what Allocate set */
 	struct iovk_vf_settings vf_previous; /* what those fields were before (same fields) */
 	bool put_back;                /* a Release put back what Allocate changed; its commit is pending or failed */
+	/*
+	 * A device pool's allocation holds a whole IOMMU group: every endpoint
+	 * (address first), NULL for a VF. passthrough: libiovkit's passthrough
+	 * record, naming allocation_holder(), holds the group (devpool.c).
+	 */
+	char **devices;
+	bool passthrough;
 };
 
 /*
@@ -113,6 +132,11 @@ struct vf_ops {
 };
 extern const struct vf_ops vf_ops_netlink;
 
+struct index_entry {
+	const char *key; /* a->address, or one of a->devices */
+	struct allocation *a;
+};
+
 struct manager {
 	const char *version;
 	sd_event *event;
@@ -124,7 +148,7 @@ struct manager {
 
 	struct allocation **allocs; /* sorted by id */
 	size_t n_allocs, allocs_cap;
-	struct allocation **index;  /* by VF address (allocation.c) */
+	struct index_entry *index;  /* by address of a VF or of any endpoint of a device allocation (allocation.c) */
 	size_t index_n, index_cap;
 	uint64_t next_id;
 
@@ -173,6 +197,15 @@ static inline bool manager_stop_requested(void)
 	return sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
 }
 
+/* ---- pool-devices.c: a device pool's selectors and inventory ------------------------------- */
+/* An address, an address glob, or vendor:device[:class]. */
+bool device_selector_valid(const char *s);
+/* Rereads the endpoints a device pool's selectors name. */
+int device_pool_scan(struct iovk_ctx *ctx, struct pool *p);
+void device_pool_clear(struct pool *p);
+/* Index of address among the pool's devices, -1 when it is not one. */
+ssize_t device_pool_find(const struct pool *p, const char *address);
+
 /* ---- config.c: the configuration file, the pools and their inventory ------------------------ */
 struct json_object;
 /* Reads and parses the configuration file at path; errors are logged, naming it. */
@@ -189,8 +222,9 @@ const char *pool_driver_to_string(enum pool_driver d);
 struct pool *config_find_pool(struct config *c, const char *name);
 /* Pool names: 1 to 64 characters of A-Z a-z 0-9 _ . - */
 bool pool_name_valid(const char *s);
-/* Rereads the PFs and VFs of a pool from sysfs. */
+/* Rereads the PFs and VFs of a pool from sysfs (the devices of a device pool). */
 int pool_scan(struct iovk_ctx *ctx, struct pool *p);
+const char *pool_kind_to_string(enum pool_kind k);
 
 /* ---- options.c: the methods' arguments -------------------------------------------------- */
 /* What Allocate's a{sv} asked for. */
@@ -245,8 +279,11 @@ int refuse_vf_in_use(struct manager *m, const struct pool *p, const char *addres
 /* Puts the VF of a on the driver want asks for; *driver is its driver, before and after. */
 int apply_driver(struct manager *m, struct allocation *a, enum pool_driver want, char driver[static 64],
 		 sd_bus_error *error);
-/* Puts the VF of a back as it was before Allocate (settings, then driver); failures logged, the first returned. */
+/* Puts the VF of a back as it was before Allocate (settings, then driver), or a device allocation's IOMMU
+ * group (libiovkit's passthrough release); failures logged, the first returned (the library's text in ctx). */
 int allocation_put_back(struct manager *m, struct allocation *a);
+/* "iovd /org/iovkit/iovd1/allocation/7 (owner vm-1)": the holder a device allocation's record names. */
+char *allocation_holder(const struct allocation *a);
 /* InUse in error when putting a back would wait for a VFIO user of its group: Release refuses then. */
 int check_group_closed(struct manager *m, struct allocation *a, sd_bus_error *error);
 /* Adds to the text of a D-Bus error already set. */
@@ -256,6 +293,21 @@ void error_append(sd_bus_error *error, const char *format, ...) _printf_(2, 3);
 void marker_set(struct manager *m, const struct allocation *a, bool present);
 /* A marker for each allocation, none for others; -EINTR at SIGTERM. */
 int markers_rebuild(struct manager *m);
+/* <run dir>/iovd-releasing/<id>: a device allocation's Release under way (devpool.c). */
+int release_intent_set(struct manager *m, const struct allocation *a, bool present);
+bool release_intent_exists(struct manager *m, uint64_t id);
+
+/* ---- devpool.c: allocations from device pools, whole IOMMU groups --------------------------- */
+/* Prepares a free member's group for owner (all checks of Allocate before it done): the allocation,
+ * marked, not yet in the table, in *ret. */
+int devpool_allocate(struct manager *m, struct pool *p, const char *owner, uid_t uid, const struct alloc_options *o,
+		     struct allocation **ret, sd_bus_error *error);
+/* Puts a's group back (the intent first); InUse/Failed in error, the allocation staying, on failure. */
+int devpool_release(struct manager *m, struct allocation *a, sd_bus_error *error);
+/* At start: finishes interrupted Releases, rolls back interrupted Allocates; 1 when the table changed. */
+int devpool_recover(struct manager *m);
+/* What sysfs and the records say against a device allocation, into buf ("" when nothing). */
+void devpool_drift(struct manager *m, const struct allocation *a, char *buf, size_t size);
 
 /* ---- reconcile.c: the table against sysfs, at start ------------------------------------------ */
 /* Drift (logged, and in the Drift properties) for each allocation sysfs disagrees with; -EINTR at SIGTERM. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* iovd: hands out SR-IOV VFs over D-Bus, once each, and never forgets. */
+/* iovd: hands out SR-IOV VFs and whole devices over D-Bus, once each, and never forgets. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,7 +11,8 @@ static void help(void)
 {
 	printf("Usage: iovd [OPTIONS]\n"
 	       "\n"
-	       "Hand out SR-IOV virtual functions over D-Bus (org.iovkit.iovd1). See iovd(8).\n"
+	       "Hand out SR-IOV virtual functions, and whole PCI devices with their IOMMU group,\n"
+	       "over D-Bus (org.iovkit.iovd1). See iovd(8).\n"
 	       "\n"
 	       "  --bus system|user     bus to serve on (default: system)\n"
 	       "  --bus-address ADDR    connect to this D-Bus address instead (tests)\n"
@@ -137,6 +138,18 @@ int main(int argc, char **argv)
 		log_error("Failed to start the state writer: %s", strerror(-r));
 		goto out;
 	}
+	/* Before reconciliation: what a crash interrupted is finished or rolled back first. */
+	r = devpool_recover(m);
+	if (r > 0) {
+		_cleanup_free_ char *text = NULL;
+		size_t len;
+
+		r = state_serialize(m, &text, &len);
+		if (r >= 0)
+			r = state_write(m, text, len);
+	}
+	if (r < 0)
+		goto out;
 	r = manager_reconcile(m);
 	if (r < 0)
 		goto out;

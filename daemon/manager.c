@@ -122,6 +122,12 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 		return sd_bus_error_setf(error, IOVD_ERR_LIMIT,
 					 "pool %s, owner %s: uid %u holds %u allocations, the limit per user "
 					 "(limits.per_user)", p->name, owner, (unsigned)uid, m->config.max_per_user);
+	if (p->kind == POOL_KIND_DEVICE) {
+		r = devpool_allocate(m, p, owner, uid, &o, &a, error);
+		if (r < 0)
+			return r;
+		goto publish;
+	}
 
 	/* The inventory may be old: a VF that vanished means it is, so read
 	 * sysfs again; when nothing is free, perhaps VFs were added, but scan
@@ -210,6 +216,7 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 		goto fail;
 	}
 	a->driver = strdup(driver);
+publish:
 	a->created_usec = now_usec(CLOCK_REALTIME);
 	node = allocation_device_node(m, a);
 	if (!a->driver || !node) {
@@ -279,8 +286,17 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
 	list[0] = a;
 	/* Back as before, then the commit: a crash in between leaves an
 	 * allocation whose Release was not answered, and a second Release
-	 * finds the VF back already. */
-	(void)allocation_put_back(m, a);
+	 * finds the VF back already. A group that does not go back keeps
+	 * its allocation: nothing else could put it back (the record names
+	 * iovd as its holder). */
+	if (a->devices) {
+		r = devpool_release(m, a, error);
+		if (r < 0) {
+			free(list);
+			return r;
+		}
+	} else
+		(void)allocation_put_back(m, a);
 	return commit_queue(m, COMMIT_RELEASE, msg, TAKE_PTR(reply), list, 1);
 }
 
@@ -323,6 +339,25 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
 			return r;
 		}
 	}
+	/* A device allocation whose group does not go back stays (logged,
+	 * and still listed): the reply counts those released. */
+	for (uint32_t i = 0; i < n;) {
+		_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+		if (!list[i]->devices) {
+			(void)allocation_put_back(m, list[i]);
+			i++;
+		} else if (devpool_release(m, list[i], &e) >= 0)
+			i++;
+		else {
+			log_warning("ReleaseOwner %s: %s", owner, e.message);
+			list[i] = list[--n];
+		}
+	}
+	if (n == 0) {
+		free(list);
+		return sd_bus_reply_method_return(msg, "u", 0);
+	}
 	r = sd_bus_message_new_method_return(msg, &reply);
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "u", n);
@@ -330,8 +365,6 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
 		free(list);
 		return r;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		(void)allocation_put_back(m, list[i]);
 	return commit_queue(m, COMMIT_RELEASE, msg, TAKE_PTR(reply), list, n);
 }
 
@@ -467,6 +500,46 @@ static int append_vf_settings(sd_bus_message *reply, const struct iovk_vf_settin
 	return r;
 }
 
+/* A device pool in ListPools: its kind, driver, members and which of them are free. */
+static int append_device_pool(struct manager *m, sd_bus_message *reply, const struct pool *p)
+{
+	_cleanup_free_ char **free_devs = calloc(p->n_devices + 1, sizeof(char *));
+	size_t n_free = 0;
+	int r;
+
+	if (!free_devs)
+		return -ENOMEM;
+	for (size_t j = 0; j < p->n_devices; j++)
+		if (!manager_find_by_address(m, p->devices[j]))
+			free_devs[n_free++] = p->devices[j];
+	r = sd_bus_message_open_container(reply, 'r', "sa{sv}");
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "s", p->name);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "{sv}");
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}", "Kind", "s", pool_kind_to_string(p->kind), "Driver",
+					  "s", p->device_driver, "Allocated", "u", (uint32_t)(p->n_devices - n_free), "Free",
+					  "u", (uint32_t)n_free);
+	if (r >= 0)
+		r = open_entry(reply, "Devices", "as");
+	if (r >= 0)
+		r = sd_bus_message_append_strv(reply, p->devices ?: (char *[]){ NULL });
+	if (r >= 0)
+		r = close_entry(reply);
+	if (r >= 0)
+		r = open_entry(reply, "FreeDevices", "as");
+	if (r >= 0)
+		r = sd_bus_message_append_strv(reply, free_devs);
+	if (r >= 0)
+		r = close_entry(reply);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
 static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	struct manager *m = userdata;
@@ -483,6 +556,12 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 		struct pool *p = &m->config.pools[i];
 		uint32_t allocated = 0;
 
+		if (p->kind == POOL_KIND_DEVICE) {
+			r = append_device_pool(m, reply, p);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		for (size_t j = 0; j < p->n_vfs; j++)
 			allocated += manager_find_by_address(m, p->vfs[j]) != NULL;
 		r = sd_bus_message_open_container(reply, 'r', "sa{sv}");
@@ -490,6 +569,8 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 			r = sd_bus_message_append(reply, "s", p->name);
 		if (r >= 0)
 			r = sd_bus_message_open_container(reply, 'a', "{sv}");
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "{sv}", "Kind", "s", pool_kind_to_string(p->kind));
 		if (r >= 0)
 			r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}", "Driver", "s", pool_driver_to_string(p->driver),
 						  "VFs", "u", (uint32_t)p->n_vfs, "Allocated", "u", allocated, "Free", "u",
@@ -580,6 +661,23 @@ static int property_vf_settings(sd_bus *bus, const char *path, const char *inter
 	return append_vf_settings(reply, a->vf_pf ? &a->vf_applied : &(struct iovk_vf_settings){});
 }
 
+static int property_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
+			 sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	struct allocation *a = userdata;
+
+	return sd_bus_message_append(reply, "s", pool_kind_to_string(a->devices ? POOL_KIND_DEVICE : POOL_KIND_VF));
+}
+
+/* Every endpoint the VMM must be given: the group of a device allocation, the VF alone otherwise. */
+static int property_devices(sd_bus *bus, const char *path, const char *interface, const char *property,
+			    sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	struct allocation *a = userdata;
+
+	return sd_bus_message_append_strv(reply, a->devices ?: (char *[]){ a->address, NULL });
+}
+
 static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Version", "s", NULL, offsetof(struct manager, version), SD_BUS_VTABLE_PROPERTY_CONST),
@@ -611,6 +709,8 @@ static const sd_bus_vtable allocation_vtable[] = {
 	SD_BUS_PROPERTY("Owner", "s", NULL, offsetof(struct allocation, owner), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Uid", "u", NULL, offsetof(struct allocation, uid), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Address", "s", NULL, offsetof(struct allocation, address), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Kind", "s", property_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Devices", "as", property_devices, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("IommuGroup", "i", NULL, offsetof(struct allocation, iommu_group), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("NumaNode", "i", NULL, offsetof(struct allocation, numa_node), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Driver", "s", NULL, offsetof(struct allocation, driver), SD_BUS_VTABLE_PROPERTY_CONST),

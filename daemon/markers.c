@@ -5,21 +5,29 @@
  * a VF that iovd handed out without talking D-Bus. Allocate writes it before
  * it changes anything on the VF, a failed Allocate and a committed release
  * remove it. They live on /run, are not fsynced and are rebuilt from the
- * state file at every start.
+ * state file at every start. A device allocation has one for each endpoint
+ * of its group.
+ *
+ * <run dir>/iovd-releasing/<id> says that the Release of a device
+ * allocation is under way (devpool.c): from before its group is put back
+ * until the release is committed. On /run too: a reboot clears it along
+ * with the bindings and passthrough records it is about.
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/fileio.h"
 #include "iovd.h"
 
-void marker_set(struct manager *m, const struct allocation *a, bool present)
+static void marker_set_one(struct manager *m, const struct allocation *a, const char *address, bool present)
 {
 	_cleanup_free_ char *p = NULL, *text = NULL;
 	_cleanup_close_ int fd = -1;
 
-	if (!m->marker_dir || asprintf(&p, "%s/%s", m->marker_dir, a->address) < 0)
+	if (!m->marker_dir || asprintf(&p, "%s/%s", m->marker_dir, address) < 0)
 		return;
 	if (!present) {
 		if (unlink(p) < 0 && errno != ENOENT)
@@ -46,6 +54,50 @@ void marker_set(struct manager *m, const struct allocation *a, bool present)
 	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
 		log_warning("Failed to write %s: %m", p);
+}
+
+void marker_set(struct manager *m, const struct allocation *a, bool present)
+{
+	marker_set_one(m, a, a->address, present);
+	for (char **d = a->devices; d && *d; d++)
+		if (strcmp(*d, a->address) != 0)
+			marker_set_one(m, a, *d, present);
+	if (!present && a->devices)
+		(void)release_intent_set(m, a, false);
+}
+
+static char *intent_path(struct manager *m, uint64_t id)
+{
+	char *s;
+
+	return asprintf(&s, "%s/iovd-releasing/%" PRIu64, iovk_ctx_get_run_dir(m->ctx), id) < 0 ? NULL : s;
+}
+
+int release_intent_set(struct manager *m, const struct allocation *a, bool present)
+{
+	_cleanup_free_ char *p = intent_path(m, a->id), *dir = NULL;
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	if (!present)
+		return unlink(p) < 0 && errno != ENOENT ? negative_errno() : 0;
+	dir = strndup(p, (size_t)(strrchr(p, '/') - p));
+	if (!dir)
+		return -ENOMEM;
+	r = mkdir_p(dir, 0755);
+	if (r >= 0)
+		r = write_file_atomic(p, a->owner);
+	if (r < 0)
+		log_error("Failed to write %s: %s", p, strerror(-r));
+	return r;
+}
+
+bool release_intent_exists(struct manager *m, uint64_t id)
+{
+	_cleanup_free_ char *p = intent_path(m, id);
+
+	return p && access(p, F_OK) == 0;
 }
 
 int markers_rebuild(struct manager *m)

@@ -73,6 +73,12 @@ int manager_reconcile(struct manager *m)
 	for (size_t i = 0; i < m->config.n_pools; i++) {
 		struct pool *p = &m->config.pools[i];
 
+		for (size_t j = 0; j < p->n_devices; j++) {
+			struct allocation *a = manager_find_by_address(m, p->devices[j]);
+
+			if (a && strcmp(a->pool, p->name) == 0 && strcmp(a->address, p->devices[j]) == 0)
+				in_pool[manager_find_id(m, a->id)] = true;
+		}
 		for (size_t j = 0; j < p->n_vfs; j++) {
 			struct allocation *a = manager_find_by_address(m, p->vfs[j]);
 
@@ -102,11 +108,18 @@ int manager_reconcile(struct manager *m)
 			continue;
 		}
 		if (p && !in_pool[i])
-			allocation_drift(m, a, "the VF is not among the VFs of pool %s any more", a->pool);
+			allocation_drift(m, a, "the %s is not among the %s of pool %s any more", a->devices ? "device" : "VF",
+					 a->devices ? "devices" : "VFs", a->pool);
 		a->iommu_group = iovk_device_get_iommu_group(d);
 		a->numa_node = iovk_device_get_numa_node(d);
 		drv = iovk_device_get_driver(d) ?: "";
-		if (!iovk_device_get_physfn(d))
+		if (a->devices) {
+			char what[1024];
+
+			devpool_drift(m, a, what, sizeof(what));
+			if (what[0])
+				allocation_drift(m, a, "%s", what);
+		} else if (!iovk_device_get_physfn(d))
 			allocation_drift(m, a, "the device is not a VF any more");
 		if (strcmp(drv, a->driver) != 0)
 			allocation_drift(m, a, "its driver changed from %s to %s", a->driver[0] ? a->driver : "none",

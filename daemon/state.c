@@ -174,11 +174,40 @@ static bool vf_settings_from_json(struct json_object *o, struct iovk_vf_settings
 	return true;
 }
 
+/* A group holds at most this many endpoints (the library's record holds as many). */
+#define STATE_GROUP_MAX 256
+
+/* A device allocation's "devices" (every endpoint, the address first) and "passthrough". */
+static bool devices_from_json(struct json_object *o, struct allocation *a)
+{
+	struct json_object *list;
+	size_t n;
+
+	if (!json_object_object_get_ex(o, "devices", &list))
+		return !json_object_object_get_ex(o, "passthrough", NULL);
+	n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+	if (n == 0 || n > STATE_GROUP_MAX || !get_bool(o, "passthrough", &a->passthrough))
+		return false;
+	a->devices = calloc(n + 1, sizeof(char *));
+	if (!a->devices)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(list, i);
+
+		if (!json_object_is_type(s, json_type_string) || !(a->devices[i] = strdup(json_object_get_string(s))))
+			return false;
+	}
+	return true;
+}
+
 /* The optional members: absent in files of iovd before VF settings and OpenDevice. */
 static bool allocation_extra_from_json(struct json_object *o, struct allocation *a)
 {
 	struct json_object *bind, *vf;
 	uint64_t n;
+
+	if (!devices_from_json(o, a))
+		return false;
 
 	if (json_object_object_get_ex(o, "uid", NULL)) {
 		if (!get_uint64(o, "uid", &n) || n >= UINT32_MAX)
@@ -260,6 +289,15 @@ static const char *allocation_invalid(const struct allocation *a)
 		return "its bind member holds something other than driver names";
 	if (a->vf_pf && !address_canonical(a->vf_pf))
 		return "its vf.pf is not a PCI address as sysfs writes it";
+	if (a->devices && (a->vf_pf || a->has_bind || strcmp(a->devices[0], a->address) != 0))
+		return "its devices member does not start with its address, or comes with a VF's bind or vf member";
+	for (size_t i = 0; a->devices && a->devices[i]; i++) {
+		if (!address_canonical(a->devices[i]))
+			return "one of its devices is not a PCI address as sysfs writes it";
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(a->devices[i], a->devices[j]) == 0)
+				return "its devices name one device twice";
+	}
 	return NULL;
 }
 
@@ -333,7 +371,8 @@ int state_parse(struct manager *m, const char *name, const char *text, size_t le
 			r = -ENOMEM;
 			goto out;
 		}
-		why = allocation_extra_from_json(o, a) ? allocation_invalid(a) : "its uid, bind or vf member is malformed";
+		why = allocation_extra_from_json(o, a) ? allocation_invalid(a)
+						       : "its uid, bind, vf, devices or passthrough member is malformed";
 		if (why) {
 			log_error("%s: allocation #%zu (id %" PRIu64 "): %s", name, i, id, why);
 			allocation_free(a);
@@ -342,8 +381,13 @@ int state_parse(struct manager *m, const char *name, const char *text, size_t le
 		}
 		r = manager_add_allocation(m, a);
 		if (r == -EEXIST) {
-			log_error("%s: allocation #%zu (id %" PRIu64 "): VF %s is given to %s too", name, i, id, address,
-				  manager_find_by_address(m, address)->path);
+			const struct allocation *other = manager_find_by_address(m, address);
+
+			for (char **d = a->devices; !other && d && *d; d++)
+				if ((other = manager_find_by_address(m, *d)))
+					address = *d;
+			log_error("%s: allocation #%zu (id %" PRIu64 "): %s %s is given to %s too", name, i, id,
+				  a->devices ? "device" : "VF", address, other ? other->path : "another allocation");
 			r = -EBADMSG;
 		}
 		if (r < 0) {
@@ -410,6 +454,14 @@ static struct json_object *allocation_to_json(const struct allocation *a)
 		json_object_object_add(b, "driver", json_object_new_string(a->bind.driver));
 		json_object_object_add(b, "record_created", json_object_new_boolean(a->bind.record_created));
 		json_object_object_add(o, "bind", b);
+	}
+	if (a->devices) {
+		struct json_object *list = json_object_new_array();
+
+		for (char **d = a->devices; *d; d++)
+			json_object_array_add(list, json_object_new_string(*d));
+		json_object_object_add(o, "devices", list);
+		json_object_object_add(o, "passthrough", json_object_new_boolean(a->passthrough));
 	}
 	if (a->vf_pf) {
 		struct json_object *v = json_object_new_object();

@@ -6,11 +6,14 @@
  * host has no python3-dbus: this client receives the VFIO group descriptor
  * and shows what it is, the way a VMM would use it.
  *
- *   iovd-open-device [--address ADDR] [--vfio-status] [--hold] ALLOCATION
+ *   iovd-open-device [--address ADDR] [--vfio-status] [--read-config BDF] [--hold] ALLOCATION
  *
  * Prints one JSON line: the descriptor's target (/proc/self/fd), its file
  * type, access mode and device number, and with --vfio-status the result of
  * VFIO_GROUP_GET_STATUS on it (which fails unless it is a real VFIO group).
+ * --read-config BDF uses the group as a VMM does: a type1 container, the
+ * device's descriptor (VFIO_GROUP_GET_DEVICE_FD), and the first 16 bytes of
+ * its config space read through VFIO's config region ("config": hex).
  * --hold keeps the descriptor open until standard input ends, so a test can
  * check what iovd does while a "VM" holds the group. Errors: the D-Bus error
  * name and text on stderr, exit 1; bad usage exit 2.
@@ -52,14 +55,56 @@ static const char *file_type(mode_t m)
 	return S_ISCHR(m) ? "char" : S_ISREG(m) ? "file" : S_ISDIR(m) ? "directory" : "other";
 }
 
+/* The group as a VMM uses it: container, IOMMU, device, config region; prints "config". */
+static int vfio_read_config(int group, const char *bdf)
+{
+	struct vfio_region_info region = { .argsz = sizeof(region), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	unsigned char cfg[16];
+	int container, device;
+
+	container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+	if (container < 0) {
+		fprintf(stderr, "iovd-open-device: /dev/vfio/vfio: %m\n");
+		return -1;
+	}
+	if (ioctl(group, VFIO_GROUP_SET_CONTAINER, &container) < 0) {
+		fprintf(stderr, "iovd-open-device: VFIO_GROUP_SET_CONTAINER: %m\n");
+		return -1;
+	}
+	if (ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0 &&
+	    ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU) < 0) {
+		fprintf(stderr, "iovd-open-device: VFIO_SET_IOMMU: %m\n");
+		return -1;
+	}
+	device = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	if (device < 0) {
+		fprintf(stderr, "iovd-open-device: VFIO_GROUP_GET_DEVICE_FD %s: %m\n", bdf);
+		return -1;
+	}
+	if (ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &region) < 0 ||
+	    pread(device, cfg, sizeof(cfg), (off_t)region.offset) != (ssize_t)sizeof(cfg)) {
+		fprintf(stderr, "iovd-open-device: reading the config space of %s through VFIO: %m\n", bdf);
+		return -1;
+	}
+	printf(", \"config\": \"");
+	for (size_t i = 0; i < sizeof(cfg); i++)
+		printf("%02x", cfg[i]);
+	printf("\"");
+	close(device);
+	close(container);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "address", required_argument, NULL, 'a' },
 		{ "vfio-status", no_argument, NULL, 's' },
 		{ "hold", no_argument, NULL, 'H' },
+		{ "read-config", required_argument, NULL, 'r' },
 		{},
 	};
+	const char *read_config = NULL;
 	const char *address = getenv("IOVKIT_BUS_ADDRESS");
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	sd_bus_message *reply = NULL;
@@ -81,12 +126,16 @@ int main(int argc, char **argv)
 		case 'H':
 			hold = true;
 			break;
+		case 'r':
+			read_config = optarg;
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "usage: iovd-open-device [--address ADDR] [--vfio-status] [--hold] ALLOCATION\n");
+		fprintf(stderr, "usage: iovd-open-device [--address ADDR] [--vfio-status] [--read-config BDF] [--hold] "
+			"ALLOCATION\n");
 		return 2;
 	}
 	r = bus_connect(address && *address ? address : NULL, false, NULL, &bus);
@@ -131,6 +180,10 @@ int main(int argc, char **argv)
 		printf(", \"vfio_status\": {\"viable\": %s, \"container_set\": %s}",
 		       status.flags & VFIO_GROUP_FLAGS_VIABLE ? "true" : "false",
 		       status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET ? "true" : "false");
+	}
+	if (read_config && vfio_read_config(fd, read_config) < 0) {
+		printf("}\n");
+		return 1;
 	}
 	printf("}\n");
 	fflush(stdout);
