@@ -237,6 +237,7 @@ static const char *json_key(const char *key)
 		{ "Driver", "driver" }, { "VFs", "n_vfs" }, { "Allocated", "allocated" },
 		{ "Free", "free" },     { "PFs", "pfs" },   { "VfDefaults", "vf_defaults" },
 		{ "Kind", "pool_kind" }, { "Devices", "devices" }, { "FreeDevices", "free_devices" },
+		{ "Numa", "numa_policy" },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(names); i++)

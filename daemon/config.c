@@ -189,6 +189,7 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 {
 	struct json_object *pfs = NULL, *vf_defaults = NULL, *devices = NULL;
 	const char *driver = NULL;
+	bool filters = false;
 	size_t n;
 
 	if (!json_object_is_type(o, json_type_object))
@@ -220,6 +221,11 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 			else if (!iovk_driver_is_vfio(d))
 				return fail_cfg(path, "pool driver", "must be \"vfio-pci\", \"kernel\" or \"none\" (a device "
 						"pool's: vfio-pci or a vfio variant driver)");
+		} else if (strcmp(key, "vendors") == 0 || strcmp(key, "drivers") == 0 || strcmp(key, "link_types") == 0 ||
+			   strcmp(key, "numa") == 0) {
+			filters = true;
+			if (vf_filter_parse(path, p, key, val) < 0)
+				return -EINVAL;
 		} else {
 			log_error("%s: unknown key \"%s\" in a pool", path, key);
 			return -EINVAL;
@@ -227,10 +233,21 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 	}
 	if (!p->name)
 		return fail_cfg(path, "a pool has no \"name\"", NULL);
+	/* With "pfs", "devices" selects VFs by device id (the device plugin's word); without, it makes a device pool. */
+	if (devices && pfs) {
+		if (vf_filter_parse(path, p, "devices", devices) < 0)
+			return -EINVAL;
+		devices = NULL;
+	}
 	if (devices) {
-		if (pfs || vf_defaults) {
-			log_error("%s: pool %s: \"devices\" makes a device pool, which has no \"%s\" (a pool hands out "
-				  "either VFs of its PFs or whole devices)", path, p->name, pfs ? "pfs" : "vf_defaults");
+		if (filters && (p->filter.vendors || p->filter.drivers || p->filter.link_types)) {
+			log_error("%s: pool %s: \"vendors\", \"drivers\" and \"link_types\" select the VFs of a pool with "
+				  "\"pfs\"; a device pool names its devices in \"devices\"", path, p->name);
+			return -EINVAL;
+		}
+		if (vf_defaults) {
+			log_error("%s: pool %s: \"devices\" without \"pfs\" makes a device pool, which has no "
+				  "\"vf_defaults\" (a pool hands out either VFs of its PFs or whole devices)", path, p->name);
 			return -EINVAL;
 		}
 		if (!json_object_is_type(devices, json_type_array) || json_object_array_length(devices) == 0) {
@@ -260,9 +277,10 @@ static int parse_pool(const char *path, struct json_object *o, struct pool *p)
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(pfs, i);
 
-		if (!json_object_is_type(s, json_type_string) || json_object_get_string_len(s) == 0 ||
-		    json_object_get_string_len(s) > 64) {
-			log_error("%s: pool %s: each PF must be a non-empty string", path, p->name);
+		if (!json_object_is_type(s, json_type_string) || !pf_selector_valid(json_object_get_string(s))) {
+			log_error("%s: pool %s: pfs[%zu] %s is not a PF address (0000:3b:00.0), netdev (ens1f0) or "
+				  "vendor:device (8086:1593), with an optional VF index range (#0-3, #0-3,8)", path,
+				  p->name, i, json_object_to_json_string(s));
 			return -EINVAL;
 		}
 		p->selectors[i] = strdup(json_object_get_string(s));
@@ -476,6 +494,7 @@ void config_done(struct config *c)
 	for (size_t i = 0; c->pools && i < c->n_pools; i++) {
 		free(c->pools[i].name);
 		strv_free(c->pools[i].selectors);
+		vf_filter_done(&c->pools[i].filter);
 		pool_clear_inventory(&c->pools[i]);
 		device_pool_clear(&c->pools[i]);
 		free(c->pools[i].device_driver);
@@ -493,14 +512,16 @@ struct pool *config_find_pool(struct config *c, const char *name)
 	return NULL;
 }
 
-/* Whether a selector ("0000:01:00.0", "01:00.0", "8086:10fb" or a netdev) names this PF. */
-static bool selector_matches(const char *sel, struct iovk_sriov_pf *pf)
+/* Whether a selector ("0000:01:00.0", "01:00.0", "8086:10fb" or a netdev; its VF range aside) names this PF. */
+static bool selector_matches(const char *selector, struct iovk_sriov_pf *pf)
 {
 	struct iovk_device *d = iovk_sriov_pf_get_device(pf);
 	struct iovk_pci_addr addr;
 	unsigned vendor, device;
+	char sel[64];
 	int n = 0;
 
+	pf_selector_base(selector, sel, sizeof(sel));
 	if (iovk_pci_addr_parse(sel, &addr) == 0)
 		return iovk_pci_addr_compare(&addr, iovk_device_get_addr(d)) == 0;
 	if (strlen(sel) == 9 && sscanf(sel, "%4x:%4x%n", &vendor, &device, &n) == 2 && n == 9)
@@ -533,18 +554,26 @@ int pool_scan(struct iovk_ctx *ctx, struct pool *p)
 	}
 	for (struct iovk_sriov_pf **pf = pfs; *pf; pf++) {
 		bool match = false;
+		unsigned index = 0;
 
 		for (char **sel = p->selectors; *sel && !match; sel++)
 			match = selector_matches(*sel, *pf);
-		if (!match)
+		if (!match || !vf_filter_takes_pf(ctx, p, iovk_sriov_pf_get_device(*pf)))
 			continue;
 		r = strv_push(&p->pfs, &n_pfs, iovk_sriov_pf_get_address(*pf));
 		if (r < 0)
 			goto out;
-		for (struct iovk_device *const *vf = iovk_sriov_pf_get_vfs(*pf); *vf; vf++) {
-			int *numa = realloc(p->vf_numa, (n_vfs + 1) * sizeof(int));
+		for (struct iovk_device *const *vf = iovk_sriov_pf_get_vfs(*pf); *vf; vf++, index++) {
+			int *numa;
 			size_t *owner;
 
+			/* in the range of any selector naming this PF, and through the filters */
+			match = false;
+			for (char **sel = p->selectors; *sel && !match; sel++)
+				match = selector_matches(*sel, *pf) && pf_selector_takes_vf(*sel, index);
+			if (!match || !vf_filter_takes_vf(ctx, p, *vf))
+				continue;
+			numa = realloc(p->vf_numa, (n_vfs + 1) * sizeof(int));
 			if (!numa) {
 				r = -ENOMEM;
 				goto out;

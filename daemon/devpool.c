@@ -201,7 +201,8 @@ int devpool_allocate(struct manager *m, struct pool *p, const char *owner, uid_t
 			bool preferred = o->numa < 0 || p->device_numa[i] == o->numa;
 
 			if (o->address ? strcmp(dev, canonical) != 0 || pass > 0
-				       : manager_find_by_address(m, dev) || (pass == 0) != preferred)
+				       : manager_find_by_address(m, dev) || (pass == 0) != preferred ||
+					 (p->numa_strict && !preferred))
 				continue;
 			tried++;
 			a = allocation_new(m, m->next_id);

@@ -49,9 +49,19 @@ enum pool_kind {
 	POOL_KIND_DEVICE, /* "devices": whole PCI devices, each with its IOMMU group (devpool.c) */
 };
 
+/* A VF pool's selectors beyond its PFs (pool-selectors.c); NULL: any. */
+struct vf_filter {
+	char **vendors;    /* VF vendor ids, "8086" */
+	char **devices;    /* VF device ids, "154c" */
+	char **drivers;    /* drivers a VF must be on to join ("none": no driver); allocated VFs stay */
+	char **link_types; /* of the PF's netdev: ether, infiniband */
+};
+
 struct pool {
 	char *name;
 	enum pool_kind kind;
+	struct vf_filter filter;
+	bool numa_strict; /* "numa": "strict": Allocate's numa option is a requirement, not a preference */
 	char **selectors; /* as configured: BDF, netdev or vendor:device of PFs; a device pool's "devices" */
 	enum pool_driver driver;
 	char *device_driver; /* device pools: vfio-pci or a vfio variant driver */
@@ -205,6 +215,20 @@ int device_pool_scan(struct iovk_ctx *ctx, struct pool *p);
 void device_pool_clear(struct pool *p);
 /* Index of address among the pool's devices, -1 when it is not one. */
 ssize_t device_pool_find(const struct pool *p, const char *address);
+
+/* ---- pool-selectors.c: a VF pool's selectors ------------------------------------------------- */
+struct json_object;
+/* A PF selector: address, netdev or vendor:device, with an optional VF index range "#0-3,6". */
+bool pf_selector_valid(const char *sel);
+/* The selector without its range, into buf. */
+const char *pf_selector_base(const char *sel, char *buf, size_t size);
+/* Whether the selector's range holds VF index (virtfnN); true without a range. */
+bool pf_selector_takes_vf(const char *sel, unsigned index);
+/* Pool key vendors, devices, drivers, link_types or numa into p: 1 when key is one (0: not), -EINVAL logged. */
+int vf_filter_parse(const char *path, struct pool *p, const char *key, struct json_object *val);
+void vf_filter_done(struct vf_filter *f);
+bool vf_filter_takes_pf(struct iovk_ctx *ctx, const struct pool *p, struct iovk_device *pf);
+bool vf_filter_takes_vf(struct iovk_ctx *ctx, const struct pool *p, struct iovk_device *vf);
 
 /* ---- config.c: the configuration file, the pools and their inventory ------------------------ */
 struct json_object;

@@ -46,7 +46,7 @@ static ssize_t pick_vf(struct manager *m, struct pool *p, int numa)
 			continue;
 		if (numa < 0 || p->vf_numa[i] == numa)
 			return (ssize_t)i;
-		if (any < 0)
+		if (any < 0 && !p->numa_strict)
 			any = (ssize_t)i;
 	}
 	return any;
@@ -167,6 +167,10 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	if (vf < 0) {
 		if (o.address)
 			return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "pool %s has no VF %s", p->name, o.address);
+		if (p->numa_strict && o.numa >= 0)
+			return sd_bus_error_setf(error, IOVD_ERR_POOL_EXHAUSTED,
+						 "pool %s has no free VF on NUMA node %d for %s (its numa is strict)", p->name,
+						 o.numa, owner);
 		return sd_bus_error_setf(error, IOVD_ERR_POOL_EXHAUSTED, "pool %s has no free VF for %s (%zu VFs, all allocated)",
 					 p->name, owner, p->n_vfs);
 	}
@@ -518,9 +522,9 @@ static int append_device_pool(struct manager *m, sd_bus_message *reply, const st
 	if (r >= 0)
 		r = sd_bus_message_open_container(reply, 'a', "{sv}");
 	if (r >= 0)
-		r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}", "Kind", "s", pool_kind_to_string(p->kind), "Driver",
-					  "s", p->device_driver, "Allocated", "u", (uint32_t)(p->n_devices - n_free), "Free",
-					  "u", (uint32_t)n_free);
+		r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}", "Kind", "s", pool_kind_to_string(p->kind),
+					  "Driver", "s", p->device_driver, "Allocated", "u", (uint32_t)(p->n_devices - n_free),
+					  "Free", "u", (uint32_t)n_free, "Numa", "s", p->numa_strict ? "strict" : "preferred");
 	if (r >= 0)
 		r = open_entry(reply, "Devices", "as");
 	if (r >= 0)
@@ -570,7 +574,8 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 		if (r >= 0)
 			r = sd_bus_message_open_container(reply, 'a', "{sv}");
 		if (r >= 0)
-			r = sd_bus_message_append(reply, "{sv}", "Kind", "s", pool_kind_to_string(p->kind));
+			r = sd_bus_message_append(reply, "{sv}{sv}", "Kind", "s", pool_kind_to_string(p->kind), "Numa", "s",
+						  p->numa_strict ? "strict" : "preferred");
 		if (r >= 0)
 			r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}", "Driver", "s", pool_driver_to_string(p->driver),
 						  "VFs", "u", (uint32_t)p->n_vfs, "Allocated", "u", allocated, "Free", "u",
