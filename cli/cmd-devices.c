@@ -208,7 +208,10 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 }
 
 static const char show_help[] =
-	"Usage: iovctl show [--json] BDF\n"
+	"Usage: iovctl show [--json] DEVICE\n"
+	"\n"
+	"DEVICE: a PCI address (0000:3b:00.0, 3b:00.0), libvirt's pci_0000_3b_00_0, or a\n"
+	"network interface of the device.\n"
 	"\n"
 	"Show one PCI device: ids and names, driver and override, IOMMU group and\n"
 	"whether it blocks VFIO, NUMA node, SR-IOV PF/VF links, network interfaces,\n"
@@ -274,6 +277,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 {
 	struct iovk_device *d = NULL;
 	struct json_object *o, *up;
+	char addr[IOVK_PCI_ADDR_MAX];
 	int r, i;
 
 	i = parse_cmd_opts(cli, "show", show_help, argc, argv, NULL);
@@ -281,7 +285,10 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 		return i == -1 ? EXIT_OK : EXIT_USAGE;
 	if (argc - i != 1)
 		return usage_error(cli, "show", "expected one device address");
-	r = iovk_device_new(cli->ctx, argv[i], &d);
+	r = resolve_device(cli, "show", argv[i], addr);
+	if (r != EXIT_OK)
+		return r;
+	r = iovk_device_new(cli->ctx, addr, &d);
 	if (r == -EINVAL)
 		return usage_error(cli, "show", "%s", iovk_ctx_get_error(cli->ctx));
 	if (r < 0)

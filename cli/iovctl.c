@@ -119,6 +119,17 @@ int fail(struct cli *cli, int err, const char *format, ...)
 	return r;
 }
 
+int fail_detail(struct cli *cli, int err, const char *detail, const char *format, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, format);
+	r = vfail(cli, err, detail, format, ap);
+	va_end(ap);
+	return r;
+}
+
 int fail_lib(struct cli *cli, int err, const char *format, ...)
 {
 	va_list ap;
@@ -210,6 +221,17 @@ int check_host_use(struct cli *cli, const char *action, const char *const *addre
 	} else
 		json_object_put(blockers);
 	return EXIT_FAILED;
+}
+
+int resolve_device(struct cli *cli, const char *cmd, const char *arg, char canonical[static IOVK_PCI_ADDR_MAX])
+{
+	int r = iovk_device_resolve_name(cli->ctx, arg, canonical);
+
+	if (r == -EINVAL)
+		return usage_error(cli, cmd, "%s", iovk_ctx_get_error(cli->ctx));
+	if (r < 0)
+		return fail_lib(cli, r, "Failed to %s %s", cmd, arg);
+	return EXIT_OK;
 }
 
 int usage_error(struct cli *cli, const char *cmd, const char *format, ...)

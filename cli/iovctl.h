@@ -32,6 +32,8 @@ struct command {
 int fail(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
 /* Same, naming the library's description of the failure after the text. */
 int fail_lib(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
+/* Same, with the description given (the library's, saved before later calls cleared it). */
+int fail_detail(struct cli *cli, int err, const char *detail, const char *format, ...) _printf_(4, 5);
 int usage_error(struct cli *cli, const char *cmd, const char *format, ...) _printf_(3, 4);
 
 /* Prints a json object (and releases it) with a trailing newline. */
@@ -64,6 +66,13 @@ int run_subcommand(struct cli *cli, const char *cmd, const char *help, const str
 		   size_t n_subs, int argc, char **argv);
 
 struct json_object *device_to_json(struct cli *cli, struct iovk_device *d);
+
+/*
+ * A device argument (PCI address, libvirt's pci_DDDD_BB_DD_F or a network
+ * interface) to its canonical address: EXIT_OK, or the usage error (a name
+ * of no such form) or failure (no such interface) already reported.
+ */
+int resolve_device(struct cli *cli, const char *cmd, const char *arg, char canonical[static IOVK_PCI_ADDR_MAX]);
 
 /*
  * The host-use rule before a command takes devices from their drivers

@@ -98,6 +98,8 @@ int write_text(const char *path, const char *value);
 /* basename of readlink(path) into buf. -ENOENT when there is no link. */
 int read_link_name(const char *path, char *buf, size_t size);
 bool path_exists(const char *path);
+/* The kernel's dev_valid_name(): 1 to 15 bytes, no '/', ':' or blank, not "." or "..". */
+bool ifname_valid(const char *s);
 
 /* The entries of a sysfs directory that are PCI addresses, in address order. */
 int list_pci_addresses(const char *dir, char ***ret_names, size_t *ret_n);

@@ -292,19 +292,6 @@ static bool driver_name_valid(const char *s)
 	return true;
 }
 
-/* The kernel's dev_valid_name(), as lib/sriov/vf.c checks interface names. */
-static bool ifname_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len >= IFNAMSIZ || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return false;
-	for (const char *c = s; *c; c++)
-		if (*c == '/' || *c == ':' || isspace((unsigned char)*c))
-			return false;
-	return true;
-}
-
 static int get_driver(struct parse *p, struct json_object *obj, const char *path, char **ret)
 {
 	const char *s;

@@ -373,6 +373,59 @@ static int read_device(struct iovk_device *d)
 	return 0;
 }
 
+/* libvirt's node device name of a PCI function: pci_DDDD_BB_DD_F (virNodeDeviceObj names). */
+static int libvirt_name_parse(const char *name, struct iovk_pci_addr *ret)
+{
+	char text[IOVK_PCI_ADDR_MAX + 4];
+	size_t len = strlen(name);
+
+	if (strncmp(name, "pci_", 4) != 0 || len - 4 >= sizeof(text) || len < 4 + 10)
+		return -EINVAL;
+	/* pci_0000_3b_00_0 -> 0000:3b:00.0: the last '_' is the '.', the others ':' */
+	memcpy(text, name + 4, len - 4 + 1);
+	for (char *p = text; *p; p++)
+		if (*p == '_')
+			*p = strchr(p + 1, '_') ? ':' : '.';
+	return iovk_pci_addr_parse(text, ret);
+}
+
+_public_ int iovk_device_resolve_name(struct iovk_ctx *ctx, const char *name,
+				      char ret_address[static IOVK_PCI_ADDR_MAX])
+{
+	_cleanup_free_ char *link = NULL, *dev = NULL;
+	struct iovk_pci_addr addr;
+
+	assert_return(ctx && name && ret_address, -EINVAL);
+	clear_error(ctx);
+	if (iovk_pci_addr_parse(name, &addr) >= 0 || libvirt_name_parse(name, &addr) >= 0) {
+		iovk_pci_addr_format(&addr, ret_address);
+		return 0;
+	}
+	if (!ifname_valid(name))
+		return set_error(ctx, -EINVAL,
+				 "'%s' is not a PCI address (DDDD:BB:DD.F or BB:DD.F, hex), a libvirt PCI device "
+				 "name (pci_DDDD_BB_DD_F) or a network interface name", name);
+	link = sysfs_path(ctx, "/class/net/%s/device", name);
+	if (!link)
+		return -ENOMEM;
+	/* Resolved, not read: the link's last component may be ".." */
+	dev = realpath(link, NULL);
+	if (!dev) {
+		int r = negative_errno();
+
+		if (r != -ENOENT)
+			return set_error(ctx, r, "%s: reading %s: %s", name, link, strerror(-r));
+		link[strlen(link) - strlen("/device")] = '\0';
+		return set_error(ctx, -ENODEV, "%s: no such network interface (%s %s)", name, link,
+				 path_exists(link) ? "has no device: a virtual interface" : "does not exist");
+	}
+	if (iovk_pci_addr_parse(strrchr(dev, '/') + 1, &addr) < 0)
+		return set_error(ctx, -ENODEV, "%s: the network interface's device %s is not a PCI function", name,
+				 dev);
+	iovk_pci_addr_format(&addr, ret_address);
+	return 0;
+}
+
 _public_ int iovk_device_new(struct iovk_ctx *ctx, const char *address, struct iovk_device **ret_device)
 {
 	struct iovk_device *d;

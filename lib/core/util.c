@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
@@ -132,6 +134,18 @@ int read_link_name(const char *path, char *buf, size_t size)
 bool path_exists(const char *path)
 {
 	return access(path, F_OK) == 0;
+}
+
+bool ifname_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= IFNAMSIZ || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p == '/' || *p == ':' || isspace((unsigned char)*p))
+			return false;
+	return true;
 }
 
 int lock_file(struct iovk_ctx *ctx, const char *dir, const char *name, int *ret_fd)

@@ -119,19 +119,6 @@ _public_ const struct iovk_vf_info *iovk_vf_list_find(const struct iovk_vf_list 
 
 /* ---- naming the PF ------------------------------------------------------ */
 
-/* The kernel's dev_valid_name(), so a bad name is refused before netlink. */
-static bool ifname_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len >= IFNAMSIZ || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (*p == '/' || *p == ':' || isspace((unsigned char)*p))
-			return false;
-	return true;
-}
-
 /* First entry of a directory by name, "" when empty or missing. */
 static void first_entry(const char *path, char *buf, size_t size)
 {

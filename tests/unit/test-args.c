@@ -66,6 +66,8 @@ Test(args, devices_and_binding)
 	cr_assert_eq(iovk_device_find_kernel_driver(NULL, "01:00.0", 0, buf, sizeof(buf)), -EINVAL);
 	cr_assert_eq(iovk_device_find_kernel_driver(ctx, "01:00.0", 0, NULL, 0), -EINVAL);
 	cr_assert_eq(iovk_device_get_vf_index(NULL), -EINVAL);
+	cr_assert_eq(iovk_device_resolve_name(NULL, "01:00.0", buf), -EINVAL);
+	cr_assert_eq(iovk_device_resolve_name(ctx, NULL, buf), -EINVAL);
 	iovk_ctx_unref(ctx);
 }
 

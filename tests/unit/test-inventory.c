@@ -96,6 +96,31 @@ Test(inventory, vf_index)
 	iovk_ctx_unref(ctx);
 }
 
+/* The names operators use: address forms, libvirt's node device name, a netdev. */
+Test(inventory, resolve_name)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	char a[IOVK_PCI_ADDR_MAX];
+
+	cr_assert_eq(iovk_device_resolve_name(ctx, "01:10.2", a), 0);
+	cr_assert_str_eq(a, "0000:01:10.2");
+	cr_assert_eq(iovk_device_resolve_name(ctx, "pci_0000_01_10_2", a), 0);
+	cr_assert_str_eq(a, "0000:01:10.2");
+	cr_assert_eq(iovk_device_resolve_name(ctx, "pci_0001_3B_00_1", a), 0, "not checked for existence");
+	cr_assert_str_eq(a, "0001:3b:00.1");
+	cr_assert_eq(iovk_device_resolve_name(ctx, "enp1s0f0v0", a), 0, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_str_eq(a, "0000:01:10.0");
+	cr_assert_eq(iovk_device_resolve_name(ctx, "enp9s0", a), -ENODEV);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "enp9s0: no such network interface"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert_eq(iovk_device_resolve_name(ctx, "a b", a), -EINVAL);
+	cr_assert_eq(iovk_device_resolve_name(ctx, "0000:zz:00.0", a), -EINVAL);
+	cr_assert_eq(iovk_device_resolve_name(ctx, "", a), -EINVAL);
+	cr_assert_eq(iovk_device_resolve_name(ctx, "0123456789abcdef", a), -EINVAL, "16 bytes: no interface name");
+	/* pci_ and too few parts: an interface name, which does not exist */
+	cr_assert_eq(iovk_device_resolve_name(ctx, "pci_0000_01_10", a), -ENODEV);
+	iovk_ctx_unref(ctx);
+}
+
 Test(inventory, enumerate_sorted)
 {
 	struct iovk_ctx *ctx = fixture_ctx("switch-noacs");

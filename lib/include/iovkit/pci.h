@@ -84,6 +84,17 @@ int iovk_device_get_sriov_totalvfs(const struct iovk_device *d);
 int iovk_device_get_sriov_numvfs(const struct iovk_device *d);
 /* VF addresses of a PF, NULL-terminated (empty list when none). */
 const char *const *iovk_device_get_vfs(const struct iovk_device *d);
+/*
+ * The canonical PCI address of what an operator names a device by: a PCI
+ * address (DDDD:BB:DD.F or BB:DD.F), libvirt's node device name
+ * (pci_0000_3b_00_0, as virsh nodedev-list prints it), or a network
+ * interface whose device is a PCI function (as dpdk-devbind accepts). An
+ * address is only parsed (iovk_device_new() says whether a device is
+ * there); an interface is looked up in sysfs. Returns 0, -EINVAL when name
+ * has none of these forms, -ENODEV for an interface that does not exist or
+ * is not a PCI function.
+ */
+int iovk_device_resolve_name(struct iovk_ctx *ctx, const char *name, char ret_address[static IOVK_PCI_ADDR_MAX]);
 /* Address of the PF of a VF, or NULL. */
 const char *iovk_device_get_physfn(const struct iovk_device *d);
 /*

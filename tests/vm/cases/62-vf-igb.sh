@@ -105,7 +105,7 @@ ip link set dev "$PFN" up
 wait_for 20 pf_link_up || fail "$PFN: no link within 20 s of ip link set up"
 run_iovctl 0 sriov set --json "$PF" --numvfs 2
 save sriov_set
-assert_eq "$(json_get numvfs <<<"$out")/$(json_get changed_settings <<<"$out")" 2/true "numvfs/changed"
+assert_eq "$(json_get numvfs <<<"$out")/$(json_get changed <<<"$out")" 2/true "numvfs/changed"
 for i in 0 1; do
     VFS+=("$(basename "$(readlink "$P/virtfn$i")")")
     assert_eq "$(sysfs_driver "${VFS[$i]}")" igbvf "driver of VF $i (${VFS[$i]}) with autoprobe on"
