@@ -384,16 +384,12 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
  * group is handed out only when each of its endpoints is this VF or another
  * VF allocated to the same uid.
  */
-static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+/* The allocation OpenDevice or OpenDeviceCdevs (what) names, when the caller may open it; *ret_uid the caller's. */
+static int open_allowed(struct manager *m, sd_bus_message *msg, const char *what, struct allocation **ret,
+			uid_t *ret_uid, sd_bus_error *error)
 {
-	struct manager *m = userdata;
-	struct iovk_iommu_group *g = NULL;
-	_cleanup_free_ char *node = NULL;
-	_cleanup_close_ int fd = -1;
-	const char *path;
-	char now[64];
-	uid_t uid;
 	struct allocation *a;
+	const char *path;
 	int r;
 
 	r = sd_bus_message_read(msg, "o", &path);
@@ -403,15 +399,33 @@ static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error 
 	if (!a || a->releasing)
 		return sd_bus_error_setf(error, IOVD_ERR_NOT_FOUND, "no allocation %.128s%s", path,
 					 a ? " (it is being released)" : "");
-	r = sender_uid(m, msg, "OpenDevice", &uid, error);
+	r = sender_uid(m, msg, what, ret_uid, error);
 	if (r < 0)
 		return r;
-	r = check_owner(a, uid, "OpenDevice", "open", error);
+	r = check_owner(a, *ret_uid, what, "open", error);
 	if (r < 0)
 		return r;
 	if (!sd_bus_message_get_bus(msg) || !sd_bus_can_send(sd_bus_message_get_bus(msg), 'h'))
 		return sd_bus_error_setf(error, IOVD_ERR_NOT_SUPPORTED,
-					 "OpenDevice: the connection does not pass file descriptors");
+					 "%s: the connection does not pass file descriptors", what);
+	*ret = a;
+	return 0;
+}
+
+static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct manager *m = userdata;
+	struct iovk_iommu_group *g = NULL;
+	_cleanup_free_ char *node = NULL;
+	_cleanup_close_ int fd = -1;
+	char now[64];
+	uid_t uid;
+	struct allocation *a;
+	int r;
+
+	r = open_allowed(m, msg, "OpenDevice", &a, &uid, error);
+	if (r < 0)
+		return r;
 	node = allocation_device_node(m, a);
 	if (!node)
 		return -ENOMEM;
@@ -461,6 +475,55 @@ static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error 
 		 a->owner, (unsigned)uid);
 	/* sd-bus sends a duplicate: ours closes on return */
 	return sd_bus_reply_method_return(msg, "h", fd);
+}
+
+/*
+ * The iommufd way in: each endpoint's VFIO cdev (/dev/vfio/devices/vfioN),
+ * opened by iovd, as (address, descriptor) pairs, to the same callers as
+ * OpenDevice. A VMM binds each to its iommufd (VFIO_DEVICE_BIND_IOMMUFD);
+ * the endpoints are all of the allocation's (a device pool's whole group),
+ * so nothing of another owner comes with them.
+ */
+static int method_open_device_cdevs(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct manager *m = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	struct allocation *a;
+	char **devices;
+	uid_t uid;
+	int r;
+
+	r = open_allowed(m, msg, "OpenDeviceCdevs", &a, &uid, error);
+	if (r < 0)
+		return r;
+	devices = a->devices ?: (char *[]){ a->address, NULL };
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(sh)");
+	for (char **d = devices; r >= 0 && *d; d++) {
+		_cleanup_free_ char *node = NULL;
+		_cleanup_close_ int fd = -1;
+
+		r = iovk_device_vfio_cdev_node(m->ctx, *d, &node);
+		if (r < 0)
+			return sd_bus_error_setf(error, r == -ENOENT ? IOVD_ERR_NOT_SUPPORTED : IOVD_ERR_FAILED,
+						 "%s: %s", a->path, iovk_ctx_get_error(m->ctx));
+		fd = open(node, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			r = negative_errno();
+			return sd_bus_error_setf(error, r == -EBUSY ? IOVD_ERR_IN_USE : IOVD_ERR_FAILED,
+						 "%s: Failed to open %s (%s): %s", a->path, node, *d, strerror(-r));
+		}
+		/* sd-bus keeps a duplicate: ours closes here */
+		r = sd_bus_message_append(reply, "(sh)", *d, fd);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	log_info("Handing the VFIO cdevs of %s (%s, owner %s) to uid %u", a->address, a->path, a->owner,
+		 (unsigned)uid);
+	return sd_bus_send(NULL, reply, NULL);
 }
 
 /* ---- lists ----------------------------------------------------------------------------- */
@@ -701,6 +764,8 @@ static const sd_bus_vtable manager_vtable[] = {
 				 method_release_owner, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("OpenDevice", "o", SD_BUS_PARAM(allocation), "h", SD_BUS_PARAM(fd),
 				 method_open_device, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("OpenDeviceCdevs", "o", SD_BUS_PARAM(allocation), "a(sh)", SD_BUS_PARAM(cdevs),
+				 method_open_device_cdevs, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_SIGNAL_WITH_NAMES("AllocationAdded", "osss",
 				 SD_BUS_PARAM(allocation) SD_BUS_PARAM(pool) SD_BUS_PARAM(owner) SD_BUS_PARAM(address), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("AllocationRemoved", "osss",

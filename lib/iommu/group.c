@@ -240,6 +240,41 @@ _public_ char *iovk_iommu_group_vfio_node(const struct iovk_ctx *ctx, int group)
 	return dev_path(ctx, "/vfio/%d", group);
 }
 
+_public_ int iovk_device_vfio_cdev_node(struct iovk_ctx *ctx, const char *address, char **ret_path)
+{
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	char canonical[IOVK_PCI_ADDR_MAX];
+	struct iovk_pci_addr a;
+	struct dirent *de;
+	int r;
+
+	assert_return(ctx && address && ret_path, -EINVAL);
+	if (iovk_pci_addr_parse(address, &a) < 0)
+		return set_error(ctx, -EINVAL, "'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F, hex)",
+				 address);
+	iovk_pci_addr_format(&a, canonical);
+	dir = sysfs_path(ctx, "/bus/pci/devices/%s/vfio-dev", canonical);
+	if (!dir)
+		return -ENOMEM;
+	d = opendir(dir);
+	if (!d) {
+		r = negative_errno();
+		if (r == -ENOENT)
+			return set_error(ctx, -ENOENT,
+					 "%s has no VFIO cdev (no %s: the kernel lacks CONFIG_VFIO_DEVICE_CDEV, Linux 6.6+, "
+					 "the device is not on a VFIO driver, or its vfio driver predates cdevs)",
+					 canonical, dir);
+		return set_error(ctx, r, "%s: reading %s: %s", canonical, dir, strerror(-r));
+	}
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "vfio", 4) == 0 && de->d_name[4] >= '0' && de->d_name[4] <= '9') {
+			*ret_path = dev_path(ctx, "/vfio/devices/%s", de->d_name);
+			return *ret_path ? 0 : -ENOMEM;
+		}
+	return set_error(ctx, -ENOENT, "%s: %s names no vfioN cdev", canonical, dir);
+}
+
 _public_ int iovk_iommu_group_vfio_is_open(struct iovk_ctx *ctx, int group)
 {
 	_cleanup_free_ char *path = iovk_iommu_group_vfio_node(ctx, group);

@@ -82,41 +82,19 @@ static void iommufd_close(struct iovk_vfio_iommu *iommu)
 	iommu->n_devices = 0;
 }
 
-/* <sysfs>/bus/pci/devices/<address>/vfio-dev/vfioN -> "vfioN". */
-static int find_cdev(struct iovk_vfio_iommu *iommu, const char *address, char *ret_name, size_t size)
+/* The device's /dev/vfio/devices/vfioN; -EOPNOTSUPP without one: AUTO mode takes the container instead. */
+static int find_cdev(struct iovk_vfio_iommu *iommu, const char *address, char **ret_path)
 {
 	struct iovk_ctx *ctx = iommu->ctx;
-	_cleanup_free_ char *dir = sysfs_path(ctx, "/bus/pci/devices/%s/vfio-dev", address);
-	struct dirent *de;
-	DIR *d;
-	int found = 0;
+	int r = iovk_device_vfio_cdev_node(ctx, address, ret_path);
 
-	if (!dir)
-		return -ENOMEM;
-	d = opendir(dir);
-	if (!d) {
-		int r = negative_errno();
+	if (r == -ENOENT) {
+		char why[sizeof(ctx->error)];
 
-		if (r == -ENOENT)
-			/* -EOPNOTSUPP: AUTO mode takes the container instead. */
-			return set_error(ctx, -EOPNOTSUPP,
-					 "%s has no VFIO cdev (no %s: the kernel lacks CONFIG_VFIO_DEVICE_CDEV, "
-					 "Linux 6.6+, or the device's vfio driver predates cdevs); use the "
-					 "container backend",
-					 address, dir);
-		return set_error(ctx, r, "%s: reading %s: %s", address, dir, strerror(-r));
+		snprintf(why, sizeof(why), "%s", ctx->error);
+		return set_error(ctx, -EOPNOTSUPP, "%s; use the container backend", why);
 	}
-	while ((de = readdir(d)))
-		if (strncmp(de->d_name, "vfio", 4) == 0 && de->d_name[4] >= '0' && de->d_name[4] <= '9' &&
-		    strlen(de->d_name) < size) {
-			snprintf(ret_name, size, "%s", de->d_name);
-			found = 1;
-			break;
-		}
-	closedir(d);
-	if (!found)
-		return set_error(ctx, -EOPNOTSUPP, "%s: %s names no vfioN cdev", address, dir);
-	return 0;
+	return r;
 }
 
 /* The driver bound to a device ("" when none), by sysfs. */
@@ -214,7 +192,6 @@ static int iommufd_attach_device(struct iovk_vfio_iommu *iommu, const char *addr
 				 int *ret_device_fd)
 {
 	struct iovk_ctx *ctx = iommu->ctx;
-	char name[64];
 	_cleanup_free_ char *cdev = NULL;
 	_cleanup_close_ int fd = -1;
 	uint8_t uuid[16];
@@ -229,12 +206,9 @@ static int iommufd_attach_device(struct iovk_vfio_iommu *iommu, const char *addr
 	bool is_vf;
 	int r;
 
-	r = find_cdev(iommu, address, name, sizeof(name));
+	r = find_cdev(iommu, address, &cdev);
 	if (r < 0)
 		return r;
-	cdev = dev_path(ctx, "/vfio/devices/%s", name);
-	if (!cdev)
-		return -ENOMEM;
 	if (vf_token) {
 		if (vfio_parse_uuid(vf_token, uuid) < 0)
 			return set_error(ctx, -EINVAL, "'%s' is not a VF token (a UUID: 8-4-4-4-12 hex digits)",

@@ -7,10 +7,13 @@
  * and shows what it is, the way a VMM would use it.
  *
  *   iovd-open-device [--address ADDR] [--vfio-status] [--read-config BDF] [--hold] ALLOCATION
+ *   iovd-open-device [--address ADDR] --cdevs ALLOCATION
  *
  * Prints one JSON line: the descriptor's target (/proc/self/fd), its file
  * type, access mode and device number, and with --vfio-status the result of
  * VFIO_GROUP_GET_STATUS on it (which fails unless it is a real VFIO group).
+ * --cdevs calls OpenDeviceCdevs instead and prints each endpoint with the
+ * target of the cdev descriptor received for it.
  * --read-config BDF uses the group as a VMM does: a type1 container, the
  * device's descriptor (VFIO_GROUP_GET_DEVICE_FD), and the first 16 bytes of
  * its config space read through VFIO's config region ("config": hex).
@@ -53,6 +56,35 @@ static void json_string(const char *s)
 static const char *file_type(mode_t m)
 {
 	return S_ISCHR(m) ? "char" : S_ISREG(m) ? "file" : S_ISDIR(m) ? "directory" : "other";
+}
+
+/* OpenDeviceCdevs' reply: {"cdevs": [{"address": ..., "path": target of the descriptor}, ...]} */
+static int print_cdevs(sd_bus_message *reply)
+{
+	const char *address;
+	int fd, r, n = 0;
+
+	r = sd_bus_message_enter_container(reply, 'a', "(sh)");
+	printf("{\"cdevs\": [");
+	while (r >= 0 && (r = sd_bus_message_read(reply, "(sh)", &address, &fd)) > 0) {
+		char link[64], target[4096];
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		len = readlink(link, target, sizeof(target) - 1);
+		target[len > 0 ? len : 0] = '\0';
+		printf("%s{\"address\": ", n++ ? ", " : "");
+		json_string(address);
+		printf(", \"path\": ");
+		json_string(target);
+		printf("}");
+	}
+	printf("]}\n");
+	if (r < 0) {
+		fprintf(stderr, "iovd-open-device: reading the reply: %s\n", strerror(-r));
+		return 1;
+	}
+	return 0;
 }
 
 /* The group as a VMM uses it: container, IOMMU, device, config region; prints "config". */
@@ -102,9 +134,11 @@ int main(int argc, char **argv)
 		{ "vfio-status", no_argument, NULL, 's' },
 		{ "hold", no_argument, NULL, 'H' },
 		{ "read-config", required_argument, NULL, 'r' },
+		{ "cdevs", no_argument, NULL, 'C' },
 		{},
 	};
 	const char *read_config = NULL;
+	bool cdevs = false;
 	const char *address = getenv("IOVKIT_BUS_ADDRESS");
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	sd_bus_message *reply = NULL;
@@ -129,6 +163,9 @@ int main(int argc, char **argv)
 		case 'r':
 			read_config = optarg;
 			break;
+		case 'C':
+			cdevs = true;
+			break;
 		default:
 			return 2;
 		}
@@ -143,11 +180,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "iovd-open-device: cannot connect to %s: %s\n", address ?: "the system bus", strerror(-r));
 		return 1;
 	}
-	r = sd_bus_call_method(bus, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, "OpenDevice", &e, &reply, "o",
-			       argv[optind]);
+	r = sd_bus_call_method(bus, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, cdevs ? "OpenDeviceCdevs" : "OpenDevice",
+			       &e, &reply, "o", argv[optind]);
 	if (r < 0) {
 		fprintf(stderr, "iovd-open-device: %s: %s\n", e.name ?: "error", e.message ?: strerror(-r));
 		return 1;
+	}
+	if (cdevs) {
+		r = print_cdevs(reply);
+		sd_bus_message_unref(reply);
+		sd_bus_flush_close_unref(bus);
+		return r;
 	}
 	r = sd_bus_message_read(reply, "h", &received);
 	if (r < 0) {

@@ -76,6 +76,7 @@ Test(args, iommu_and_passthrough)
 	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
 	struct iovk_iommu_group *g = NULL, **groups = NULL;
 	struct iovk_passthrough *p = NULL, **list = NULL;
+	char *path = NULL;
 	struct iovk_reserved_region *regions = NULL;
 	size_t n;
 
@@ -103,6 +104,10 @@ Test(args, iommu_and_passthrough)
 	cr_assert_eq(iovk_passthrough_release_opts(ctx, "01:00.0", NULL, NULL), -EINVAL);
 	cr_assert_eq(iovk_passthrough_list_records(NULL, &list), -EINVAL);
 	cr_assert_eq(iovk_passthrough_list_records(ctx, NULL), -EINVAL);
+	cr_assert_eq(iovk_device_vfio_cdev_node(NULL, "01:00.0", &path), -EINVAL);
+	cr_assert_eq(iovk_device_vfio_cdev_node(ctx, NULL, &path), -EINVAL);
+	cr_assert_eq(iovk_device_vfio_cdev_node(ctx, "01:00.0", NULL), -EINVAL);
+	cr_assert_eq(iovk_device_vfio_cdev_node(ctx, "01:00.0", &path), -ENOENT);
 	iovk_ctx_unref(ctx);
 }
 
