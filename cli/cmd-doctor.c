@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* iovctl doctor: host validation in the spirit of virt-host-validate. */
+/*
+ * iovctl doctor: host validation in the spirit of virt-host-validate, and
+ * what it checks for a VMM too: /dev/kvm, the cgroup controllers, and ACS on
+ * the ports above assignable devices. It reads the IOMMU from sysfs groups
+ * and DMAR units and interrupt remapping from the kernel's own state, so an
+ * emulated VT-d (QEMU's intel-iommu) reads right where virt-host-validate,
+ * looking for ACPI DMAR flags, warns.
+ */
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "iovctl.h"
 
@@ -30,8 +38,217 @@ static const char doctor_help[] =
 	"Usage: iovctl doctor [--json]\n"
 	"\n"
 	"Check that this host can assign devices with VFIO: IOMMU enabled, interrupt\n"
-	"remapping, VFIO modules and device nodes, the memlock limit, hugepages. Each\n"
-	"check is PASS, WARN or FAIL with a hint. Exit status 1 when any check FAILs.\n";
+	"remapping, VFIO modules and device nodes, the memlock limit, hugepages; and\n"
+	"for a VMM, as virt-host-validate does: /dev/kvm, the cgroup controllers (cpu,\n"
+	"cpuset, memory, devices, io, pids), and ACS on every PCIe port above an\n"
+	"assignable device (naming the devices that share an IOMMU group for want of\n"
+	"it). Each check is PASS, WARN or FAIL with a hint. Exit status 1 when any\n"
+	"check FAILs.\n";
+
+/* /dev/kvm as virt-host-validate asks: there, and open for reading and writing. */
+static void check_kvm(struct cli *cli, struct report *rep)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/kvm", iovk_ctx_get_dev_root(cli->ctx));
+	if (access(path, F_OK) < 0)
+		report_add(rep, "kvm", REPORT_WARN,
+			   "a VMM needs it: enable VT-x/AMD-V in the firmware and load kvm_intel or kvm_amd "
+			   "(user-space drivers through VFIO do not)",
+			   "%s does not exist: no hardware virtualization", path);
+	else if (access(path, R_OK | W_OK) < 0)
+		report_add(rep, "kvm", REPORT_WARN, "add the VMM's user to the kvm group (or run it as root)",
+			   "%s exists, but this user cannot open it for reading and writing: %m", path);
+	else
+		report_add(rep, "kvm", REPORT_PASS, NULL, "%s exists and is accessible", path);
+}
+
+/*
+ * The controllers virt-host-validate's QEMU checks ask for (cpu, cpuacct,
+ * cpuset, memory, devices, blkio; libvirt's virHostValidateCGroupControllers),
+ * with pids, which systemd and libvirt use to bound a VMM's tasks. On cgroup
+ * v2 cpuacct is part of cpu, blkio is io, and devices is no controller: device
+ * access is a BPF program (BPF_PROG_TYPE_CGROUP_DEVICE) the manager attaches.
+ */
+static void check_cgroups(struct cli *cli, struct report *rep)
+{
+	static const struct {
+		const char *v2, *v1;
+	} ctrls[] = { { "cpu", "cpu" }, { "cpuset", "cpuset" }, { "memory", "memory" },
+		      { NULL, "devices" }, { "io", "blkio" }, { "pids", "pids" } };
+	_cleanup_free_ char *have = NULL;
+	char path[4096], name[32];
+	size_t size = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/fs/cgroup/cgroup.controllers", iovk_ctx_get_sysfs_root(cli->ctx));
+	f = fopen(path, "re");
+	if (f) {
+		ssize_t n = getline(&have, &size, f);
+
+		fclose(f);
+		if (n < 0) {
+			free(have);
+			have = strdup("");
+		}
+	}
+	for (size_t i = 0; i < ELEMENTSOF(ctrls); i++) {
+		snprintf(name, sizeof(name), "cgroup-%s", ctrls[i].v2 ?: ctrls[i].v1);
+		if (have && !ctrls[i].v2) {
+			report_add(rep, name, REPORT_PASS, NULL,
+				   "cgroup v2: device access is a BPF program the VMM's manager attaches, not a "
+				   "controller");
+			continue;
+		}
+		if (have) {
+			size_t len = strlen(ctrls[i].v2);
+			bool found = false;
+
+			for (const char *p = have; (p = strstr(p, ctrls[i].v2)); p += len)
+				if ((p == have || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\n' || !p[len]))
+					found = true;
+			if (found)
+				report_add(rep, name, REPORT_PASS, NULL, "cgroup v2 controller %s available", ctrls[i].v2);
+			else
+				report_add(rep, name, REPORT_WARN,
+					   "enable it in the kernel (CONFIG_CGROUP_*) or stop binding it to cgroup v1",
+					   "cgroup v2 controller %s is not in %s", ctrls[i].v2, path);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/fs/cgroup/%s", iovk_ctx_get_sysfs_root(cli->ctx), ctrls[i].v1);
+		if (access(path, F_OK) == 0)
+			report_add(rep, name, REPORT_PASS, NULL, "cgroup v1 controller %s mounted at %s", ctrls[i].v1,
+				   path);
+		else
+			report_add(rep, name, REPORT_WARN,
+				   "mount the cgroup hierarchy (systemd does), or enable the controller in the kernel",
+				   "no cgroup v2 hierarchy and no v1 %s controller at %s", ctrls[i].v1, path);
+	}
+}
+
+/* PCI Express Capability: the Device/Port Type (PCIe r6.0 7.5.3.2), -1 without it. */
+static int pcie_type(struct iovk_device *d)
+{
+	uint8_t cfg[256];
+	ssize_t n = iovk_device_read_config(d, 0, cfg, sizeof(cfg));
+	unsigned pos, hops = 0;
+
+	if (n < 0x40 || !(cfg[0x06] & 0x10)) /* Status: Capabilities List */
+		return -1;
+	for (pos = cfg[0x34] & ~3u; pos >= 0x40 && pos + 3 < (size_t)n && hops++ < 48; pos = cfg[pos + 1] & ~3u)
+		if (cfg[pos] == 0x10)
+			return (cfg[pos + 2] >> 4) & 0xf;
+	return -1;
+}
+
+#define PCIE_TYPE_UPSTREAM 0x5
+
+/*
+ * Whether the bridge stops peer-to-peer between the devices below it: what
+ * the kernel's pci_acs_enabled() asks of a port (Source Validation, Request
+ * and Completion Redirect, Upstream Forwarding). A switch's upstream port
+ * needs no ACS; every other bridge does (PCIe r6.0 6.12.1.1).
+ */
+static bool port_isolates(struct iovk_device *port)
+{
+	uint16_t cap, ctrl;
+
+	if (pcie_type(port) == PCIE_TYPE_UPSTREAM)
+		return true;
+	return iovk_device_get_acs(port, &cap, &ctrl) >= 0 && (ctrl & 0x1d) == 0x1d;
+}
+
+/* Appends "a, b" style to a bounded buffer, skipping a name already there. */
+static void add_name(char *buf, size_t size, const char *name)
+{
+	size_t len = strlen(buf);
+
+	if (strstr(buf, name))
+		return;
+	snprintf(buf + len, size - len, "%s%s", len ? ", " : "", name);
+}
+
+/*
+ * ACS: every IOMMU group with endpoints of more than one device (not only
+ * the functions of one) shares because some port above them lets peers talk
+ * to each other: name the group's endpoints and the ports without ACS above
+ * them. A group of functions of one device is what that device's own lack of
+ * ACS makes: assign its functions together, nothing to fix on the host.
+ */
+static void check_acs(struct cli *cli, struct report *rep, bool iommu)
+{
+	struct iovk_iommu_group **groups = NULL;
+	char text[1024] = "", funcs[512] = "";
+	size_t n = 0, n_endpoints = 0, n_bad = 0;
+	int r;
+
+	if (!iommu) {
+		report_add(rep, "acs", REPORT_WARN, "enable the IOMMU first", "cannot tell without IOMMU groups");
+		return;
+	}
+	r = iovk_iommu_group_enumerate(cli->ctx, &groups, &n);
+	if (r < 0) {
+		report_add(rep, "acs", REPORT_WARN, NULL, "cannot list the IOMMU groups: %s", iovk_ctx_get_error(cli->ctx));
+		return;
+	}
+	for (size_t g = 0; g < n; g++) {
+		struct iovk_device *const *devs = iovk_iommu_group_get_devices(groups[g]);
+		char members[512] = "", ports[256] = "";
+		const struct iovk_pci_addr *first = NULL;
+		size_t k = 0;
+		bool one_device = true;
+
+		for (; devs[k]; k++) {
+			const struct iovk_pci_addr *a = iovk_device_get_addr(devs[k]);
+
+			if (iovk_device_is_bridge(devs[k]))
+				continue;
+			n_endpoints++;
+			add_name(members, sizeof(members), iovk_device_get_address(devs[k]));
+			if (!first)
+				first = a;
+			else if (a->domain != first->domain || a->bus != first->bus || a->dev != first->dev)
+				one_device = false;
+		}
+		if (!first || strchr(members, ',') == NULL)
+			continue;
+		if (one_device) {
+			snprintf(funcs + strlen(funcs), sizeof(funcs) - strlen(funcs), "%sgroup %d",
+				 funcs[0] ? ", " : "", iovk_iommu_group_get_number(groups[g]));
+			continue;
+		}
+		for (k = 0; devs[k]; k++) {
+			char parent[IOVK_PCI_ADDR_MAX] = "";
+
+			snprintf(parent, sizeof(parent), "%s", iovk_device_get_parent(devs[k]) ?: "");
+			for (int depth = 0; parent[0] && depth < 32; depth++) {
+				struct iovk_device *up = NULL;
+
+				if (iovk_device_new(cli->ctx, parent, &up) < 0)
+					break;
+				if (!port_isolates(up))
+					add_name(ports, sizeof(ports), iovk_device_get_address(up));
+				snprintf(parent, sizeof(parent), "%s", iovk_device_get_parent(up) ?: "");
+				iovk_device_unref(up);
+			}
+		}
+		n_bad++;
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s share IOMMU group %d: no ACS on %s",
+			 text[0] ? "; " : "", members, iovk_iommu_group_get_number(groups[g]),
+			 ports[0] ? ports : "any port above them (a conventional PCI bridge?)");
+	}
+	iovk_iommu_group_list_free(groups);
+	if (n_bad)
+		report_add(rep, "acs", REPORT_WARN,
+			   "a group goes to one VM whole: assign them together, or move a device behind a port "
+			   "with ACS (pcie_acs_override= only pretends, and lets them reach each other)",
+			   "%s", text);
+	else
+		report_add(rep, "acs", REPORT_PASS, NULL,
+			   "%zu endpoints: every port above devices of different groups isolates them (ACS)%s%s%s",
+			   n_endpoints, funcs[0] ? "; functions of one device share " : "", funcs,
+			   funcs[0] ? " (the device's own: assign them together)" : "");
+}
 
 int cmd_doctor(struct cli *cli, int argc, char **argv)
 {
@@ -101,6 +318,9 @@ int cmd_doctor(struct cli *cli, int argc, char **argv)
 			   "vfio-pci is not loaded");
 	if (hs.iommufd)
 		report_add(&rep, "iommufd", REPORT_PASS, NULL, "iommufd available");
+	check_acs(cli, &rep, hs.enabled);
+	check_kvm(cli, &rep);
+	check_cgroups(cli, &rep);
 
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
 		if (rl.rlim_cur == RLIM_INFINITY)
