@@ -135,9 +135,9 @@ if command -v devlink >/dev/null && devlink dev eswitch set "netdevsim/netdevsim
     snap before_refusal
     iovctl_rc 1 --json vf set "$DEV" 2 mac 02:00:00:00:00:99 vlan 5 max_tx_rate 100 trust on
     assert_eq "$(get "$T/out.json" error errno_name)" EOPNOTSUPP "errno of the refused rate"
-    assert_eq "$(get "$T/out.json" error failed)" "min_tx_rate,max_tx_rate" "failed field"
+    assert_eq "$(get "$T/out.json" error failed_settings)" "min_tx_rate,max_tx_rate" "failed field"
     assert_eq "$(get "$T/out.json" error rolled_back)" true "rolled back"
-    assert_eq "$(get "$T/out.json" error applied)" "" "applied after the rollback"
+    assert_eq "$(get "$T/out.json" error applied_settings)" "" "applied after the rollback"
     msg=$(get "$T/out.json" error message)
     [[ $msg == *"setting min_tx_rate 0 max_tx_rate 100: Operation not supported"*"put back vlan 0 qos 0 proto 802.1Q" &&
        $msg != *mac* ]] || fail "refusal message: $msg"

@@ -143,7 +143,7 @@ snap before_refusals
 run_iovctl 1 vf set --json "$PF" 1 mac 02:00:00:00:62:12 vlan 20 qos 1 spoofchk off state enable
 save refused_state
 assert_eq "$(json_get error.errno_name <<<"$out")" EOPNOTSUPP "errno of state enable"
-assert_eq "$(json_get error.failed <<<"$out")/$(json_get error.applied <<<"$out")" '["state"]/[]' "failed/applied"
+assert_eq "$(json_get error.failed_settings <<<"$out")/$(json_get error.applied_settings <<<"$out")" '["state"]/[]' "failed/applied"
 assert_eq "$(json_get error.rolled_back <<<"$out")" true "rolled back"
 msg=$(json_get error.message <<<"$out")
 [[ $msg == *"$PFN (PF $PF) VF 1: setting state enable: Operation not supported (the PF driver does not support this setting); put back spoofchk on; put back vlan 0 qos 0 proto 802.1Q" &&
