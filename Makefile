@@ -78,7 +78,7 @@ LDFLAGS     ?=
 pc_cflags    = $(shell $(PKG_CONFIG) --cflags $(1))
 pc_libs      = $(shell $(PKG_CONFIG) --libs $(1))
 
-LIB_SRCS    := $(wildcard lib/core/*.c lib/iommu/*.c lib/passthrough/*.c lib/vfio/*.c lib/sriov/*.c lib/apply/*.c)
+LIB_SRCS    := $(wildcard lib/core/*.c lib/link/*.c lib/iommu/*.c lib/passthrough/*.c lib/vfio/*.c lib/sriov/*.c lib/apply/*.c)
 CLI_SRCS    := $(wildcard cli/*.c)
 DAEMON_SRCS := $(wildcard daemon/*.c)
 # common/*.c: code shared by the library and the programs (kmod's shared/).
@@ -101,6 +101,7 @@ IOVD        := $(BUILDDIR)/iovd
 IOVD_BENCH  := $(BUILDDIR)/iovd-bench
 IOVD_OPEN_DEVICE := $(BUILDDIR)/tests/iovd-open-device
 VFIO_TEST   := $(BUILDDIR)/tests/vfio-test
+IOVK_LINK   := $(BUILDDIR)/tests/iovk-link
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
@@ -109,7 +110,7 @@ PC          := $(BUILDDIR)/libiovkit.pc
 
 # iovd-open-device and vfio-test are test clients (tests/daemon, the VM
 # tier), built with everything so a case can run from a plain 'make'.
-all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL) $(IOVD) $(IOVD_OPEN_DEVICE) $(VFIO_TEST)
+all: check-pkgs $(LIB_SO) $(LIB_A) $(PC) $(IOVCTL) $(IOVD) $(IOVD_OPEN_DEVICE) $(VFIO_TEST) $(IOVK_LINK)
 
 check-pkgs:
 	@missing=""; for p in $(ALL_PKGS); do $(PKG_CONFIG) --exists $$p || missing="$$missing $$p"; done; \
@@ -138,9 +139,10 @@ $(BUILDDIR)/bench/%.o: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(call pc_cflags,libsystemd) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# libnl's headers: tests/unit/test-link.c builds netlink attributes
 $(BUILDDIR)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(call pc_cflags,$(TEST_PKGS)) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(call pc_cflags,$(TEST_PKGS) libnl-route-3.0) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB_SO): $(LIB_OBJS) lib/libiovkit.sym
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libiovkit.sym -Wl,--no-undefined \
@@ -195,6 +197,11 @@ $(IOVD_OPEN_DEVICE): $(BUILDDIR)/tests/daemon/iovd-open-device.o
 $(VFIO_TEST): $(BUILDDIR)/tests/vm/vfio-test.o $(LIB_A)
 	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
 
+# tests/host/iovk-link: libiovkit's link calls from the command line, for
+# tests/host/run-tests and the VM tier's failover cases (84-failover-*).
+$(IOVK_LINK): $(BUILDDIR)/tests/host/iovk-link.o $(LIB_A)
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
+
 # tests/unit/test-iovd.c drives iovd's manager over a socketpair: the unit
 # tests link iovd's objects, all but its main().
 DAEMON_LIB_OBJS := $(filter-out $(BUILDDIR)/daemon/main.o,$(DAEMON_OBJS))
@@ -229,8 +236,10 @@ check-cli: check-pkgs
 # The real kernel's netlink, inside a private network namespace (root or
 # user namespaces; skips otherwise).
 check-host: check-pkgs
-	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovctl $(ASAN_DIR)/fixtures/.stamp
-	IOVCTL=$(abspath $(ASAN_DIR)/iovctl) FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/host/run-tests
+	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovctl $(ASAN_DIR)/tests/iovk-link \
+		$(ASAN_DIR)/fixtures/.stamp
+	IOVCTL=$(abspath $(ASAN_DIR)/iovctl) IOVK_LINK=$(abspath $(ASAN_DIR)/tests/iovk-link) \
+		FIXTURES=$(abspath $(ASAN_DIR)/fixtures) tests/host/run-tests
 
 # iovd and iovctl under ASan+UBSan against a private dbus-daemon and fixture copies.
 check-daemon: check-pkgs
@@ -362,4 +371,5 @@ uninstall:
 clean:
 	rm -rf $(BUILDDIR)
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(BUILDDIR)/tests/vm/vfio-test.d
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(BUILDDIR)/tests/vm/vfio-test.d \
+	$(BUILDDIR)/tests/host/iovk-link.d

@@ -31,7 +31,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/route.h>
 
-#include "../internal.h"
+#include "netlink.h"
 
 /* A host with more reasons than this has told the operator enough. */
 #define REASONS_MAX 64
@@ -174,12 +174,6 @@ struct ip_use {
 	char addr[INET6_ADDRSTRLEN + 5]; /* the first one, with its prefix length */
 	char route[INET6_ADDRSTRLEN + 5];
 };
-
-static void nl_socket_freep(struct nl_sock **sk)
-{
-	if (*sk)
-		nl_socket_free(*sk);
-}
 
 struct nl_walk {
 	int ifindex;

@@ -39,6 +39,8 @@ void vf_settings_from_info(const struct iovk_vf_info *info, struct iovk_vf_setti
 #include <netlink/route/link.h>
 #include <netlink/socket.h>
 
+#include "../core/netlink.h"
+
 struct vf_entry {
 	struct iovk_vf_info info;
 	struct iovk_vf_vlan *vlans;
@@ -80,27 +82,6 @@ struct nl_answer {
 	size_t n_drops;
 };
 
-static inline void nl_socket_freep(struct nl_sock **sk)
-{
-	if (*sk)
-		nl_socket_free(*sk);
-}
-#define _cleanup_nl_socket_ _cleanup_(nl_socket_freep)
-
-static inline void nlmsg_freep(struct nl_msg **m)
-{
-	if (*m)
-		nlmsg_free(*m);
-}
-#define _cleanup_nlmsg_ _cleanup_(nlmsg_freep)
-
-static inline void rtnl_link_putp(struct rtnl_link **l)
-{
-	if (*l)
-		rtnl_link_put(*l);
-}
-#define _cleanup_rtnl_link_ _cleanup_(rtnl_link_putp)
-
 /* vf.c: the PF named by address or interface, and its VFs as netlink reports them */
 void vf_pf_ref_done(struct pf_ref *ref);
 int vf_resolve_pf(struct iovk_ctx *ctx, const char *pf, struct pf_ref *ret);
@@ -112,5 +93,3 @@ void vf_answer_done(struct nl_answer *a);
 const char *vf_errno_hint(int err, unsigned field);
 int vf_nl_exchange(struct iovk_ctx *ctx, struct nl_sock *sk, struct nl_msg *msg, const char *what,
 		   struct nl_answer *a);
-int vf_nl_open(struct iovk_ctx *ctx, struct nl_sock **ret);
-int vf_nle_to_errno(int nle);

@@ -25,60 +25,7 @@
 
 #include "vf-internal.h"
 
-/* ---- netlink -------------------------------------------------------------- */
-
-int vf_nle_to_errno(int nle)
-{
-	switch (nle < 0 ? -nle : nle) {
-	case NLE_NOMEM:
-		return -ENOMEM;
-	case NLE_AGAIN:
-		return -ETIMEDOUT; /* SO_RCVTIMEO expired */
-	case NLE_PERM:
-		return -EPERM;
-	case NLE_NOACCESS:
-		return -EACCES;
-	case NLE_BAD_SOCK:
-		return -EBADF;
-	case NLE_MSGSIZE:
-		return -EMSGSIZE;
-	case NLE_NOADDR:
-	case NLE_OBJ_NOTFOUND:
-		return -ENODEV;
-	case NLE_OPNOTSUPP:
-		return -EOPNOTSUPP;
-	case NLE_INVAL:
-	case NLE_RANGE:
-		return -EINVAL;
-	default:
-		return -EIO;
-	}
-}
-
-int vf_nl_open(struct iovk_ctx *ctx, struct nl_sock **ret)
-{
-	_cleanup_nl_socket_ struct nl_sock *sk = nl_socket_alloc();
-	struct timeval tv = { .tv_sec = ctx->timeout_ms / 1000, .tv_usec = (ctx->timeout_ms % 1000) * 1000 };
-	int r;
-
-	if (!sk)
-		return -ENOMEM;
-	r = nl_connect(sk, NETLINK_ROUTE);
-	if (r < 0)
-		return set_error(ctx, vf_nle_to_errno(r), "opening a NETLINK_ROUTE socket: %s", nl_geterror(r));
-	/* A PF with many VFs answers with one large message (~350 bytes a
-	 * VF): let libnl size its buffer from a peek instead of truncating. */
-	nl_socket_enable_msg_peek(sk);
-	nl_socket_enable_auto_ack(sk);
-	/* Bounds every wait for the kernel: rtnl_lock can be held for long
-	 * by a driver in trouble. */
-	if (setsockopt(nl_socket_get_fd(sk), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-		r = negative_errno();
-		return set_error(ctx, r, "setting a timeout on the netlink socket: %s", strerror(-r));
-	}
-	*ret = TAKE_PTR(sk);
-	return 0;
-}
+/* ---- netlink ----------------------------------------------------------------- */
 
 void vf_answer_done(struct nl_answer *a)
 {
@@ -143,23 +90,6 @@ static int cb_valid(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-static int cb_ack(struct nl_msg *msg, void *arg)
-{
-	struct nl_answer *a = arg;
-
-	a->done = true;
-	return NL_STOP;
-}
-
-static int cb_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
-{
-	struct nl_answer *a = arg;
-
-	a->error = e->error < 0 ? e->error : -EIO;
-	a->done = true;
-	return NL_STOP;
-}
-
 /*
  * Sends msg and collects the answer until the kernel's ACK or error. Returns
  * 0 with the answer (a->error may hold the kernel's refusal), or -errno when
@@ -168,34 +98,13 @@ static int cb_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
 int vf_nl_exchange(struct iovk_ctx *ctx, struct nl_sock *sk, struct nl_msg *msg, const char *what,
 		   struct nl_answer *a)
 {
-	struct nl_cb *cb = nl_cb_alloc(NL_CB_DEFAULT);
+	struct route_nl_answer answer = { .valid = cb_valid, .userdata = a };
 	int r;
 
-	if (!cb)
-		return -ENOMEM;
-	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, cb_valid, a);
-	nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, cb_ack, a);
-	nl_cb_err(cb, NL_CB_CUSTOM, cb_error, a);
-	r = nl_send_auto(sk, msg);
-	if (r < 0) {
-		nl_cb_put(cb);
-		return set_error(ctx, vf_nle_to_errno(r), "%s: sending the netlink request: %s", what, nl_geterror(r));
-	}
-	while (!a->done) {
-		r = nl_recvmsgs(sk, cb);
-		if (a->done)
-			break;
-		if (r < 0) {
-			nl_cb_put(cb);
-			if (vf_nle_to_errno(r) == -ETIMEDOUT)
-				return set_error(ctx, -ETIMEDOUT, "%s: no answer from the kernel within %u ms", what,
-						 ctx->timeout_ms);
-			return set_error(ctx, vf_nle_to_errno(r), "%s: receiving the netlink answer: %s", what,
-					 nl_geterror(r));
-		}
-	}
-	nl_cb_put(cb);
-	return 0;
+	r = route_nl_exchange(ctx, sk, msg, what, &answer);
+	a->done = answer.done;
+	a->error = answer.error;
+	return r;
 }
 
 const char *vf_errno_hint(int err, unsigned field)

@@ -115,7 +115,7 @@ static int write_field(struct iovk_ctx *ctx, struct nl_sock *sk, struct rtnl_lin
 		r = rtnl_link_vf_vlan_alloc(&vlans, 1);
 		if (r < 0) {
 			rtnl_link_vf_put(vf);
-			return vf_nle_to_errno(r);
+			return nle_to_errno(r);
 		}
 		vlans->vlans[0].vf_vlan = s->vlan;
 		vlans->vlans[0].vf_vlan_qos = s->qos;
@@ -151,12 +151,12 @@ static int write_field(struct iovk_ctx *ctx, struct nl_sock *sk, struct rtnl_lin
 	r = rtnl_link_vf_add(changes, vf);
 	rtnl_link_vf_put(vf);
 	if (r < 0)
-		return vf_nle_to_errno(r);
+		return nle_to_errno(r);
 	vf_describe_settings(field, s, desc, sizeof(desc));
 	snprintf(what, sizeof(what), "%s VF %u: setting %s", ref->label, index, desc);
 	r = rtnl_link_build_change_request(orig, changes, 0, &msg);
 	if (r < 0)
-		return set_error(ctx, vf_nle_to_errno(r), "%s: building the netlink request: %s", what, nl_geterror(r));
+		return set_error(ctx, nle_to_errno(r), "%s: building the netlink request: %s", what, nl_geterror(r));
 	r = vf_nl_exchange(ctx, sk, msg, what, &a);
 	if (r >= 0 && a.error < 0) {
 		r = a.error;
@@ -285,7 +285,7 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 	r = vf_resolve_pf(ctx, pf, &ref);
 	if (r < 0)
 		goto out;
-	r = vf_nl_open(ctx, &sk);
+	r = route_nl_open(ctx, &sk);
 	if (r < 0)
 		goto out;
 	/* Check first, so a bad request does not wait for the lock... */

@@ -334,7 +334,7 @@ int vf_read_vfs(struct iovk_ctx *ctx, struct nl_sock *sk, struct pf_ref *ref, st
 	snprintf(what, sizeof(what), "%s: reading its VFs", ref->label);
 	r = rtnl_link_build_get_request(0, ref->netdev, &msg);
 	if (r < 0)
-		return set_error(ctx, vf_nle_to_errno(r), "%s: building the netlink request: %s", what, nl_geterror(r));
+		return set_error(ctx, nle_to_errno(r), "%s: building the netlink request: %s", what, nl_geterror(r));
 	r = vf_nl_exchange(ctx, sk, msg, what, &a);
 	if (r < 0)
 		goto fail;
@@ -430,7 +430,7 @@ _public_ int iovk_vf_list_new(struct iovk_ctx *ctx, const char *pf, struct iovk_
 	r = vf_resolve_pf(ctx, pf, &ref);
 	if (r < 0)
 		return r;
-	r = vf_nl_open(ctx, &sk);
+	r = route_nl_open(ctx, &sk);
 	if (r >= 0)
 		r = vf_read_vfs(ctx, sk, &ref, ret_list, NULL);
 	vf_pf_ref_done(&ref);

@@ -166,3 +166,64 @@ Test(args, vfio)
 	cr_assert_eq(iovk_vfio_mapping_list_new(NULL), -EINVAL);
 	iovk_ctx_unref(ctx);
 }
+
+Test(args, links)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	struct iovk_link_info info = IOVK_LINK_INFO_INIT;
+	struct iovk_macvtap_info mv = IOVK_MACVTAP_INFO_INIT;
+	struct iovk_macvtap_opts mo = IOVK_MACVTAP_OPTS_INIT;
+	struct iovk_bond_opts bo = IOVK_BOND_OPTS_INIT;
+	struct iovk_bond_slave slave = IOVK_BOND_SLAVE_INIT;
+	struct iovk_bond *b = NULL;
+	enum iovk_macvtap_mode mode;
+	const uint8_t mac[6] = { 2, 0, 0, 0, 0, 1 };
+
+	cr_assert_eq(iovk_link_get(NULL, "lo", &info), -EINVAL);
+	cr_assert_eq(iovk_link_get(ctx, NULL, &info), -EINVAL);
+	cr_assert_eq(iovk_link_get(ctx, "lo", NULL), -EINVAL);
+	cr_assert_eq(iovk_link_set_up(NULL, "lo", true), -EINVAL);
+	cr_assert_eq(iovk_link_set_up(ctx, NULL, true), -EINVAL);
+	cr_assert_eq(iovk_link_set_mac(ctx, NULL, mac), -EINVAL);
+	cr_assert_eq(iovk_link_set_mac(ctx, "lo", NULL), -EINVAL);
+	cr_assert_eq(iovk_link_set_mtu(NULL, "lo", 1500), -EINVAL);
+	cr_assert_eq(iovk_link_delete(ctx, NULL), -EINVAL);
+	cr_assert_eq(iovk_macvtap_create(NULL, "lo", NULL, NULL), -EINVAL);
+	cr_assert_eq(iovk_macvtap_create(ctx, NULL, NULL, NULL), -EINVAL);
+	cr_assert_eq(iovk_macvtap_get(ctx, NULL, &mv), -EINVAL);
+	cr_assert_eq(iovk_macvtap_get(ctx, "lo", NULL), -EINVAL);
+	cr_assert_eq(iovk_macvtap_mode_from_string(NULL, &mode), -EINVAL);
+	cr_assert_eq(iovk_macvtap_mode_from_string("bridge", NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_create(NULL, "bond0", NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_create(ctx, NULL, NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_enslave(ctx, NULL, "eth0"), -EINVAL);
+	cr_assert_eq(iovk_bond_enslave(ctx, "bond0", NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_release(ctx, NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_set_active_slave(ctx, "bond0", NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_wait_active(ctx, NULL, "eth0", 10, NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_read(ctx, "bond0", NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_read(NULL, "bond0", &b), -EINVAL);
+	cr_assert_eq(iovk_bond_get_ifindex(NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_get_mode(NULL), -EINVAL);
+	cr_assert_null(iovk_bond_get_name(NULL));
+	cr_assert_null(iovk_bond_get_active_slave(NULL));
+	cr_assert_eq(iovk_bond_get_n_slaves(NULL), 0);
+	cr_assert_eq(iovk_bond_get_opts(NULL, &bo), -EINVAL);
+	cr_assert_eq(iovk_bond_get_slave(NULL, 0, &slave), -EINVAL);
+	cr_assert_null(iovk_bond_unref(NULL));
+	/* sized structs: too small, or members this library does not know, refused before any request */
+	mo.sz = 4;
+	cr_assert_eq(iovk_macvtap_create(ctx, "lo", &mo, NULL), -EINVAL);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "iovk_macvtap_opts"));
+	bo.sz = sizeof(bo) + 8;
+	{
+		char big[sizeof(bo) + 8] = { 0 };
+
+		memcpy(big, &bo, sizeof(bo));
+		big[sizeof(bo) + 1] = 1;
+		cr_assert_eq(iovk_bond_create(ctx, "bond0", (struct iovk_bond_opts *)big), -EINVAL);
+	}
+	info.sz = 2;
+	cr_assert_eq(iovk_link_get(ctx, "lo", &info), -EINVAL);
+	iovk_ctx_unref(ctx);
+}

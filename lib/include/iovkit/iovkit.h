@@ -4,6 +4,7 @@
 
 #include <iovkit/core.h>
 #include <iovkit/pci.h>
+#include <iovkit/link.h>
 #include <iovkit/iommu.h>
 #include <iovkit/passthrough.h>
 #include <iovkit/sriov.h>
