@@ -12,8 +12,9 @@
 #   make check-fuzz   each libFuzzer harness (tests/fuzz/) for FUZZ_RUNS executions (clang)
 #   make fuzz         each harness for FUZZ_SECONDS, growing its corpus in $(BUILDDIR)/fuzz/corpus
 #   make bench-vfio   DMA map cost of 1 GiB in the test guest (bench/vfio-dma-run)
+#   make bench-failover  planned bond switch vs miimon failover in the test guest (bench/failover-run)
 #   make deps         install the Debian build and test dependencies (apt-get)
-#   make install      honours PREFIX, LIBDIR, SBINDIR, MANDIR, SYSCONFDIR, SYSTEMD_UNITDIR,
+#   make install      (also libvirt's qemu hook in $(SYSCONFDIR)/libvirt/hooks/qemu.d) honours PREFIX, LIBDIR, SBINDIR, MANDIR, SYSCONFDIR, SYSTEMD_UNITDIR,
 #                     BASH_COMPLETIONDIR, DOCDIR, SYSUSERSDIR, TMPFILESDIR, DESTDIR
 #   make uninstall    removes what make install put there (same variables)
 #
@@ -105,7 +106,7 @@ IOVK_LINK   := $(BUILDDIR)/tests/iovk-link
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-host check-daemon check-install check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-vfio \
+.PHONY: all check check-unit check-cli check-host check-daemon check-install check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-vfio bench-failover \
 	fuzz fuzz-build check-fuzz
 
 # iovd-open-device and vfio-test are test clients (tests/daemon, the VM
@@ -258,6 +259,13 @@ bench-iovd: all $(IOVD_BENCH) fixtures
 bench-vfio: all $(VFIO_BENCH)
 	bench/vfio-dma-run
 
+# Runs in the test guest: this host has no bonding module.
+FAILOVER_BENCH := $(BUILDDIR)/failover-bench
+$(FAILOVER_BENCH): $(BUILDDIR)/bench/failover-bench.o $(LIB_A)
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
+bench-failover: all $(FAILOVER_BENCH)
+	bench/failover-run
+
 check-vm: all
 	tests/vm/build-netdevsim --optional
 	tests/vm/run-tests
@@ -348,6 +356,9 @@ install: all $(BUILDDIR)/dist/iovctl $(BUILDDIR)/dist/iovd
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -d $(DESTDIR)$(BASH_COMPLETIONDIR)
 	install -m 0644 contrib/bash-completion/iovctl $(DESTDIR)$(BASH_COMPLETIONDIR)/iovctl
+	# libvirt's qemu hook for failover groups (iovd(8), FAILOVER GROUPS); libvirt runs every file in qemu.d
+	install -d $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d
+	install -m 0755 contrib/libvirt/hooks/qemu.d/iovkit $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/iovkit
 
 # What install put there, by the same variables; directories only when
 # empty (an administrator's /etc/iovkit/apply.d/*.json stays, and so does
@@ -364,9 +375,11 @@ uninstall:
 		$(DESTDIR)$(DBUS_SYSTEM_SERVICEDIR)/org.iovkit.iovd1.service \
 		$(DESTDIR)$(SYSTEMD_UNITDIR)/iovd.service $(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-apply.service \
 		$(DESTDIR)$(DOCDIR)/examples/iovd.json $(DESTDIR)$(SYSUSERSDIR)/iovkit.conf \
-		$(DESTDIR)$(TMPFILESDIR)/iovkit.conf $(DESTDIR)$(BASH_COMPLETIONDIR)/iovctl
+		$(DESTDIR)$(TMPFILESDIR)/iovkit.conf $(DESTDIR)$(BASH_COMPLETIONDIR)/iovctl \
+		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/iovkit
 	rmdir $(DESTDIR)$(INCLUDEDIR)/iovkit $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
-		$(DESTDIR)$(SYSCONFDIR)/iovkit/apply.d $(DESTDIR)$(SYSCONFDIR)/iovkit 2>/dev/null || true
+		$(DESTDIR)$(SYSCONFDIR)/iovkit/apply.d $(DESTDIR)$(SYSCONFDIR)/iovkit \
+		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILDDIR)

@@ -38,7 +38,8 @@ static const char allocations_help[] =
 static const char alloc_help[] =
 	"Usage: iovctl alloc [--json] [--driver vfio-pci|kernel] [--numa NODE] [--mac MAC]\n"
 	"                    [--vlan VLANID [--qos QOS]] [--spoofchk on|off] [--trust on|off]\n"
-	"                    [--bus-address ADDR] POOL OWNER\n"
+	"                    [--failover bond|macvtap|guest [--bond BOND] [--standby NETDEV]\n"
+	"                    [--macvtap-mode MODE]] [--bus-address ADDR] POOL OWNER\n"
 	"\n"
 	"Ask iovd for a free VF of POOL for OWNER (a name of the caller's choosing, e.g.\n"
 	"an instance id; 'iovctl release' or ReleaseOwner gives the VFs back); from a\n"
@@ -59,7 +60,15 @@ static const char alloc_help[] =
 	"  --vlan VLANID      VLAN the PF enforces, 0 to 4095 (0: none)\n"
 	"  --qos QOS          802.1p priority of that VLAN, 0 to 7 (default 0)\n"
 	"  --spoofchk on|off  source MAC/VLAN anti-spoofing\n"
-	"  --trust on|off     let the VF change its MAC, go promiscuous, ...\n" BUS_OPTIONS_HELP;
+	"  --trust on|off     let the VF change its MAC, go promiscuous, ...\n"
+	"\n"
+	"A failover group, for live migration ('iovctl failover', iovd(8)):\n"
+	"  --failover MODE    bond: the VF's netdev and --standby in an active-backup\n"
+	"                     bond --bond (made when missing), the VF active;\n"
+	"                     macvtap: a macvtap on the VF's netdev (--macvtap-mode\n"
+	"                     passthru, the default, bridge, vepa or private);\n"
+	"                     guest: QEMU's failover=on pairs it in the guest\n"
+	"                     (bond and macvtap put the VF on its kernel driver)\n" BUS_OPTIONS_HELP;
 
 static const char release_help[] =
 	"Usage: iovctl release [--json] [--bus-address ADDR] ALLOCATION\n"
@@ -253,7 +262,9 @@ static int read_variant_json(sd_bus_message *m, struct json_object **ret)
 {
 	union {
 		const char *s;
+		uint64_t t;
 		uint32_t u;
+		int32_t i;
 		uint16_t q;
 		uint8_t y;
 		int b;
@@ -276,10 +287,24 @@ static int read_variant_json(sd_bus_message *m, struct json_object **ret)
 			json_object_array_add(*ret, json_object_new_string(x.s));
 		if (r >= 0)
 			r = sd_bus_message_exit_container(m);
-	} else if (strlen(contents) == 1 && strchr("suqyb", contents[0])) {
+	} else if (strcmp(contents, "aa{sv}") == 0) {
+		/* failover groups: a list of dictionaries */
+		*ret = json_object_new_array();
+		r = sd_bus_message_enter_container(m, 'a', "a{sv}");
+		while (r >= 0 && sd_bus_message_at_end(m, false) == 0) {
+			struct json_object *d = json_object_new_object();
+
+			json_object_array_add(*ret, d);
+			r = read_dict(m, d);
+		}
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+	} else if (strlen(contents) == 1 && strchr("soituqyb", contents[0])) {
 		r = sd_bus_message_read_basic(m, contents[0], &x);
 		if (r >= 0)
-			*ret = contents[0] == 's'   ? json_object_new_string(x.s)
+			*ret = contents[0] == 's' || contents[0] == 'o' ? json_object_new_string(x.s)
+			       : contents[0] == 't' ? json_object_new_uint64(x.t)
+			       : contents[0] == 'i' ? json_object_new_int(x.i)
 			       : contents[0] == 'u' ? json_object_new_int64(x.u)
 			       : contents[0] == 'q' ? json_object_new_int(x.q)
 			       : contents[0] == 'y' ? json_object_new_int(x.y)
@@ -488,13 +513,192 @@ int cmd_allocations(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---- failover ------------------------------------------------------------------------- */
+
+static const char failover_help[] =
+	"Usage: iovctl failover prepare [--json] [--bus-address ADDR] OWNER\n"
+	"       iovctl failover complete [--json] [--bus-address ADDR] OWNER\n"
+	"       iovctl failover abort [--json] [--bus-address ADDR] OWNER\n"
+	"       iovctl failover status [--json] [--bus-address ADDR] OWNER\n"
+	"       iovctl failover incoming [--json] --failover bond|macvtap|guest [alloc's options] POOL OWNER\n"
+	"\n"
+	"The steps of a live migration of a VM that holds a VF, on OWNER's failover\n"
+	"groups (made by 'iovctl alloc --failover ...'; iovd(8), FAILOVER GROUPS):\n"
+	"  prepare    source, before the migration: bond: switch to the standby and wait\n"
+	"             until the kernel reports it active; guest: the VF may be unplugged\n"
+	"  complete   source, after the VM left: release the VF as 'release' does;\n"
+	"             destination, after the VM arrived: switch the bond to the VF\n"
+	"  abort      source: back to the VF as before; destination: release the VF\n"
+	"  incoming   destination, before the VM arrives: allocate a VF of POOL with the\n"
+	"             MAC/VLAN the VM had (--mac, --vlan) and build its bond (on the\n"
+	"             standby) or macvtap; prints the tap node, VF and IOMMU group\n"
+	"  status     each group: mode, state, the bond's active slave, the tap node\n"
+	"Each step says how long it took (usec) and is safe to repeat.\n"
+	"\n" BUS_OPTIONS_HELP;
+
+static void print_group_text(struct json_object *g)
+{
+	struct json_object *v;
+
+	printf("  %s (VF %s): %s, %s", jstr(g, "allocation"), jstr(g, "address"), jstr(g, "failover"), jstr(g, "failover_state"));
+	if (json_object_object_get_ex(g, "bond", &v))
+		printf(", bond %s (VF %s, standby %s), active %s", json_object_get_string(v), jstr(g, "vf_netdev"),
+		       jstr(g, "standby"), jstr(g, "active_slave"));
+	if (json_object_object_get_ex(g, "tap_node", &v))
+		printf(", macvtap %s on %s, %s", jstr(g, "macvtap"), jstr(g, "vf_netdev"), json_object_get_string(v));
+	if (json_object_object_get_ex(g, "unplug", &v) && json_object_get_boolean(v))
+		printf(", the VF may be unplugged");
+	if (json_object_object_get_ex(g, "switch_usec", &v) && json_object_get_uint64(v))
+		printf(", last switch %s us", json_object_get_string(v));
+	printf("\n");
+}
+
+/* A step's a{sv} reply: JSON, or a line and one per group. */
+static int print_step(struct cli *cli, const char *cmd, sd_bus_message *reply)
+{
+	struct json_object *o = json_object_new_object(), *groups;
+	int r = read_dict(reply, o);
+
+	if (r < 0) {
+		json_object_put(o);
+		return fail(cli, r, "%s: cannot read iovd's reply", cmd);
+	}
+	if (cli->json) {
+		print_json(o);
+		return EXIT_OK;
+	}
+	if (json_object_object_get_ex(o, "failover_groups", &groups)) {
+		printf("%s %s: %s in %s us (%s group%s)\n", jstr(o, "migration_step"), jstr(o, "owner"),
+		       jstr(o, "failover_state"), jstr(o, "usec"), jstr(o, "n_groups"), strcmp(jstr(o, "n_groups"), "1") == 0 ? "" : "s");
+		for (size_t i = 0; i < json_object_array_length(groups); i++)
+			print_group_text(json_object_array_get_idx(groups, i));
+	} else {
+		printf("incoming: %s in %s us, IOMMU group %s%s%s\n", jstr(o, "allocation"), jstr(o, "usec"),
+		       jstr(o, "iommu_group"), *jstr(o, "device_node") ? ", " : "", jstr(o, "device_node"));
+		print_group_text(o);
+	}
+	json_object_put(o);
+	return EXIT_OK;
+}
+
+static int failover_step(struct cli *cli, const char *method, const char *cmd, int argc, char **argv)
+{
+	const char *address = NULL;
+	struct cmd_opt opts[] = { { bus_address_opt_name, true, &address }, {} };
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	int first, r;
+
+	first = parse(cli, cmd, failover_help, argc, argv, opts, 1, "OWNER");
+	PARSE_OR_RETURN(first);
+	if (connect_bus(cli, cmd, address, &bus) < 0)
+		return EXIT_FAILED;
+	r = sd_bus_call_method(bus, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, method, &e, &reply, "s", argv[first]);
+	if (r < 0)
+		return bus_fail(cli, cmd, &e, r);
+	return print_step(cli, cmd, reply);
+}
+
+static int failover_prepare(struct cli *cli, int argc, char **argv)
+{
+	return failover_step(cli, "PrepareMigration", "failover prepare", argc, argv);
+}
+
+static int failover_complete(struct cli *cli, int argc, char **argv)
+{
+	return failover_step(cli, "CompleteMigration", "failover complete", argc, argv);
+}
+
+static int failover_abort(struct cli *cli, int argc, char **argv)
+{
+	return failover_step(cli, "AbortMigration", "failover abort", argc, argv);
+}
+
+static int alloc_common(struct cli *cli, const char *cmd, const char *help, bool incoming, int argc, char **argv);
+
+static int failover_incoming(struct cli *cli, int argc, char **argv)
+{
+	return alloc_common(cli, "failover incoming", failover_help, true, argc, argv);
+}
+
+/* The FailoverState of each of OWNER's allocations that has a group. */
+static int failover_status(struct cli *cli, int argc, char **argv)
+{
+	const char *address = NULL;
+	struct cmd_opt opts[] = { { bus_address_opt_name, true, &address }, {} };
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	struct json_object *list = NULL, *groups = json_object_new_array(), *out;
+	int first, r = -EIO;
+
+	first = parse(cli, "failover status", failover_help, argc, argv, opts, 1, "OWNER");
+	if (first < 0)
+		json_object_put(groups);
+	PARSE_OR_RETURN(first);
+	if (connect_bus(cli, "failover status", address, &bus) < 0 || (r = list_allocations(bus, &e, &list)) < 0) {
+		json_object_put(groups);
+		return bus ? bus_fail(cli, "failover status", &e, r) : EXIT_FAILED;
+	}
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *a = json_object_array_get_idx(list, i), *g;
+		_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+		if (strcmp(jstr(a, "owner"), argv[first]) != 0)
+			continue;
+		r = sd_bus_get_property(bus, IOVD_BUS_NAME, jstr(a, "allocation"), IOVD_ALLOC_IFACE, "FailoverState", &e,
+					&reply, "a{sv}");
+		if (r < 0) {
+			json_object_put(list);
+			json_object_put(groups);
+			return bus_fail(cli, "failover status", &e, r);
+		}
+		g = json_object_new_object();
+		if (read_dict(reply, g) < 0 || json_object_object_length(g) == 0) {
+			json_object_put(g);
+			continue;
+		}
+		json_object_array_add(groups, g);
+	}
+	json_object_put(list);
+	out = json_object_new_object();
+	json_object_object_add(out, "owner", json_object_new_string(argv[first]));
+	json_object_object_add(out, "failover_groups", groups);
+	if (cli->json)
+		print_json(out);
+	else {
+		printf("%s: %zu failover group%s\n", argv[first], json_object_array_length(groups),
+		       json_object_array_length(groups) == 1 ? "" : "s");
+		for (size_t i = 0; i < json_object_array_length(groups); i++)
+			print_group_text(json_object_array_get_idx(groups, i));
+		json_object_put(out);
+	}
+	return EXIT_OK;
+}
+
+int cmd_failover(struct cli *cli, int argc, char **argv)
+{
+	static const struct subcommand subs[] = {
+		{ "prepare", failover_prepare },   { "complete", failover_complete }, { "abort", failover_abort },
+		{ "incoming", failover_incoming }, { "status", failover_status },
+	};
+
+	return run_subcommand(cli, "failover", failover_help, subs, ELEMENTSOF(subs), argc, argv);
+}
+
 /* ---- alloc -------------------------------------------------------------------------- */
 
-int cmd_alloc(struct cli *cli, int argc, char **argv)
+/* Allocate, or PrepareIncoming (incoming: its reply an a{sv}). */
+static int alloc_common(struct cli *cli, const char *cmd, const char *help, bool incoming, int argc, char **argv)
 {
 	const char *address = NULL, *driver = NULL, *numa = NULL, *mac = NULL, *vlan = NULL, *qos = NULL,
-		   *spoofchk = NULL, *trust = NULL;
+		   *spoofchk = NULL, *trust = NULL, *failover = NULL, *bond = NULL, *standby = NULL,
+		   *macvtap_mode = NULL;
 	struct cmd_opt opts[] = {
+		{ "failover", true, &failover },
+		{ "bond", true, &bond },
+		{ "standby", true, &standby },
+		{ "macvtap-mode", true, &macvtap_mode },
 		{ bus_address_opt_name, true, &address },
 		{ "driver", true, &driver },
 		{ "numa", true, &numa },
@@ -517,22 +721,26 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 	long numa_node = -1;
 	int first, r, n_words = 0;
 
-	first = parse(cli, "alloc", alloc_help, argc, argv, opts, 2, "POOL and OWNER");
+	first = parse(cli, cmd, help, argc, argv, opts, 2, "POOL and OWNER");
 	PARSE_OR_RETURN(first);
+	if ((bond || standby || macvtap_mode) && !failover)
+		return usage_error(cli, cmd, "--bond, --standby and --macvtap-mode need --failover");
+	if (incoming && !failover)
+		return usage_error(cli, cmd, "needs --failover bond|macvtap|guest");
 	if (driver && strcmp(driver, "vfio-pci") != 0 && strcmp(driver, "kernel") != 0)
-		return usage_error(cli, "alloc", "--driver takes vfio-pci or kernel, not '%s'", driver);
+		return usage_error(cli, cmd, "--driver takes vfio-pci or kernel, not '%s'", driver);
 	if (numa) {
 		char *end;
 
 		errno = 0;
 		numa_node = strtol(numa, &end, 10);
 		if (errno || *end || !*numa || numa_node < 0 || numa_node > 4095)
-			return usage_error(cli, "alloc", "--numa takes a NUMA node, 0 to 4095");
+			return usage_error(cli, cmd, "--numa takes a NUMA node, 0 to 4095");
 	}
 	/* iproute2's words, checked by libiovkit as for 'iovctl vf set'; its
 	 * error names the word first, which is the option's name here. */
 	if (qos && !vlan)
-		return usage_error(cli, "alloc", "--qos needs --vlan (qos is the priority of the VLAN's tags)");
+		return usage_error(cli, cmd, "--qos needs --vlan (qos is the priority of the VLAN's tags)");
 	for (const char *const *w = (const char *const[]){ "mac", mac, "vlan", vlan, "qos", qos, "spoofchk", spoofchk,
 							   "trust", trust, NULL };
 	     *w; w += 2)
@@ -541,10 +749,11 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 			words[n_words++] = w[1];
 		}
 	if (n_words > 0 && iovk_vf_settings_parse(cli->ctx, n_words, (char *const *)words, &settings) < 0)
-		return usage_error(cli, "alloc", "--%s", iovk_ctx_get_error(cli->ctx));
-	if (connect_bus(cli, "alloc", address, &bus) < 0)
+		return usage_error(cli, cmd, "--%s", iovk_ctx_get_error(cli->ctx));
+	if (connect_bus(cli, cmd, address, &bus) < 0)
 		return EXIT_FAILED;
-	r = sd_bus_message_new_method_call(bus, &call, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate");
+	r = sd_bus_message_new_method_call(bus, &call, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE,
+						   incoming ? "PrepareIncoming" : "Allocate");
 	if (r >= 0)
 		r = sd_bus_message_append(call, "ss", argv[first], argv[first + 1]);
 	if (r >= 0)
@@ -562,21 +771,29 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 		r = sd_bus_message_append(call, "{sv}", "spoofchk", "b", (int)settings.spoofchk);
 	if (r >= 0 && (settings.fields & IOVK_VF_TRUST))
 		r = sd_bus_message_append(call, "{sv}", "trust", "b", (int)settings.trust);
+	/* iovd checks the words (InvalidArgument names the option) */
+	for (const char *const *w = (const char *const[]){ "failover", failover, "bond", bond, "standby", standby,
+							   "macvtap_mode", macvtap_mode, NULL };
+	     r >= 0 && *w; w += 2)
+		if (w[1])
+			r = sd_bus_message_append(call, "{sv}", w[0], "s", w[1]);
 	if (r >= 0)
 		r = sd_bus_message_close_container(call);
 	if (r < 0)
-		return fail(cli, r, "alloc: cannot build the call");
+		return fail(cli, r, "%s: cannot build the call", cmd);
 	r = sd_bus_call(bus, call, 0, &e, &reply);
+	if (r >= 0 && incoming)
+		return print_step(cli, cmd, reply);
 	if (r >= 0)
 		r = sd_bus_message_read(reply, "osis", &path, &vf, &group, &node);
 	if (r < 0)
-		return bus_fail(cli, "alloc", &e, r);
+		return bus_fail(cli, cmd, &e, r);
 	/* every endpoint the VMM must be given: a device pool's whole group */
 	r = sd_bus_get_property_strv(bus, IOVD_BUS_NAME, path, IOVD_ALLOC_IFACE, "Devices", &e, &devices);
 	if (r >= 0)
 		r = sd_bus_get_property_string(bus, IOVD_BUS_NAME, path, IOVD_ALLOC_IFACE, "Kind", &e, &kind);
 	if (r < 0)
-		return bus_fail(cli, "alloc", &e, r);
+		return bus_fail(cli, cmd, &e, r);
 	if (cli->json) {
 		struct json_object *o = json_object_new_object();
 
@@ -607,6 +824,11 @@ int cmd_alloc(struct cli *cli, int argc, char **argv)
 		printf("%s: VF %s, IOMMU group %d%s%s\n", path, vf, group, node[0] ? ", " : "", node);
 	}
 	return EXIT_OK;
+}
+
+int cmd_alloc(struct cli *cli, int argc, char **argv)
+{
+	return alloc_common(cli, "alloc", alloc_help, false, argc, argv);
 }
 
 /* ---- release -------------------------------------------------------------------------- */

@@ -6,7 +6,7 @@
 #include "iovctl.h"
 
 static const char passthrough_help[] =
-	"Usage: iovctl passthrough prepare [--json] [--force] BDF\n"
+	"Usage: iovctl passthrough prepare [--json] [--force] [--failover STANDBY_MAC] BDF\n"
 	"       iovctl passthrough release [--json] BDF\n"
 	"\n"
 	"Hand a device's IOMMU group to a VMM (every endpoint on vfio-pci, with the QEMU\n"
@@ -14,7 +14,7 @@ static const char passthrough_help[] =
 	"'iovctl passthrough COMMAND --help' describes each command.\n";
 
 static const char prepare_help[] =
-	"Usage: iovctl passthrough prepare [--json] [--force] BDF\n"
+	"Usage: iovctl passthrough prepare [--json] [--force] [--failover STANDBY_MAC] BDF\n"
 	"\n"
 	"Check the device's IOMMU group, then bind every endpoint of it to vfio-pci (all\n"
 	"or nothing; bridges stay on pcieport) and print the QEMU -device arguments and\n"
@@ -30,6 +30,11 @@ static const char prepare_help[] =
 	"\n"
 	"  --force   take BDF although the host uses it (says what it overrides); the\n"
 	"            other endpoints' drivers still block\n"
+	"  --failover STANDBY_MAC\n"
+	"            guest failover for live migration (QEMU's virtio-net failover=on,\n"
+	"            the guest's net_failover): the lines pair BDF with a virtio-net\n"
+	"            standby of that MAC (QEMU failover_pair_id, libvirt <teaming>); QEMU\n"
+	"            unplugs the VF when a migration starts (iovd(8), FAILOVER GROUPS)\n"
 	"\n"
 	"The previous drivers are recorded durably in /run/iovkit/passthrough/ before\n"
 	"anything moves; 'iovctl passthrough release' puts them back, from any process.\n";
@@ -42,8 +47,13 @@ static const char release_help[] =
 	"and remove the record. Devices that were on vfio-pci before prepare stay there.\n"
 	"Without a record there is nothing to release: exit status 0.\n";
 
-/* The libvirt <hostdev> of one function, managed='no': the binding is ours, not libvirt's. */
-static int append_hostdev(char **xml, const char *address)
+/*
+ * The libvirt element of one function, managed='no': the binding is ours,
+ * not libvirt's. With a failover MAC (the requested device only) it is the
+ * transient member of a <teaming> pair, an <interface type='hostdev'>
+ * (libvirt's formatdomain: a VF in a failover pair must be an interface).
+ */
+static int append_hostdev(char **xml, const char *address, const char *failover_mac)
 {
 	struct iovk_pci_addr a;
 	char *s;
@@ -51,7 +61,25 @@ static int append_hostdev(char **xml, const char *address)
 
 	if (iovk_pci_addr_parse(address, &a) < 0)
 		return -EINVAL;
-	n = asprintf(&s,
+	if (failover_mac)
+		n = asprintf(&s,
+			     "%s<interface type='network'>\n"
+			     "  <mac address='%s'/>\n"
+			     "  <source network='default'/>\n"
+			     "  <model type='virtio'/>\n"
+			     "  <teaming type='persistent'/>\n"
+			     "  <alias name='ua-standby0'/>\n"
+			     "</interface>\n"
+			     "<interface type='hostdev' managed='no'>\n"
+			     "  <mac address='%s'/>\n"
+			     "  <source>\n"
+			     "    <address type='pci' domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'/>\n"
+			     "  </source>\n"
+			     "  <teaming type='transient' persistent='ua-standby0'/>\n"
+			     "</interface>\n",
+			     *xml ? *xml : "", failover_mac, failover_mac, a.domain, a.bus, a.dev, a.fn);
+	else
+		n = asprintf(&s,
 		     "%s<hostdev mode='subsystem' type='pci' managed='no'>\n"
 		     "  <source>\n"
 		     "    <address domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'/>\n"
@@ -179,8 +207,10 @@ static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 	_cleanup_free_ char *xml = NULL;
 	struct json_object *args;
 	char canonical[IOVK_PCI_ADDR_MAX];
-	const char *address, *force = NULL;
-	const struct cmd_opt opts[] = { { "force", false, &force }, {} };
+	const char *address, *force = NULL, *failover = NULL;
+	const struct cmd_opt opts[] = { { "force", false, &force }, { "failover", true, &failover }, {} };
+	char mac[IOVK_VF_MAC_STRING_MAX];
+	uint8_t mac_bytes[6];
 	int r, i = 0, ex;
 
 	i = parse_cmd_opts(cli, "passthrough prepare", prepare_help, argc, argv, opts);
@@ -191,6 +221,12 @@ static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 	if (!address_ok(cli, "passthrough prepare", argv[i], canonical, &ex))
 		return ex;
 	address = canonical;
+	if (failover) {
+		if (iovk_vf_parse_mac(failover, mac_bytes) < 0 || !memcmp(mac_bytes, "\0\0\0\0\0\0", 6))
+			return usage_error(cli, "passthrough prepare", "--failover: '%s' is not a unicast MAC address",
+					   failover);
+		failover = iovk_vf_format_mac(mac_bytes, mac);
+	}
 
 	if (force && check_host_use(cli, "prepare it for passthrough", &address, 1, true, NULL) != EXIT_OK)
 		return EXIT_FAILED;
@@ -219,14 +255,23 @@ static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 		return fail_lib(cli, r, "Failed to prepare %s for passthrough", address);
 
 	args = json_object_new_array();
+	if (failover) {
+		char standby[128];
+
+		/* the standby first: QEMU pairs by id; its -netdev standby0 is the VM's own backend */
+		snprintf(standby, sizeof(standby), "virtio-net-pci,netdev=standby0,id=standby0,mac=%s,failover=on", failover);
+		json_object_array_add(args, json_object_new_string("-device"));
+		json_object_array_add(args, json_object_new_string(standby));
+	}
 	for (size_t k = 0; k < iovk_passthrough_get_n_devices(p); k++) {
 		const struct iovk_passthrough_device *d = iovk_passthrough_get_device(p, k);
-		char dev[64];
+		bool paired = failover && d->requested;
+		char dev[96];
 
-		snprintf(dev, sizeof(dev), "vfio-pci,host=%s", d->address);
+		snprintf(dev, sizeof(dev), "vfio-pci,host=%s%s", d->address, paired ? ",id=hostdev0,failover_pair_id=standby0" : "");
 		json_object_array_add(args, json_object_new_string("-device"));
 		json_object_array_add(args, json_object_new_string(dev));
-		if (append_hostdev(&xml, d->address) < 0) {
+		if (append_hostdev(&xml, d->address, paired ? failover : NULL) < 0) {
 			json_object_put(args);
 			iovk_passthrough_free(p);
 			return fail(cli, -ENOMEM, "Failed to prepare %s for passthrough", address);

@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{ "allocations", cmd_allocations, "list the VFs iovd has handed out" },
 	{ "alloc", cmd_alloc, "ask iovd for a VF of a pool" },
 	{ "release", cmd_release, "give a VF back to iovd" },
+	{ "failover", cmd_failover, "live migration steps on an owner's failover groups (bond, macvtap, guest)" },
 	{ "vf", cmd_vf, "show and change VF settings (MAC, VLAN, trust, rates, ...) through the PF" },
 	{ "apply", cmd_apply, "bring PFs, VFs and drivers to what JSON files declare (iovkit.json(5))" },
 	{ "vfio", cmd_vfio, "open a device through VFIO: describe it, prove it usable, reset it" },

@@ -101,6 +101,7 @@ int cmd_pools(struct cli *cli, int argc, char **argv);
 int cmd_allocations(struct cli *cli, int argc, char **argv);
 int cmd_alloc(struct cli *cli, int argc, char **argv);
 int cmd_release(struct cli *cli, int argc, char **argv);
+int cmd_failover(struct cli *cli, int argc, char **argv);
 int cmd_vf(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
 int cmd_vfio(struct cli *cli, int argc, char **argv);

@@ -48,6 +48,7 @@ void allocation_free(struct allocation *a)
 	free(a->drift);
 	free(a->vf_pf);
 	strv_free(a->devices);
+	failover_free(a->failover);
 	free(a);
 }
 
@@ -234,6 +235,11 @@ struct allocation *manager_find_by_path(struct manager *m, const char *path)
 	return NULL;
 }
 
+bool owner_may_act(const struct allocation *a, const char *owner, uid_t uid)
+{
+	return a->committed && !a->releasing && strcmp(a->owner, owner) == 0 && (uid == 0 || a->uid == uid);
+}
+
 void count_holdings(struct manager *m, const char *owner, uid_t uid, struct holdings *ret)
 {
 	*ret = (struct holdings){};
@@ -299,6 +305,8 @@ int allocation_put_back(struct manager *m, struct allocation *a)
 	char err[1024], now[64];
 	int r = 0, k;
 
+	/* the group first: the VF's netdev leaves its bond or macvtap before its driver goes */
+	failover_teardown(m, a);
 	if (a->devices)
 		return a->passthrough ? put_back_group(m, a) : 0;
 

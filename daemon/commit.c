@@ -145,6 +145,8 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 		for (size_t j = 0; j < p->n_allocs; j++) {
 			struct allocation *a = p->allocs[j];
 
+			if (p->kind == COMMIT_UPDATE)
+				continue;
 			if (p->kind == COMMIT_ALLOCATE && r >= 0)
 				allocation_publish(m, a);
 			else if (p->kind == COMMIT_ALLOCATE) {
@@ -157,6 +159,11 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 		}
 		if (r >= 0)
 			(void)sd_bus_send(NULL, p->reply, NULL);
+		else if (p->kind == COMMIT_UPDATE)
+			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,
+							 "Failed to record the failover step in %s/allocations.json: %s; "
+							 "the kernel has it, the state file not: call the step again",
+							 m->state_dir, strerror(-r));
 		else if (p->kind == COMMIT_ALLOCATE)
 			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,
 							 "Failed to record the allocation in %s/allocations.json: %s; "

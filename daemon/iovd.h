@@ -91,6 +91,8 @@ struct config {
 	unsigned max_per_user;  /* allocations of one uid but root, under any owner names */
 };
 
+struct failover;
+
 struct allocation {
 	struct manager *manager;
 	uint64_t id;
@@ -125,6 +127,7 @@ struct allocation {
 	 */
 	char **devices;
 	bool passthrough;
+	struct failover *failover;    /* its failover group (failover.c), NULL when none */
 };
 
 /*
@@ -251,12 +254,21 @@ int pool_scan(struct iovk_ctx *ctx, struct pool *p);
 const char *pool_kind_to_string(enum pool_kind k);
 
 /* ---- options.c: the methods' arguments -------------------------------------------------- */
+/* Allocate's failover options (failover.c reads them): pointers into the message. */
+struct failover_options {
+	int mode;            /* enum failover_mode, 0 none */
+	const char *bond;    /* bond name (made when missing) */
+	const char *standby; /* the standby port's netdev */
+	int macvtap_mode;    /* enum iovk_macvtap_mode, 0 none */
+	unsigned seen;       /* each key once */
+};
 /* What Allocate's a{sv} asked for. */
 struct alloc_options {
 	int driver; /* enum pool_driver, -1 for the pool's */
 	int numa;   /* -1: no preference */
 	const char *address;
 	struct iovk_vf_settings vf; /* settings asked for; fields 0: none */
+	struct failover_options failover;
 };
 /* Owner names as Allocate takes them; state_load() refuses others. */
 bool owner_name_valid(const char *s);
@@ -274,6 +286,54 @@ int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf,
 		      const struct iovk_vf_settings *want, sd_bus_error *error);
 /* Writes back what vf_settings_apply() saved; 0, or -errno with the reason in err. */
 int vf_settings_restore(struct manager *m, struct allocation *a, char *err, size_t size);
+
+/* ---- failover.c: failover groups, built and taken down with their allocation ---------------- */
+enum failover_mode {
+	FAILOVER_NONE,
+	FAILOVER_BOND,
+	FAILOVER_MACVTAP,
+	FAILOVER_GUEST,
+};
+enum failover_state {
+	FAILOVER_ACTIVE,   /* the VF carries the VM's traffic */
+	FAILOVER_PREPARED, /* source, PrepareMigration done: the standby carries it, the VF may be unplugged */
+	FAILOVER_INCOMING, /* destination, PrepareIncoming done: ready for the VM, the standby active until Complete */
+};
+struct failover {
+	enum failover_mode mode;
+	enum failover_state state;
+	char *bond;       /* bond mode: the bond, the standby port, and whether iovd made the bond */
+	char *standby;
+	bool bond_created;
+	char *netdev;     /* the VF's netdev when the group was built (bond, macvtap) */
+	char *macvtap;    /* macvtap mode: the macvtap iovd made on it */
+	int macvtap_mode;
+	char last_step[16];     /* not stored: the last step of this run, and what it took */
+	uint64_t last_step_usec;
+	uint64_t switch_usec;   /* bond: the last switch, set to the kernel's word */
+};
+/* How long a switch may take before the kernel confirms it. */
+#define FAILOVER_WAIT_MS 5000
+const char *failover_mode_to_string(enum failover_mode m);
+const char *failover_state_to_string(enum failover_state s);
+void failover_free(struct failover *f);
+/* Allocate's option key if it is a failover one (1), else 0; InvalidArgument for a bad value. */
+int failover_parse_option(sd_bus_message *msg, const char *key, struct failover_options *fo, sd_bus_error *error);
+/* The options together, after all are read; *driver (enum pool_driver or -1) becomes kernel for bond and macvtap. */
+int failover_check_options(struct failover_options *fo, int *driver, sd_bus_error *error);
+/* Builds the group of a (its VF on its driver); on failure error names the step, and a->failover is what was made. */
+int failover_setup(struct manager *m, struct allocation *a, const struct failover_options *fo, bool incoming,
+		   sd_bus_error *error);
+/* Makes want the bond's active slave and waits for the kernel's word (FAILOVER_WAIT_MS); *ret_usec the wait. */
+int failover_switch(struct manager *m, struct allocation *a, const char *want, const char *step, uint64_t *ret_usec,
+		    sd_bus_error *error);
+/* Takes the group of a down (macvtap deleted, VF out of the bond, a bond iovd made deleted); failures logged. */
+void failover_teardown(struct manager *m, struct allocation *a);
+struct json_object *failover_to_json(const struct failover *f);
+/* Reads a group from the state file into a->failover; false when malformed. */
+bool failover_from_json(struct json_object *o, struct allocation *a);
+/* At start: the kernel put where the state file says each group is; logged. */
+void failover_recover(struct manager *m);
 
 /* ---- allocation.c: the allocations, their table, what they change on a VF -------------------- */
 struct allocation *allocation_new(struct manager *m, uint64_t id);
@@ -295,6 +355,8 @@ struct holdings {
 	const struct allocation *other;  /* one under the owner name of another uid (or of none known) */
 };
 void count_holdings(struct manager *m, const char *owner, uid_t uid, struct holdings *ret);
+/* Whether a is a committed allocation of owner, not being released, that uid may act on (its own; root: all). */
+bool owner_may_act(const struct allocation *a, const char *owner, uid_t uid);
 /* "<dev root>/vfio/N" for a VF on vfio-pci with an IOMMU group, else ""; NULL on OOM. */
 char *allocation_device_node(struct manager *m, const struct allocation *a);
 /* Refuses (InUse) a move to vfio-pci of a VF the host uses through its kernel driver. */
@@ -361,6 +423,7 @@ int state_write(struct manager *m, const char *text, size_t len);
 enum commit_kind {
 	COMMIT_ALLOCATE,
 	COMMIT_RELEASE,
+	COMMIT_UPDATE, /* a change to allocations that stay (a failover step): the reply waits for the disk */
 };
 int commit_init(struct manager *m);
 /* Takes reply and allocs; the reply is sent once the change is on disk (1: handled). */
@@ -368,6 +431,16 @@ int commit_queue(struct manager *m, enum commit_kind kind, sd_bus_message *call,
 		 struct allocation **allocs, size_t n_allocs);
 void commit_flush(struct manager *m);
 void commit_free(struct manager *m);
+
+/* ---- migration.c: the failover steps (PrepareMigration, ...), FailoverState, MigrationStep ------- */
+int method_prepare_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_complete_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_abort_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+/* The reply of PrepareIncoming: a{sv} of the allocation a has just made. */
+int migration_incoming_reply(struct manager *m, struct allocation *a, sd_bus_message *reply, uint64_t usec);
+/* The FailoverState property of an allocation, a{sv} (empty without a group). */
+int property_failover_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+			    sd_bus_message *reply, void *userdata, sd_bus_error *error);
 
 /* ---- manager.c: the D-Bus methods and objects, on top ----------------------------------------- */
 int manager_new(struct manager **ret);

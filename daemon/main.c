@@ -153,6 +153,7 @@ int main(int argc, char **argv)
 	r = manager_reconcile(m);
 	if (r < 0)
 		goto out;
+	failover_recover(m);
 	r = markers_rebuild(m);
 	if (r < 0)
 		goto out;

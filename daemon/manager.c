@@ -52,10 +52,14 @@ static ssize_t pick_vf(struct manager *m, struct pool *p, int numa)
 	return any;
 }
 
-static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+/*
+ * Allocate, and PrepareIncoming (incoming: a migration's destination,
+ * whose failover group starts on its standby, and whose reply is an a{sv}).
+ */
+static int allocate(sd_bus_message *msg, struct manager *m, bool incoming, sd_bus_error *error)
 {
-	struct manager *m = userdata;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	uint64_t start = now_usec(CLOCK_MONOTONIC);
 	_cleanup_free_ char *node = NULL;
 	struct allocation *a = NULL, **list;
 	struct alloc_options o;
@@ -68,7 +72,7 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	uid_t uid;
 	int r;
 
-	r = check_access(m, msg, "Allocate", &uid, error);
+	r = check_access(m, msg, incoming ? "PrepareIncoming" : "Allocate", &uid, error);
 	if (r < 0)
 		return r;
 	r = sd_bus_message_read(msg, "ss", &pool_name, &owner);
@@ -77,6 +81,9 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	r = parse_options(msg, &o, error);
 	if (r < 0)
 		return r;
+	if (incoming && !o.failover.mode)
+		return sd_bus_error_setf(error, IOVD_ERR_INVALID, "PrepareIncoming needs option failover (bond, "
+					 "macvtap or guest)");
 	r = check_name("owner", owner, error);
 	if (r < 0)
 		return r;
@@ -123,6 +130,11 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 					 "pool %s, owner %s: uid %u holds %u allocations, the limit per user "
 					 "(limits.per_user)", p->name, owner, (unsigned)uid, m->config.max_per_user);
 	if (p->kind == POOL_KIND_DEVICE) {
+		/* a failover group builds on a VF's netdev and its PF's settings */
+		if (o.failover.mode)
+			return sd_bus_error_setf(error, IOVD_ERR_INVALID,
+						 "pool %s hands out whole devices: option failover needs a pool of VFs",
+						 p->name);
 		r = devpool_allocate(m, p, owner, uid, &o, &a, error);
 		if (r < 0)
 			return r;
@@ -220,6 +232,14 @@ static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 		goto fail;
 	}
 	a->driver = strdup(driver);
+	if (!a->driver) {
+		r = -ENOMEM;
+		goto fail_undo;
+	}
+	/* the failover group on the VF as its driver left it; Release takes it down first */
+	r = failover_setup(m, a, &o.failover, incoming, error);
+	if (r < 0)
+		goto fail_undo;
 publish:
 	a->created_usec = now_usec(CLOCK_REALTIME);
 	node = allocation_device_node(m, a);
@@ -228,7 +248,9 @@ publish:
 		goto fail_undo;
 	}
 	r = sd_bus_message_new_method_return(msg, &reply);
-	if (r >= 0)
+	if (r >= 0 && incoming)
+		r = migration_incoming_reply(m, a, reply, now_usec(CLOCK_MONOTONIC) - start);
+	else if (r >= 0)
 		r = sd_bus_message_append(reply, "osis", a->path, a->address, a->iommu_group, node);
 	if (r < 0)
 		goto fail_undo;
@@ -252,6 +274,16 @@ fail:
 	marker_set(m, a, false);
 	allocation_free(a);
 	return r;
+}
+
+static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	return allocate(msg, userdata, false, error);
+}
+
+static int method_prepare_incoming(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	return allocate(msg, userdata, true, error);
 }
 
 /* ---- Release, ReleaseOwner ---------------------------------------------------------- */
@@ -328,8 +360,7 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
 		return -ENOMEM;
 	/* the caller's own only, unless root: check_owner() for each */
 	for (size_t i = 0; i < m->n_allocs; i++)
-		if (m->allocs[i]->committed && !m->allocs[i]->releasing && strcmp(m->allocs[i]->owner, owner) == 0 &&
-		    (uid == 0 || m->allocs[i]->uid == uid))
+		if (owner_may_act(m->allocs[i], owner, uid))
 			list[n++] = m->allocs[i];
 	if (n == 0) {
 		free(list);
@@ -766,6 +797,16 @@ static const sd_bus_vtable manager_vtable[] = {
 				 method_open_device, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("OpenDeviceCdevs", "o", SD_BUS_PARAM(allocation), "a(sh)", SD_BUS_PARAM(cdevs),
 				 method_open_device_cdevs, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("PrepareMigration", "s", SD_BUS_PARAM(owner), "a{sv}", SD_BUS_PARAM(result),
+				 method_prepare_migration, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("CompleteMigration", "s", SD_BUS_PARAM(owner), "a{sv}", SD_BUS_PARAM(result),
+				 method_complete_migration, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("AbortMigration", "s", SD_BUS_PARAM(owner), "a{sv}", SD_BUS_PARAM(result),
+				 method_abort_migration, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("PrepareIncoming", "ssa{sv}", SD_BUS_PARAM(pool) SD_BUS_PARAM(owner) SD_BUS_PARAM(options),
+				 "a{sv}", SD_BUS_PARAM(result), method_prepare_incoming, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_SIGNAL_WITH_NAMES("MigrationStep", "ssst",
+				 SD_BUS_PARAM(owner) SD_BUS_PARAM(step) SD_BUS_PARAM(state) SD_BUS_PARAM(usec), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("AllocationAdded", "osss",
 				 SD_BUS_PARAM(allocation) SD_BUS_PARAM(pool) SD_BUS_PARAM(owner) SD_BUS_PARAM(address), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("AllocationRemoved", "osss",
@@ -788,6 +829,7 @@ static const sd_bus_vtable allocation_vtable[] = {
 	SD_BUS_PROPERTY("Created", "t", NULL, offsetof(struct allocation, created_usec), SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("VfSettings", "a{sv}", property_vf_settings, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Drift", "s", NULL, offsetof(struct allocation, drift), SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("FailoverState", "a{sv}", property_failover_state, 0, 0),
 	SD_BUS_VTABLE_END,
 };
 

@@ -192,10 +192,13 @@ int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_error *er
 				o->vf.trust = b;
 				o->vf.fields |= IOVK_VF_TRUST;
 			}
+		} else if ((r = failover_parse_option(msg, key, &o->failover, error)) != 0) {
+			if (r < 0)
+				return r;
 		} else {
 			return sd_bus_error_setf(error, IOVD_ERR_INVALID,
 						 "unknown option '%.64s'; known: driver, numa, address, mac, vlan, qos, "
-						 "spoofchk, trust", key);
+						 "spoofchk, trust, failover, bond, standby, macvtap_mode", key);
 		}
 		r = sd_bus_message_exit_container(msg);
 		if (r < 0)
@@ -206,5 +209,8 @@ int parse_options(sd_bus_message *msg, struct alloc_options *o, sd_bus_error *er
 	if (has_qos && !(o->vf.fields & IOVK_VF_VLAN))
 		return sd_bus_error_setf(error, IOVD_ERR_INVALID, "option qos needs option vlan (qos is the priority of "
 					 "the VLAN's tags)");
+	r = failover_check_options(&o->failover, &o->driver, error);
+	if (r < 0)
+		return r;
 	return sd_bus_message_exit_container(msg);
 }

@@ -241,6 +241,8 @@ static bool allocation_extra_from_json(struct json_object *o, struct allocation 
 		if (!a->vf_pf)
 			return false;
 	}
+	if (json_object_object_get_ex(o, "failover", &vf) && !failover_from_json(vf, a))
+		return false;
 	return true;
 }
 
@@ -372,7 +374,7 @@ int state_parse(struct manager *m, const char *name, const char *text, size_t le
 			goto out;
 		}
 		why = allocation_extra_from_json(o, a) ? allocation_invalid(a)
-						       : "its uid, bind, vf, devices or passthrough member is malformed";
+						       : "its uid, bind, vf, devices, passthrough or failover member is malformed";
 		if (why) {
 			log_error("%s: allocation #%zu (id %" PRIu64 "): %s", name, i, id, why);
 			allocation_free(a);
@@ -472,6 +474,8 @@ static struct json_object *allocation_to_json(const struct allocation *a)
 		json_object_object_add(v, "previous", vf_settings_to_json(&a->vf_previous));
 		json_object_object_add(o, "vf", v);
 	}
+	if (a->failover)
+		json_object_object_add(o, "failover", failover_to_json(a->failover));
 	return o;
 }
 

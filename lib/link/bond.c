@@ -343,23 +343,46 @@ _public_ int iovk_bond_set_active_slave(struct iovk_ctx *ctx, const char *bond, 
 
 /* ---- waiting for the kernel's word --------------------------------------------------- */
 
-/* Whether the bond reports slave (ifindex) active; else what it reports, in why. */
-static bool switch_done(const struct iovk_bond *b, int slave, char *why, size_t size)
+/* The slave at ifindex in b, NULL (why says so) when it is not one of its slaves. */
+static const struct link_state *find_slave(const struct iovk_bond *b, int slave, char *why, size_t size)
 {
-	const struct link_state *s = NULL;
-
 	for (size_t i = 0; i < b->n_slaves; i++)
 		if (b->slaves[i].info.ifindex == slave)
-			s = &b->slaves[i];
-	if (!s) {
-		snprintf(why, size, "it is not a slave of the bond");
-		return false;
-	}
-	if ((int)b->bond.bond.active_slave == slave && s->slave.state == BOND_STATE_ACTIVE)
-		return true;
+			return &b->slaves[i];
+	snprintf(why, size, "it is not a slave of the bond");
+	return NULL;
+}
+
+static void describe(const struct iovk_bond *b, const struct link_state *s, char *why, size_t size)
+{
 	snprintf(why, size, "the bond reports %s as its active slave, and %s as %s, MII %s",
 		 b->active[0] ? b->active : "no slave", s->info.name, s->slave.state == BOND_STATE_ACTIVE ? "active" : "backup",
 		 s->slave.mii_status == BOND_LINK_UP ? "up" : "down");
+}
+
+/* Whether the bond reports slave (ifindex) active; else what it reports, in why. */
+static bool switch_done(const struct iovk_bond *b, int slave, char *why, size_t size)
+{
+	const struct link_state *s = find_slave(b, slave, why, size);
+
+	if (!s)
+		return false;
+	if ((int)b->bond.bond.active_slave == slave && s->slave.state == BOND_STATE_ACTIVE)
+		return true;
+	describe(b, s, why, size);
+	return false;
+}
+
+/* Whether the bond sees slave's link up (its MII status), which it needs to make it active. */
+static bool link_up_done(const struct iovk_bond *b, int slave, char *why, size_t size)
+{
+	const struct link_state *s = find_slave(b, slave, why, size);
+
+	if (!s)
+		return false;
+	if (s->slave.mii_status == BOND_LINK_UP)
+		return true;
+	describe(b, s, why, size);
 	return false;
 }
 
@@ -368,8 +391,9 @@ static int drain(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-_public_ int iovk_bond_wait_active(struct iovk_ctx *ctx, const char *bond, const char *slave, unsigned timeout_ms,
-				   uint64_t *ret_usec)
+static int bond_wait(struct iovk_ctx *ctx, const char *bond, const char *slave, unsigned timeout_ms,
+		     bool (*done_fn)(const struct iovk_bond *b, int slave, char *why, size_t size), const char *what,
+		     uint64_t *ret_usec)
 {
 	_cleanup_nl_socket_ struct nl_sock *sk = NULL, *mon = NULL;
 	struct link_state s;
@@ -405,7 +429,7 @@ _public_ int iovk_bond_wait_active(struct iovk_ctx *ctx, const char *bond, const
 		r = bond_read(ctx, sk, bond, &b);
 		if (r < 0)
 			return r;
-		done = switch_done(b, s.info.ifindex, why, sizeof(why));
+		done = done_fn(b, s.info.ifindex, why, sizeof(why));
 		iovk_bond_unref(b);
 		now = now_usec(CLOCK_MONOTONIC);
 		if (done) {
@@ -414,8 +438,8 @@ _public_ int iovk_bond_wait_active(struct iovk_ctx *ctx, const char *bond, const
 			return 0;
 		}
 		if (now >= deadline)
-			return set_error(ctx, -ETIMEDOUT, "%s: %s did not become its active slave within %u ms: %s", bond,
-					 slave, timeout_ms, why);
+			return set_error(ctx, -ETIMEDOUT, "%s: %s did not %s within %u ms: %s", bond, slave, what,
+					 timeout_ms, why);
 		ts = (struct timespec){ .tv_sec = (time_t)((deadline - now) / 1000000),
 					.tv_nsec = (long)((deadline - now) % 1000000) * 1000 };
 		r = ppoll(&p, 1, &ts, NULL);
@@ -431,4 +455,21 @@ _public_ int iovk_bond_wait_active(struct iovk_ctx *ctx, const char *bond, const
 			nl_cb_put(cb);
 		}
 	}
+}
+
+_public_ int iovk_bond_wait_active(struct iovk_ctx *ctx, const char *bond, const char *slave, unsigned timeout_ms,
+				   uint64_t *ret_usec)
+{
+	assert_return(ctx && bond && slave, -EINVAL);
+	clear_error(ctx);
+	return bond_wait(ctx, bond, slave, timeout_ms, switch_done, "become its active slave", ret_usec);
+}
+
+_public_ int iovk_bond_wait_link_up(struct iovk_ctx *ctx, const char *bond, const char *slave, unsigned timeout_ms,
+				    uint64_t *ret_usec)
+{
+	assert_return(ctx && bond && slave, -EINVAL);
+	clear_error(ctx);
+	return bond_wait(ctx, bond, slave, timeout_ms, link_up_done, "get its link up in the bond's eyes (MII up)",
+			 ret_usec);
 }

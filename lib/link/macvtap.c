@@ -80,7 +80,10 @@ static int macvtap_info(struct iovk_ctx *ctx, struct nl_sock *sk, const struct l
 	node = dev_path(ctx, "/tap%d", m.ifindex);
 	if (!node)
 		return -ENOMEM;
-	snprintf(m.tap_node, sizeof(m.tap_node), "%s", node);
+	if (strlen(node) >= sizeof(m.tap_node))
+		return set_error(ctx, -ENAMETOOLONG, "%s: its node %s is longer than %zu characters", m.name, node,
+				 sizeof(m.tap_node) - 1);
+	strcpy(m.tap_node, node);
 	read_tap_devnum(ctx, &m);
 	result_store(ret, &m, sizeof(m));
 	return 0;

@@ -15,6 +15,7 @@
  *   iovk-link bond-create NAME [MIIMON_MS]
  *   iovk-link enslave BOND SLAVE       iovk-link release SLAVE
  *   iovk-link active BOND SLAVE        iovk-link wait BOND SLAVE TIMEOUT_MS
+ *   iovk-link linkwait BOND SLAVE TIMEOUT_MS
  *   iovk-link bond NAME
  */
 #include <errno.h>
@@ -155,6 +156,11 @@ int main(int argc, char **argv)
 		uint64_t usec = 0;
 
 		r = iovk_bond_wait_active(ctx, a[0], a[1], (unsigned)strtoul(a[2], NULL, 10), &usec);
+		r = r < 0 ? fail(r) : (printf("{\"waited_usec\": %llu}\n", (unsigned long long)usec), 0);
+	} else if (strcmp(cmd, "linkwait") == 0 && n == 3) {
+		uint64_t usec = 0;
+
+		r = iovk_bond_wait_link_up(ctx, a[0], a[1], (unsigned)strtoul(a[2], NULL, 10), &usec);
 		r = r < 0 ? fail(r) : (printf("{\"waited_usec\": %llu}\n", (unsigned long long)usec), 0);
 	} else if (strcmp(cmd, "bond") == 0 && n == 1)
 		r = show_bond(a[0]);

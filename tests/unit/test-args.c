@@ -201,6 +201,7 @@ Test(args, links)
 	cr_assert_eq(iovk_bond_release(ctx, NULL), -EINVAL);
 	cr_assert_eq(iovk_bond_set_active_slave(ctx, "bond0", NULL), -EINVAL);
 	cr_assert_eq(iovk_bond_wait_active(ctx, NULL, "eth0", 10, NULL), -EINVAL);
+	cr_assert_eq(iovk_bond_wait_link_up(ctx, "bond0", NULL, 10, NULL), -EINVAL);
 	cr_assert_eq(iovk_bond_read(ctx, "bond0", NULL), -EINVAL);
 	cr_assert_eq(iovk_bond_read(NULL, "bond0", &b), -EINVAL);
 	cr_assert_eq(iovk_bond_get_ifindex(NULL), -EINVAL);

@@ -103,7 +103,7 @@ struct iovk_macvtap_info {
 	 * it so; devtmpfs or udev creates it), and the number sysfs gives it
 	 * (0:0 when sysfs does not show this namespace's interfaces).
 	 */
-	char tap_node[64];
+	char tap_node[256];
 	unsigned tap_major, tap_minor;
 };
 #define IOVK_MACVTAP_INFO_INIT { .sz = sizeof(struct iovk_macvtap_info) }
@@ -171,6 +171,15 @@ int iovk_bond_set_active_slave(struct iovk_ctx *ctx, const char *bond, const cha
  */
 int iovk_bond_wait_active(struct iovk_ctx *ctx, const char *bond, const char *slave, unsigned timeout_ms,
 			  uint64_t *ret_usec);
+
+/*
+ * Waits, the same way, until the bond sees slave's link up (its MII status,
+ * polled by the bond every miimon ms): a slave is made active only then. A
+ * VF's link comes up a while after its driver probes (igbvf's watchdog
+ * checks every 2 s).
+ */
+int iovk_bond_wait_link_up(struct iovk_ctx *ctx, const char *bond, const char *slave, unsigned timeout_ms,
+			   uint64_t *ret_usec);
 
 /* A snapshot of a bond and its slaves, read once (reread after a change). */
 struct iovk_bond;
