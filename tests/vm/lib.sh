@@ -278,6 +278,37 @@ iovd_teardown() {
     return 0
 }
 
+# ---- the failover cases (84, 85): one igb VF for iovd ----
+# failover_igb_start DIR: one VF of the igb PF, made with autoprobe off (igb
+# resets the PF while it enables SR-IOV, and a VF igbvf probes then never
+# gets link until probed again: iovd binds igbvf afterwards), the PF up (igb
+# serves its VFs' mailbox and link only then), a private bus and iovd with
+# the pool "igb" of driver kernel; sets PF, PFN, VF, FO_DIR. Skips without
+# the igb PF (QEMU before 8.0).
+failover_igb_start() {
+    PF=$VM_IGB_BDF FO_DIR=$1
+    local p=/sys/bus/pci/devices/$PF l
+    [[ -e $p/sriov_numvfs ]] || skip "no igb PF at $PF: QEMU before 8.0 has no -device igb"
+    FO_AP0=$(<"$p/sriov_drivers_autoprobe")
+    PFN=$(netdev_of "$PF")
+    l=$("$IOVCTL" sriov set "$PF" --numvfs 1 --no-autoprobe 2>&1) || fail "sriov set 1: $l"
+    l=$(readlink "$p/virtfn0") VF=${l##*/}
+    ip link set dev "$PFN" up
+    iovd_bus_start "$FO_DIR"
+    printf '{ "pools": [ { "name": "igb", "pfs": ["%s"], "driver": "kernel" } ] }\n' "$PFN" >"$FO_DIR/iovd.json"
+    iovd_start -v
+}
+# failover_igb_cleanup RC: the EXIT trap's part for failover_igb_start.
+failover_igb_cleanup() {
+    iovd_teardown "$1"
+    [[ -n ${PF:-} && -n ${FO_AP0:-} ]] || return 0
+    rm -rf /run/iovkit/iovd-allocated
+    "$IOVCTL" sriov set "$PF" --numvfs 0 --force >/dev/null 2>&1 || true
+    printf '%s' "$FO_AP0" >"/sys/bus/pci/devices/$PF/sriov_drivers_autoprobe" 2>/dev/null || true
+    rm -rf "${FO_DIR:-}" "/run/iovkit/sriov-autoprobe/$PF"
+    return 0
+}
+
 if [[ ${IOVKIT_IN_VM:-} != 1 && ${IOVKIT_VM_ALLOW_HOST:-} != 1 ]]; then
     skip "must run inside the test guest (tests/vm/run-tests or tests/vm/run)"
 fi
