@@ -1,5 +1,5 @@
 #!/bin/bash
-# 85-iovd-device-pool: iovd hands out whole devices with their IOMMU group,
+# 86-iovd-device-pool: iovd hands out whole devices with their IOMMU group,
 # against the kernel (issue 12). A device pool of the virtio-net device and
 # of the ICH9 LPC bridge: the LPC bridge is refused, naming the SATA
 # controller (ahci) that shares its group; Allocate moves the virtio-net
