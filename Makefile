@@ -7,6 +7,7 @@
 #   make check-host   iovctl over real netlink in a private network namespace (tests/host/)
 #   make check-daemon iovd end to end on a private dbus-daemon (tests/daemon/)
 #   make check-install make install into a DESTDIR, a consumer built on it (tests/install/)
+#   make check-deb    the Debian packages: built, lintian, installed, iovd activated (tests/install/deb)
 #   make bench-iovd   iovd allocate+release throughput and latency (bench/)
 #   make check-vm     integration tests in a QEMU guest (tests/vm/)
 #   make check-fuzz   each libFuzzer harness (tests/fuzz/) for FUZZ_RUNS executions (clang)
@@ -106,7 +107,7 @@ IOVK_LINK   := $(BUILDDIR)/tests/iovk-link
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-host check-daemon check-install check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-vfio bench-failover \
+.PHONY: all check check-unit check-cli check-host check-daemon check-install check-deb check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-vfio bench-failover \
 	fuzz fuzz-build check-fuzz
 
 # iovd-open-device and vfio-test are test clients (tests/daemon, the VM
@@ -278,6 +279,10 @@ check-vm: all
 check-install: all
 	tests/install/run-tests
 
+# dpkg-buildpackage on a copy of the tree (debian/), lintian, dpkg -i (root)
+check-deb:
+	tests/install/deb
+
 # ---- tests/fuzz: libFuzzer harnesses, one per parser of untrusted text -----
 # Built in $(BUILDDIR)/fuzz with clang (SANITIZE=fuzz above); iovd's
 # harnesses link iovd's objects but main.o, as the unit tests do. A crash or
@@ -321,7 +326,7 @@ check-fuzz: fuzz-build
 		fi; \
 	done
 
-check: check-unit check-cli check-host check-daemon check-install check-fuzz check-vm
+check: check-unit check-cli check-host check-daemon check-install check-deb check-fuzz check-vm
 
 deps:
 	tools/deps
