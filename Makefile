@@ -80,7 +80,7 @@ LDFLAGS     ?=
 pc_cflags    = $(shell $(PKG_CONFIG) --cflags $(1))
 pc_libs      = $(shell $(PKG_CONFIG) --libs $(1))
 
-LIB_SRCS    := $(wildcard lib/core/*.c lib/link/*.c lib/iommu/*.c lib/passthrough/*.c lib/vfio/*.c lib/sriov/*.c lib/apply/*.c)
+LIB_SRCS    := $(wildcard lib/core/*.c lib/link/*.c lib/iommu/*.c lib/passthrough/*.c lib/vfio/*.c lib/sriov/*.c lib/apply/*.c lib/datapath/*.c)
 CLI_SRCS    := $(wildcard cli/*.c)
 DAEMON_SRCS := $(wildcard daemon/*.c)
 # common/*.c: code shared by the library and the programs (kmod's shared/).

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Guest memory and split virtqueues, as a vhost-user backend sees them.
+ *
+ * Everything the guest controls is reached through one bounds-checked
+ * translation (guest address and length -> host pointer, or fail), as
+ * libvhost-user's vu_gpa_to_va() does, and a descriptor chain is walked
+ * with a hard bound (virtio 1.2, 2.7.5.3.1: the driver must not create a
+ * loop or a chain longer than the queue; the device must not trust that).
+ * A ring that breaks a rule is marked broken, the virtio NEEDS_RESET state:
+ * it is not touched again until the frontend sets it up anew, and the
+ * reason is kept for the log and the counters.
+ *
+ * Private to lib/datapath (the unit tests and fuzzers include it too).
+ */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <linux/virtio_ring.h>
+
+#define _dp_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* vhost-user's baseline table size (VHOST_MEMORY_BASELINE_NREGIONS); more
+ * needs CONFIGURE_MEM_SLOTS, which we do not offer. */
+#define DP_MEM_MAX_REGIONS 8
+/* The largest split ring virtio allows (2.7: Queue Size up to 32768). */
+#define DP_VQ_MAX_SIZE 32768
+/* Segments one chain may yield; a longer chain is legal but dropped. */
+#define DP_CHAIN_MAX_SEGS 64
+
+struct dp_mem_region {
+	uint64_t gpa;  /* guest physical address of the first byte */
+	uint64_t size; /* bytes */
+	uint64_t uva;  /* the frontend's virtual address of the first byte */
+	uint8_t *hva;  /* our mapping of the first byte */
+	void *map_base;
+	size_t map_size;
+};
+
+struct dp_mem {
+	unsigned n;
+	struct dp_mem_region r[DP_MEM_MAX_REGIONS];
+};
+
+/*
+ * Guest physical address -> our pointer. On success *len is clipped to the
+ * bytes contiguous in our mapping (at least 1); NULL when gpa is in no region.
+ */
+static inline uint8_t *dp_mem_gpa(const struct dp_mem *m, uint64_t gpa, uint64_t *len)
+{
+	for (unsigned i = 0; i < m->n; i++) {
+		const struct dp_mem_region *r = &m->r[i];
+		uint64_t off = gpa - r->gpa;
+
+		/* unsigned: gpa below the region wraps to a huge offset */
+		if (off < r->size) {
+			if (*len > r->size - off)
+				*len = r->size - off;
+			return r->hva + off;
+		}
+	}
+	return NULL;
+}
+
+/* A whole [uva, uva+len) of the frontend's address space inside one region, or NULL. */
+uint8_t *dp_mem_uva(const struct dp_mem *m, uint64_t uva, uint64_t len);
+/* A whole [gpa, gpa+len) inside one region, or NULL. */
+uint8_t *dp_mem_gpa_whole(const struct dp_mem *m, uint64_t gpa, uint64_t len);
+/* Unmaps every region; the table is empty afterwards. */
+void dp_mem_unmap(struct dp_mem *m);
+
+/* The dirty log of live migration (LOG_SHMFD): one bit per 4 KiB page of guest memory. */
+struct dp_log {
+	uint8_t *bits;
+	uint64_t size; /* bytes of bits */
+	void *map_base;
+	size_t map_size;
+};
+#define DP_LOG_PAGE 4096
+void dp_log_write(struct dp_log *log, uint64_t gpa, uint64_t len);
+void dp_log_unmap(struct dp_log *log);
+
+enum dp_vq_dir {
+	DP_VQ_DEVICE_READS,  /* the guest transmits: we read its buffers */
+	DP_VQ_DEVICE_WRITES, /* the guest receives: we fill its buffers */
+};
+
+struct dp_vq {
+	/* the ring, translated; NULL until set up */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint32_t size; /* power of two */
+	uint16_t last_avail; /* next avail entry we take */
+	uint16_t last_used;  /* used->idx as we last published it */
+	uint16_t signalled_used; /* used idx at our last interrupt (EVENT_IDX) */
+	bool signalled_used_valid;
+	bool event_idx;
+	bool broken;
+	const struct dp_mem *mem;
+	struct dp_log *log;    /* non-NULL while dirty logging (VHOST_F_LOG_ALL) */
+	uint64_t used_gpa;     /* where the used ring is in guest memory, for the log */
+	bool log_used;
+	int call_fd;           /* interrupt eventfd, -1: none */
+	int err_fd;            /* error eventfd (SET_VRING_ERR), -1: none */
+	char broken_reason[128];
+	uint64_t n_broken;     /* times this ring was marked broken */
+};
+
+/* Resets the walking state (not fds); the ring is not broken anymore. */
+void dp_vq_init(struct dp_vq *vq, const struct dp_mem *mem);
+/*
+ * Points vq at a ring in the frontend's address space (uva) whose three
+ * parts are checked to lie whole in the memory table with their alignment
+ * (2.7: 16 for descriptors, 2 avail, 4 used). Returns 0 or -EINVAL/-EFAULT.
+ */
+int dp_vq_set_addr(struct dp_vq *vq, uint32_t size, uint64_t desc_uva, uint64_t avail_uva, uint64_t used_uva);
+/* Marks the ring broken (NEEDS_RESET), keeps the reason, signals err_fd. Returns -EPROTO. */
+int dp_vq_break(struct dp_vq *vq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * How many chains the driver made available since the last call took some:
+ * at most max. Reads avail->idx once (acquire: the entries it covers are
+ * read after it, 2.7.13). An index more than the ring size ahead breaks the
+ * ring: -EPROTO.
+ */
+static inline int dp_vq_avail(struct dp_vq *vq, unsigned max)
+{
+	uint16_t idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
+	uint16_t n = (uint16_t)(idx - vq->last_avail);
+
+	if (_dp_unlikely(n > vq->size))
+		return dp_vq_break(vq, "avail index %u is %u entries ahead of %u, ring size %u", idx, n,
+				   vq->last_avail, vq->size);
+	return n < max ? n : (int)max;
+}
+
+/*
+ * The descriptor chain of the next available entry: its segments of the
+ * direction we want (readable ones for DEVICE_READS, writable for
+ * DEVICE_WRITES; the others are skipped) into iov[0..max_iov), their total
+ * length, and the head to hand back. Advances last_avail. Returns 0;
+ * -E2BIG when the chain is well formed but has more than max_iov segments
+ * (the caller drops the packet and still returns the head); -EPROTO when
+ * the ring is broken (head or next out of range, a loop, an address outside
+ * guest memory, a bad indirect table, a readable descriptor after a
+ * writable one).
+ */
+int dp_vq_pop(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov, unsigned *ret_n,
+	      uint32_t *ret_len, uint16_t *ret_head);
+
+/* Fills used entry `slot` entries after the last published one. */
+static inline void dp_vq_used_put(struct dp_vq *vq, unsigned slot, uint16_t head, uint32_t len)
+{
+	struct vring_used_elem *e = &vq->used->ring[(uint16_t)(vq->last_used + slot) & (vq->size - 1)];
+
+	e->id = head;
+	e->len = len;
+}
+
+/*
+ * Publishes n used entries filled by dp_vq_used_put() with one store of
+ * used->idx (release: the entries are visible first, 2.7.14), logs the
+ * used ring when migrating, and interrupts the driver unless it asked not
+ * to be (VRING_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX). One
+ * write(2) per burst at most.
+ */
+void dp_vq_used_publish(struct dp_vq *vq, unsigned n);
+
+
+/*
+ * We poll: ask the driver not to kick. Without EVENT_IDX that is
+ * VRING_USED_F_NO_NOTIFY (2.7.7); with it, avail_event one behind our
+ * position, which the driver crosses only after 65535 more buffers.
+ */
+static inline void dp_vq_suppress_kicks(struct dp_vq *vq)
+{
+	if (vq->event_idx)
+		__atomic_store_n((uint16_t *)&vq->used->ring[vq->size], (uint16_t)(vq->last_avail - 1),
+				 __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(&vq->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+}
