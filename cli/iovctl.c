@@ -27,6 +27,7 @@ static const struct command commands[] = {
 	{ "apply", cmd_apply, "bring PFs, VFs and drivers to what JSON files declare (iovkit.json(5))" },
 	{ "vfio", cmd_vfio, "open a device through VFIO: describe it, prove it usable, reset it" },
 	{ "passthrough", cmd_passthrough, "hand a device's IOMMU group to a VMM (vfio-pci, QEMU/libvirt lines) and back" },
+	{ "datapath", cmd_datapath, "forward a VM's vhost-user virtio-net to a host port (userspace datapath)" },
 };
 
 static void help(FILE *f)
@@ -55,7 +56,7 @@ static void help(FILE *f)
 		"See iovctl(8).\n");
 }
 
-static void log_stderr(void *userdata, int priority, const char *file, int line, const char *fn,
+void cli_log_stderr(void *userdata, int priority, const char *file, int line, const char *fn,
 		       const char *format, va_list args)
 {
 	fprintf(stderr, "iovctl: %s: ", priority <= LOG_ERR       ? "error"
@@ -380,7 +381,7 @@ int main(int argc, char **argv)
 		if (timeout)
 			iovk_ctx_set_timeout_ms(cli.ctx, (unsigned)timeout);
 		if (cli.verbose) {
-			iovk_ctx_set_log_fn(cli.ctx, log_stderr, NULL);
+			iovk_ctx_set_log_fn(cli.ctx, cli_log_stderr, NULL);
 			iovk_ctx_set_log_priority(cli.ctx, cli.verbose > 1 ? LOG_DEBUG : LOG_INFO);
 		}
 		r = commands[i].run(&cli, argc - optind, argv + optind);

@@ -106,6 +106,11 @@ int cmd_vf(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
 int cmd_vfio(struct cli *cli, int argc, char **argv);
 int cmd_passthrough(struct cli *cli, int argc, char **argv);
+int cmd_datapath(struct cli *cli, int argc, char **argv);
+
+/* The library log function that prints "iovctl: LEVEL: text" on stderr. */
+void cli_log_stderr(void *userdata, int priority, const char *file, int line, const char *fn, const char *format,
+		    va_list args);
 
 /*
  * The report of checks that doctor and vfio selftest print: one line per

@@ -46,6 +46,17 @@ uint8_t *dp_mem_gpa_whole(const struct dp_mem *m, uint64_t gpa, uint64_t len)
 	return p && got == len ? p : NULL;
 }
 
+uint64_t dp_mem_hva_to_gpa(const struct dp_mem *m, const void *p)
+{
+	for (unsigned i = 0; i < m->n; i++) {
+		uint64_t off = (uint64_t)((const uint8_t *)p - m->r[i].hva);
+
+		if ((const uint8_t *)p >= m->r[i].hva && off < m->r[i].size)
+			return m->r[i].gpa + off;
+	}
+	return UINT64_MAX;
+}
+
 void dp_mem_unmap(struct dp_mem *m)
 {
 	for (unsigned i = 0; i < m->n; i++)

@@ -70,6 +70,8 @@ static inline uint8_t *dp_mem_gpa(const struct dp_mem *m, uint64_t gpa, uint64_t
 uint8_t *dp_mem_uva(const struct dp_mem *m, uint64_t uva, uint64_t len);
 /* A whole [gpa, gpa+len) inside one region, or NULL. */
 uint8_t *dp_mem_gpa_whole(const struct dp_mem *m, uint64_t gpa, uint64_t len);
+/* Our pointer back to a guest physical address (for the dirty log); UINT64_MAX if none. */
+uint64_t dp_mem_hva_to_gpa(const struct dp_mem *m, const void *p);
 /* Unmaps every region; the table is empty afterwards. */
 void dp_mem_unmap(struct dp_mem *m);
 

@@ -228,3 +228,38 @@ Test(args, links)
 	cr_assert_eq(iovk_link_get(ctx, "lo", &info), -EINVAL);
 	iovk_ctx_unref(ctx);
 }
+
+Test(args, datapath)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	struct iovk_datapath_options small = { .sz = 8 };
+	struct iovk_datapath *dp = NULL;
+	struct iovk_dp_port_spec spec;
+	char *json = NULL;
+
+	cr_assert_eq(iovk_dp_port_spec_parse(NULL, &spec), -EINVAL);
+	cr_assert_eq(iovk_dp_port_spec_parse("tap:t0", NULL), -EINVAL);
+	cr_assert_eq(iovk_datapath_new(NULL, NULL, &dp), -EINVAL);
+	cr_assert_eq(iovk_datapath_new(ctx, NULL, NULL), -EINVAL);
+	cr_assert_eq(iovk_datapath_new(ctx, &small, &dp), -EINVAL);
+	cr_assert_eq(iovk_datapath_new(ctx, NULL, &dp), 0);
+	cr_assert_eq(iovk_datapath_add_port(NULL, "tap:t0", NULL), -EINVAL);
+	cr_assert_eq(iovk_datapath_add_port(dp, NULL, NULL), -EINVAL);
+	cr_assert_eq(iovk_datapath_add_port_ops(dp, NULL, NULL, "x", NULL), -EINVAL);
+	cr_assert_eq(iovk_datapath_run(NULL), -EINVAL);
+	/* an odd number of ports (none) cannot run */
+	cr_assert_eq(iovk_datapath_run(dp), -EINVAL);
+	cr_assert_eq(iovk_datapath_stop(NULL), -EINVAL);
+	cr_assert_eq(iovk_datapath_stats_json(NULL, &json), -EINVAL);
+	cr_assert_eq(iovk_datapath_stats_json(dp, NULL), -EINVAL);
+	cr_assert_eq(iovk_datapath_query_stats(NULL, &json), -EINVAL);
+	cr_assert_eq(iovk_datapath_query_stats("/nonexistent/dp.sock", NULL), -EINVAL);
+	/* kinds that are parsed but not built say so */
+	cr_assert_eq(iovk_datapath_add_port(dp, "af-xdp:eth0", NULL), -EOPNOTSUPP);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "not built yet"));
+	cr_assert_eq(iovk_datapath_add_port(dp, "vfio:0000:01:00.0", NULL), -EOPNOTSUPP);
+	cr_assert_eq(iovk_datapath_query_stats("/nonexistent/dp.sock", &json), -ENOENT);
+	cr_assert_null(iovk_datapath_unref(dp));
+	cr_assert_null(iovk_datapath_unref(NULL));
+	iovk_ctx_unref(ctx);
+}

@@ -10,3 +10,4 @@
 #include <iovkit/sriov.h>
 #include <iovkit/config.h>
 #include <iovkit/vfio.h>
+#include <iovkit/datapath.h>
