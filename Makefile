@@ -14,6 +14,7 @@
 #   make fuzz         each harness for FUZZ_SECONDS, growing its corpus in $(BUILDDIR)/fuzz/corpus
 #   make bench-vfio   DMA map cost of 1 GiB in the test guest (bench/vfio-dma-run)
 #   make bench-failover  planned bond switch vs miimon failover in the test guest (bench/failover-run)
+#   make bench-datapath the datapath against dpdk-testpmd as forwarder (bench/datapath-bench)
 #   make deps         install the Debian build and test dependencies (apt-get)
 #   make install      (also libvirt's qemu hook in $(SYSCONFDIR)/libvirt/hooks/qemu.d) honours PREFIX, LIBDIR, SBINDIR, MANDIR, SYSCONFDIR, SYSTEMD_UNITDIR,
 #                     BASH_COMPLETIONDIR, DOCDIR, SYSUSERSDIR, TMPFILESDIR, DESTDIR
@@ -107,7 +108,7 @@ IOVK_LINK   := $(BUILDDIR)/tests/iovk-link
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-host check-daemon check-install check-deb check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-vfio bench-failover \
+.PHONY: all check check-unit check-cli check-host check-daemon check-install check-deb check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-vfio bench-failover bench-datapath \
 	fuzz fuzz-build check-fuzz
 
 # iovd-open-device and vfio-test are test clients (tests/daemon, the VM
@@ -255,6 +256,11 @@ check-daemon: check-pkgs
 bench-iovd: all $(IOVD_BENCH) fixtures
 	IOVD=$(abspath $(IOVD)) IOVD_BENCH=$(abspath $(IOVD_BENCH)) FIXTURES=$(abspath $(BUILDDIR)/fixtures) \
 		bench/iovd-bench
+
+# iovkit's datapath against dpdk-testpmd as the forwarder, interleaved
+# A/B/A/B, 64-byte packets, both --no-huge (bench/datapath-bench --help).
+bench-datapath: all
+	bench/datapath-bench $(BENCH_ARGS)
 
 # Runs in the test guest: this host has no VFIO.
 bench-vfio: all $(VFIO_BENCH)
