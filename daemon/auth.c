@@ -160,6 +160,25 @@ int check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t
 				 (unsigned)uid);
 }
 
+int check_access_owner(struct manager *m, sd_bus_message *msg, const char *what, const char **ret_owner, uid_t *ret_uid,
+		       sd_bus_error *error)
+{
+	const char *owner;
+	int r;
+
+	r = check_access(m, msg, what, ret_uid, error);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_read(msg, "s", &owner);
+	if (r < 0)
+		return r;
+	r = check_name("owner", owner, error);
+	if (r < 0)
+		return r;
+	*ret_owner = owner;
+	return 0;
+}
+
 int sender_uid(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error)
 {
 	uid_t uid = (uid_t)-1;

@@ -403,6 +403,10 @@ int manager_reconcile(struct manager *m);
 /* 0 when the sender of msg may do what (a method name), else AccessDenied in
  * error; *ret_uid (if given) is the sender's uid. */
 int check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
+/* check_access(), then the call's first argument, an owner name, read and checked (check_name()):
+ * for the methods that act on an owner's allocations (ReleaseOwner, the migration steps). */
+int check_access_owner(struct manager *m, sd_bus_message *msg, const char *what, const char **ret_owner, uid_t *ret_uid,
+		       sd_bus_error *error);
 /* The sender's uid as the bus attests it, or AccessDenied in error. */
 int sender_uid(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *error);
 /* 0 when uid may act on allocation a (verb: "release", "open"): it is a's uid, or root; else AccessDenied

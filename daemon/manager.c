@@ -346,13 +346,7 @@ static int method_release_owner(sd_bus_message *msg, void *userdata, sd_bus_erro
 	uid_t uid;
 	int r;
 
-	r = check_access(m, msg, "ReleaseOwner", &uid, error);
-	if (r < 0)
-		return r;
-	r = sd_bus_message_read(msg, "s", &owner);
-	if (r < 0)
-		return r;
-	r = check_name("owner", owner, error);
+	r = check_access_owner(m, msg, "ReleaseOwner", &owner, &uid, error);
 	if (r < 0)
 		return r;
 	list = calloc(m->n_allocs ?: 1, sizeof(*list));

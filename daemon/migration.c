@@ -173,13 +173,7 @@ static int migration_step(sd_bus_message *msg, struct manager *m, enum step step
 	uid_t uid;
 	int r;
 
-	r = check_access(m, msg, method_names[step], &uid, error);
-	if (r < 0)
-		return r;
-	r = sd_bus_message_read(msg, "s", &owner);
-	if (r < 0)
-		return r;
-	r = check_name("owner", owner, error);
+	r = check_access_owner(m, msg, method_names[step], &owner, &uid, error);
 	if (r < 0)
 		return r;
 	list = calloc(m->n_allocs ?: 1, sizeof(*list));
