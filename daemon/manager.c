@@ -592,6 +592,27 @@ static int append_vf_settings(sd_bus_message *reply, const struct iovk_vf_settin
 	return r;
 }
 
+/*
+ * Opens a pool's (sa{sv}) in ListPools and fills what every kind has: Kind,
+ * Numa, Driver, Allocated and Free. close_entry() closes the dictionary and
+ * the struct.
+ */
+static int open_pool_entry(sd_bus_message *reply, const struct pool *p, const char *driver, size_t allocated,
+			   size_t n_free)
+{
+	int r = sd_bus_message_open_container(reply, 'r', "sa{sv}");
+
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "s", p->name);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "{sv}");
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}", "Kind", "s", pool_kind_to_string(p->kind), "Numa",
+					  "s", p->numa_strict ? "strict" : "preferred", "Driver", "s", driver, "Allocated",
+					  "u", (uint32_t)allocated, "Free", "u", (uint32_t)n_free);
+	return r;
+}
+
 /* A device pool in ListPools: its kind, driver, members and which of them are free. */
 static int append_device_pool(struct manager *m, sd_bus_message *reply, const struct pool *p)
 {
@@ -604,15 +625,7 @@ static int append_device_pool(struct manager *m, sd_bus_message *reply, const st
 	for (size_t j = 0; j < p->n_devices; j++)
 		if (!manager_find_by_address(m, p->devices[j]))
 			free_devs[n_free++] = p->devices[j];
-	r = sd_bus_message_open_container(reply, 'r', "sa{sv}");
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "s", p->name);
-	if (r >= 0)
-		r = sd_bus_message_open_container(reply, 'a', "{sv}");
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}", "Kind", "s", pool_kind_to_string(p->kind),
-					  "Driver", "s", p->device_driver, "Allocated", "u", (uint32_t)(p->n_devices - n_free),
-					  "Free", "u", (uint32_t)n_free, "Numa", "s", p->numa_strict ? "strict" : "preferred");
+	r = open_pool_entry(reply, p, p->device_driver, p->n_devices - n_free, n_free);
 	if (r >= 0)
 		r = open_entry(reply, "Devices", "as");
 	if (r >= 0)
@@ -626,9 +639,7 @@ static int append_device_pool(struct manager *m, sd_bus_message *reply, const st
 	if (r >= 0)
 		r = close_entry(reply);
 	if (r >= 0)
-		r = sd_bus_message_close_container(reply);
-	if (r >= 0)
-		r = sd_bus_message_close_container(reply);
+		r = close_entry(reply); /* the dictionary and the pool's struct */
 	return r;
 }
 
@@ -656,18 +667,9 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 		}
 		for (size_t j = 0; j < p->n_vfs; j++)
 			allocated += manager_find_by_address(m, p->vfs[j]) != NULL;
-		r = sd_bus_message_open_container(reply, 'r', "sa{sv}");
+		r = open_pool_entry(reply, p, pool_driver_to_string(p->driver), allocated, p->n_vfs - allocated);
 		if (r >= 0)
-			r = sd_bus_message_append(reply, "s", p->name);
-		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'a', "{sv}");
-		if (r >= 0)
-			r = sd_bus_message_append(reply, "{sv}{sv}", "Kind", "s", pool_kind_to_string(p->kind), "Numa", "s",
-						  p->numa_strict ? "strict" : "preferred");
-		if (r >= 0)
-			r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}", "Driver", "s", pool_driver_to_string(p->driver),
-						  "VFs", "u", (uint32_t)p->n_vfs, "Allocated", "u", allocated, "Free", "u",
-						  (uint32_t)p->n_vfs - allocated);
+			r = sd_bus_message_append(reply, "{sv}", "VFs", "u", (uint32_t)p->n_vfs);
 		if (r >= 0)
 			r = open_entry(reply, "PFs", "as");
 		if (r >= 0)
@@ -681,9 +683,7 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 		if (r >= 0)
 			r = close_entry(reply);
 		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
-		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
+			r = close_entry(reply); /* the dictionary and the pool's struct */
 		if (r < 0)
 			return r;
 	}
