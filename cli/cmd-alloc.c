@@ -688,7 +688,7 @@ int cmd_failover(struct cli *cli, int argc, char **argv)
 
 /* ---- alloc -------------------------------------------------------------------------- */
 
-/* Allocate, or PrepareIncoming (incoming: its reply an a{sv}). */
+/* AllocateEx, or PrepareIncoming (incoming); both answer an a{sv}. */
 static int alloc_common(struct cli *cli, const char *cmd, const char *help, bool incoming, int argc, char **argv)
 {
 	const char *address = NULL, *driver = NULL, *numa = NULL, *mac = NULL, *vlan = NULL, *qos = NULL,
@@ -712,10 +712,9 @@ static int alloc_common(struct cli *cli, const char *cmd, const char *help, bool
 	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
 	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
-	_cleanup_strv_free_ char **devices = NULL;
-	_cleanup_free_ char *kind = NULL;
+	struct json_object *res, *devices;
 	IOVK_VF_SETTINGS(settings);
-	const char *path, *vf, *node, *words[10];
+	const char *path, *node, *words[10];
 	char mac_text[IOVK_VF_MAC_STRING_MAX];
 	int32_t group;
 	long numa_node = -1;
@@ -752,8 +751,9 @@ static int alloc_common(struct cli *cli, const char *cmd, const char *help, bool
 		return usage_error(cli, cmd, "--%s", iovk_ctx_get_error(cli->ctx));
 	if (connect_bus(cli, cmd, address, &bus) < 0)
 		return EXIT_FAILED;
+	/* AllocateEx: its reply names every endpoint, in the one call that made the allocation */
 	r = sd_bus_message_new_method_call(bus, &call, IOVD_BUS_NAME, IOVD_PATH, IOVD_MANAGER_IFACE,
-						   incoming ? "PrepareIncoming" : "Allocate");
+						   incoming ? "PrepareIncoming" : "AllocateEx");
 	if (r >= 0)
 		r = sd_bus_message_append(call, "ss", argv[first], argv[first + 1]);
 	if (r >= 0)
@@ -784,16 +784,22 @@ static int alloc_common(struct cli *cli, const char *cmd, const char *help, bool
 	r = sd_bus_call(bus, call, 0, &e, &reply);
 	if (r >= 0 && incoming)
 		return print_step(cli, cmd, reply);
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "osis", &path, &vf, &group, &node);
 	if (r < 0)
 		return bus_fail(cli, cmd, &e, r);
-	/* every endpoint the VMM must be given: a device pool's whole group */
-	r = sd_bus_get_property_strv(bus, IOVD_BUS_NAME, path, IOVD_ALLOC_IFACE, "Devices", &e, &devices);
-	if (r >= 0)
-		r = sd_bus_get_property_string(bus, IOVD_BUS_NAME, path, IOVD_ALLOC_IFACE, "Kind", &e, &kind);
-	if (r < 0)
-		return bus_fail(cli, cmd, &e, r);
+	res = json_object_new_object();
+	r = read_dict(reply, res);
+	if (r < 0) {
+		json_object_put(res);
+		return fail(cli, r, "%s: cannot read iovd's reply", cmd);
+	}
+	if (!json_object_object_get_ex(res, "devices", &devices) || !json_object_is_type(devices, json_type_array) ||
+	    !json_object_object_get_ex(res, "allocation", NULL) || !json_object_object_get_ex(res, "device_node", NULL)) {
+		json_object_put(res);
+		return fail(cli, -EBADMSG, "%s: iovd's reply lacks allocation, devices or device_node", cmd);
+	}
+	path = jstr(res, "allocation");
+	group = json_object_get_int(json_object_object_get(res, "iommu_group"));
+	node = jstr(res, "device_node");
 	if (cli->json) {
 		struct json_object *o = json_object_new_object();
 
@@ -801,28 +807,23 @@ static int alloc_common(struct cli *cli, const char *cmd, const char *help, bool
 		json_object_object_add(o, "id", json_object_new_uint64(id_of(path)));
 		json_object_object_add(o, "pool", json_object_new_string(argv[first]));
 		json_object_object_add(o, "owner", json_object_new_string(argv[first + 1]));
-		json_object_object_add(o, "address", json_object_new_string(vf));
+		json_object_object_add(o, "address", json_object_new_string(jstr(res, "address")));
 		json_object_object_add(o, "iommu_group", group >= 0 ? json_object_new_int(group) : NULL);
 		json_object_object_add(o, "device_node", node[0] ? json_object_new_string(node) : NULL);
-		json_object_object_add(o, "pool_kind", json_object_new_string(kind));
-		struct json_object *list = json_object_new_array();
-
-		for (char **d = devices; d && *d; d++) {
-			struct json_object *dev = json_object_new_object();
-
-			json_object_object_add(dev, "address", json_object_new_string(*d));
-			json_object_array_add(list, dev);
-		}
-		json_object_object_add(o, "devices", list);
+		json_object_object_add(o, "pool_kind", json_object_new_string(jstr(res, "pool_kind")));
+		json_object_object_add(o, "devices", json_object_get(devices));
+		addresses_to_objects(o, "devices");
 		print_json(o);
-	} else if (strcmp(kind, "device") == 0) {
-		printf("%s: device %s, IOMMU group %d%s%s; give the VMM:", path, vf, group, node[0] ? ", " : "", node);
-		for (char **d = devices; d && *d; d++)
-			printf(" %s", *d);
+	} else if (strcmp(jstr(res, "pool_kind"), "device") == 0) {
+		printf("%s: device %s, IOMMU group %d%s%s; give the VMM:", path, jstr(res, "address"), group,
+		       node[0] ? ", " : "", node);
+		for (size_t i = 0; i < json_object_array_length(devices); i++)
+			printf(" %s", json_object_get_string(json_object_array_get_idx(devices, i)));
 		printf("\n");
 	} else {
-		printf("%s: VF %s, IOMMU group %d%s%s\n", path, vf, group, node[0] ? ", " : "", node);
+		printf("%s: VF %s, IOMMU group %d%s%s\n", path, jstr(res, "address"), group, node[0] ? ", " : "", node);
 	}
+	json_object_put(res);
 	return EXIT_OK;
 }
 

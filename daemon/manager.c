@@ -21,6 +21,27 @@
 #include "common/time-util.h"
 #include "iovd.h"
 
+/* ---- dictionaries ---------------------------------------------------------------- */
+
+/* Opens the entry key of an a{sv} and its variant of signature sig; close_entry() closes both. */
+static int open_entry(sd_bus_message *reply, const char *key, const char *sig)
+{
+	int r = sd_bus_message_open_container(reply, 'e', "sv");
+
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "s", key);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'v', sig);
+	return r;
+}
+
+static int close_entry(sd_bus_message *reply)
+{
+	int r = sd_bus_message_close_container(reply);
+
+	return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 /* ---- Allocate ------------------------------------------------------------------- */
 
 /* Index in p->vfs of the VF at address, -1 when the pool has none. */
@@ -53,11 +74,46 @@ static ssize_t pick_vf(struct manager *m, struct pool *p, int numa)
 }
 
 /*
- * Allocate, and PrepareIncoming (incoming: a migration's destination,
- * whose failover group starts on its standby, and whose reply is an a{sv}).
+ * What an Allocate answers: Allocate's (o allocation, s address,
+ * i iommu_group, s device_node), which version 1's VF clients read and
+ * which cannot grow without breaking them; AllocateEx's a{sv}, which names
+ * every endpoint of a device allocation and can take more keys later (the
+ * D-Bus way: a new method, never a changed signature, as systemd's
+ * RegisterMachineEx beside RegisterMachine); PrepareIncoming's a{sv}, a
+ * migration's destination, whose failover group starts on its standby.
  */
-static int allocate(sd_bus_message *msg, struct manager *m, bool incoming, sd_bus_error *error)
+enum allocate_reply {
+	REPLY_ALLOCATE,
+	REPLY_ALLOCATE_EX,
+	REPLY_INCOMING,
+};
+
+static const char *const allocate_methods[] = { "Allocate", "AllocateEx", "PrepareIncoming" };
+
+/* AllocateEx's reply: the allocation, every endpoint the VMM must be given, the group and its node. */
+static int allocate_ex_reply(const struct allocation *a, const char *node, sd_bus_message *reply)
 {
+	int r = sd_bus_message_open_container(reply, 'a', "{sv}");
+
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}", "allocation", "o", a->path, "pool", "s",
+					  a->pool, "owner", "s", a->owner, "pool_kind", "s",
+					  pool_kind_to_string(a->devices ? POOL_KIND_DEVICE : POOL_KIND_VF), "address", "s",
+					  a->address, "iommu_group", "i", a->iommu_group, "device_node", "s", node);
+	if (r >= 0)
+		r = open_entry(reply, "devices", "as");
+	if (r >= 0)
+		r = sd_bus_message_append_strv(reply, a->devices ?: (char *[]){ a->address, NULL });
+	if (r >= 0)
+		r = close_entry(reply);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
+static int allocate(sd_bus_message *msg, struct manager *m, enum allocate_reply kind, sd_bus_error *error)
+{
+	bool incoming = kind == REPLY_INCOMING;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	uint64_t start = now_usec(CLOCK_MONOTONIC);
 	_cleanup_free_ char *node = NULL;
@@ -72,7 +128,7 @@ static int allocate(sd_bus_message *msg, struct manager *m, bool incoming, sd_bu
 	uid_t uid;
 	int r;
 
-	r = check_access(m, msg, incoming ? "PrepareIncoming" : "Allocate", &uid, error);
+	r = check_access(m, msg, allocate_methods[kind], &uid, error);
 	if (r < 0)
 		return r;
 	r = sd_bus_message_read(msg, "ss", &pool_name, &owner);
@@ -250,6 +306,8 @@ publish:
 	r = sd_bus_message_new_method_return(msg, &reply);
 	if (r >= 0 && incoming)
 		r = migration_incoming_reply(m, a, reply, now_usec(CLOCK_MONOTONIC) - start);
+	else if (r >= 0 && kind == REPLY_ALLOCATE_EX)
+		r = allocate_ex_reply(a, node, reply);
 	else if (r >= 0)
 		r = sd_bus_message_append(reply, "osis", a->path, a->address, a->iommu_group, node);
 	if (r < 0)
@@ -278,12 +336,17 @@ fail:
 
 static int method_allocate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-	return allocate(msg, userdata, false, error);
+	return allocate(msg, userdata, REPLY_ALLOCATE, error);
+}
+
+static int method_allocate_ex(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	return allocate(msg, userdata, REPLY_ALLOCATE_EX, error);
 }
 
 static int method_prepare_incoming(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-	return allocate(msg, userdata, true, error);
+	return allocate(msg, userdata, REPLY_INCOMING, error);
 }
 
 /* ---- Release, ReleaseOwner ---------------------------------------------------------- */
@@ -553,25 +616,6 @@ static int method_open_device_cdevs(sd_bus_message *msg, void *userdata, sd_bus_
 
 /* ---- lists ----------------------------------------------------------------------------- */
 
-/* Opens the entry key of an a{sv} and its variant of signature sig; close_entry() closes both. */
-static int open_entry(sd_bus_message *reply, const char *key, const char *sig)
-{
-	int r = sd_bus_message_open_container(reply, 'e', "sv");
-
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "s", key);
-	if (r >= 0)
-		r = sd_bus_message_open_container(reply, 'v', sig);
-	return r;
-}
-
-static int close_entry(sd_bus_message *reply)
-{
-	int r = sd_bus_message_close_container(reply);
-
-	return r < 0 ? r : sd_bus_message_close_container(reply);
-}
-
 /* VF settings as an a{sv} of Allocate's option names and types. */
 static int append_vf_settings(sd_bus_message *reply, const struct iovk_vf_settings *c)
 {
@@ -783,6 +827,8 @@ static const sd_bus_vtable manager_vtable[] = {
 				 "osis", SD_BUS_PARAM(allocation) SD_BUS_PARAM(address) SD_BUS_PARAM(iommu_group)
 					 SD_BUS_PARAM(device_node),
 				 method_allocate, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("AllocateEx", "ssa{sv}", SD_BUS_PARAM(pool) SD_BUS_PARAM(owner) SD_BUS_PARAM(options),
+				 "a{sv}", SD_BUS_PARAM(result), method_allocate_ex, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Release", "o", SD_BUS_PARAM(allocation), "", , method_release,
 				 SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ReleaseOwner", "s", SD_BUS_PARAM(owner), "u", SD_BUS_PARAM(count),
