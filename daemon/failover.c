@@ -198,17 +198,9 @@ static int link_error(struct manager *m, sd_bus_error *error, const char *step, 
 int failover_switch(struct manager *m, struct allocation *a, const char *want, const char *step, uint64_t *ret_usec,
 		    sd_bus_error *error)
 {
-	struct failover *f = a->failover;
-	int r;
+	/* up first when it is down, then the switch and the kernel's word (libiovkit, <iovkit/link.h>) */
+	int r = iovk_bond_switch(m->ctx, a->failover->bond, want, FAILOVER_WAIT_MS, ret_usec);
 
-	/* the bond makes a slave active only once it sees its link up */
-	r = iovk_link_set_up(m->ctx, want, true);
-	if (r >= 0)
-		r = iovk_bond_wait_link_up(m->ctx, f->bond, want, FAILOVER_WAIT_MS, NULL);
-	if (r >= 0)
-		r = iovk_bond_set_active_slave(m->ctx, f->bond, want);
-	if (r >= 0)
-		r = iovk_bond_wait_active(m->ctx, f->bond, want, FAILOVER_WAIT_MS, ret_usec);
 	return r < 0 ? link_error(m, error, step, a, r) : 0;
 }
 

@@ -312,8 +312,8 @@ struct failover {
 	uint64_t last_step_usec;
 	uint64_t switch_usec;   /* bond: the last switch, set to the kernel's word */
 };
-/* How long a switch may take before the kernel confirms it. */
-#define FAILOVER_WAIT_MS 5000
+/* How long a switch may take before the kernel confirms it, the slave's link coming up included. */
+#define FAILOVER_WAIT_MS 10000
 const char *failover_mode_to_string(enum failover_mode m);
 const char *failover_state_to_string(enum failover_state s);
 void failover_free(struct failover *f);

@@ -53,6 +53,8 @@ int link_parse_msg(struct nl_msg *msg, struct link_state *ret);
 
 /* Reads the link called name over sk; -ENODEV (error set naming it) when there is none. */
 int link_read(struct iovk_ctx *ctx, struct nl_sock *sk, const char *name, struct link_state *ret);
+/* The same by ifindex (a link renamed meanwhile is still found); label names it in errors. */
+int link_read_index(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, const char *label, struct link_state *ret);
 /* A socket (*sk, the caller frees it) and the link called name read over it. */
 int link_open_read(struct iovk_ctx *ctx, struct nl_sock **sk, const char *name, struct link_state *ret);
 /* Every link of the namespace, ordered by ifindex (a dump). */

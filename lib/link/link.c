@@ -197,28 +197,41 @@ static int read_one_valid(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-int link_read(struct iovk_ctx *ctx, struct nl_sock *sk, const char *name, struct link_state *ret)
+/* RTM_GETLINK of one link, by ifindex (name NULL) or by name; label names it in errors. */
+static int read_link(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, const char *name, const char *label,
+		     struct link_state *ret)
 {
 	_cleanup_nlmsg_ struct nl_msg *msg = NULL;
 	struct read_one o = { .state = ret };
 	struct route_nl_answer a = { .valid = read_one_valid, .userdata = &o };
 	int r;
 
-	if (strlen(name) >= IOVK_IFNAMSIZ)
-		return set_error(ctx, -EINVAL, "'%s': an interface name is at most %d characters", name, IOVK_IFNAMSIZ - 1);
-	r = rtnl_link_build_get_request(0, name, &msg);
+	r = rtnl_link_build_get_request(ifindex, name, &msg);
 	if (r < 0)
-		return set_error(ctx, nle_to_errno(r), "%s: building the netlink request: %s", name, nl_geterror(r));
-	r = route_nl_exchange(ctx, sk, msg, name, &a);
+		return set_error(ctx, nle_to_errno(r), "%s: building the netlink request: %s", label, nl_geterror(r));
+	r = route_nl_exchange(ctx, sk, msg, label, &a);
 	if (r < 0)
 		return r;
 	if (a.error == -ENODEV)
-		return set_error(ctx, -ENODEV, "%s: no such network interface in this network namespace", name);
+		return set_error(ctx, -ENODEV, "%s: no such network interface in this network namespace%s", label,
+				 name ? "" : " (any more)");
 	if (a.error < 0)
-		return set_error(ctx, a.error, "%s: RTM_GETLINK: %s", name, strerror(-a.error));
+		return set_error(ctx, a.error, "%s: RTM_GETLINK: %s", label, strerror(-a.error));
 	if (!o.found)
-		return set_error(ctx, -EBADMSG, "%s: the kernel's RTM_GETLINK answer could not be read", name);
+		return set_error(ctx, -EBADMSG, "%s: the kernel's RTM_GETLINK answer could not be read", label);
 	return 0;
+}
+
+int link_read(struct iovk_ctx *ctx, struct nl_sock *sk, const char *name, struct link_state *ret)
+{
+	if (strlen(name) >= IOVK_IFNAMSIZ)
+		return set_error(ctx, -EINVAL, "'%s': an interface name is at most %d characters", name, IOVK_IFNAMSIZ - 1);
+	return read_link(ctx, sk, 0, name, name, ret);
+}
+
+int link_read_index(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, const char *label, struct link_state *ret)
+{
+	return read_link(ctx, sk, ifindex, NULL, label, ret);
 }
 
 struct read_all {

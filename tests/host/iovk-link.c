@@ -15,7 +15,7 @@
  *   iovk-link bond-create NAME [MIIMON_MS]
  *   iovk-link enslave BOND SLAVE       iovk-link release SLAVE
  *   iovk-link active BOND SLAVE        iovk-link wait BOND SLAVE TIMEOUT_MS
- *   iovk-link linkwait BOND SLAVE TIMEOUT_MS
+ *   iovk-link linkwait BOND SLAVE TIMEOUT_MS  iovk-link switch BOND SLAVE TIMEOUT_MS
  *   iovk-link bond NAME
  */
 #include <errno.h>
@@ -152,7 +152,12 @@ int main(int argc, char **argv)
 		r = (r = iovk_bond_release(ctx, a[0])) < 0 ? fail(r) : show_link(a[0]);
 	else if (strcmp(cmd, "active") == 0 && n == 2)
 		r = (r = iovk_bond_set_active_slave(ctx, a[0], a[1])) < 0 ? fail(r) : show_bond(a[0]);
-	else if (strcmp(cmd, "wait") == 0 && n == 3) {
+	else if (strcmp(cmd, "switch") == 0 && n == 3) {
+		uint64_t usec = 0;
+
+		r = iovk_bond_switch(ctx, a[0], a[1], (unsigned)strtoul(a[2], NULL, 10), &usec);
+		r = r < 0 ? fail(r) : (printf("{\"switch_usec\": %llu}\n", (unsigned long long)usec), 0);
+	} else if (strcmp(cmd, "wait") == 0 && n == 3) {
 		uint64_t usec = 0;
 
 		r = iovk_bond_wait_active(ctx, a[0], a[1], (unsigned)strtoul(a[2], NULL, 10), &usec);

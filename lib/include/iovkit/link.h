@@ -181,6 +181,21 @@ int iovk_bond_wait_active(struct iovk_ctx *ctx, const char *bond, const char *sl
 int iovk_bond_wait_link_up(struct iovk_ctx *ctx, const char *bond, const char *slave, unsigned timeout_ms,
 			   uint64_t *ret_usec);
 
+/*
+ * A planned switch, what a migration's PrepareMigration does: makes slave
+ * the bond's active slave and returns once the kernel reports it (as
+ * iovk_bond_set_active_slave() then iovk_bond_wait_active(), on one pair of
+ * sockets and without reading any link but the two). Sets slave up first
+ * when it is down and waits for the bond to see its link (MII up). 0 at
+ * once when slave is active already. Bounded by timeout_ms in all:
+ * -ETIMEDOUT naming what the kernel reported last; -EINVAL when slave is
+ * not one of the bond's slaves or the kernel refuses (its reason in the
+ * error); -ENODEV when either link is deleted meanwhile. *ret_usec (may be
+ * NULL): the time from the call to the kernel's word.
+ */
+int iovk_bond_switch(struct iovk_ctx *ctx, const char *bond, const char *slave, unsigned timeout_ms,
+		     uint64_t *ret_usec);
+
 /* A snapshot of a bond and its slaves, read once (reread after a change). */
 struct iovk_bond;
 
