@@ -538,7 +538,10 @@ static int control_listen(struct iovk_datapath *dp)
 
 static void control_serve(struct iovk_datapath *dp)
 {
-	struct timeval tv = { .tv_usec = 200000 };
+	/* a client's request follows its connect() at once, but on a loaded
+	 * machine it was seen to come more than 200 ms later (the client then
+	 * got EPIPE): a second, bounded, is what a silent client may cost */
+	struct timeval tv = { .tv_sec = 1 };
 	_cleanup_close_ int fd = accept4(dp->control_fd, NULL, NULL, SOCK_CLOEXEC);
 	_cleanup_free_ char *json = NULL;
 	char req[64] = { 0 };
