@@ -50,7 +50,7 @@ PKG_CONFIG  ?= pkg-config
 
 # Everything the project links against, checked up front so a missing
 # package is named instead of failing deep in a compile.
-LIB_PKGS    := libpci libkmod libnl-3.0 libnl-route-3.0 json-c
+LIB_PKGS    := libpci libkmod libnl-3.0 libnl-route-3.0 json-c libxdp libbpf
 CLI_PKGS    := json-c libsystemd
 DAEMON_PKGS := json-c libsystemd
 TEST_PKGS   := criterion

@@ -290,8 +290,12 @@ _public_ int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec_t
 		ops = &dp_tap_port_ops;
 		r = dp_tap_port_new(dp->ctx, &spec, &impl);
 		break;
+	case IOVK_DP_PORT_AF_XDP:
+		ops = &dp_af_xdp_port_ops;
+		r = dp_af_xdp_port_new(dp->ctx, &spec, &impl);
+		break;
 	default:
-		return set_error(dp->ctx, -EOPNOTSUPP, "%s: the %s port is not built yet (vhost-user and tap are)",
+		return set_error(dp->ctx, -EOPNOTSUPP, "%s: the %s port is not built yet (vhost-user, tap and af-xdp are)",
 				 spec_text, iovk_dp_port_kind_to_string(spec.kind));
 	}
 	if (r < 0)

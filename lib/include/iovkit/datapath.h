@@ -2,8 +2,8 @@
 /*
  * libiovkit datapath: a userspace virtio-net forwarder. A VM keeps a plain
  * virtio-net device served over vhost-user while its packets leave through
- * a host port (a TAP device today; AF_XDP on a VF's netdev and a VFIO
- * virtio-net VF are meant to come next, through the port interface below).
+ * a host port: an AF_XDP socket on a VF's netdev or a TAP device (a VFIO
+ * virtio-net VF is meant to come next, through the port interface below).
  *
  * A datapath holds ports, numbered from 0 in the order they are added, and
  * forwards port 0 <-> port 1, port 2 <-> port 3, ... queue by queue, on
@@ -53,7 +53,7 @@ struct iovk_dp_queue_state {
 };
 
 /*
- * The port interface: what a kind of port (vhost-user, tap; af-xdp and vfio
+ * The port interface: what a kind of port (vhost-user, tap, af-xdp; vfio
  * to come) gives the forwarder. `port` is the implementation's own object.
  * Queues are numbered 0..n_queues-1; queue q of one port of a pair is
  * forwarded to queue q (modulo its own count) of the other. A worker calls
@@ -105,7 +105,7 @@ struct iovk_dp_port_ops {
  * A port as the command line names it:
  *   vhost-user:PATH[,client][,queues=N]   (server mode listens on PATH; client connects, reconnecting)
  *   tap:IFNAME
- *   af-xdp:IFNAME[,queue=Q][,zero-copy]   (parsed; the port is not built yet)
+ *   af-xdp:IFNAME[,queue=Q][,zero-copy]   (an AF_XDP socket on queue Q of a netdev, copy mode or zero-copy)
  *   vfio:BDF[,queues=N]                   (parsed; the port is not built yet)
  */
 enum iovk_dp_port_kind {
@@ -155,7 +155,7 @@ struct iovk_datapath *iovk_datapath_unref(struct iovk_datapath *dp);
  * Adds a port from its SPEC: a vhost-user server socket is bound here (so a
  * frontend can connect as soon as this returns), a TAP device opened.
  * Returns 0 and its index in *ret_index (may be NULL), -EOPNOTSUPP for a
- * kind not built yet (af-xdp, vfio), -EINVAL for a bad spec, -EBUSY after
+ * kind not built yet (vfio), -EINVAL for a bad spec, -EBUSY after
  * run() started, or the errno of the socket or device.
  */
 int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec, unsigned *ret_index);
