@@ -258,7 +258,8 @@ bench-iovd: all $(IOVD_BENCH) fixtures
 		bench/iovd-bench
 
 # iovkit's datapath against dpdk-testpmd as the forwarder, interleaved
-# A/B/A/B, 64-byte packets, both --no-huge (bench/datapath-bench --help).
+# A/B/A/B, 64-byte packets, both --no-huge (bench/datapath-bench --help);
+# BENCH_ARGS=--af-xdp: benchmark 2, vhost-user <-> af-xdp on a veth (root).
 bench-datapath: all
 	bench/datapath-bench $(BENCH_ARGS)
 
