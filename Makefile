@@ -17,7 +17,7 @@
 #   make bench-datapath the datapath against dpdk-testpmd as forwarder (bench/datapath-bench)
 #   make deps         install the Debian build and test dependencies (apt-get)
 #   make install      (also libvirt's qemu hook in $(SYSCONFDIR)/libvirt/hooks/qemu.d) honours PREFIX, LIBDIR, SBINDIR, MANDIR, SYSCONFDIR, SYSTEMD_UNITDIR,
-#                     BASH_COMPLETIONDIR, DOCDIR, SYSUSERSDIR, TMPFILESDIR, DESTDIR
+#                     BASH_COMPLETIONDIR, DOCDIR, SYSUSERSDIR, TMPFILESDIR, UDEVRULESDIR, DESTDIR
 #   make uninstall    removes what make install put there (same variables)
 #
 # CPPFLAGS, CFLAGS and LDFLAGS are added to the project's own flags, after
@@ -41,6 +41,8 @@ BASH_COMPLETIONDIR     ?= $(PREFIX)/share/bash-completion/completions
 DOCDIR                 ?= $(PREFIX)/share/doc/iovkit
 SYSUSERSDIR            ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR            ?= $(PREFIX)/lib/tmpfiles.d
+# udev reads /usr/local/lib/udev/rules.d too; Debian's udevdir is /lib/udev
+UDEVRULESDIR           ?= $(PREFIX)/lib/udev/rules.d
 DESTDIR     ?=
 BUILDDIR    ?= build
 SANITIZE    ?= 0
@@ -368,6 +370,9 @@ install: all $(BUILDDIR)/dist/iovctl $(BUILDDIR)/dist/iovd
 	sed 's|@SBINDIR@|$(SBINDIR)|' contrib/iovkit-apply.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-apply.service
 	sed 's|@SBINDIR@|$(SBINDIR)|' contrib/iovkit-datapath@.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-datapath@.service
 	install -d $(DESTDIR)$(SYSCONFDIR)/iovkit/apply.d $(DESTDIR)$(MANDIR)/man5
+	# the driver overrides of apply.d, as each device appears (iovctl overrides apply)
+	install -d $(DESTDIR)$(UDEVRULESDIR)
+	sed 's|@SBINDIR@|$(SBINDIR)|' contrib/udev/90-iovkit.rules.in > $(DESTDIR)$(UDEVRULESDIR)/90-iovkit.rules
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -d $(DESTDIR)$(BASH_COMPLETIONDIR)
 	install -m 0644 contrib/bash-completion/iovctl $(DESTDIR)$(BASH_COMPLETIONDIR)/iovctl
@@ -389,7 +394,7 @@ uninstall:
 		$(DESTDIR)$(DBUS_SYSTEM_CONFDIR)/org.iovkit.iovd1.conf \
 		$(DESTDIR)$(DBUS_SYSTEM_SERVICEDIR)/org.iovkit.iovd1.service \
 		$(DESTDIR)$(SYSTEMD_UNITDIR)/iovd.service $(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-apply.service \
-		$(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-datapath@.service \
+		$(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-datapath@.service $(DESTDIR)$(UDEVRULESDIR)/90-iovkit.rules \
 		$(DESTDIR)$(DOCDIR)/examples/iovd.json $(DESTDIR)$(SYSUSERSDIR)/iovkit.conf \
 		$(DESTDIR)$(TMPFILESDIR)/iovkit.conf $(DESTDIR)$(BASH_COMPLETIONDIR)/iovctl \
 		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/iovkit

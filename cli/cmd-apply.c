@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* iovctl apply: bring PFs, VFs and drivers to what JSON files declare */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "iovctl.h"
 
 static const char apply_help[] =
-	"Usage: iovctl apply [--json] [--dry-run] [--force] FILE|DIR...\n"
+	"Usage: iovctl apply [--json] [--dry-run] [--force] [--wait SECONDS] FILE|DIR...\n"
 	"\n"
 	"Bring SR-IOV PFs, their VFs and device drivers to what the JSON files say\n"
 	"(format: iovkit.json(5)); a directory stands for its *.json files, in name\n"
@@ -23,6 +25,9 @@ static const char apply_help[] =
 	"\n"
 	"  --dry-run   print the plan and change nothing (exit 1 if it would be refused)\n"
 	"  --force     let a numvfs change remove VFs in use (on vfio-pci)\n"
+	"  --wait SECONDS  while a PF, interface or device is missing, or a PF has no\n"
+	"              driver yet, plan again until it appears, up to SECONDS (at boot:\n"
+	"              instead of waiting for all of udev's coldplug)\n"
 	"  -j, --json  {\"plan\": [steps], \"applied\": N, \"failed\": {...} or null,\n"
 	"              \"dry_run\": bool} (see iovctl(8))\n";
 
@@ -229,7 +234,7 @@ static void fail_text_only(struct cli *cli, const char *message)
 	cli->json = json;
 }
 
-static int load(struct cli *cli, struct iovk_config *config, const char *path)
+int load_config(struct cli *cli, struct iovk_config *config, const char *path)
 {
 	struct stat st;
 	int r;
@@ -247,10 +252,41 @@ static int load(struct cli *cli, struct iovk_config *config, const char *path)
 	return EXIT_OK;
 }
 
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * The plan, planned again while what it needs is not there yet, up to wait
+ * seconds: a PF or device udev has not announced (-ENODEV), a PF whose driver
+ * is not bound yet (-ENOENT), a VF not in sysfs yet (-EAGAIN). At boot this
+ * waits for the devices the configuration names, where
+ * systemd-udev-settle.service waited for every device of the host.
+ */
+static int plan_waiting(struct cli *cli, struct iovk_config *config, unsigned flags, double wait,
+			struct iovk_plan **ret)
+{
+	double deadline = now_seconds() + wait;
+	int r;
+
+	for (;;) {
+		r = iovk_plan_new(cli->ctx, config, flags, ret);
+		if ((r != -ENODEV && r != -ENOENT && r != -EAGAIN) || now_seconds() >= deadline)
+			return r;
+		nanosleep(&(struct timespec){ .tv_nsec = 200 * 1000 * 1000 }, NULL);
+	}
+}
+
 int cmd_apply(struct cli *cli, int argc, char **argv)
 {
-	const char *dry_run_opt = NULL, *force = NULL;
-	const struct cmd_opt opts[] = { { "dry-run", false, &dry_run_opt }, { "force", false, &force }, {} };
+	const char *dry_run_opt = NULL, *force = NULL, *wait_opt = NULL;
+	const struct cmd_opt opts[] = { { "dry-run", false, &dry_run_opt }, { "force", false, &force },
+					{ "wait", true, &wait_opt }, {} };
+	double wait = 0;
 	struct iovk_config *config = NULL;
 	struct iovk_plan *plan = NULL;
 	bool dry_run;
@@ -262,17 +298,24 @@ int cmd_apply(struct cli *cli, int argc, char **argv)
 	if (i >= argc)
 		return usage_error(cli, "apply", "expected one or more configuration files or directories");
 	dry_run = dry_run_opt != NULL;
+	if (wait_opt) {
+		char *end;
+
+		wait = strtod(wait_opt, &end);
+		if (*end || end == wait_opt || !(wait >= 0 && wait <= 3600))
+			return usage_error(cli, "apply", "--wait: '%s' is not a number of seconds (0 to 3600)", wait_opt);
+	}
 
 	r = iovk_config_new(cli->ctx, &config);
 	if (r < 0)
 		return fail(cli, r, "Failed to create a configuration");
 	for (; i < argc; i++) {
-		ret = load(cli, config, argv[i]);
+		ret = load_config(cli, config, argv[i]);
 		if (ret != EXIT_OK)
 			goto out;
 	}
 
-	r = iovk_plan_new(cli->ctx, config, force ? IOVK_PLAN_FORCE : 0, &plan);
+	r = plan_waiting(cli, config, force ? IOVK_PLAN_FORCE : 0, wait, &plan);
 	if (r == -EINVAL) {
 		fail_lib(cli, r, "Invalid configuration");
 		ret = EXIT_USAGE;

@@ -104,6 +104,13 @@ int cmd_release(struct cli *cli, int argc, char **argv);
 int cmd_failover(struct cli *cli, int argc, char **argv);
 int cmd_vf(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
+int cmd_overrides(struct cli *cli, int argc, char **argv);
+
+/* The directory iovkit-apply.service applies, and the default of iovctl overrides. */
+#define IOVKIT_APPLY_DIR "/etc/iovkit/apply.d"
+/* Adds the file or directory at path to config: EXIT_OK, EXIT_USAGE for an
+ * invalid configuration, EXIT_FAILED when it cannot be read (reported). */
+int load_config(struct cli *cli, struct iovk_config *config, const char *path);
 int cmd_vfio(struct cli *cli, int argc, char **argv);
 int cmd_passthrough(struct cli *cli, int argc, char **argv);
 int cmd_datapath(struct cli *cli, int argc, char **argv);

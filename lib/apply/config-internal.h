@@ -27,11 +27,17 @@ struct cfg_pf {
 	size_t n_vfs;
 };
 
-/* One entry of "devices". */
+/* One entry of "devices": one device by address, or a selector (an address
+ * glob, vendor:device ids, or both) that stands for every device it matches. */
 struct cfg_device {
 	const char *file;
 	char *path;    /* "devices[0]" */
-	char *address; /* canonical */
+	char *address; /* canonical; NULL for a selector */
+	char *glob;    /* an address glob (fnmatch(3), on DDDD:BB:DD.F), or NULL */
+	int vendor;    /* "ids": -1 when not given */
+	int device_id; /* -1: any */
+	int class_code; /* class and subclass (0xCCSS), -1: any */
+	char *match;   /* a selector as the file words it: "0000:3b:*", "8086:10ed", both joined by " " */
 	char *driver;  /* "none": no driver */
 	bool force;    /* "force": take it although the host uses it */
 };
@@ -75,6 +81,17 @@ static inline void json_object_putp(struct json_object **o)
 		json_object_put(*o);
 }
 #define _cleanup_json_ _cleanup_(json_object_putp)
+
+/* ---- lib/apply/overrides.c ----------------------------------------------- */
+
+/* Whether the selector entry d matches dev by its address and ids (bridges never). */
+bool cfg_device_selects(const struct cfg_device *d, struct iovk_device *dev);
+/*
+ * Whether a devices[] selector may claim dev: dev is neither a PF that pfs[]
+ * declares, nor a VF whose driver pfs[] gives, nor a device that an exact
+ * devices[] entry names. 1 when free, 0 when claimed elsewhere, or -errno.
+ */
+int cfg_device_free_for_selectors(struct iovk_ctx *ctx, const struct iovk_config *c, struct iovk_device *dev);
 
 /* ---- lib/apply/config-syntax.c ------------------------------------------- */
 

@@ -18,6 +18,7 @@
  */
 #include <ctype.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <net/if.h>
@@ -54,6 +55,8 @@ static void cfg_device_done(struct cfg_device *d)
 {
 	free(d->path);
 	free(d->address);
+	free(d->glob);
+	free(d->match);
 	free(d->driver);
 }
 
@@ -577,10 +580,83 @@ fail:
 	return r;
 }
 
+/*
+ * "device" as an address glob, as Nova's device_spec takes one
+ * ("*:3b:02.*", "0000:3b:*"): matched with fnmatch(3) against canonical
+ * addresses, so it is lower-cased, and a glob without a domain (two fields)
+ * gets "0000:", as BB:DD.F means domain 0. Only the characters of an
+ * address and of a glob: a typo must not match everything.
+ */
+static int parse_glob(struct parse *p, const char *kp, const char *s, char **ret)
+{
+	size_t colons = 0;
+	char *g;
+
+	if (strlen(s) > 32)
+		return cfg_error(p, -EINVAL, kp, "'%s' is too long for an address glob", s);
+	for (const char *c = s; *c; c++) {
+		if (*c == ':')
+			colons++;
+		else if (!isxdigit((unsigned char)*c) && !strchr(".*?[]!-", *c))
+			return cfg_error(p, -EINVAL, kp,
+					 "'%s' is neither a PCI address nor an address glob (\"0000:3b:02.*\", "
+					 "\"*:3b:*\"): '%c' is not allowed", s, *c);
+	}
+	if (colons < 1 || colons > 2)
+		return cfg_error(p, -EINVAL, kp, "'%s' is not an address glob: DDDD:BB:DD.F or BB:DD.F with * ? [...]", s);
+	if (asprintf(&g, "%s%s", colons == 1 ? "0000:" : "", s) < 0)
+		return -ENOMEM;
+	for (char *c = g; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	/* fnmatch() reports a malformed bracket only by not matching: try one. */
+	if (fnmatch(g, "0000:00:00.0", 0) != 0 && fnmatch(g, "0000:00:00.0", 0) != FNM_NOMATCH) {
+		free(g);
+		return cfg_error(p, -EINVAL, kp, "'%s' is not a valid glob", s);
+	}
+	*ret = g;
+	return 0;
+}
+
+static int hex_field(const char *s, size_t len, int *ret)
+{
+	int v = 0;
+
+	if (len == 1 && *s == '*') {
+		*ret = -1;
+		return 0;
+	}
+	if (len != 4)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return -EINVAL;
+		v = v * 16 + (isdigit((unsigned char)s[i]) ? s[i] - '0' : tolower((unsigned char)s[i]) - 'a' + 10);
+	}
+	*ret = v;
+	return 0;
+}
+
+/* "ids": "VVVV:DDDD" or "VVVV:DDDD:CCCC" (class and subclass), as lspci -d
+ * words it; DDDD and CCCC may be "*". */
+static int parse_ids(struct parse *p, const char *kp, const char *s, struct cfg_device *d)
+{
+	const char *c1 = strchr(s, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	size_t len2 = c2 ? (size_t)(c2 - c1 - 1) : c1 ? strlen(c1 + 1) : 0;
+
+	if (!c1 || hex_field(s, (size_t)(c1 - s), &d->vendor) < 0 || d->vendor < 0 ||
+	    hex_field(c1 + 1, len2, &d->device_id) < 0 || (c2 && hex_field(c2 + 1, strlen(c2 + 1), &d->class_code) < 0))
+		return cfg_error(p, -EINVAL, kp,
+				 "'%s' is not VENDOR:DEVICE or VENDOR:DEVICE:CLASS in hex (\"8086:10ed\", "
+				 "\"10de:*:0300\"), as lspci -d takes them", s);
+	return 0;
+}
+
 static int parse_device(struct parse *p, struct json_object *dev, const char *path, struct cfg_device *ret)
 {
-	static const char *const keys[] = { "device", "driver", "force", NULL };
-	struct cfg_device d = { .file = p->file };
+	static const char *const keys[] = { "device", "ids", "driver", "force", NULL };
+	struct cfg_device d = { .file = p->file, .vendor = -1, .device_id = -1, .class_code = -1 };
+	const char *name = NULL, *ids = NULL;
+	char kp[128];
 	bool b;
 	int r;
 
@@ -589,9 +665,51 @@ static int parse_device(struct parse *p, struct json_object *dev, const char *pa
 	r = check_keys(p, path, dev, keys);
 	if (r < 0)
 		return r;
-	r = require(p, get_address(p, dev, path, "device", &d.address), path, "device", "the device's PCI address");
+	r = get_string(p, dev, path, "device", &name);
 	if (r < 0)
-		goto fail;
+		return r;
+	r = get_string(p, dev, path, "ids", &ids);
+	if (r < 0)
+		return r;
+	if (!name && !ids)
+		return cfg_error(p, -EINVAL, path,
+				 "\"device\" is missing (the device's PCI address or an address glob; or \"ids\": "
+				 "\"VENDOR:DEVICE\")");
+	if (name && !strpbrk(name, "*?[") && !ids) {
+		r = get_address(p, dev, path, "device", &d.address);
+		if (r < 0)
+			goto fail;
+	} else {
+		if (name) {
+			join_path(kp, sizeof(kp), path, "device");
+			if (strpbrk(name, "*?["))
+				r = parse_glob(p, kp, name, &d.glob);
+			else {
+				/* an exact address with ids: a glob that matches one address */
+				struct iovk_pci_addr a;
+				char buf[IOVK_PCI_ADDR_MAX];
+
+				if (iovk_pci_addr_parse(name, &a) < 0)
+					r = cfg_error(p, -EINVAL, kp, "'%s' is not a PCI address (DDDD:BB:DD.F or BB:DD.F)",
+						      name);
+				else
+					r = (d.glob = strdup(iovk_pci_addr_format(&a, buf))) ? 0 : -ENOMEM;
+			}
+			if (r < 0)
+				goto fail;
+		}
+		if (ids) {
+			join_path(kp, sizeof(kp), path, "ids");
+			r = parse_ids(p, kp, ids, &d);
+			if (r < 0)
+				goto fail;
+		}
+		if (asprintf(&d.match, "%s%s%s", name ?: "", name && ids ? " " : "", ids ?: "") < 0) {
+			d.match = NULL;
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	r = require(p, get_driver(p, dev, path, &d.driver), path, "driver",
 		    "\"vfio-pci\", a kernel driver, or \"none\"");
 	if (r < 0)
@@ -639,7 +757,7 @@ static int check_duplicates(struct parse *p, const struct iovk_config *c)
 			}
 		}
 		for (size_t k = 0; k < c->n_devices; k++)
-			if (strcmp(c->devices[k].address, pf->name) == 0) {
+			if (c->devices[k].address && strcmp(c->devices[k].address, pf->name) == 0) {
 				where(p, c->devices[k].file, c->devices[k].path, other, sizeof(other));
 				return cfg_error(p, -EINVAL, kp, "%s is a PF here and a device in %s: one or the other",
 						 pf->name, other);
@@ -648,11 +766,13 @@ static int check_duplicates(struct parse *p, const struct iovk_config *c)
 	for (size_t i = 0; i < p->n_devices; i++) {
 		const struct cfg_device *d = &p->devices[i];
 
+		if (!d->address)
+			continue; /* a selector: what it matches is known when planned */
 		snprintf(kp, sizeof(kp), "%s.device", d->path);
 		for (size_t k = 0; k < c->n_devices + i; k++) {
 			const struct cfg_device *o = k < c->n_devices ? &c->devices[k] : &p->devices[k - c->n_devices];
 
-			if (strcmp(o->address, d->address) == 0) {
+			if (o->address && strcmp(o->address, d->address) == 0) {
 				where(p, o->file, o->path, other, sizeof(other));
 				return cfg_error(p, -EINVAL, kp, "the device %s is declared twice (%s too)", d->address,
 						 other);

@@ -288,7 +288,8 @@ static int describe(struct step *s, const struct pf_state *st)
 		else
 			snprintf(who, sizeof(who), "%s VF %d", st->label, p->vf);
 	} else
-		snprintf(who, sizeof(who), "%s", st ? st->label : s->cdev->address);
+		snprintf(who, sizeof(who), "%s%s%s%s", st ? st->label : s->device, s->cdev && s->cdev->match ? " (" : "",
+			 s->cdev && s->cdev->match ? s->cdev->match : "", s->cdev && s->cdev->match ? ")" : "");
 
 	switch (p->action) {
 	case IOVK_PLAN_AUTOPROBE:
@@ -656,13 +657,34 @@ static int plan_vf_drivers(struct iovk_plan *plan, struct pf_state *st)
 	return 0;
 }
 
+/* The driver step of one device that entry d names or selects. */
+static int plan_device_at(struct iovk_plan *plan, const struct cfg_device *d, struct iovk_device *dev)
+{
+	const char *want = strcmp(d->driver, CFG_DRIVER_NONE) == 0 ? NULL : d->driver;
+	const char *now = iovk_device_get_driver(dev);
+	struct step *s;
+	int r = -ENOMEM;
+
+	if (streq_null(now, want))
+		return 0;
+	s = step_add(plan, IOVK_PLAN_BIND, NULL, d->file, ".driver", d->path);
+	if (s) {
+		s->cdev = d;
+		s->pub.driver_to = want;
+		if (set_str(&s->device, iovk_device_get_address(dev)) >= 0 && set_str(&s->driver_from, now) >= 0)
+			r = now ? block_if_in_use(plan, s, dev) : 0;
+		if (r >= 0)
+			r = describe(s, NULL);
+	}
+	return r;
+}
+
 static int plan_device(struct iovk_plan *plan, const struct cfg_device *d, const struct pf_state *states, size_t n)
 {
 	struct iovk_ctx *ctx = plan->ctx;
 	_cleanup_free_ char *kp = join(d->path, ".device");
 	struct iovk_device *dev = NULL;
-	const char *want, *now, *physfn;
-	struct step *s;
+	const char *physfn;
 	int r;
 
 	if (!kp)
@@ -689,23 +711,54 @@ static int plan_device(struct iovk_plan *plan, const struct cfg_device *d, const
 			return r;
 		}
 	}
-	want = strcmp(d->driver, CFG_DRIVER_NONE) == 0 ? NULL : d->driver;
-	now = iovk_device_get_driver(dev);
-	if (streq_null(now, want)) {
-		iovk_device_unref(dev);
-		return 0;
-	}
-	s = step_add(plan, IOVK_PLAN_BIND, NULL, d->file, ".driver", d->path);
-	r = -ENOMEM;
-	if (s) {
-		s->cdev = d;
-		s->pub.driver_to = want;
-		if (set_str(&s->device, d->address) >= 0 && set_str(&s->driver_from, now) >= 0)
-			r = now ? block_if_in_use(plan, s, dev) : 0;
-		if (r >= 0)
-			r = describe(s, NULL);
-	}
+	r = plan_device_at(plan, d, dev);
 	iovk_device_unref(dev);
+	return r;
+}
+
+/*
+ * The devices that selector entries match, among those present now (a VF
+ * that a numvfs step creates is met by the udev rule when it appears, see
+ * iovctl overrides apply). A device two selectors match is an error: which
+ * driver wins must not depend on the order of files.
+ */
+static int plan_selected_devices(struct iovk_plan *plan, const struct iovk_config *c)
+{
+	struct iovk_ctx *ctx = plan->ctx;
+	struct iovk_device **all = NULL;
+	size_t n_all = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < c->n_devices && !all; i++)
+		if (!c->devices[i].address) {
+			r = iovk_device_enumerate(ctx, &all, &n_all);
+			if (r < 0)
+				return r;
+		}
+	for (size_t k = 0; k < n_all && r >= 0; k++) {
+		const struct cfg_device *chosen = NULL;
+
+		for (size_t i = 0; i < c->n_devices; i++) {
+			const struct cfg_device *d = &c->devices[i];
+
+			if (d->address || !cfg_device_selects(d, all[k]))
+				continue;
+			if (chosen) {
+				r = entry_fail(ctx, -EINVAL, d->file, d->path,
+					       "%s is matched by \"%s\" here and by \"%s\" (%s: %s): one entry per device",
+					       iovk_device_get_address(all[k]), d->match, chosen->match, chosen->file,
+					       chosen->path);
+				break;
+			}
+			chosen = d;
+		}
+		if (r >= 0 && chosen) {
+			r = cfg_device_free_for_selectors(ctx, c, all[k]);
+			if (r > 0)
+				r = plan_device_at(plan, chosen, all[k]);
+		}
+	}
+	iovk_device_list_free(all);
 	return r;
 }
 
@@ -774,8 +827,10 @@ _public_ int iovk_plan_new(struct iovk_ctx *ctx, const struct iovk_config *confi
 		if ((r = plan_vf_drivers(plan, &states[i])) < 0)
 			goto fail;
 	for (size_t i = 0; i < config->n_devices; i++)
-		if ((r = plan_device(plan, &config->devices[i], states, n)) < 0)
+		if (config->devices[i].address && (r = plan_device(plan, &config->devices[i], states, n)) < 0)
 			goto fail;
+	if ((r = plan_selected_devices(plan, config)) < 0)
+		goto fail;
 	steps_publish(plan);
 	for (size_t i = 0; i < n; i++)
 		pf_state_done(&states[i]);

@@ -692,3 +692,151 @@ Test(sriov_autoprobe, writes_only_when_it_differs_and_drops_the_record)
 	cr_assert(has(ctx, "sriov_drivers_autoprobe does not exist (kernel before 4.12)"), "%s", iovk_ctx_get_error(ctx));
 	iovk_ctx_unref(ctx);
 }
+
+/* ---- devices[] selectors and persisted overrides (iovctl overrides, the udev rule) ---- */
+
+Test(config, device_selectors_are_checked_whole)
+{
+	struct iovk_ctx *ctx = NULL;
+	struct iovk_config *c;
+
+	cr_assert_eq(iovk_ctx_new(&ctx), 0);
+	/* Nova's device_spec forms: an address glob, vendor:device (and class), both */
+	c = config_of(ctx, "{\"devices\": [{\"device\": \"*:3B:02.*\", \"driver\": \"vfio-pci\"},\n"
+			   " {\"device\": \"3b:1?.[0-3]\", \"driver\": \"vfio-pci\"},\n"
+			   " {\"ids\": \"8086:10ED\", \"driver\": \"vfio-pci\"},\n"
+			   " {\"ids\": \"10de:*:0300\", \"driver\": \"vfio-pci\"},\n"
+			   " {\"device\": \"0000:3b:00.0\", \"ids\": \"8086:*\", \"driver\": \"none\"}]}");
+	iovk_config_unref(c);
+	refused("{\"devices\": [{\"device\": \"0000:3b:*;\", \"driver\": \"vfio-pci\"}]}", -EINVAL,
+		"test.json: devices[0].device: '0000:3b:*;' is neither a PCI address nor an address glob");
+	refused("{\"devices\": [{\"device\": \"*\", \"driver\": \"vfio-pci\"}]}", -EINVAL,
+		"devices[0].device: '*' is not an address glob");
+	refused("{\"devices\": [{\"ids\": \"8086:10ed:02\", \"driver\": \"vfio-pci\"}]}", -EINVAL,
+		"devices[0].ids: '8086:10ed:02' is not VENDOR:DEVICE");
+	refused("{\"devices\": [{\"ids\": \"*:10ed\", \"driver\": \"vfio-pci\"}]}", -EINVAL,
+		"devices[0].ids: '*:10ed' is not VENDOR:DEVICE");
+	refused("{\"devices\": [{\"ids\": 8086, \"driver\": \"vfio-pci\"}]}", -EINVAL,
+		"devices[0].ids: expected a string, not an integer");
+	refused("{\"devices\": [{\"ids\": \"8086:10ed\"}]}", -EINVAL, "devices[0]: \"driver\" is missing");
+	refused("{\"devices\": [{\"force\": true, \"driver\": \"none\"}]}", -EINVAL, "devices[0]: \"device\" is missing");
+	/* two selectors that could match the same device are no error until a device does */
+	c = config_of(ctx, "{\"devices\": [{\"ids\": \"8086:*\", \"driver\": \"vfio-pci\"},"
+			   " {\"ids\": \"8086:*\", \"driver\": \"none\"}]}");
+	iovk_config_unref(c);
+	iovk_ctx_unref(ctx);
+}
+
+static struct iovk_overrides *overrides_of(struct iovk_ctx *ctx, const char *text, const char *address)
+{
+	struct iovk_config *c = config_of(ctx, text);
+	struct iovk_overrides *o = NULL;
+	int r = iovk_overrides_new(ctx, c, address, &o);
+
+	cr_assert_eq(r, 0, "overrides: %d %s", r, iovk_ctx_get_error(ctx));
+	iovk_config_unref(c); /* the list keeps its own reference */
+	return o;
+}
+
+Test(overrides, one_device_by_its_pf_entry_an_exact_entry_or_a_selector)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	const char *text = "{\"pfs\": [{\"pf\": \"enp1s0f0\", \"vfs\": [{\"vf\": 1, \"driver\": \"vfio-pci\"}]}],\n"
+			   " \"devices\": [{\"ids\": \"8086:10ed\", \"driver\": \"ixgbevf\", \"force\": true},\n"
+			   "              {\"device\": \"00:1f.3\", \"driver\": \"none\"},\n"
+			   "              {\"device\": \"0000:01:00.*\", \"driver\": \"vfio-pci\"},\n"
+			   "              {\"ids\": \"8086:1901\", \"driver\": \"vfio-pci\"}]}";
+	const struct iovk_override *o;
+	struct iovk_overrides *l;
+
+	/* 01:10.2 is VF 1 of enp1s0f0 (the PF named by its interface): the PF's entry wins */
+	l = overrides_of(ctx, text, "0000:01:10.2");
+	cr_assert_eq(iovk_overrides_get_n(l), 1);
+	o = iovk_overrides_get(l, 0);
+	cr_assert_str_eq(o->path, "pfs[0].vfs[0]");
+	cr_assert_str_eq(o->pf, "0000:01:00.0");
+	cr_assert_eq(o->vf, 1);
+	cr_assert_str_eq(o->device, "0000:01:10.2");
+	cr_assert_str_eq(o->driver, "vfio-pci");
+	cr_assert(o->in_effect);
+	cr_assert_null(o->match);
+	iovk_overrides_unref(l);
+	/* VF 0 has no driver in pfs[0]: the "ids" selector takes it */
+	l = overrides_of(ctx, text, "01:10.0");
+	o = iovk_overrides_get(l, 0);
+	cr_assert_not_null(o);
+	cr_assert_str_eq(o->path, "devices[0]");
+	cr_assert_str_eq(o->match, "8086:10ed");
+	cr_assert_eq(o->vf, -1);
+	cr_assert(o->force);
+	cr_assert_str_eq(o->current_driver, "ixgbevf");
+	cr_assert(o->in_effect);
+	iovk_overrides_unref(l);
+	/* "none": no driver asked for, one bound: not in effect */
+	l = overrides_of(ctx, text, "0000:00:1f.3");
+	o = iovk_overrides_get(l, 0);
+	cr_assert_null(o->driver);
+	cr_assert_str_eq(o->current_driver, "snd_hda_intel");
+	cr_assert_not(o->in_effect);
+	iovk_overrides_unref(l);
+	/* the glob 0000:01:00.* matches 01:00.0, but pfs[0] declares that PF;
+	 * a bridge (00:01.0, 8086:1901) is never selected; 00:00.0 matches no entry */
+	for (const char *const *a = (const char *const[]){ "0000:01:00.0", "0000:00:01.0", "0000:00:00.0", NULL }; *a;
+	     a++) {
+		l = overrides_of(ctx, text, *a);
+		cr_assert_eq(iovk_overrides_get_n(l), 0, "%s has an override", *a);
+		cr_assert_null(iovk_overrides_get(l, 0));
+		iovk_overrides_unref(l);
+	}
+	/* ... but the other PF, 01:00.1, is the glob's */
+	l = overrides_of(ctx, text, "0000:01:00.1");
+	cr_assert_str_eq(iovk_overrides_get(l, 0)->path, "devices[2]");
+	iovk_overrides_unref(l);
+	iovk_ctx_unref(ctx);
+}
+
+Test(overrides, errors)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	struct iovk_config *c = config_of(ctx, "{\"devices\": [{\"ids\": \"8086:a323\", \"driver\": \"vfio-pci\"},"
+					      " {\"device\": \"*:00:1f.*\", \"driver\": \"none\"}]}");
+	struct iovk_overrides *o = NULL;
+
+	cr_assert_eq(iovk_overrides_new(ctx, c, "0000:00:1f.4", &o), -EINVAL);
+	cr_assert(has(ctx, "test.json: devices[1]: 0000:00:1f.4 is matched by \"*:00:1f.*\" here and by \"8086:a323\" "
+			   "(test.json: devices[0])"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert_null(o);
+	cr_assert_eq(iovk_overrides_new(ctx, c, NULL, &o), -EINVAL);
+	cr_assert_eq(iovk_overrides_new(ctx, c, "0000:00:1f.3", &o), 0, "only 1f.4 is matched twice");
+	cr_assert_eq(iovk_overrides_get_n(o), 1);
+	o = iovk_overrides_unref(o);
+	cr_assert_eq(iovk_overrides_new(ctx, c, "0000:09:00.0", &o), -ENODEV);
+	cr_assert_eq(iovk_overrides_new(ctx, c, NULL, NULL), -EINVAL);
+	cr_assert_null(iovk_overrides_unref(NULL));
+	iovk_config_unref(c);
+	iovk_ctx_unref(ctx);
+}
+
+Test(plan, selectors_plan_each_device_they_match)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	struct iovk_plan *p;
+
+	/* 8086:10ed: both VFs (01:10.0 ixgbevf, 01:10.2 already on vfio-pci);
+	 * pfs[0] gives VF 0 its driver, so only... none: VF 1 is in effect */
+	p = plan_of(ctx, "{\"pfs\": [{\"pf\": \"01:00.0\", \"vfs\": [{\"vf\": 0, \"driver\": \"ixgbevf\"}]}],"
+			 " \"devices\": [{\"ids\": \"8086:10ed\", \"driver\": \"vfio-pci\"}]}", 0);
+	cr_assert_eq(iovk_plan_get_n_steps(p), 0);
+	iovk_plan_unref(p);
+	p = plan_of(ctx, "{\"devices\": [{\"ids\": \"8086:10ed:0200\", \"driver\": \"none\"}]}", IOVK_PLAN_FORCE);
+	cr_assert_eq(iovk_plan_get_n_steps(p), 2);
+	cr_assert_str_eq(step(p, 0)->device, "0000:01:10.0");
+	cr_assert_str_eq(step(p, 1)->device, "0000:01:10.2");
+	cr_assert_str_eq(step(p, 1)->path, "devices[0].driver");
+	cr_assert_null(step(p, 1)->driver_to);
+	cr_assert(strstr(step(p, 1)->description, "0000:01:10.2 (8086:10ed:0200)"), "%s", step(p, 1)->description);
+	/* 01:10.0's interface is up: taking it is forced, and says so */
+	cr_assert_not_null(step(p, 0)->forced);
+	iovk_plan_unref(p);
+	iovk_ctx_unref(ctx);
+}

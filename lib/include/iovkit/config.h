@@ -222,6 +222,60 @@ int iovk_plan_apply(struct iovk_plan *plan);
 /* Steps applied so far. */
 size_t iovk_plan_get_n_applied(const struct iovk_plan *plan);
 
+/* ---- persisted driver overrides ------------------------------------------------ */
+
+/*
+ * One driver the configuration gives a device (what driverctl calls a
+ * persisted override), as the system shows it now. Valid while the list
+ * lives; members may be appended in later versions.
+ */
+struct iovk_override {
+	/* The entry: its file and JSON path ("pfs[0].vfs[1]", "devices[2]"). */
+	const char *file;
+	const char *path;
+	/* A devices[] selector as the file words it ("0000:3b:*", "8086:10ed"),
+	 * NULL for an entry that names one device. */
+	const char *match;
+	/* A VF entry's PF (PCI address; NULL when the PF is not there) and
+	 * index; NULL and -1 for devices[]. */
+	const char *pf;
+	int vf;
+	/* The device now; NULL when it is not there (a VF not created yet, a
+	 * device unplugged, a selector that matches nothing). */
+	const char *device;
+	/* The driver asked for (NULL: no driver) and the one bound now. */
+	const char *driver;
+	const char *current_driver;
+	/* The device is there and on the driver asked for. */
+	bool in_effect;
+	/* The entry's "force": take the device even when the host uses it. */
+	bool force;
+};
+
+struct iovk_overrides;
+
+/*
+ * The driver overrides of config. With address NULL: every VF entry with a
+ * driver, every devices[] entry naming one device, and each device a
+ * selector entry matches now (a selector that matches nothing is one row
+ * without a device), in the configuration's order. With an address: the
+ * override of that one device (0 or 1 rows), read cheaply enough for a udev
+ * rule to ask for each device that appears: a VF by its PF's entry and its
+ * index, then an entry naming it, then the selectors. Selectors never match
+ * bridges, nor devices pfs[] covers (a PF it declares, a VF whose driver it
+ * gives) or an exact entry names. Reads only. Returns 0, -ENODEV for an
+ * address with no device, -EINVAL when two selectors match one device (the
+ * error names both), or the errno of reading sysfs.
+ */
+int iovk_overrides_new(struct iovk_ctx *ctx, const struct iovk_config *config, const char *address,
+		       struct iovk_overrides **ret_overrides);
+struct iovk_overrides *iovk_overrides_ref(struct iovk_overrides *overrides);
+/* Drops a reference; NULL is fine. Always returns NULL. */
+struct iovk_overrides *iovk_overrides_unref(struct iovk_overrides *overrides);
+size_t iovk_overrides_get_n(const struct iovk_overrides *overrides);
+/* Row i; NULL when i >= n. */
+const struct iovk_override *iovk_overrides_get(const struct iovk_overrides *overrides, size_t i);
+
 #ifdef __cplusplus
 }
 #endif
