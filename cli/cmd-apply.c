@@ -31,11 +31,6 @@ static const char apply_help[] =
 	"  -j, --json  {\"plan\": [steps], \"applied\": N, \"failed\": {...} or null,\n"
 	"              \"dry_run\": bool} (see iovctl(8))\n";
 
-static struct json_object *json_string_or_null(const char *s)
-{
-	return s ? json_object_new_string(s) : NULL;
-}
-
 static struct json_object *settings_to_json(const struct iovk_vf_settings *s)
 {
 	struct json_object *o = json_object_new_object();
@@ -234,6 +229,15 @@ static void fail_text_only(struct cli *cli, const char *message)
 	cli->json = json;
 }
 
+int fail_config(struct cli *cli, int err, const char *what)
+{
+	if (err == -EINVAL) {
+		fail_lib(cli, err, "Invalid configuration");
+		return EXIT_USAGE;
+	}
+	return fail_lib(cli, err, "%s", what);
+}
+
 int load_config(struct cli *cli, struct iovk_config *config, const char *path)
 {
 	struct stat st;
@@ -316,13 +320,8 @@ int cmd_apply(struct cli *cli, int argc, char **argv)
 	}
 
 	r = plan_waiting(cli, config, force ? IOVK_PLAN_FORCE : 0, wait, &plan);
-	if (r == -EINVAL) {
-		fail_lib(cli, r, "Invalid configuration");
-		ret = EXIT_USAGE;
-		goto out;
-	}
 	if (r < 0) {
-		ret = fail_lib(cli, r, "Failed to plan the configuration");
+		ret = fail_config(cli, r, "Failed to plan the configuration");
 		goto out;
 	}
 

@@ -11,11 +11,6 @@ const char *driver_or_none(const char *driver)
 	return driver ? driver : "-";
 }
 
-static struct json_object *json_string_or_null(const char *s)
-{
-	return s ? json_object_new_string(s) : NULL;
-}
-
 static struct json_object *json_hex(unsigned v, int digits)
 {
 	char buf[16];

@@ -26,23 +26,18 @@ static const char overrides_help[] =
 	"  -j, --json     list: [override...]; apply: [override... with \"changed\"]\n"
 	"                 (see iovctl(8))\n";
 
-static struct json_object *string_or_null(const char *s)
-{
-	return s ? json_object_new_string(s) : NULL;
-}
-
 static struct json_object *override_to_json(const struct iovk_override *o)
 {
 	struct json_object *j = json_object_new_object();
 
 	json_object_object_add(j, "file", json_object_new_string(o->file));
 	json_object_object_add(j, "path", json_object_new_string(o->path));
-	json_object_object_add(j, "match", string_or_null(o->match));
-	json_object_object_add(j, "pf", string_or_null(o->pf));
+	json_object_object_add(j, "match", json_string_or_null(o->match));
+	json_object_object_add(j, "pf", json_string_or_null(o->pf));
 	json_object_object_add(j, "vf", o->vf >= 0 ? json_object_new_int(o->vf) : NULL);
-	json_object_object_add(j, "device", string_or_null(o->device));
-	json_object_object_add(j, "wanted_driver", string_or_null(o->driver));
-	json_object_object_add(j, "driver", string_or_null(o->current_driver));
+	json_object_object_add(j, "device", json_string_or_null(o->device));
+	json_object_object_add(j, "wanted_driver", json_string_or_null(o->driver));
+	json_object_object_add(j, "driver", json_string_or_null(o->current_driver));
 	json_object_object_add(j, "in_effect", json_object_new_boolean(o->in_effect));
 	json_object_object_add(j, "force", json_object_new_boolean(o->force));
 	return j;
@@ -90,13 +85,8 @@ static int overrides_list(struct cli *cli, int argc, char **argv)
 	if (ret != EXIT_OK)
 		goto out;
 	r = iovk_overrides_new(cli->ctx, config, NULL, &ov);
-	if (r == -EINVAL) {
-		fail_lib(cli, r, "Invalid configuration");
-		ret = EXIT_USAGE;
-		goto out;
-	}
 	if (r < 0) {
-		ret = fail_lib(cli, r, "Failed to read the overrides");
+		ret = fail_config(cli, r, "Failed to read the overrides");
 		goto out;
 	}
 	if (cli->json) {
@@ -165,7 +155,7 @@ static int apply_one(struct cli *cli, struct iovk_config *config, const char *ad
 	}
 	if (cli->json) {
 		j = override_to_json(o);
-		json_object_object_add(j, "driver", string_or_null(o->driver));
+		json_object_object_add(j, "driver", json_string_or_null(o->driver));
 		json_object_object_add(j, "in_effect", json_object_new_boolean(true));
 		json_object_object_add(j, "changed", json_object_new_boolean(br.changed));
 		json_object_array_add(out, j);

@@ -50,11 +50,6 @@ static const char set_help[] =
 	"                    --timeout, 30000). The write to sriov_numvfs itself cannot\n"
 	"                    be interrupted: a PF driver that hangs in it hangs iovctl.\n";
 
-static struct json_object *json_string_or_null(const char *s)
-{
-	return s ? json_object_new_string(s) : NULL;
-}
-
 static struct json_object *json_int_or_null(int v)
 {
 	return v >= 0 ? json_object_new_int(v) : NULL;

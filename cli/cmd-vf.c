@@ -52,11 +52,6 @@ static const char set_help[] =
 	"  min_tx_rate MBPS  guaranteed rate in Mbit/s (0: none)\n"
 	"  max_tx_rate MBPS  rate limit in Mbit/s (0: none); min <= max when both are set\n";
 
-static struct json_object *json_string_or_null(const char *s)
-{
-	return s ? json_object_new_string(s) : NULL;
-}
-
 static struct json_object *json_tristate(int v)
 {
 	return v < 0 ? NULL : json_object_new_boolean(v);

@@ -289,6 +289,11 @@ int run_subcommand(struct cli *cli, const char *cmd, const char *help, const str
 	return usage_error(cli, cmd, "unknown command '%s' (%s)", argv[1], names);
 }
 
+struct json_object *json_string_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
 int parse_cmd_opts(struct cli *cli, const char *cmd, const char *help_text, int argc, char **argv,
 		   const struct cmd_opt *opts)
 {

@@ -38,6 +38,8 @@ int usage_error(struct cli *cli, const char *cmd, const char *format, ...) _prin
 
 /* Prints a json object (and releases it) with a trailing newline. */
 void print_json(struct json_object *o);
+/* A JSON string, or JSON null (a NULL object) for NULL. */
+struct json_object *json_string_or_null(const char *s);
 
 /*
  * Parses the options every subcommand accepts (--json, --help) plus the
@@ -111,6 +113,9 @@ int cmd_overrides(struct cli *cli, int argc, char **argv);
 /* Adds the file or directory at path to config: EXIT_OK, EXIT_USAGE for an
  * invalid configuration, EXIT_FAILED when it cannot be read (reported). */
 int load_config(struct cli *cli, struct iovk_config *config, const char *path);
+/* A failure of planning or reading a configuration: -EINVAL is the file's
+ * fault (usage error, exit 2, "Invalid configuration: ..."), the rest is what. */
+int fail_config(struct cli *cli, int err, const char *what);
 int cmd_vfio(struct cli *cli, int argc, char **argv);
 int cmd_passthrough(struct cli *cli, int argc, char **argv);
 int cmd_datapath(struct cli *cli, int argc, char **argv);
