@@ -9,6 +9,7 @@
 #   make check-install make install into a DESTDIR, a consumer built on it (tests/install/)
 #   make check-deb    the Debian packages: built, lintian, installed, iovd activated (tests/install/deb)
 #   make bench-iovd   iovd allocate+release throughput and latency (bench/)
+#   make bench-list   iovctl list --json against lspci -vmmnnk on a 1,024-function fixture host (bench/list-bench)
 #   make check-vm     integration tests in a QEMU guest (tests/vm/)
 #   make check-fuzz   each libFuzzer harness (tests/fuzz/) for FUZZ_RUNS executions (clang)
 #   make fuzz         each harness for FUZZ_SECONDS, growing its corpus in $(BUILDDIR)/fuzz/corpus
@@ -52,7 +53,7 @@ PKG_CONFIG  ?= pkg-config
 
 # Everything the project links against, checked up front so a missing
 # package is named instead of failing deep in a compile.
-LIB_PKGS    := libpci libkmod libnl-3.0 libnl-route-3.0 json-c libxdp libbpf
+LIB_PKGS    := libpci libkmod libnl-3.0 libnl-route-3.0 json-c libsystemd libxdp libbpf
 CLI_PKGS    := json-c libsystemd
 DAEMON_PKGS := json-c libsystemd
 TEST_PKGS   := criterion
@@ -110,7 +111,7 @@ IOVK_LINK   := $(BUILDDIR)/tests/iovk-link
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-host check-daemon check-install check-deb check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-vfio bench-failover bench-datapath \
+.PHONY: all check check-unit check-cli check-host check-daemon check-install check-deb check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-list bench-vfio bench-failover bench-datapath \
 	fuzz fuzz-build check-fuzz
 
 # iovd-open-device and vfio-test are test clients (tests/daemon, the VM
@@ -258,6 +259,10 @@ check-daemon: check-pkgs
 bench-iovd: all $(IOVD_BENCH) fixtures
 	IOVD=$(abspath $(IOVD)) IOVD_BENCH=$(abspath $(IOVD_BENCH)) FIXTURES=$(abspath $(BUILDDIR)/fixtures) \
 		bench/iovd-bench
+
+# Interleaved A/B, median of 11 (bench/list-bench --help).
+bench-list: all
+	bench/list-bench $(BENCH_ARGS)
 
 # iovkit's datapath against dpdk-testpmd as the forwarder, interleaved
 # A/B/A/B, 64-byte packets, both --no-huge (bench/datapath-bench --help);

@@ -13,10 +13,13 @@ const char *driver_or_none(const char *driver)
 
 static struct json_object *json_hex(unsigned v, int digits)
 {
-	char buf[16];
+	static const char hex[] = "0123456789abcdef";
+	char buf[8];
 
-	snprintf(buf, sizeof(buf), "%0*x", digits, v);
-	return json_object_new_string(buf);
+	/* "%0*x" without printf: iovctl list writes five per function */
+	for (int i = digits - 1; i >= 0; i--, v >>= 4)
+		buf[i] = hex[v & 0xf];
+	return json_object_new_string_len(buf, digits);
 }
 
 static struct json_object *json_strv(const char *const *v)
@@ -30,6 +33,13 @@ static struct json_object *json_strv(const char *const *v)
 
 /* A PF's VFs as VF objects {vf, address}: virtfn links are numbered from 0
  * without gaps, and the library lists them in that order. */
+/* A key not yet in o, given as a literal: json-c neither copies it nor
+ * looks it up (iovctl list writes ~25 of them per function). */
+static void add_new(struct json_object *o, const char *literal_key, struct json_object *v)
+{
+	json_object_object_add_ex(o, literal_key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY);
+}
+
 static struct json_object *vfs_json(const char *const *v)
 {
 	struct json_object *a = json_object_new_array();
@@ -37,8 +47,8 @@ static struct json_object *vfs_json(const char *const *v)
 	for (int i = 0; v && v[i]; i++) {
 		struct json_object *o = json_object_new_object();
 
-		json_object_object_add(o, "vf", json_object_new_int(i));
-		json_object_object_add(o, "address", json_object_new_string(v[i]));
+		add_new(o, "vf", json_object_new_int(i));
+		add_new(o, "address", json_object_new_string(v[i]));
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -50,35 +60,35 @@ struct json_object *device_to_json(struct cli *cli, struct iovk_device *d)
 	const char *reason = NULL;
 	int group = iovk_device_get_iommu_group(d), vf = iovk_device_get_vf_index(d);
 
-	json_object_object_add(o, "address", json_object_new_string(iovk_device_get_address(d)));
-	json_object_object_add(o, "vendor_id", json_hex(iovk_device_get_vendor_id(d), 4));
-	json_object_object_add(o, "device_id", json_hex(iovk_device_get_device_id(d), 4));
-	json_object_object_add(o, "subsystem_vendor_id", json_hex(iovk_device_get_subsystem_vendor_id(d), 4));
-	json_object_object_add(o, "subsystem_device_id", json_hex(iovk_device_get_subsystem_device_id(d), 4));
-	json_object_object_add(o, "class", json_hex(iovk_device_get_class(d), 6));
-	json_object_object_add(o, "vendor_name", json_string_or_null(iovk_device_get_vendor_name(d)));
-	json_object_object_add(o, "device_name", json_string_or_null(iovk_device_get_device_name(d)));
-	json_object_object_add(o, "class_name", json_string_or_null(iovk_device_get_class_name(d)));
-	json_object_object_add(o, "driver", json_string_or_null(iovk_device_get_driver(d)));
-	json_object_object_add(o, "driver_override", json_string_or_null(iovk_device_get_driver_override(d)));
-	json_object_object_add(o, "numa_node", json_object_new_int(iovk_device_get_numa_node(d)));
-	json_object_object_add(o, "iommu_group", group >= 0 ? json_object_new_int(group) : NULL);
-	json_object_object_add(o, "is_bridge", json_object_new_boolean(iovk_device_is_bridge(d)));
-	json_object_object_add(o, "parent", json_string_or_null(iovk_device_get_parent(d)));
+	add_new(o, "address", json_object_new_string(iovk_device_get_address(d)));
+	add_new(o, "vendor_id", json_hex(iovk_device_get_vendor_id(d), 4));
+	add_new(o, "device_id", json_hex(iovk_device_get_device_id(d), 4));
+	add_new(o, "subsystem_vendor_id", json_hex(iovk_device_get_subsystem_vendor_id(d), 4));
+	add_new(o, "subsystem_device_id", json_hex(iovk_device_get_subsystem_device_id(d), 4));
+	add_new(o, "class", json_hex(iovk_device_get_class(d), 6));
+	add_new(o, "vendor_name", json_string_or_null(iovk_device_get_vendor_name(d)));
+	add_new(o, "device_name", json_string_or_null(iovk_device_get_device_name(d)));
+	add_new(o, "class_name", json_string_or_null(iovk_device_get_class_name(d)));
+	add_new(o, "driver", json_string_or_null(iovk_device_get_driver(d)));
+	add_new(o, "driver_override", json_string_or_null(iovk_device_get_driver_override(d)));
+	add_new(o, "numa_node", json_object_new_int(iovk_device_get_numa_node(d)));
+	add_new(o, "iommu_group", group >= 0 ? json_object_new_int(group) : NULL);
+	add_new(o, "is_bridge", json_object_new_boolean(iovk_device_is_bridge(d)));
+	add_new(o, "parent", json_string_or_null(iovk_device_get_parent(d)));
 	if (iovk_device_get_sriov_numvfs(d) >= 0) {
 		struct json_object *s = json_object_new_object();
 
-		json_object_object_add(s, "totalvfs", json_object_new_int(iovk_device_get_sriov_totalvfs(d)));
-		json_object_object_add(s, "numvfs", json_object_new_int(iovk_device_get_sriov_numvfs(d)));
-		json_object_object_add(s, "vfs", vfs_json(iovk_device_get_vfs(d)));
-		json_object_object_add(o, "sriov", s);
+		add_new(s, "totalvfs", json_object_new_int(iovk_device_get_sriov_totalvfs(d)));
+		add_new(s, "numvfs", json_object_new_int(iovk_device_get_sriov_numvfs(d)));
+		add_new(s, "vfs", vfs_json(iovk_device_get_vfs(d)));
+		add_new(o, "sriov", s);
 	} else
-		json_object_object_add(o, "sriov", NULL);
-	json_object_object_add(o, "pf", json_string_or_null(iovk_device_get_physfn(d)));
-	json_object_object_add(o, "vf", vf >= 0 ? json_object_new_int(vf) : NULL);
-	json_object_object_add(o, "net", json_strv(iovk_device_get_netdevs(d)));
-	json_object_object_add(o, "vfio_safe", json_object_new_boolean(iovk_device_is_vfio_safe(d, &reason)));
-	json_object_object_add(o, "vfio_blocker", json_string_or_null(reason));
+		add_new(o, "sriov", NULL);
+	add_new(o, "pf", json_string_or_null(iovk_device_get_physfn(d)));
+	add_new(o, "vf", vf >= 0 ? json_object_new_int(vf) : NULL);
+	add_new(o, "net", json_strv(iovk_device_get_netdevs(d)));
+	add_new(o, "vfio_safe", json_object_new_boolean(iovk_device_is_vfio_safe(d, &reason)));
+	add_new(o, "vfio_blocker", json_string_or_null(reason));
 	return o;
 }
 

@@ -13,6 +13,15 @@
 #include "../common/strv.h"
 
 struct pci_access;
+struct sd_hwdb;
+
+/* A host has few distinct vendor:device:class triples among its functions:
+ * each is looked up once per context (lib/core/pci.c). */
+struct pci_names {
+	uint16_t vendor_id, device_id;
+	uint32_t class;
+	char *vendor_name, *device_name, *class_name;
+};
 
 struct iovk_ctx {
 	int n_ref;
@@ -26,6 +35,10 @@ struct iovk_ctx {
 	void *log_userdata;
 	int log_priority;
 	struct pci_access *pacc; /* libpci, opened on first use */
+	struct sd_hwdb *hwdb;    /* udev's hardware database, opened on first use */
+	bool hwdb_failed;
+	struct pci_names *names; /* names looked up so far, one per vendor:device:class */
+	size_t n_names;
 	char error[1024];
 };
 
@@ -109,6 +122,7 @@ int read_devices(struct iovk_ctx *ctx, char *const *names, size_t n, struct iovk
 
 /* libpci access for this context, opened lazily; NULL on failure. */
 struct pci_access *ctx_pci_access(struct iovk_ctx *ctx);
+struct sd_hwdb *ctx_hwdb(struct iovk_ctx *ctx);
 
 /* True for the drivers the kernel lets share a group with VFIO users. */
 bool driver_is_vfio_friendly(const char *driver);

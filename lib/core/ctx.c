@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <pci/pci.h>
+#include <systemd/sd-hwdb.h>
 
 #include "../internal.h"
 
@@ -79,6 +80,13 @@ static void ctx_free(struct iovk_ctx *ctx)
 {
 	if (ctx->pacc)
 		pci_cleanup(ctx->pacc);
+	sd_hwdb_unref(ctx->hwdb);
+	for (size_t i = 0; i < ctx->n_names; i++) {
+		free(ctx->names[i].vendor_name);
+		free(ctx->names[i].device_name);
+		free(ctx->names[i].class_name);
+	}
+	free(ctx->names);
 	free(ctx->sysfs_root);
 	free(ctx->dev_root);
 	free(ctx->proc_root);
@@ -241,6 +249,20 @@ static _Noreturn void pci_error_cb(char *msg, ...)
 
 static void pci_quiet_cb(char *msg _unused_, ...)
 {
+}
+
+/* udev's hardware database (what `udevadm info` shows as
+ * ID_MODEL_FROM_DATABASE), or NULL: where it is missing, or where a pci.ids
+ * file was named (IOVKIT_PCI_IDS, iovk_ctx_set_pci_ids), which then rules. */
+sd_hwdb *ctx_hwdb(struct iovk_ctx *ctx)
+{
+	if (ctx->pci_ids || ctx->hwdb_failed)
+		return NULL;
+	if (!ctx->hwdb && sd_hwdb_new(&ctx->hwdb) < 0) {
+		ctx->hwdb = NULL;
+		ctx->hwdb_failed = true;
+	}
+	return ctx->hwdb;
 }
 
 struct pci_access *ctx_pci_access(struct iovk_ctx *ctx)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <pci/pci.h>
+#include <systemd/sd-hwdb.h>
 
 #include "../internal.h"
 
@@ -24,6 +25,7 @@ struct iovk_device {
 	bool is_bridge;
 	int totalvfs, numvfs;
 	char **vfs;
+	unsigned *vf_indices; /* each of vfs' virtfn index */
 	char *physfn;
 	int vf_index; /* VF_INDEX_UNREAD until iovk_device_get_vf_index() asks */
 	char **netdevs;
@@ -114,42 +116,126 @@ _public_ int iovk_pci_addr_compare(const struct iovk_pci_addr *a, const struct i
 
 /* ---- reading a device ---------------------------------------------------- */
 
-static int read_id(struct iovk_device *d, const char *attr, long long max, long long *ret)
-{
-	_cleanup_free_ char *p = root_path(d->syspath, "/%s", attr);
-	int r;
+/*
+ * A listing of 1,000 functions reads ~20,000 sysfs attributes, so each device
+ * is read through one directory fd (short lookups, no path strings built),
+ * one listing of that directory says which optional attributes exist (no
+ * ENOENT opens), and the identity comes from `uevent`, where the kernel's
+ * pci_uevent() prints vendor, device, subsystem and class in one read instead
+ * of five.
+ */
 
-	if (!p)
-		return -ENOMEM;
-	r = read_int(p, ret);
-	if (r < 0)
-		return set_error(d->ctx, r, "%s: reading %s: %s", d->address, p,
-				 r == -EBADMSG ? "not a number" : strerror(-r));
-	if (*ret < 0 || *ret > max)
-		return set_error(d->ctx, -EBADMSG, "%s: %s holds an out-of-range value", d->address, p);
+/* What the device's directory listing said is there. */
+enum {
+	HAS_NUMA_NODE = 1 << 0,
+	HAS_DRIVER_OVERRIDE = 1 << 1,
+	HAS_IOMMU_GROUP = 1 << 2,
+	HAS_SRIOV_NUMVFS = 1 << 3,
+	HAS_SRIOV_TOTALVFS = 1 << 4,
+	HAS_PHYSFN = 1 << 5,
+	HAS_NET = 1 << 6,
+	HAS_DRIVER = 1 << 7,
+};
+
+static int attr_error(struct iovk_device *d, int r, const char *what, const char *name)
+{
+	return set_error(d->ctx, r, "%s: %s %s/%s: %s", d->address, what, d->syspath, name,
+			 r == -EBADMSG ? "not a number" : strerror(-r));
+}
+
+/* One sysfs attribute of the device into buf, without its trailing newline.
+ * sysfs hands an attribute over in one read; a full buffer is an error. */
+static ssize_t read_attr_at(int dfd, const char *name, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	ssize_t n;
+
+	if (fd < 0)
+		return negative_errno();
+	do
+		n = read(fd, buf, size - 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return negative_errno();
+	if ((size_t)n == size - 1)
+		return -EFBIG;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	return n;
+}
+
+static int read_int_at(struct iovk_device *d, int dfd, const char *name, int *ret)
+{
+	char buf[64], *end;
+	ssize_t n = read_attr_at(dfd, name, buf, sizeof(buf));
+	long long v;
+
+	if (n < 0)
+		return attr_error(d, (int)n, "reading", name);
+	errno = 0;
+	v = strtoll(buf, &end, 0);
+	if (errno != 0 || end == buf || *end != '\0')
+		return attr_error(d, -EBADMSG, "reading", name);
+	if (v < INT_MIN || v > INT_MAX)
+		return set_error(d->ctx, -EBADMSG, "%s: %s/%s holds an out-of-range value", d->address,
+				 d->syspath, name);
+	*ret = (int)v;
 	return 0;
 }
 
-/* Optional attributes: a missing file gives def. */
-static int read_optional_int(struct iovk_device *d, const char *attr, int def, int *ret)
+/* The last component of a symlink in the device's directory. */
+static int read_link_at(struct iovk_device *d, int dfd, const char *name, char *buf, size_t size)
 {
-	_cleanup_free_ char *p = root_path(d->syspath, "/%s", attr);
-	long long v;
-	int r;
+	char target[PATH_MAX];
+	const char *base;
+	ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
 
-	if (!p)
-		return -ENOMEM;
-	r = read_int(p, &v);
-	if (r == -ENOENT) {
-		*ret = def;
-		return 0;
+	if (n < 0)
+		return attr_error(d, negative_errno(), "reading link", name);
+	target[n] = '\0';
+	base = strrchr(target, '/');
+	base = base ? base + 1 : target;
+	if (strlen(base) >= size)
+		return attr_error(d, -ENAMETOOLONG, "reading link", name);
+	strcpy(buf, base);
+	return 0;
+}
+
+/* "VVVV:DDDD" as pci_uevent() prints PCI_ID and PCI_SUBSYS_ID. */
+static bool parse_id_pair(const char *s, uint16_t *a, uint16_t *b)
+{
+	uint32_t x, y;
+
+	if (parse_hex(&s, 1, 4, &x) < 0 || *s++ != ':' || parse_hex(&s, 1, 4, &y) < 0 || *s)
+		return false;
+	*a = (uint16_t)x;
+	*b = (uint16_t)y;
+	return true;
+}
+
+static int read_uevent(struct iovk_device *d, int dfd)
+{
+	char buf[2048], *line, *save = NULL;
+	ssize_t n = read_attr_at(dfd, "uevent", buf, sizeof(buf));
+	bool id = false, subsys = false, class = false;
+
+	if (n < 0)
+		return attr_error(d, (int)n, "reading", "uevent");
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "PCI_ID=", 7) == 0)
+			id = parse_id_pair(line + 7, &d->vendor_id, &d->device_id);
+		else if (strncmp(line, "PCI_SUBSYS_ID=", 14) == 0)
+			subsys = parse_id_pair(line + 14, &d->subsystem_vendor_id, &d->subsystem_device_id);
+		else if (strncmp(line, "PCI_CLASS=", 10) == 0) {
+			const char *p = line + 10;
+
+			class = parse_hex(&p, 1, 6, &d->class) >= 0 && !*p;
+		}
 	}
-	if (r < 0)
-		return set_error(d->ctx, r, "%s: reading %s: %s", d->address, p,
-				 r == -EBADMSG ? "not a number" : strerror(-r));
-	if (v < INT_MIN || v > INT_MAX)
-		return set_error(d->ctx, -EBADMSG, "%s: %s holds an out-of-range value", d->address, p);
-	*ret = (int)v;
+	if (!id || !subsys || !class)
+		return set_error(d->ctx, -EBADMSG, "%s: %s/uevent lacks a valid %s", d->address, d->syspath,
+				 !id ? "PCI_ID" : !subsys ? "PCI_SUBSYS_ID" : "PCI_CLASS");
 	return 0;
 }
 
@@ -158,26 +244,26 @@ static int strcmp_ptr(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int read_netdevs(struct iovk_device *d)
+static int read_netdevs(struct iovk_device *d, int dfd, bool present)
 {
-	_cleanup_free_ char *p = root_path(d->syspath, "/net");
-	_cleanup_closedir_ DIR *dir = NULL;
+	_cleanup_close_ int fd = -1;
+	char buf[4096] __attribute__((aligned(8)));
 	size_t n = 0;
-	struct dirent *de;
+	ssize_t len;
 	int r;
 
-	if (!p)
-		return -ENOMEM;
-	dir = opendir(p);
-	if (dir) {
-		while ((de = readdir(dir))) {
-			if (de->d_name[0] == '.')
-				continue;
-			r = strv_push(&d->netdevs, &n, de->d_name);
-			if (r < 0)
-				return r;
-		}
-	}
+	if (present && (fd = openat(dfd, "net", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+		while ((len = getdents64(fd, buf, sizeof(buf))) > 0)
+			for (ssize_t off = 0; off < len;) {
+				struct dirent64 *de = (struct dirent64 *)(buf + off);
+
+				off += de->d_reclen;
+				if (de->d_name[0] == '.')
+					continue;
+				r = strv_push(&d->netdevs, &n, de->d_name);
+				if (r < 0)
+					return r;
+			}
 	if (!d->netdevs) {
 		d->netdevs = calloc(1, sizeof(char *));
 		return d->netdevs ? 0 : -ENOMEM;
@@ -198,182 +284,223 @@ static int vf_link_cmp(const void *a, const void *b)
 	return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static int read_vfs(struct iovk_device *d)
+/*
+ * Lists the device's directory once: the virtfnN links (read as they come)
+ * and which optional attributes exist. getdents64 on the directory fd, which
+ * stays usable for openat afterwards.
+ */
+static int read_listing(struct iovk_device *d, int dfd, unsigned *ret_has)
 {
-	_cleanup_closedir_ DIR *dir = opendir(d->syspath);
 	_cleanup_free_ struct vf_link *links = NULL;
 	size_t n = 0, alloc = 0, nv = 0;
-	struct dirent *de;
+	unsigned has = 0;
+	char buf[16384] __attribute__((aligned(8)));
+	ssize_t len;
 	int r;
 
-	if (!dir)
-		return set_error(d->ctx, negative_errno(), "%s: reading %s: %m", d->address, d->syspath);
-	while ((de = readdir(dir))) {
-		_cleanup_free_ char *p = NULL;
-		char *end;
-		unsigned long idx;
+	for (;;) {
+		len = getdents64(dfd, buf, sizeof(buf));
+		if (len < 0)
+			return attr_error(d, negative_errno(), "listing", ".");
+		if (len == 0)
+			break;
+		for (ssize_t off = 0; off < len;) {
+			struct dirent64 *de = (struct dirent64 *)(buf + off);
+			const char *name = de->d_name;
+			unsigned long idx;
+			char *end;
 
-		if (strncmp(de->d_name, "virtfn", 6) != 0 || !isdigit((unsigned char)de->d_name[6]))
-			continue;
-		idx = strtoul(de->d_name + 6, &end, 10);
-		if (*end)
-			continue;
-		if (n == alloc) {
-			struct vf_link *nl;
+			off += de->d_reclen;
+			switch (name[0]) {
+			case 'd':
+				if (strcmp(name, "driver") == 0)
+					has |= HAS_DRIVER;
+				else if (strcmp(name, "driver_override") == 0)
+					has |= HAS_DRIVER_OVERRIDE;
+				break;
+			case 'i':
+				if (strcmp(name, "iommu_group") == 0)
+					has |= HAS_IOMMU_GROUP;
+				break;
+			case 'n':
+				if (strcmp(name, "numa_node") == 0)
+					has |= HAS_NUMA_NODE;
+				else if (strcmp(name, "net") == 0)
+					has |= HAS_NET;
+				break;
+			case 'p':
+				if (strcmp(name, "physfn") == 0)
+					has |= HAS_PHYSFN;
+				break;
+			case 's':
+				if (strcmp(name, "sriov_numvfs") == 0)
+					has |= HAS_SRIOV_NUMVFS;
+				else if (strcmp(name, "sriov_totalvfs") == 0)
+					has |= HAS_SRIOV_TOTALVFS;
+				break;
+			case 'v':
+				if (strncmp(name, "virtfn", 6) != 0 || !isdigit((unsigned char)name[6]))
+					break;
+				idx = strtoul(name + 6, &end, 10);
+				if (*end || idx > 65535)
+					break;
+				if (n == alloc) {
+					struct vf_link *nl;
 
-			alloc = alloc ? alloc * 2 : 8;
-			nl = realloc(links, alloc * sizeof(*links));
-			if (!nl)
-				return -ENOMEM;
-			links = nl;
+					alloc = alloc ? alloc * 2 : 8;
+					nl = realloc(links, alloc * sizeof(*links));
+					if (!nl)
+						return -ENOMEM;
+					links = nl;
+				}
+				r = read_link_at(d, dfd, name, links[n].name, sizeof(links[n].name));
+				if (r < 0)
+					return r;
+				links[n++].index = (unsigned)idx;
+				break;
+			}
 		}
-		p = root_path(d->syspath, "/%s", de->d_name);
-		if (!p)
-			return -ENOMEM;
-		r = read_link_name(p, links[n].name, sizeof(links[n].name));
-		if (r < 0)
-			return set_error(d->ctx, r, "%s: reading link %s: %s", d->address, p, strerror(-r));
-		links[n++].index = (unsigned)idx;
 	}
 	if (n > 0)
 		qsort(links, n, sizeof(*links), vf_link_cmp);
 	d->vfs = calloc(1, sizeof(char *));
 	if (!d->vfs)
 		return -ENOMEM;
+	if (n > 0) {
+		d->vf_indices = calloc(n, sizeof(*d->vf_indices));
+		if (!d->vf_indices)
+			return -ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++) {
 		r = strv_push(&d->vfs, &nv, links[i].name);
 		if (r < 0)
 			return r;
+		d->vf_indices[i] = links[i].index;
+	}
+	*ret_has = has;
+	return 0;
+}
+
+/* The parent is the directory above ours in /sys/devices: the bus entry is
+ * a symlink whose target names it (the kernel writes it without "./" or
+ * symlinks below /sys/devices); realpath() where the entry is no link. */
+static int read_parent(struct iovk_device *d)
+{
+	char target[PATH_MAX];
+	_cleanup_free_ char *real = NULL;
+	char *slash, *path = target;
+	struct iovk_pci_addr pa;
+	ssize_t n = readlink(d->syspath, target, sizeof(target) - 1);
+
+	if (n >= 0)
+		target[n] = '\0';
+	else {
+		real = realpath(d->syspath, NULL);
+		if (!real)
+			return 0;
+		path = real;
+	}
+	slash = strrchr(path, '/');
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	slash = strrchr(path, '/');
+	if (slash && iovk_pci_addr_parse(slash + 1, &pa) >= 0) {
+		d->parent = strdup(slash + 1);
+		if (!d->parent)
+			return -ENOMEM;
 	}
 	return 0;
 }
 
-static int read_device(struct iovk_device *d)
+static int read_device(struct iovk_device *d, int dfd)
 {
-	_cleanup_free_ char *link = NULL, *p = NULL;
-	struct iovk_ctx *ctx = d->ctx;
 	char name[256];
-	long long v;
+	unsigned has = 0;
+	ssize_t n;
 	int r;
 
-	r = read_id(d, "vendor", 0xffff, &v);
+	r = read_listing(d, dfd, &has);
 	if (r < 0)
 		return r;
-	d->vendor_id = (uint16_t)v;
-	r = read_id(d, "device", 0xffff, &v);
+	r = read_uevent(d, dfd);
 	if (r < 0)
 		return r;
-	d->device_id = (uint16_t)v;
-	r = read_id(d, "subsystem_vendor", 0xffff, &v);
-	if (r < 0)
-		return r;
-	d->subsystem_vendor_id = (uint16_t)v;
-	r = read_id(d, "subsystem_device", 0xffff, &v);
-	if (r < 0)
-		return r;
-	d->subsystem_device_id = (uint16_t)v;
-	r = read_id(d, "class", 0xffffff, &v);
-	if (r < 0)
-		return r;
-	d->class = (uint32_t)v;
 	/* 0x0604 PCI-to-PCI bridge, 0x0609 semi-transparent: the ports
 	 * pcieport drives. Host/ISA bridges are functions like any other. */
 	d->is_bridge = (d->class >> 8) == 0x0604 || (d->class >> 8) == 0x0609;
 
-	r = read_optional_int(d, "numa_node", -1, &d->numa_node);
-	if (r < 0)
-		return r;
-
-	p = root_path(d->syspath, "/driver");
-	if (!p)
-		return -ENOMEM;
-	r = read_link_name(p, name, sizeof(name));
-	if (r >= 0) {
+	if (has & HAS_DRIVER) {
+		r = read_link_at(d, dfd, "driver", name, sizeof(name));
+		if (r < 0)
+			return r;
 		d->driver = strdup(name);
 		if (!d->driver)
 			return -ENOMEM;
-	} else if (r != -ENOENT)
-		return set_error(ctx, r, "%s: reading link %s: %s", d->address, p, strerror(-r));
-	free(p);
-
-	p = root_path(d->syspath, "/driver_override");
-	if (!p)
-		return -ENOMEM;
-	r = read_text(p, &d->driver_override);
-	if (r == -ENOENT)
-		d->driver_override = NULL;
-	else if (r < 0)
-		return set_error(ctx, r, "%s: reading %s: %s", d->address, p, strerror(-r));
-	else if (d->driver_override[0] == '\0' || strcmp(d->driver_override, "(null)") == 0) {
-		free(d->driver_override);
-		d->driver_override = NULL;
 	}
-	free(p);
 
-	p = root_path(d->syspath, "/iommu_group");
-	if (!p)
-		return -ENOMEM;
-	r = read_link_name(p, name, sizeof(name));
-	if (r >= 0) {
+	d->numa_node = -1;
+	if (has & HAS_NUMA_NODE) {
+		r = read_int_at(d, dfd, "numa_node", &d->numa_node);
+		if (r < 0)
+			return r;
+	}
+
+	if (has & HAS_DRIVER_OVERRIDE) {
+		n = read_attr_at(dfd, "driver_override", name, sizeof(name));
+		if (n < 0 && n != -ENOENT)
+			return attr_error(d, (int)n, "reading", "driver_override");
+		if (n > 0 && strcmp(name, "(null)") != 0) {
+			d->driver_override = strdup(name);
+			if (!d->driver_override)
+				return -ENOMEM;
+		}
+	}
+
+	d->iommu_group = -1;
+	if (has & HAS_IOMMU_GROUP) {
 		char *end;
-		long g = strtol(name, &end, 10);
+		long g;
 
-		if (*end || g < 0 || g > INT_MAX)
-			return set_error(ctx, -EBADMSG, "%s: %s points to '%s', not a group number",
-					 d->address, p, name);
+		r = read_link_at(d, dfd, "iommu_group", name, sizeof(name));
+		if (r < 0)
+			return r;
+		g = strtol(name, &end, 10);
+		if (*end || end == name || g < 0 || g > INT_MAX)
+			return set_error(d->ctx, -EBADMSG, "%s: %s/iommu_group points to '%s', not a group number",
+					 d->address, d->syspath, name);
 		d->iommu_group = (int)g;
-	} else if (r == -ENOENT)
-		d->iommu_group = -1;
-	else
-		return set_error(ctx, r, "%s: reading link %s: %s", d->address, p, strerror(-r));
-	free(p);
+	}
 
-	r = read_optional_int(d, "sriov_numvfs", -1, &d->numvfs);
-	if (r < 0)
-		return r;
+	d->numvfs = d->totalvfs = -1;
+	if (has & HAS_SRIOV_NUMVFS) {
+		r = read_int_at(d, dfd, "sriov_numvfs", &d->numvfs);
+		if (r < 0)
+			return r;
+	}
 	/* netdevsim and some PFs have sriov_numvfs without sriov_totalvfs */
-	r = read_optional_int(d, "sriov_totalvfs", d->numvfs >= 0 ? 0 : -1, &d->totalvfs);
-	if (r < 0)
-		return r;
-	r = read_vfs(d);
-	if (r < 0)
-		return r;
+	if (has & HAS_SRIOV_TOTALVFS) {
+		r = read_int_at(d, dfd, "sriov_totalvfs", &d->totalvfs);
+		if (r < 0)
+			return r;
+	} else if (d->numvfs >= 0)
+		d->totalvfs = 0;
 
-	p = root_path(d->syspath, "/physfn");
-	if (!p)
-		return -ENOMEM;
-	r = read_link_name(p, name, sizeof(name));
-	if (r >= 0) {
+	if (has & HAS_PHYSFN) {
+		r = read_link_at(d, dfd, "physfn", name, sizeof(name));
+		if (r < 0)
+			return r;
 		d->physfn = strdup(name);
 		if (!d->physfn)
 			return -ENOMEM;
-	} else if (r != -ENOENT)
-		return set_error(ctx, r, "%s: reading link %s: %s", d->address, p, strerror(-r));
+	}
 
-	r = read_netdevs(d);
+	r = read_netdevs(d, dfd, has & HAS_NET);
 	if (r < 0)
 		return r;
-
-	/* The parent is the directory above ours in /sys/devices. */
-	link = realpath(d->syspath, NULL);
-	if (link) {
-		char *slash = strrchr(link, '/');
-		struct iovk_pci_addr pa;
-
-		if (slash) {
-			*slash = '\0';
-			slash = strrchr(link, '/');
-			if (slash && iovk_pci_addr_parse(slash + 1, &pa) >= 0) {
-				d->parent = strdup(slash + 1);
-				if (!d->parent)
-					return -ENOMEM;
-			}
-		}
-	}
-	return 0;
+	return read_parent(d);
 }
 
-/* libvirt's node device name of a PCI function: pci_DDDD_BB_DD_F (virNodeDeviceObj names). */
 static int libvirt_name_parse(const char *name, struct iovk_pci_addr *ret)
 {
 	char text[IOVK_PCI_ADDR_MAX + 4];
@@ -428,6 +555,7 @@ _public_ int iovk_device_resolve_name(struct iovk_ctx *ctx, const char *name,
 
 _public_ int iovk_device_new(struct iovk_ctx *ctx, const char *address, struct iovk_device **ret_device)
 {
+	_cleanup_close_ int dfd = -1;
 	struct iovk_device *d;
 	struct iovk_pci_addr addr;
 	int r;
@@ -451,13 +579,16 @@ _public_ int iovk_device_new(struct iovk_ctx *ctx, const char *address, struct i
 		iovk_device_unref(d);
 		return -ENOMEM;
 	}
-	if (!path_exists(d->syspath)) {
-		r = set_error(ctx, -ENODEV, "%s: no such PCI device (%s does not exist)", d->address,
-			      d->syspath);
+	dfd = open(d->syspath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		r = negative_errno();
+		r = r == -ENOENT ? set_error(ctx, -ENODEV, "%s: no such PCI device (%s does not exist)", d->address,
+					     d->syspath)
+				 : set_error(ctx, r, "%s: opening %s: %s", d->address, d->syspath, strerror(-r));
 		iovk_device_unref(d);
 		return r;
 	}
-	r = read_device(d);
+	r = read_device(d, dfd);
 	if (r < 0) {
 		iovk_device_unref(d);
 		return r;
@@ -476,6 +607,7 @@ static void device_free(struct iovk_device *d)
 	free(d->driver);
 	free(d->driver_override);
 	strv_free(d->vfs);
+	free(d->vf_indices);
 	free(d->physfn);
 	strv_free(d->netdevs);
 	free(d->parent);
@@ -486,41 +618,91 @@ static void device_free(struct iovk_device *d)
 
 DEFINE_PUBLIC_REF_UNREF(struct iovk_device, iovk_device, device_free);
 
+struct addr_name {
+	struct iovk_pci_addr addr;
+	char *name;
+};
+
 static int addr_name_cmp(const void *a, const void *b)
 {
-	struct iovk_pci_addr x, y;
-
-	/* both parsed before they were listed */
-	iovk_pci_addr_parse(*(const char *const *)a, &x);
-	iovk_pci_addr_parse(*(const char *const *)b, &y);
-	return iovk_pci_addr_compare(&x, &y);
+	return iovk_pci_addr_compare(&((const struct addr_name *)a)->addr, &((const struct addr_name *)b)->addr);
 }
 
+/* The PCI addresses among dir's entries, in address order (parsed once, not
+ * on every comparison). */
 int list_pci_addresses(const char *dir, char ***ret_names, size_t *ret_n)
 {
 	_cleanup_closedir_ DIR *d = opendir(dir);
-	_cleanup_strv_free_ char **names = NULL;
-	struct iovk_pci_addr addr;
+	_cleanup_free_ struct addr_name *v = NULL;
+	char **names;
+	size_t n = 0, alloc = 0;
 	struct dirent *de;
-	size_t n = 0;
-	int r;
 
 	if (!d)
 		return negative_errno();
-	names = calloc(1, sizeof(char *));
-	if (!names)
-		return -ENOMEM;
 	while ((de = readdir(d))) {
+		struct iovk_pci_addr addr;
+
 		if (iovk_pci_addr_parse(de->d_name, &addr) < 0)
 			continue;
-		r = strv_push(&names, &n, de->d_name);
-		if (r < 0)
-			return r;
+		if (n == alloc) {
+			struct addr_name *nv;
+
+			alloc = alloc ? alloc * 2 : 64;
+			nv = realloc(v, alloc * sizeof(*v));
+			if (!nv)
+				goto nomem;
+			v = nv;
+		}
+		v[n].addr = addr;
+		v[n].name = strdup(de->d_name);
+		if (!v[n].name)
+			goto nomem;
+		n++;
 	}
-	qsort(names, n, sizeof(char *), addr_name_cmp);
-	*ret_names = TAKE_PTR(names);
+	if (n > 0)
+		qsort(v, n, sizeof(*v), addr_name_cmp);
+	names = calloc(n + 1, sizeof(char *));
+	if (!names)
+		goto nomem;
+	for (size_t i = 0; i < n; i++)
+		names[i] = v[i].name;
+	*ret_names = names;
 	*ret_n = n;
 	return 0;
+nomem:
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	return -ENOMEM;
+}
+
+static int device_addr_cmp(const void *key, const void *elem)
+{
+	return iovk_pci_addr_compare(key, &(*(struct iovk_device *const *)elem)->addr);
+}
+
+/*
+ * Each VF's index from its PF's virtfn links, which the PF's listing read
+ * already: a list of 1,000 VFs needs no further read (iovk_device_get_vf_index
+ * on a lone device reads the PF's sriov_offset/stride and one link instead).
+ * list is in address order.
+ */
+static void set_vf_indices(struct iovk_device **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct iovk_device *pf = list[i];
+
+		for (size_t k = 0; pf->vfs && pf->vfs[k]; k++) {
+			struct iovk_device **vf;
+			struct iovk_pci_addr a;
+
+			if (iovk_pci_addr_parse(pf->vfs[k], &a) < 0)
+				continue;
+			vf = bsearch(&a, list, n, sizeof(*list), device_addr_cmp);
+			if (vf && (*vf)->physfn && strcmp((*vf)->physfn, pf->address) == 0)
+				(*vf)->vf_index = (int)pf->vf_indices[k];
+		}
+	}
 }
 
 int read_devices(struct iovk_ctx *ctx, char *const *names, size_t n, struct iovk_device ***ret_devices,
@@ -566,6 +748,7 @@ _public_ int iovk_device_enumerate(struct iovk_ctx *ctx, struct iovk_device ***r
 	r = read_devices(ctx, names, n, &list, &k);
 	if (r < 0)
 		return r;
+	set_vf_indices(list, k);
 	*ret_devices = list;
 	if (ret_n)
 		*ret_n = k;
@@ -618,26 +801,95 @@ _public_ uint32_t iovk_device_get_class(const struct iovk_device *d)
 	return d->class;
 }
 
+/*
+ * Names from udev's hardware database, which systemd builds from the same
+ * pci.ids (20-pci-vendor-model.hwdb, 20-pci-classes.hwdb): no parse of all of
+ * pci.ids (~25 M instructions) the first time libpci is asked. The model is
+ * looked up by vendor and device only, as libpci does (hwdb also has "device
+ * (subsystem)" entries); the class by the whole modalias. A hwdb lookup walks
+ * the class patterns' wildcards (~0.5 M instructions), so each
+ * vendor:device:class is looked up once per context. Anything missing: libpci
+ * and pci.ids decide.
+ */
+static bool lookup_names_hwdb(struct iovk_device *d, struct pci_names *n)
+{
+	sd_hwdb *hwdb = ctx_hwdb(d->ctx);
+	const char *key, *value, *class = NULL, *subclass = NULL;
+	char modalias[80];
+
+	if (!hwdb)
+		return false;
+	snprintf(modalias, sizeof(modalias), "pci:v%08Xd%08X", d->vendor_id, d->device_id);
+	SD_HWDB_FOREACH_PROPERTY(hwdb, modalias, key, value) {
+		if (strcmp(key, "ID_VENDOR_FROM_DATABASE") == 0 && !n->vendor_name)
+			n->vendor_name = strdup(value);
+		else if (strcmp(key, "ID_MODEL_FROM_DATABASE") == 0 && !n->device_name)
+			n->device_name = strdup(value);
+	}
+	snprintf(modalias, sizeof(modalias), "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X", d->vendor_id,
+		 d->device_id, d->subsystem_vendor_id, d->subsystem_device_id, d->class >> 16,
+		 (d->class >> 8) & 0xff, d->class & 0xff);
+	SD_HWDB_FOREACH_PROPERTY(hwdb, modalias, key, value) {
+		if (strcmp(key, "ID_PCI_CLASS_FROM_DATABASE") == 0)
+			class = value;
+		else if (strcmp(key, "ID_PCI_SUBCLASS_FROM_DATABASE") == 0)
+			subclass = value;
+	}
+	if (subclass || class)
+		n->class_name = strdup(subclass ? subclass : class);
+	if (n->vendor_name && n->device_name && n->class_name)
+		return true;
+	free(n->vendor_name);
+	free(n->device_name);
+	free(n->class_name);
+	n->vendor_name = n->device_name = n->class_name = NULL;
+	return false;
+}
+
+static void lookup_names_libpci(struct iovk_device *d, struct pci_names *n)
+{
+	struct pci_access *pacc = ctx_pci_access(d->ctx);
+	char buf[256];
+
+	if (!pacc)
+		return;
+	if (pci_lookup_name(pacc, buf, sizeof(buf), PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, d->vendor_id))
+		n->vendor_name = strdup(buf);
+	if (pci_lookup_name(pacc, buf, sizeof(buf), PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, d->vendor_id,
+			    d->device_id))
+		n->device_name = strdup(buf);
+	if (pci_lookup_name(pacc, buf, sizeof(buf), PCI_LOOKUP_CLASS | PCI_LOOKUP_NO_NUMBERS, d->class >> 8))
+		n->class_name = strdup(buf);
+}
+
 static void lookup_names(struct iovk_device *d)
 {
-	struct pci_access *pacc;
-	char buf[256];
+	struct iovk_ctx *ctx = d->ctx;
+	struct pci_names *n = NULL;
 
 	if (d->names_done)
 		return;
 	d->names_done = true;
-	pacc = ctx_pci_access(d->ctx);
-	if (!pacc)
-		return;
-	if (pci_lookup_name(pacc, buf, sizeof(buf), PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS,
-			    d->vendor_id))
-		d->vendor_name = strdup(buf);
-	if (pci_lookup_name(pacc, buf, sizeof(buf), PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
-			    d->vendor_id, d->device_id))
-		d->device_name = strdup(buf);
-	if (pci_lookup_name(pacc, buf, sizeof(buf), PCI_LOOKUP_CLASS | PCI_LOOKUP_NO_NUMBERS,
-			    d->class >> 8))
-		d->class_name = strdup(buf);
+	for (size_t i = ctx->n_names; i > 0; i--)
+		if (ctx->names[i - 1].vendor_id == d->vendor_id && ctx->names[i - 1].device_id == d->device_id &&
+		    ctx->names[i - 1].class == d->class) {
+			n = &ctx->names[i - 1];
+			break;
+		}
+	if (!n) {
+		struct pci_names *nv = realloc(ctx->names, (ctx->n_names + 1) * sizeof(*nv));
+
+		if (!nv)
+			return;
+		ctx->names = nv;
+		n = &nv[ctx->n_names++];
+		*n = (struct pci_names){ .vendor_id = d->vendor_id, .device_id = d->device_id, .class = d->class };
+		if (!lookup_names_hwdb(d, n))
+			lookup_names_libpci(d, n);
+	}
+	d->vendor_name = n->vendor_name ? strdup(n->vendor_name) : NULL;
+	d->device_name = n->device_name ? strdup(n->device_name) : NULL;
+	d->class_name = n->class_name ? strdup(n->class_name) : NULL;
 }
 
 _public_ const char *iovk_device_get_vendor_name(struct iovk_device *d)

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* Device inventory, IOMMU groups and host state read from fixture hosts. */
+#include <systemd/sd-hwdb.h>
+
 #include "fixture.h"
 
 static struct iovk_device *dev(struct iovk_ctx *ctx, const char *bdf)
@@ -138,6 +140,56 @@ Test(inventory, enumerate_sorted)
 	iovk_ctx_unref(ctx);
 }
 
+/* Without a pci.ids named, names come from udev's hwdb (as libvirt's node
+ * devices and udevadm show them); the vendors and classes there are the ones
+ * pci.ids has. Device names may lag pci.ids where hwdb.bin is older. */
+Test(inventory, names_from_hwdb_agree_with_pci_ids)
+{
+	const char *ids = "/usr/share/misc/pci.ids";
+	struct iovk_ctx *hw = fixture_ctx("gpu"), *pci = fixture_ctx("gpu");
+	struct iovk_device **a = NULL, **b = NULL;
+	sd_hwdb *hwdb = NULL;
+	const char *model;
+	char modalias[64];
+	size_t n = 0, m = 0;
+
+	if (sd_hwdb_new(&hwdb) < 0)
+		cr_skip_test("no udev hwdb.bin on this machine");
+	if (access(ids, R_OK) < 0)
+		cr_skip_test("no %s on this machine", ids);
+	iovk_ctx_unref(hw);
+	cr_assert_eq(iovk_ctx_new(&hw), 0);
+	{
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/gpu/sys", fixture_dir());
+		cr_assert_eq(iovk_ctx_set_sysfs_root(hw, path), 0);
+	}
+	cr_assert_eq(iovk_ctx_set_pci_ids(pci, ids), 0);
+	cr_assert_eq(iovk_device_enumerate(hw, &a, &n), 0);
+	cr_assert_eq(iovk_device_enumerate(pci, &b, &m), 0);
+	cr_assert_eq(n, m);
+	for (size_t i = 0; i < n; i++) {
+		const char *addr = iovk_device_get_address(a[i]);
+
+		cr_assert_not_null(iovk_device_get_vendor_name(a[i]), "%s", addr);
+		cr_assert_str_eq(iovk_device_get_vendor_name(a[i]), iovk_device_get_vendor_name(b[i]), "%s", addr);
+		cr_assert_str_eq(iovk_device_get_class_name(a[i]), iovk_device_get_class_name(b[i]), "%s", addr);
+		cr_assert_not_null(iovk_device_get_device_name(a[i]), "%s", addr);
+		/* and the model is hwdb's, not a fallback to pci.ids (which
+		 * differs for some of these on a Debian 12 machine) */
+		snprintf(modalias, sizeof(modalias), "pci:v%08Xd%08X", iovk_device_get_vendor_id(a[i]),
+			 iovk_device_get_device_id(a[i]));
+		cr_assert_eq(sd_hwdb_get(hwdb, modalias, "ID_MODEL_FROM_DATABASE", &model), 0, "%s", addr);
+		cr_assert_str_eq(iovk_device_get_device_name(a[i]), model, "%s", addr);
+	}
+	sd_hwdb_unref(hwdb);
+	iovk_device_list_free(a);
+	iovk_device_list_free(b);
+	iovk_ctx_unref(hw);
+	iovk_ctx_unref(pci);
+}
+
 Test(inventory, bridges_and_acs)
 {
 	struct iovk_ctx *ctx = fixture_ctx("switch-noacs"), *gpu = fixture_ctx("gpu");
@@ -189,14 +241,16 @@ Test(inventory, unreadable_attribute_is_named)
 	char path[PATH_MAX];
 	FILE *f;
 
-	/* a vendor file with garbage in it, as a broken driver or a race could leave */
-	snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/0000:01:00.0/vendor", root);
+	/* a uevent file (where the identity is read) with garbage for its
+	 * vendor, as a broken driver or a race could leave */
+	snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/0000:01:00.0/uevent", root);
 	f = fopen(path, "we");
 	cr_assert_not_null(f);
-	fputs("garbage\n", f);
+	fputs("DRIVER=ixgbe\nPCI_CLASS=20000\nPCI_ID=garbage\nPCI_SUBSYS_ID=8086:0003\n", f);
 	fclose(f);
 	cr_assert_eq(iovk_device_new(ctx, "01:00.0", &d), -EBADMSG);
-	cr_assert(strstr(iovk_ctx_get_error(ctx), "vendor"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "0000:01:00.0/uevent lacks a valid PCI_ID"), "%s",
+		  iovk_ctx_get_error(ctx));
 	cr_assert_null(d);
 	iovk_ctx_unref(ctx);
 }
