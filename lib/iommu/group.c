@@ -269,6 +269,21 @@ _public_ int iovk_device_vfio_cdev_node(struct iovk_ctx *ctx, const char *addres
 	}
 	while ((de = readdir(d)))
 		if (strncmp(de->d_name, "vfio", 4) == 0 && de->d_name[4] >= '0' && de->d_name[4] <= '9') {
+			/*
+			 * Linux 6.1 added the vfio-dev class device (vfioN) for
+			 * every VFIO device; only CONFIG_VFIO_DEVICE_CDEV (6.6+)
+			 * gives it a device number, and so a node in /dev. Measured
+			 * on Debian's 6.1: vfio-dev/vfio0 without "dev", no
+			 * /dev/vfio/devices.
+			 */
+			_cleanup_free_ char *devt = NULL;
+
+			if (asprintf(&devt, "%s/dev", de->d_name) < 0)
+				return -ENOMEM;
+			if (faccessat(dirfd(d), devt, F_OK, 0) < 0 && errno == ENOENT)
+				return set_error(ctx, -ENOENT,
+						 "%s has no VFIO cdev (%s/%s has no device number: the kernel lacks "
+						 "CONFIG_VFIO_DEVICE_CDEV, Linux 6.6+)", canonical, dir, de->d_name);
 			*ret_path = dev_path(ctx, "/vfio/devices/%s", de->d_name);
 			return *ret_path ? 0 : -ENOMEM;
 		}

@@ -39,8 +39,9 @@ int iovk_iommu_group_get_number(const struct iovk_iommu_group *g);
 char *iovk_iommu_group_vfio_node(const struct iovk_ctx *ctx, int group);
 
 /* The VFIO cdev of a device on a VFIO driver, under the context's /dev
- * ("/dev/vfio/devices/vfio3", named by <sysfs>/bus/pci/devices/<address>/vfio-dev/vfioN;
- * Linux 6.6+ with CONFIG_VFIO_DEVICE_CDEV): the iommufd backend's way in.
+ * ("/dev/vfio/devices/vfio3", named by <sysfs>/bus/pci/devices/<address>/vfio-dev/vfioN
+ * when vfioN has a device number, its "dev" file: Linux 6.6+ with
+ * CONFIG_VFIO_DEVICE_CDEV; 6.1 to 6.5 show vfioN without one): the iommufd backend's way in.
  * Returns 0 with the malloc'd path, -ENOENT when the device has none
  * (error set, saying why), -EINVAL for a malformed address, or -errno. */
 int iovk_device_vfio_cdev_node(struct iovk_ctx *ctx, const char *address, char **ret_path);
