@@ -109,7 +109,8 @@ static void allocation_publish(struct manager *m, struct allocation *a)
 	a->committed = true;
 	(void)sd_bus_emit_object_added(m->bus, a->path);
 	(void)emit_allocation_signal(m, "AllocationAdded", a);
-	log_info("Allocated VF %s of pool %s to %s (%s)", a->address, a->pool, a->owner, a->path);
+	log_info("Allocated %s %s of pool %s to %s (%s)", a->devices ? "device" : "VF", a->address, a->pool, a->owner,
+		 a->path);
 }
 
 /* Its release is on disk: the VF is free again. Frees a. */
@@ -119,7 +120,8 @@ static void allocation_retire(struct manager *m, struct allocation *a)
 	(void)sd_bus_emit_object_removed(m->bus, a->path);
 	(void)emit_allocation_signal(m, "AllocationRemoved", a);
 	marker_set(m, a, false);
-	log_info("Released VF %s of pool %s from %s (%s)", a->address, a->pool, a->owner, a->path);
+	log_info("Released %s %s of pool %s from %s (%s)", a->devices ? "device" : "VF", a->address, a->pool, a->owner,
+		 a->path);
 	manager_remove_allocation(m, a);
 }
 

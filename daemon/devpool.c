@@ -281,6 +281,12 @@ int devpool_recover(struct manager *m)
 			i++;
 			continue;
 		}
+		/* the state file does not keep the group: reconciliation reads it, after this */
+		if (a->iommu_group < 0) {
+			int g = iovk_device_read_iommu_group(m->ctx, a->address);
+
+			a->iommu_group = g >= 0 ? g : -1;
+		}
 		r = allocation_put_back(m, a);
 		if (r < 0) {
 			log_error("%s (device %s, owner %s): its Release was interrupted, and finishing it failed: %s; "
@@ -328,6 +334,11 @@ int devpool_recover(struct manager *m)
 		log_msg(LOG_NOTICE, "Rolled back an Allocate interrupted before it was recorded (%s): IOMMU group %d is back: %s",
 			   holder, iovk_passthrough_get_iommu_group(records[i]), what);
 		iovk_passthrough_free(pt);
+		/* its id was in a record and in the log: never reused (iovd(8)) */
+		if (id >= m->next_id && id < UINT64_MAX) {
+			m->next_id = id + 1;
+			changed = true;
+		}
 	}
 	iovk_passthrough_list_free(records);
 
