@@ -7,13 +7,16 @@
  * and shows what it is, the way a VMM would use it.
  *
  *   iovd-open-device [--address ADDR] [--vfio-status] [--read-config BDF] [--hold] ALLOCATION
- *   iovd-open-device [--address ADDR] --cdevs ALLOCATION
+ *   iovd-open-device [--address ADDR] --cdevs [--read-config BDF] ALLOCATION
  *
  * Prints one JSON line: the descriptor's target (/proc/self/fd), its file
  * type, access mode and device number, and with --vfio-status the result of
  * VFIO_GROUP_GET_STATUS on it (which fails unless it is a real VFIO group).
  * --cdevs calls OpenDeviceCdevs instead and prints each endpoint with the
- * target of the cdev descriptor received for it.
+ * target of the cdev descriptor received for it; with --read-config BDF,
+ * BDF's cdev is used as a VMM on iommufd uses it: bound to a new iommufd
+ * (VFIO_DEVICE_BIND_IOMMUFD), attached to an IOAS, its config space read
+ * ("config" in BDF's entry).
  * --read-config BDF uses the group as a VMM does: a type1 container, the
  * device's descriptor (VFIO_GROUP_GET_DEVICE_FD), and the first 16 bytes of
  * its config space read through VFIO's config region ("config": hex).
@@ -58,8 +61,58 @@ static const char *file_type(mode_t m)
 	return S_ISCHR(m) ? "char" : S_ISREG(m) ? "file" : S_ISDIR(m) ? "directory" : "other";
 }
 
+/*
+ * The iommufd and VFIO cdev ioctls a VMM binds a cdev with (Linux 6.6+,
+ * include/uapi/linux/iommufd.h and vfio.h), which this host's 6.1 headers
+ * lack; lib/vfio/iommufd-uapi.h has the library's copy, private to lib/.
+ */
+#define TEST_IOMMU_IOAS_ALLOC _IO(';', 0x81)
+#define TEST_VFIO_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
+#define TEST_VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
+
+struct test_iommu_ioas_alloc {
+	__u32 size, flags, out_ioas_id;
+};
+
+struct test_vfio_device_bind_iommufd {
+	__u32 argsz, flags;
+	__s32 iommufd;
+	__u32 out_devid;
+};
+
+struct test_vfio_device_attach_iommufd_pt {
+	__u32 argsz, flags, pt_id;
+};
+
+static int print_config(int device, const char *bdf);
+
+/* A cdev as a VMM on iommufd uses it: bound to a new iommufd, attached to an IOAS; prints "config". */
+static int cdev_read_config(int cdev, const char *bdf)
+{
+	struct test_vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+	struct test_iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
+	struct test_vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
+	int iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC), r = -1;
+
+	if (iommufd < 0) {
+		fprintf(stderr, "iovd-open-device: /dev/iommu: %m\n");
+		return -1;
+	}
+	bind.iommufd = iommufd;
+	if (ioctl(cdev, TEST_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0)
+		fprintf(stderr, "iovd-open-device: VFIO_DEVICE_BIND_IOMMUFD %s: %m\n", bdf);
+	else if (ioctl(iommufd, TEST_IOMMU_IOAS_ALLOC, &ioas) < 0)
+		fprintf(stderr, "iovd-open-device: IOMMU_IOAS_ALLOC: %m\n");
+	else if (attach.pt_id = ioas.out_ioas_id, ioctl(cdev, TEST_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) < 0)
+		fprintf(stderr, "iovd-open-device: VFIO_DEVICE_ATTACH_IOMMUFD_PT %s: %m\n", bdf);
+	else
+		r = print_config(cdev, bdf);
+	close(iommufd);
+	return r;
+}
+
 /* OpenDeviceCdevs' reply: {"cdevs": [{"address": ..., "path": target of the descriptor}, ...]} */
-static int print_cdevs(sd_bus_message *reply)
+static int print_cdevs(sd_bus_message *reply, const char *read_config)
 {
 	const char *address;
 	int fd, r, n = 0;
@@ -77,6 +130,10 @@ static int print_cdevs(sd_bus_message *reply)
 		json_string(address);
 		printf(", \"path\": ");
 		json_string(target);
+		if (read_config && strcmp(address, read_config) == 0 && cdev_read_config(fd, address) < 0) {
+			printf("}]}\n");
+			return 1;
+		}
 		printf("}");
 	}
 	printf("]}\n");
@@ -87,12 +144,28 @@ static int print_cdevs(sd_bus_message *reply)
 	return 0;
 }
 
-/* The group as a VMM uses it: container, IOMMU, device, config region; prints "config". */
-static int vfio_read_config(int group, const char *bdf)
+/* The first 16 bytes of the device's config space, through VFIO's config region: prints "config". */
+static int print_config(int device, const char *bdf)
 {
 	struct vfio_region_info region = { .argsz = sizeof(region), .index = VFIO_PCI_CONFIG_REGION_INDEX };
 	unsigned char cfg[16];
-	int container, device;
+
+	if (ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &region) < 0 ||
+	    pread(device, cfg, sizeof(cfg), (off_t)region.offset) != (ssize_t)sizeof(cfg)) {
+		fprintf(stderr, "iovd-open-device: reading the config space of %s through VFIO: %m\n", bdf);
+		return -1;
+	}
+	printf(", \"config\": \"");
+	for (size_t i = 0; i < sizeof(cfg); i++)
+		printf("%02x", cfg[i]);
+	printf("\"");
+	return 0;
+}
+
+/* The group as a VMM uses it: container, IOMMU, device, config region; prints "config". */
+static int vfio_read_config(int group, const char *bdf)
+{
+	int container, device, r;
 
 	container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
 	if (container < 0) {
@@ -113,18 +186,10 @@ static int vfio_read_config(int group, const char *bdf)
 		fprintf(stderr, "iovd-open-device: VFIO_GROUP_GET_DEVICE_FD %s: %m\n", bdf);
 		return -1;
 	}
-	if (ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &region) < 0 ||
-	    pread(device, cfg, sizeof(cfg), (off_t)region.offset) != (ssize_t)sizeof(cfg)) {
-		fprintf(stderr, "iovd-open-device: reading the config space of %s through VFIO: %m\n", bdf);
-		return -1;
-	}
-	printf(", \"config\": \"");
-	for (size_t i = 0; i < sizeof(cfg); i++)
-		printf("%02x", cfg[i]);
-	printf("\"");
+	r = print_config(device, bdf);
 	close(device);
 	close(container);
-	return 0;
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -172,7 +237,7 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "usage: iovd-open-device [--address ADDR] [--vfio-status] [--read-config BDF] [--hold] "
-			"ALLOCATION\n");
+			"ALLOCATION\n       iovd-open-device [--address ADDR] --cdevs [--read-config BDF] ALLOCATION\n");
 		return 2;
 	}
 	r = bus_connect(address && *address ? address : NULL, false, NULL, &bus);
@@ -187,7 +252,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (cdevs) {
-		r = print_cdevs(reply);
+		r = print_cdevs(reply, read_config);
 		sd_bus_message_unref(reply);
 		sd_bus_flush_close_unref(bus);
 		return r;
