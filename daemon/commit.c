@@ -107,6 +107,7 @@ static int emit_allocation_signal(struct manager *m, const char *member, const s
 static void allocation_publish(struct manager *m, struct allocation *a)
 {
 	a->committed = true;
+	failover_intent_remove(m, a);
 	(void)sd_bus_emit_object_added(m->bus, a->path);
 	(void)emit_allocation_signal(m, "AllocationAdded", a);
 	log_info("Allocated %s %s of pool %s to %s (%s)", a->devices ? "device" : "VF", a->address, a->pool, a->owner,

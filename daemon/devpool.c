@@ -266,6 +266,13 @@ int devpool_release(struct manager *m, struct allocation *a, sd_bus_error *error
 
 /* ---- at start: finish or roll back what a crash interrupted ------------------------------------ */
 
+static void drop_released_intent(struct manager *m, const char *dir, int dir_fd, const char *name, uint64_t id,
+				 bool known)
+{
+	if (id && !known)
+		unlinkat(dir_fd, name, 0);
+}
+
 int devpool_recover(struct manager *m)
 {
 	struct iovk_passthrough **records = NULL;
@@ -343,28 +350,8 @@ int devpool_recover(struct manager *m)
 	iovk_passthrough_list_free(records);
 
 	/* Release intents of allocations already gone: the commit made it, the unlink did not. */
-	{
-		_cleanup_free_ char *dir = NULL;
-		_cleanup_closedir_ DIR *d = NULL;
-		struct dirent *de;
-
-		if (asprintf(&dir, "%s/iovd-releasing", iovk_ctx_get_run_dir(m->ctx)) < 0)
-			return -ENOMEM;
-		d = opendir(dir);
-		while (d && (de = readdir(d))) {
-			char *end;
-			uint64_t id;
-			size_t k;
-
-			if (de->d_name[0] == '.')
-				continue;
-			errno = 0;
-			id = strtoull(de->d_name, &end, 10);
-			k = manager_find_id(m, id);
-			if (errno == 0 && !*end && !(k < m->n_allocs && m->allocs[k]->id == id))
-				unlinkat(dirfd(d), de->d_name, 0);
-		}
-	}
+	if (run_records_foreach(m, "iovd-releasing", drop_released_intent) < 0)
+		return -ENOMEM;
 	return changed;
 }
 

@@ -23,11 +23,15 @@
  * This file is below allocation.c (which takes a group down with its VF)
  * and state.c; the methods that move a group are in migration.c.
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
+#include "common/fileio.h"
+#include "common/strict-json.h"
 #include "common/time-util.h"
 #include "iovd.h"
 
@@ -194,6 +198,105 @@ static int link_error(struct manager *m, sd_bus_error *error, const char *step, 
 				 iovk_ctx_get_error(m->ctx));
 }
 
+/* ---- an Allocate cut before its commit ----------------------------------------------- */
+
+/*
+ * <run dir>/iovd-failover/<allocation id>: what a group is about to build
+ * (the group as the state file keeps it, and the owner), written before
+ * the group changes the kernel and removed when its allocation is
+ * committed or taken down. An Allocate or PrepareIncoming cut by a crash
+ * before its commit is in no state file, so this record is how the next
+ * start finds the macvtap or bond it made (failover_recover_uncommitted()).
+ * On /run, like the markers: a reboot takes the links with it.
+ */
+static char *intent_path(struct manager *m, uint64_t id)
+{
+	char *s;
+
+	return asprintf(&s, "%s/iovd-failover/%" PRIu64, iovk_ctx_get_run_dir(m->ctx), id) < 0 ? NULL : s;
+}
+
+static int intent_write(struct manager *m, struct allocation *a, sd_bus_error *error)
+{
+	_cleanup_free_ char *p = intent_path(m, a->id);
+	struct json_object *o;
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	o = failover_to_json(a->failover);
+	json_object_object_add(o, "owner", json_object_new_string(a->owner));
+	r = write_file_atomic(p, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	if (r < 0)
+		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "failover (%s, VF %s, owner %s): recording the group in "
+					 "%s before building it: %s", a->path, a->address, a->owner, p, strerror(-r));
+	return 0;
+}
+
+void failover_intent_remove(struct manager *m, const struct allocation *a)
+{
+	_cleanup_free_ char *p = NULL;
+
+	if (!a->failover || a->failover->mode == FAILOVER_GUEST || !(p = intent_path(m, a->id)))
+		return;
+	if (unlink(p) < 0 && errno != ENOENT)
+		log_warning("Failed to remove %s: %m", p);
+}
+
+/* What one record names, taken down as failover_teardown() does a committed group's. */
+static void intent_undo(struct manager *m, const char *dir, int dir_fd, const char *name, uint64_t id)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct strict_json_error err = {};
+	struct json_object *o = NULL, *v;
+	struct allocation a = { .id = id };
+	char text[4096];
+	ssize_t len = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+
+	if (asprintf(&path, "uncommitted allocation %" PRIu64, id) < 0)
+		return;
+	a.path = path;
+	if (len >= 0)
+		text[len] = 0;
+	if (len < 0 || strict_json_parse(text, (size_t)len, 4, STRICT_JSON_NO_NUL_IN_STRINGS, &o, &err) < 0 ||
+	    !json_object_object_get_ex(o, "owner", &v) || !json_object_is_type(v, json_type_string) ||
+	    !failover_from_json(o, &a)) {
+		log_warning("failover: %s/%s: not a failover record iovd wrote; removed, nothing taken down", dir, name);
+		failover_free(a.failover);
+		json_object_put(o);
+		return;
+	}
+	a.owner = (char *)json_object_get_string(v);
+	a.address = (char *)"(none recorded)";
+	log_notice("failover %s (%s): an Allocate cut before its commit (iovd stopped) had built a %s group on %s: "
+		   "taking it down", a.owner, a.path, failover_mode_to_string(a.failover->mode), a.failover->netdev);
+	failover_teardown(m, &a);
+	failover_free(a.failover);
+	json_object_put(o);
+}
+
+static void intent_recover(struct manager *m, const char *dir, int dir_fd, const char *name, uint64_t id,
+			   bool known)
+{
+	if (!id) {
+		log_warning("failover: %s/%s: not a failover record iovd wrote; left as it is", dir, name);
+		return;
+	}
+	/* known: committed, the state file has the group, and failover_recover() saw to it */
+	if (!known)
+		intent_undo(m, dir, dir_fd, name, id);
+	if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT)
+		log_warning("Failed to remove %s/%s: %m", dir, name);
+}
+
+void failover_recover_uncommitted(struct manager *m)
+{
+	if (run_records_foreach(m, "iovd-failover", intent_recover) < 0)
+		log_warning("failover: Failed to go through the records of groups being built: %s", strerror(ENOMEM));
+}
+
 /* Makes want the bond's active slave and waits for the kernel to say so; *ret_usec the wait. */
 int failover_switch(struct manager *m, struct allocation *a, const char *want, const char *step, uint64_t *ret_usec,
 		    sd_bus_error *error)
@@ -216,9 +319,16 @@ static int setup_bond(struct manager *m, struct allocation *a, bool incoming, sd
 					 "failover bond %s: standby %s: %s", f->bond, f->standby, iovk_ctx_get_error(m->ctx));
 	r = iovk_link_get(m->ctx, f->bond, &l);
 	if (r == -ENODEV) {
+		/* recorded as made before it is: a crash in between finds no bond to delete, and that is fine */
+		f->bond_created = true;
+		r = intent_write(m, a, error);
+		if (r < 0)
+			return r;
 		r = iovk_bond_create(m->ctx, f->bond, NULL);
 		f->bond_created = r >= 0;
-	} else if (r >= 0 && strcmp(l.kind, "bond") != 0)
+	} else if (r >= 0 && strcmp(l.kind, "bond") == 0 && (r = intent_write(m, a, error)) < 0)
+		return r;
+	else if (r >= 0 && strcmp(l.kind, "bond") != 0)
 		return sd_bus_error_setf(error, IOVD_ERR_INVALID, "failover bond %s: %s is a %s, not a bond", f->bond,
 					 f->bond, l.kind[0] ? l.kind : "device's own interface");
 	if (r < 0)
@@ -245,15 +355,24 @@ static int setup_macvtap(struct manager *m, struct allocation *a, sd_bus_error *
 	snprintf(name, sizeof(name), "iovtap%" PRIu64, a->id % 100000000);
 	o.name = name;
 	o.mode = (enum iovk_macvtap_mode)f->macvtap_mode;
+	/* named (and recorded) before it is made: a crash in between finds none to delete */
+	free(f->macvtap);
+	f->macvtap = strdup(name);
+	if (!f->macvtap)
+		return -ENOMEM;
+	r = intent_write(m, a, error);
+	if (r < 0)
+		return r;
 	r = iovk_link_set_up(m->ctx, f->netdev, true);
 	if (r >= 0)
 		r = iovk_macvtap_create(m->ctx, f->netdev, &o, NULL);
-	if (r >= 0) {
-		f->macvtap = strdup(name);
-		if (!f->macvtap)
-			return -ENOMEM;
-		r = iovk_link_set_up(m->ctx, name, true);
+	if (r == -EEXIST) {
+		/* not made here: teardown must not delete someone else's link */
+		free(f->macvtap);
+		f->macvtap = NULL;
 	}
+	if (r >= 0)
+		r = iovk_link_set_up(m->ctx, name, true);
 	return r < 0 ? link_error(m, error, "failover macvtap: making the macvtap", a, r) : 0;
 }
 
@@ -290,6 +409,7 @@ void failover_teardown(struct manager *m, struct allocation *a)
 
 	if (!f)
 		return;
+	failover_intent_remove(m, a);
 	if (f->macvtap) {
 		r = iovk_link_delete(m->ctx, f->macvtap);
 		if (r < 0 && r != -ENODEV)

@@ -334,6 +334,10 @@ struct json_object *failover_to_json(const struct failover *f);
 bool failover_from_json(struct json_object *o, struct allocation *a);
 /* At start: the kernel put where the state file says each group is; logged. */
 void failover_recover(struct manager *m);
+/* Takes down the groups that Allocates cut before their commit had built (<run dir>/iovd-failover), and logs it. */
+void failover_recover_uncommitted(struct manager *m);
+/* The group is committed or taken down: its record for failover_recover_uncommitted() goes. */
+void failover_intent_remove(struct manager *m, const struct allocation *a);
 
 /* ---- allocation.c: the allocations, their table, what they change on a VF -------------------- */
 struct allocation *allocation_new(struct manager *m, uint64_t id);
@@ -382,6 +386,15 @@ int markers_rebuild(struct manager *m);
 /* <run dir>/iovd-releasing/<id>: a device allocation's Release under way (devpool.c). */
 int release_intent_set(struct manager *m, const struct allocation *a, bool present);
 bool release_intent_exists(struct manager *m, uint64_t id);
+/*
+ * For each file of <run dir>/<subdir> named by an allocation id (the
+ * records above, failover.c's): fn(m, dir, dir_fd, name, id, known), id 0
+ * for a name that is no id, known whether the table holds that allocation.
+ * -ENOMEM; a directory that is not there is none to go through.
+ */
+int run_records_foreach(struct manager *m, const char *subdir,
+			void (*fn)(struct manager *m, const char *dir, int dir_fd, const char *name, uint64_t id,
+				   bool known));
 
 /* ---- devpool.c: allocations from device pools, whole IOMMU groups --------------------------- */
 /* Prepares a free member's group for owner (all checks of Allocate before it done): the allocation,

@@ -154,6 +154,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	failover_recover(m);
+	failover_recover_uncommitted(m);
 	r = markers_rebuild(m);
 	if (r < 0)
 		goto out;

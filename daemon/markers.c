@@ -100,6 +100,34 @@ bool release_intent_exists(struct manager *m, uint64_t id)
 	return p && access(p, F_OK) == 0;
 }
 
+int run_records_foreach(struct manager *m, const char *subdir,
+			void (*fn)(struct manager *m, const char *dir, int dir_fd, const char *name, uint64_t id,
+				   bool known))
+{
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+
+	if (asprintf(&dir, "%s/%s", iovk_ctx_get_run_dir(m->ctx), subdir) < 0)
+		return -ENOMEM;
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		char *end;
+		uint64_t id;
+		size_t k;
+
+		if (de->d_name[0] == '.')
+			continue;
+		errno = 0;
+		id = strtoull(de->d_name, &end, 10);
+		if (errno || *end || end == de->d_name)
+			id = 0;
+		k = manager_find_id(m, id);
+		fn(m, dir, dirfd(d), de->d_name, id, id && k < m->n_allocs && m->allocs[k]->id == id);
+	}
+	return 0;
+}
+
 int markers_rebuild(struct manager *m)
 {
 	const char *run = iovk_ctx_get_run_dir(m->ctx);
