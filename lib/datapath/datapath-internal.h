@@ -145,3 +145,5 @@ int dp_tap_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, 
 extern const struct iovk_dp_port_ops dp_tap_port_ops;
 int dp_af_xdp_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, void **ret_port);
 extern const struct iovk_dp_port_ops dp_af_xdp_port_ops;
+int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, void **ret_port);
+extern const struct iovk_dp_port_ops dp_vfio_port_ops;

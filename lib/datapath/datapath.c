@@ -30,6 +30,8 @@
 
 #include <json-c/json.h>
 
+#include <iovkit/vfio.h>
+
 #include "../internal.h"
 #include "datapath-internal.h"
 
@@ -162,6 +164,12 @@ _public_ int iovk_dp_port_spec_parse(const char *text, struct iovk_dp_port_spec 
 		else if ((vhost || spec.kind == IOVK_DP_PORT_VFIO) && !strncmp(opt, "queues=", 7)) {
 			if (parse_uint(opt + 7, 1, IOVK_DP_MAX_QUEUES, &spec.queues) < 0)
 				return -EINVAL;
+		} else if (spec.kind == IOVK_DP_PORT_VFIO && !strncmp(opt, "mode=", 5)) {
+			enum iovk_vfio_mode mode;
+
+			if (iovk_vfio_mode_from_string(opt + 5, &mode) < 0)
+				return -EINVAL;
+			spec.vfio_mode = (int)mode;
 		} else if (xdp && !strncmp(opt, "queue=", 6)) {
 			if (parse_uint(opt + 6, 0, 1023, &spec.queue) < 0)
 				return -EINVAL;
@@ -280,7 +288,7 @@ _public_ int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec_t
 	r = iovk_dp_port_spec_parse(spec_text, &spec);
 	if (r < 0)
 		return set_error(dp->ctx, r, "%s: not a port (vhost-user:PATH[,client][,queues=N], tap:IFNAME, "
-				 "af-xdp:IFNAME[,queue=Q][,zero-copy], vfio:BDF[,queues=N])", spec_text);
+				 "af-xdp:IFNAME[,queue=Q][,zero-copy], vfio:BDF[,mode=MODE])", spec_text);
 	switch (spec.kind) {
 	case IOVK_DP_PORT_VHOST_USER:
 		ops = &dp_vhost_port_ops;
@@ -294,8 +302,12 @@ _public_ int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec_t
 		ops = &dp_af_xdp_port_ops;
 		r = dp_af_xdp_port_new(dp->ctx, &spec, &impl);
 		break;
+	case IOVK_DP_PORT_VFIO:
+		ops = &dp_vfio_port_ops;
+		r = dp_vfio_port_new(dp->ctx, &spec, &impl);
+		break;
 	default:
-		return set_error(dp->ctx, -EOPNOTSUPP, "%s: the %s port is not built yet (vhost-user, tap and af-xdp are)",
+		return set_error(dp->ctx, -EOPNOTSUPP, "%s: the %s port is not built",
 				 spec_text, iovk_dp_port_kind_to_string(spec.kind));
 	}
 	if (r < 0)
@@ -667,9 +679,12 @@ static void report_broken(struct iovk_datapath *dp)
 			p->ops.queue_state(p->impl, q, &st);
 			if (st.n_broken > p->qs[q].reported_broken) {
 				p->qs[q].reported_broken = st.n_broken;
-				log_warn(dp->ctx, "port %u (%s) queue %u: the guest broke the ring (%s); it stays stopped "
-					 "until the frontend resets it, other queues and ports keep running",
-					 i, p->name, q, st.reason);
+				bool vhost = p->ops.kind && !strcmp(p->ops.kind, "vhost-user");
+
+				log_warn(dp->ctx, "port %u (%s) queue %u: the %s broke the ring (%s); it stays stopped "
+					 "until %s, other queues and ports keep running", i, p->name, q,
+					 vhost ? "guest" : "device", st.reason,
+					 vhost ? "the frontend resets it" : "the port has reset the device");
 			}
 		}
 	}

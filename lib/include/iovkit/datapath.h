@@ -106,7 +106,9 @@ struct iovk_dp_port_ops {
  *   vhost-user:PATH[,client][,queues=N]   (server mode listens on PATH; client connects, reconnecting)
  *   tap:IFNAME
  *   af-xdp:IFNAME[,queue=Q][,zero-copy]   (an AF_XDP socket on queue Q of a netdev, copy mode or zero-copy)
- *   vfio:BDF[,queues=N]                   (parsed; the port is not built yet)
+ *   vfio:BDF[,queues=N][,mode=MODE]       (a virtio-net PCI function on vfio-pci, driven from
+ *                                          userspace; MODE as iovk_vfio_mode_from_string() takes it;
+ *                                          one queue pair for now)
  */
 enum iovk_dp_port_kind {
 	IOVK_DP_PORT_VHOST_USER,
@@ -125,6 +127,7 @@ struct iovk_dp_port_spec {
 	bool zero_copy;              /* af-xdp */
 	unsigned queues;             /* queue pairs, 1..IOVK_DP_MAX_QUEUES */
 	unsigned queue;              /* af-xdp: the netdev's queue */
+	int vfio_mode;               /* vfio: enum iovk_vfio_mode (<iovkit/vfio.h>), 0: auto */
 };
 
 /* Parses a SPEC. Returns 0, or -EINVAL for text that is not one (kind,
@@ -154,9 +157,10 @@ struct iovk_datapath *iovk_datapath_unref(struct iovk_datapath *dp);
 /*
  * Adds a port from its SPEC: a vhost-user server socket is bound here (so a
  * frontend can connect as soon as this returns), a TAP device opened.
- * Returns 0 and its index in *ret_index (may be NULL), -EOPNOTSUPP for a
- * kind not built yet (vfio), -EINVAL for a bad spec, -EBUSY after
- * run() started, or the errno of the socket or device.
+ * Returns 0 and its index in *ret_index (may be NULL), -EOPNOTSUPP for what
+ * a port cannot do (a vfio port with more than one queue pair, a legacy
+ * virtio device), -EINVAL for a bad spec, -EBUSY after run() started, or
+ * the errno of the socket or device.
  */
 int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec, unsigned *ret_index);
 /* Adds a port implemented by the caller (ops is copied, port is not: it is
