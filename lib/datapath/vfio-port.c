@@ -93,55 +93,45 @@ struct vfio_port {
 
 /* ---- BAR access: mmap'ed MMIO of the field's width, or the region's pread/pwrite ---- */
 
-static int bar_read(struct vfio_port *p, unsigned bar, uint64_t off, void *val, unsigned size)
+/* One access of the field's width (4.1.3.1: the driver accesses each field with its own width). */
+static int bar_access(struct vfio_port *p, unsigned bar, uint64_t off, uint32_t *v, unsigned size, bool write)
 {
 	volatile uint8_t *a = p->bars[bar].map ? p->bars[bar].map + off : NULL;
+	uint8_t v8 = (uint8_t)*v;
+	uint16_t v16 = (uint16_t)*v;
+	void *buf = size == 1 ? (void *)&v8 : size == 2 ? (void *)&v16 : (void *)v;
+	int r = 0;
 
+	if (!a && write)
+		return iovk_vfio_device_region_write(p->dev, bar, off, buf, size);
 	if (!a)
-		return iovk_vfio_device_region_read(p->dev, bar, off, val, size);
-	switch (size) {
-	case 1:
-		*(uint8_t *)val = *a;
-		break;
-	case 2:
-		*(uint16_t *)val = *(volatile uint16_t *)a;
-		break;
-	default:
-		*(uint32_t *)val = *(volatile uint32_t *)a;
-		break;
-	}
-	return 0;
+		r = iovk_vfio_device_region_read(p->dev, bar, off, buf, size);
+	else if (write && size == 1)
+		*a = v8;
+	else if (write && size == 2)
+		*(volatile uint16_t *)a = v16;
+	else if (write)
+		*(volatile uint32_t *)a = *v;
+	else if (size == 1)
+		v8 = *a;
+	else if (size == 2)
+		v16 = *(volatile uint16_t *)a;
+	else
+		*v = *(volatile uint32_t *)a;
+	if (!write && size < 4)
+		*v = size == 1 ? v8 : v16;
+	return r;
 }
 
 static int bar_write(struct vfio_port *p, unsigned bar, uint64_t off, uint32_t v, unsigned size)
 {
-	volatile uint8_t *a = p->bars[bar].map ? p->bars[bar].map + off : NULL;
-
-	if (!a) {
-		uint8_t v8 = (uint8_t)v;
-		uint16_t v16 = (uint16_t)v;
-
-		return iovk_vfio_device_region_write(p->dev, bar, off, size == 1 ? (void *)&v8 : size == 2 ? (void *)&v16 : (void *)&v,
-						     size);
-	}
-	switch (size) {
-	case 1:
-		*a = (uint8_t)v;
-		break;
-	case 2:
-		*(volatile uint16_t *)a = (uint16_t)v;
-		break;
-	default:
-		*(volatile uint32_t *)a = v;
-		break;
-	}
-	return 0;
+	return bar_access(p, bar, off, &v, size, true);
 }
 
 static int cc_read(struct vfio_port *p, unsigned field, unsigned size, uint32_t *ret)
 {
 	uint32_t v = 0;
-	int r = bar_read(p, p->caps.common.bar, p->caps.common.offset + field, &v, size);
+	int r = bar_access(p, p->caps.common.bar, p->caps.common.offset + field, &v, size, false);
 
 	*ret = r < 0 ? 0 : v;
 	return r;
