@@ -10,21 +10,42 @@
  * anchor), interleaved A/B/A/B in one run; p50 and p99 of each and the
  * anchor/planned ratio (issue 11's target: 10x at p99).
  *
- *   failover-bench BOND VF STANDBY VF_PEER ROUNDS
+ * Then the packets each loses (the target: 0 for a planned switch): a
+ * thread writes a numbered frame on the bond every STREAM_GAP_US
+ * (AF_PACKET, EtherType 0x88b5), another reads both slaves' veth peers,
+ * and a frame read on neither is lost; LOSS_ROUNDS planned switches there
+ * and back, then LOSS_ROUNDS miimon failovers, each phase counted apart.
+ * The timing rounds run without the stream: on the guest's one vCPU its
+ * threads would be timed too.
+ *
+ *   failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]
  *
  * VF and STANDBY are the bond's slaves (veths here); VF_PEER is the other
  * end of VF's veth: setting it down drops VF's carrier as a VF's link going
  * away would, and the bond notices only at its next MII poll. Run by
  * bench/failover-run in the test guest (this host has no bonding module).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
+#include <linux/if_packet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <iovkit/iovkit.h>
+
+#define STREAM_ETHERTYPE 0x88b5 /* IEEE local experimental */
+#define STREAM_GAP_US 1000
+#define STREAM_MAX (1u << 22)
 
 static uint64_t now_us(void)
 {
@@ -54,20 +75,111 @@ static void die(struct iovk_ctx *ctx, const char *what, int r)
 	exit(1);
 }
 
+/* ---- the stream ---------------------------------------------------------------------- */
+
+static struct {
+	int tx, rx[2];
+	atomic_uint next;     /* the next frame's number */
+	atomic_bool stop;
+	uint8_t *seen;        /* by number: read on a peer */
+} stream;
+
+static int packet_socket(const char *ifname)
+{
+	struct sockaddr_ll a = { .sll_family = AF_PACKET, .sll_protocol = htons(STREAM_ETHERTYPE) };
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(STREAM_ETHERTYPE));
+
+	a.sll_ifindex = (int)if_nametoindex(ifname);
+	if (fd < 0 || !a.sll_ifindex || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		fprintf(stderr, "failover-bench: a packet socket on %s: %m\n", ifname);
+		exit(1);
+	}
+	return fd;
+}
+
+static void *stream_send(void *arg)
+{
+	uint8_t f[64] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0xfa, 0x01,
+			  STREAM_ETHERTYPE >> 8, STREAM_ETHERTYPE & 0xff };
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	while (!atomic_load(&stream.stop)) {
+		uint32_t n = atomic_load(&stream.next);
+
+		if (n < STREAM_MAX) {
+			memcpy(f + 14, &n, sizeof(n));
+			/* a frame the bond drops (its active slave's peer is down) is a lost one, as on a wire */
+			(void)send(stream.tx, f, sizeof(f), 0);
+			atomic_store(&stream.next, n + 1);
+		}
+		next.tv_nsec += STREAM_GAP_US * 1000;
+		if (next.tv_nsec >= 1000000000) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+	}
+	return NULL;
+}
+
+static void *stream_recv(void *arg)
+{
+	struct pollfd p[2] = { { .fd = stream.rx[0], .events = POLLIN }, { .fd = stream.rx[1], .events = POLLIN } };
+	uint8_t f[128];
+
+	while (!atomic_load(&stream.stop)) {
+		if (poll(p, 2, 50) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++)
+			while (p[i].revents & POLLIN) {
+				ssize_t k = recv(p[i].fd, f, sizeof(f), MSG_DONTWAIT);
+				uint32_t n;
+
+				if (k < 18)
+					break;
+				memcpy(&n, f + 14, sizeof(n));
+				if (n < STREAM_MAX)
+					stream.seen[n] = 1;
+			}
+	}
+	return NULL;
+}
+
+/* Frames numbered [from, to) that neither peer read. */
+static unsigned stream_lost(uint32_t from, uint32_t to)
+{
+	unsigned lost = 0;
+
+	for (uint32_t n = from; n < to; n++)
+		lost += !stream.seen[n];
+	return lost;
+}
+
+static void pause_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	struct iovk_ctx *ctx = NULL;
-	const char *bond, *vf, *standby, *peer;
+	const char *bond, *vf, *standby, *peer, *standby_peer;
 	uint64_t *planned, *anchor, t0, waited;
-	unsigned rounds;
+	unsigned rounds, loss_rounds, lost_planned, lost_anchor;
+	uint32_t s0, s1, s2;
+	pthread_t tx, rx;
 	int r;
 
-	if (argc != 6) {
-		fprintf(stderr, "usage: failover-bench BOND VF STANDBY VF_PEER ROUNDS\n");
+	if (argc != 7 && argc != 8) {
+		fprintf(stderr, "usage: failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]\n");
 		return 2;
 	}
-	bond = argv[1], vf = argv[2], standby = argv[3], peer = argv[4];
-	rounds = (unsigned)strtoul(argv[5], NULL, 10);
+	bond = argv[1], vf = argv[2], standby = argv[3], peer = argv[4], standby_peer = argv[5];
+	rounds = (unsigned)strtoul(argv[6], NULL, 10);
+	loss_rounds = argc == 8 ? (unsigned)strtoul(argv[7], NULL, 10) : 20;
 	if (rounds == 0 || iovk_ctx_new(&ctx) < 0)
 		return 2;
 	planned = calloc(rounds, sizeof(*planned));
@@ -99,16 +211,63 @@ int main(int argc, char **argv)
 		if (r < 0)
 			die(ctx, "restoring the VF", r);
 	}
+	/* the packets lost: planned switches there and back, then miimon failovers */
+	stream.seen = calloc(STREAM_MAX, 1);
+	if (!stream.seen)
+		return 1;
+	stream.tx = packet_socket(bond);
+	stream.rx[0] = packet_socket(peer);
+	stream.rx[1] = packet_socket(standby_peer);
+	if (pthread_create(&rx, NULL, stream_recv, NULL) != 0 || pthread_create(&tx, NULL, stream_send, NULL) != 0)
+		return 1;
+	pause_ms(100);
+	s0 = atomic_load(&stream.next);
+	for (unsigned i = 0; i < loss_rounds; i++) {
+		r = iovk_bond_switch(ctx, bond, standby, 5000, NULL);
+		if (r >= 0)
+			pause_ms(20);
+		if (r >= 0)
+			r = iovk_bond_switch(ctx, bond, vf, 5000, NULL);
+		if (r < 0)
+			die(ctx, "planned switch under the stream", r);
+		pause_ms(20);
+	}
+	s1 = atomic_load(&stream.next);
+	for (unsigned i = 0; i < loss_rounds; i++) {
+		r = iovk_link_set_up(ctx, peer, false);
+		if (r >= 0)
+			r = iovk_bond_wait_active(ctx, bond, standby, 10000, NULL);
+		if (r >= 0)
+			r = iovk_link_set_up(ctx, peer, true);
+		if (r >= 0)
+			r = iovk_bond_switch(ctx, bond, vf, 10000, NULL);
+		if (r < 0)
+			die(ctx, "miimon failover under the stream", r);
+		pause_ms(20);
+	}
+	s2 = atomic_load(&stream.next);
+	pause_ms(200); /* the last frames read */
+	atomic_store(&stream.stop, true);
+	pthread_join(tx, NULL);
+	pthread_join(rx, NULL);
+	lost_planned = stream_lost(s0, s1);
+	lost_anchor = stream_lost(s1, s2);
+
 	qsort(planned, rounds, sizeof(*planned), cmp_u64);
 	qsort(anchor, rounds, sizeof(*anchor), cmp_u64);
 	printf("planned switch (iovk_bond_switch: IFLA_BOND_ACTIVE_SLAVE + the kernel's word), %u rounds: p50 %llu us, p99 %llu us\n",
 	       rounds, (unsigned long long)pct(planned, rounds, 50), (unsigned long long)pct(planned, rounds, 99));
 	printf("anchor: miimon failover after the link drops, %u rounds: p50 %llu us, p99 %llu us\n", rounds,
 	       (unsigned long long)pct(anchor, rounds, 50), (unsigned long long)pct(anchor, rounds, 99));
+	printf("packets lost, one frame every %u us: planned %u of %u over %u switches (%.2f a switch); "
+	       "anchor %u of %u over %u miimon failovers (%.2f a failover)\n", STREAM_GAP_US, lost_planned, s1 - s0,
+	       2 * loss_rounds, loss_rounds ? (double)lost_planned / (2 * loss_rounds) : 0.0, lost_anchor, s2 - s1,
+	       loss_rounds, loss_rounds ? (double)lost_anchor / loss_rounds : 0.0);
 	printf("ratio anchor/planned: p50 %.1fx, p99 %.1fx\n", (double)pct(anchor, rounds, 50) / (double)pct(planned, rounds, 50),
 	       (double)pct(anchor, rounds, 99) / (double)pct(planned, rounds, 99));
 	free(planned);
 	free(anchor);
+	free(stream.seen);
 	iovk_ctx_unref(ctx);
 	return 0;
 }
