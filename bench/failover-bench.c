@@ -75,6 +75,56 @@ static void die(struct iovk_ctx *ctx, const char *what, int r)
 	exit(1);
 }
 
+/* The bond and its slaves, as the command line names them. */
+struct bench {
+	struct iovk_ctx *ctx;
+	const char *bond, *vf, *standby, *peer;
+};
+
+static void pause_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	if (ms)
+		nanosleep(&ts, NULL);
+}
+
+/* A: planned, from the VF to the standby (timed, returned), then back after dwell_ms. */
+static uint64_t planned_round(const struct bench *b, unsigned dwell_ms)
+{
+	uint64_t t0 = now_us(), t;
+	int r = iovk_bond_switch(b->ctx, b->bond, b->standby, 5000, NULL);
+
+	if (r < 0)
+		die(b->ctx, "planned switch", r);
+	t = now_us() - t0;
+	pause_ms(dwell_ms);
+	r = iovk_bond_switch(b->ctx, b->bond, b->vf, 5000, NULL);
+	if (r < 0)
+		die(b->ctx, "switching back", r);
+	return t;
+}
+
+/* B: the anchor, the VF's link dropped and miimon left to notice (timed, returned); then the VF again. */
+static uint64_t anchor_round(const struct bench *b)
+{
+	uint64_t t0 = now_us(), t;
+	int r = iovk_link_set_up(b->ctx, b->peer, false);
+
+	if (r >= 0)
+		r = iovk_bond_wait_active(b->ctx, b->bond, b->standby, 10000, NULL);
+	if (r < 0)
+		die(b->ctx, "miimon failover", r);
+	t = now_us() - t0;
+	/* the VF's link back, seen by the bond, the VF active again (not timed) */
+	r = iovk_link_set_up(b->ctx, b->peer, true);
+	if (r >= 0)
+		r = iovk_bond_switch(b->ctx, b->bond, b->vf, 10000, NULL);
+	if (r < 0)
+		die(b->ctx, "restoring the VF", r);
+	return t;
+}
+
 /* ---- the stream ---------------------------------------------------------------------- */
 
 static struct {
@@ -156,93 +206,52 @@ static unsigned stream_lost(uint32_t from, uint32_t to)
 	return lost;
 }
 
-static void pause_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 int main(int argc, char **argv)
 {
 	struct iovk_ctx *ctx = NULL;
-	const char *bond, *vf, *standby, *peer, *standby_peer;
-	uint64_t *planned, *anchor, t0, waited;
+	struct bench b;
+	const char *standby_peer;
+	uint64_t *planned, *anchor;
 	unsigned rounds, loss_rounds, lost_planned, lost_anchor;
 	uint32_t s0, s1, s2;
 	pthread_t tx, rx;
-	int r;
 
 	if (argc != 7 && argc != 8) {
 		fprintf(stderr, "usage: failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]\n");
 		return 2;
 	}
-	bond = argv[1], vf = argv[2], standby = argv[3], peer = argv[4], standby_peer = argv[5];
+	standby_peer = argv[5];
 	rounds = (unsigned)strtoul(argv[6], NULL, 10);
 	loss_rounds = argc == 8 ? (unsigned)strtoul(argv[7], NULL, 10) : 20;
 	if (rounds == 0 || iovk_ctx_new(&ctx) < 0)
 		return 2;
+	b = (struct bench){ .ctx = ctx, .bond = argv[1], .vf = argv[2], .standby = argv[3], .peer = argv[4] };
 	planned = calloc(rounds, sizeof(*planned));
 	anchor = calloc(rounds, sizeof(*anchor));
 	if (!planned || !anchor)
 		return 1;
 	for (unsigned i = 0; i < rounds; i++) {
-		/* A: planned, from the VF to the standby */
-		t0 = now_us();
-		r = iovk_bond_switch(ctx, bond, standby, 5000, NULL);
-		if (r < 0)
-			die(ctx, "planned switch", r);
-		planned[i] = now_us() - t0;
-		r = iovk_bond_switch(ctx, bond, vf, 5000, NULL);
-		if (r < 0)
-			die(ctx, "switching back", r);
-		/* B: the anchor, the VF's link dropped and miimon left to notice */
-		t0 = now_us();
-		r = iovk_link_set_up(ctx, peer, false);
-		if (r >= 0)
-			r = iovk_bond_wait_active(ctx, bond, standby, 10000, &waited);
-		if (r < 0)
-			die(ctx, "miimon failover", r);
-		anchor[i] = now_us() - t0;
-		/* the VF's link back, seen by the bond, the VF active again (not timed) */
-		r = iovk_link_set_up(ctx, peer, true);
-		if (r >= 0)
-			r = iovk_bond_switch(ctx, bond, vf, 10000, NULL);
-		if (r < 0)
-			die(ctx, "restoring the VF", r);
+		planned[i] = planned_round(&b, 0);
+		anchor[i] = anchor_round(&b);
 	}
 	/* the packets lost: planned switches there and back, then miimon failovers */
 	stream.seen = calloc(STREAM_MAX, 1);
 	if (!stream.seen)
 		return 1;
-	stream.tx = packet_socket(bond);
-	stream.rx[0] = packet_socket(peer);
+	stream.tx = packet_socket(b.bond);
+	stream.rx[0] = packet_socket(b.peer);
 	stream.rx[1] = packet_socket(standby_peer);
 	if (pthread_create(&rx, NULL, stream_recv, NULL) != 0 || pthread_create(&tx, NULL, stream_send, NULL) != 0)
 		return 1;
 	pause_ms(100);
 	s0 = atomic_load(&stream.next);
 	for (unsigned i = 0; i < loss_rounds; i++) {
-		r = iovk_bond_switch(ctx, bond, standby, 5000, NULL);
-		if (r >= 0)
-			pause_ms(20);
-		if (r >= 0)
-			r = iovk_bond_switch(ctx, bond, vf, 5000, NULL);
-		if (r < 0)
-			die(ctx, "planned switch under the stream", r);
+		(void)planned_round(&b, 20);
 		pause_ms(20);
 	}
 	s1 = atomic_load(&stream.next);
 	for (unsigned i = 0; i < loss_rounds; i++) {
-		r = iovk_link_set_up(ctx, peer, false);
-		if (r >= 0)
-			r = iovk_bond_wait_active(ctx, bond, standby, 10000, NULL);
-		if (r >= 0)
-			r = iovk_link_set_up(ctx, peer, true);
-		if (r >= 0)
-			r = iovk_bond_switch(ctx, bond, vf, 10000, NULL);
-		if (r < 0)
-			die(ctx, "miimon failover under the stream", r);
+		(void)anchor_round(&b);
 		pause_ms(20);
 	}
 	s2 = atomic_load(&stream.next);
