@@ -8,7 +8,8 @@
 # QEMU's hub), and a frame sent to the VF's MAC is read from it. iovd killed
 # with SIGKILL after the step comes back with the group as it was;
 # complete makes it active, and releasing it deletes the macvtap and puts
-# the VF back (no driver, no admin MAC).
+# the VF back (no driver, no admin MAC). Then guest mode's steps on the same
+# VF: the standby's MAC on the destination's VF, unplug reported by prepare.
 # vm-timeout: 120
 . "$(dirname "$0")/../lib.sh"
 require_iovctl
@@ -76,5 +77,34 @@ assert_eq "$(json_get failover_state <<<"$out")" active "state after complete"
 iovd_must_call ReleaseOwner s vm-1
 [[ ! -e /sys/class/net/$MVT ]] || fail "$MVT outlived the release"
 assert_eq "$(sysfs_driver "$VF")" "" "driver of $VF after the release"
+
+# --- guest mode (QEMU's failover=on, the guest's net_failover): nothing on the
+# host but the steps. The destination's VF gets the standby's MAC before the VM
+# arrives; on the source PrepareMigration says the VF may now be unplugged, and
+# CompleteMigration releases it. (QEMU itself is not run here: a nested guest
+# under TCG is minutes per boot.)
+SMAC=02:00:00:00:85:02
+run_iovctl 0 failover incoming --json --bus-address "$IOVD_BUS" --failover guest --mac "$SMAC" igb vm-g
+assert_eq "$(json_get failover <<<"$out")/$(json_get failover_state <<<"$out")" guest/incoming "guest mode after PrepareIncoming"
+assert_eq "$(json_get unplug <<<"$out")" false "guest mode: unplug before PrepareMigration"
+VFN=$(netdev_of "$VF")
+assert_eq "$(<"/sys/class/net/$VFN/address")" "$SMAC" "guest mode: the destination VF's MAC (the standby's)"
+[[ -z $(ip -j link show type macvtap | python3 -c 'import json,sys; print(json.load(sys.stdin) or "")') ]] ||
+    fail "guest mode built a macvtap: $(ip -br link show type macvtap)"
+run_iovctl 0 failover complete --json --bus-address "$IOVD_BUS" vm-g
+assert_eq "$(json_get failover_state <<<"$out")" active "guest mode: the destination after complete"
+for s in prepare:prepared:true abort:active:false prepare:prepared:true; do
+    IFS=: read -r step state unplug <<<"$s"
+    run_iovctl 0 failover "$step" --json --bus-address "$IOVD_BUS" vm-g
+    assert_eq "$(json_get failover_state <<<"$out")/$(json_get failover_groups.0.unplug <<<"$out")" "$state/$unplug" \
+        "guest mode: state and unplug after $step"
+done
+iovd_crash
+iovd_start -v
+run_iovctl 0 failover status --json --bus-address "$IOVD_BUS" vm-g
+assert_eq "$(json_get failover_groups.0.unplug <<<"$out")" true "guest mode: unplug after kill -9 and restart"
+run_iovctl 0 failover complete --json --bus-address "$IOVD_BUS" vm-g
+assert_eq "$(json_get failover_state <<<"$out")" released "guest mode: the source after complete"
+assert_eq "$(sysfs_driver "$VF")" "" "guest mode: driver of $VF after complete"
 iovd_stop
 out=$("$IOVCTL" sriov set "$PF" --numvfs 0 2>&1) || fail "sriov set 0: $out"
