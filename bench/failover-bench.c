@@ -19,6 +19,13 @@
  * threads would be timed too.
  *
  *   failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]
+ *   failover-bench --dbus BUS_ADDRESS OWNER ROUNDS
+ *
+ * The second form is the whole path an orchestrator sees: PrepareMigration
+ * and AbortMigration of OWNER's bond group through iovd, each timed from the
+ * call to its reply (iovd answers once the kernel confirmed the switch and
+ * the state file has it), with the switch's own time from the reply
+ * (failover_groups[0].switch_usec) beside it.
  *
  * VF and STANDBY are the bond's slaves (veths here); VF_PEER is the other
  * end of VF's veth: setting it down drops VF's carrier as a VF's link going
@@ -38,6 +45,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include <systemd/sd-bus.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -206,6 +215,101 @@ static unsigned stream_lost(uint32_t from, uint32_t to)
 	return lost;
 }
 
+/* ---- through iovd ---------------------------------------------------------------------- */
+
+/* The member key of an a{sv} the reader is in, as a uint64 ("t"); the rest skipped. */
+static int read_dict_u64(sd_bus_message *m, const char *key, uint64_t *ret)
+{
+	const char *k;
+	int r;
+
+	while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		r = sd_bus_message_read(m, "s", &k);
+		if (r >= 0 && strcmp(k, key) == 0)
+			r = sd_bus_message_read(m, "v", "t", ret);
+		else if (r >= 0)
+			r = sd_bus_message_skip(m, "v");
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		if (r < 0)
+			return r;
+	}
+	return r;
+}
+
+/* One step: *ret_usec the call to its reply, *ret_switch the switch as iovd timed it. */
+static void dbus_step(sd_bus *bus, const char *method, const char *owner, uint64_t *ret_usec, uint64_t *ret_switch)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	uint64_t t0 = now_us();
+	int r;
+
+	r = sd_bus_call_method(bus, "org.iovkit.iovd1", "/org/iovkit/iovd1", "org.iovkit.iovd1.Manager", method, &e,
+			       &reply, "s", owner);
+	*ret_usec = now_us() - t0;
+	if (r < 0) {
+		fprintf(stderr, "failover-bench: %s %s: %s\n", method, owner, e.message ?: strerror(-r));
+		exit(1);
+	}
+	/* the reply's failover_groups: aa{sv}, the first group's switch_usec */
+	*ret_switch = 0;
+	r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+	while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+		const char *k;
+
+		r = sd_bus_message_read(reply, "s", &k);
+		if (r >= 0 && strcmp(k, "failover_groups") == 0) {
+			r = sd_bus_message_enter_container(reply, 'v', "aa{sv}");
+			if (r >= 0)
+				r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
+			if (r > 0 && (r = sd_bus_message_enter_container(reply, 'a', "{sv}")) > 0)
+				r = read_dict_u64(reply, "switch_usec", ret_switch);
+			break;
+		}
+		if (r >= 0)
+			r = sd_bus_message_skip(reply, "v");
+		if (r >= 0)
+			r = sd_bus_message_exit_container(reply);
+	}
+	sd_bus_message_unref(reply);
+}
+
+static int dbus_main(const char *address, const char *owner, unsigned rounds)
+{
+	uint64_t *call = calloc(rounds, sizeof(*call)), *sw = calloc(rounds, sizeof(*sw)), back, back_sw;
+	sd_bus *bus = NULL;
+	int r;
+
+	if (!call || !sw || rounds == 0)
+		return 2;
+	r = sd_bus_new(&bus);
+	if (r >= 0)
+		r = sd_bus_set_address(bus, address);
+	if (r >= 0)
+		r = sd_bus_set_bus_client(bus, 1);
+	if (r >= 0)
+		r = sd_bus_start(bus);
+	if (r < 0) {
+		fprintf(stderr, "failover-bench: the bus at %s: %s\n", address, strerror(-r));
+		return 1;
+	}
+	for (unsigned i = 0; i < rounds; i++) {
+		dbus_step(bus, "PrepareMigration", owner, &call[i], &sw[i]);
+		dbus_step(bus, "AbortMigration", owner, &back, &back_sw);
+	}
+	qsort(call, rounds, sizeof(*call), cmp_u64);
+	qsort(sw, rounds, sizeof(*sw), cmp_u64);
+	printf("PrepareMigration through iovd (D-Bus call to reply: switch, kernel's word, state file), %u rounds: "
+	       "p50 %llu us, p99 %llu us; the switch within it: p50 %llu us, p99 %llu us\n", rounds,
+	       (unsigned long long)pct(call, rounds, 50), (unsigned long long)pct(call, rounds, 99),
+	       (unsigned long long)pct(sw, rounds, 50), (unsigned long long)pct(sw, rounds, 99));
+	sd_bus_flush_close_unref(bus);
+	free(call);
+	free(sw);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct iovk_ctx *ctx = NULL;
@@ -216,8 +320,11 @@ int main(int argc, char **argv)
 	uint32_t s0, s1, s2;
 	pthread_t tx, rx;
 
+	if (argc == 5 && strcmp(argv[1], "--dbus") == 0)
+		return dbus_main(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10));
 	if (argc != 7 && argc != 8) {
-		fprintf(stderr, "usage: failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]\n");
+		fprintf(stderr, "usage: failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]\n"
+				"       failover-bench --dbus BUS_ADDRESS OWNER ROUNDS\n");
 		return 2;
 	}
 	standby_peer = argv[5];
