@@ -46,7 +46,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <systemd/sd-bus.h>
+#include "common/bus-util.h"
 #include <time.h>
 #include <unistd.h>
 
@@ -283,13 +283,7 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds)
 
 	if (!call || !sw || rounds == 0)
 		return 2;
-	r = sd_bus_new(&bus);
-	if (r >= 0)
-		r = sd_bus_set_address(bus, address);
-	if (r >= 0)
-		r = sd_bus_set_bus_client(bus, 1);
-	if (r >= 0)
-		r = sd_bus_start(bus);
+	r = bus_connect(address, false, "failover-bench", &bus);
 	if (r < 0) {
 		fprintf(stderr, "failover-bench: the bus at %s: %s\n", address, strerror(-r));
 		return 1;
