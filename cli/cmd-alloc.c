@@ -482,6 +482,25 @@ static const char *jstr(struct json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
 }
 
+int iovd_allocations(const char *bus_address, struct json_object **ret)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	int r;
+
+	if (!bus_address || !*bus_address)
+		bus_address = getenv("IOVKIT_BUS_ADDRESS");
+	r = bus_connect(bus_address && *bus_address ? bus_address : NULL, false, NULL, &bus);
+	if (r < 0)
+		return r;
+	r = list_allocations(bus, &e, ret);
+	/* iovd not running, with a bus there: the bus says so */
+	if (r < 0 && (sd_bus_error_has_name(&e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
+		      sd_bus_error_has_name(&e, SD_BUS_ERROR_NAME_HAS_NO_OWNER)))
+		return -ESRCH;
+	return r;
+}
+
 int cmd_allocations(struct cli *cli, int argc, char **argv)
 {
 	const char *address = NULL;

@@ -25,6 +25,7 @@ static const struct command commands[] = {
 	{ "failover", cmd_failover, "live migration steps on an owner's failover groups (bond, macvtap, guest)" },
 	{ "vf", cmd_vf, "show and change VF settings (MAC, VLAN, trust, rates, ...) through the PF" },
 	{ "apply", cmd_apply, "bring PFs, VFs and drivers to what JSON files declare (iovkit.json(5))" },
+	{ "cdi", cmd_cdi, "write a CDI spec of the VFIO devices and iovd's pools for container engines" },
 	{ "overrides", cmd_overrides, "list the driver overrides iovkit.json(5) persists; apply one (udev)" },
 	{ "vfio", cmd_vfio, "open a device through VFIO: describe it, prove it usable, reset it" },
 	{ "passthrough", cmd_passthrough, "hand a device's IOMMU group to a VMM (vfio-pci, QEMU/libvirt lines) and back" },

@@ -107,6 +107,12 @@ int cmd_failover(struct cli *cli, int argc, char **argv);
 int cmd_vf(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
 int cmd_overrides(struct cli *cli, int argc, char **argv);
+int cmd_cdi(struct cli *cli, int argc, char **argv);
+
+/* iovd's allocations as 'iovctl allocations --json' prints them, from the bus
+ * at bus_address (NULL: $IOVKIT_BUS_ADDRESS, else the system bus); prints
+ * nothing. -ENOENT/-ECONNREFUSED without a bus, -ESRCH when iovd is not on it. */
+int iovd_allocations(const char *bus_address, struct json_object **ret);
 
 /* The directory iovkit-apply.service applies, and the default of iovctl overrides. */
 #define IOVKIT_APPLY_DIR "/etc/iovkit/apply.d"
