@@ -47,7 +47,8 @@ static const char stats_help[] =
 	"\n"
 	"Read a running datapath's counters through its control socket: per port and per\n"
 	"queue packets and bytes received and sent, frames dropped (no room on the other\n"
-	"side), malformed frames, and rings a guest broke (stopped until its driver resets\n"
+	"side), frames the port's device dropped before the datapath took them (af-xdp:\n"
+	"the kernel's), malformed frames, and rings a guest broke (stopped until its driver resets\n"
 	"the device); per worker the packets it moved and its CPU cycles per packet.\n";
 
 static struct iovk_datapath *running;
@@ -118,6 +119,8 @@ static void print_stats_text(struct json_object *root)
 		       json_object_get_int(json_object_object_get(p, "peer")) + 1, U64(p, "rx_packets"),
 		       U64(p, "rx_bytes"), U64(p, "tx_packets"), U64(p, "tx_bytes"), U64(p, "tx_dropped"),
 		       U64(p, "rx_errors"));
+		if (U64(p, "rx_dropped"))
+			printf("  %llu frame(s) dropped by the device before the datapath took them\n", U64(p, "rx_dropped"));
 		for (size_t q = 0; q < json_object_array_length(qs); q++) {
 			struct json_object *o = json_object_array_get_idx(qs, q);
 			const char *reason = json_object_get_string(json_object_object_get(o, "broken_reason"));

@@ -256,9 +256,16 @@ static const char *xp_state(void *port)
 static void xp_queue_state(void *port, unsigned q, struct iovk_dp_queue_state *ret)
 {
 	struct xp_port *x = port;
+	struct xdp_statistics st = { 0 };
+	socklen_t len = sizeof(st);
 
 	*ret = (struct iovk_dp_queue_state){ .ready = xp_link_running(x),
 					     .rx_errors = __atomic_load_n(&x->rx_errors, __ATOMIC_RELAXED) };
+	/* the kernel's count of frames for this socket it had to drop: no
+	 * fill buffer (rx_dropped; its rx_fill_ring_empty_descs counts the
+	 * same events) or the rx ring full */
+	if (getsockopt(x->fd, SOL_XDP, XDP_STATISTICS, &st, &len) == 0)
+		ret->rx_dropped = st.rx_dropped + st.rx_ring_full;
 }
 
 static void xdp_log_begin(struct iovk_ctx *ctx);

@@ -50,6 +50,8 @@ struct iovk_dp_queue_state {
 	uint64_t n_broken; /* times a ring of this queue broke */
 	uint64_t rx_errors; /* frames received but malformed (too short, too many segments) */
 	char reason[128];  /* why it broke last, "" when it never did */
+	uint64_t rx_dropped; /* frames the port's device dropped before the datapath took them
+			      * (af-xdp: the kernel found the socket's rx ring full or no fill buffer) */
 };
 
 /*
@@ -181,7 +183,7 @@ int iovk_datapath_stop(struct iovk_datapath *dp);
 /*
  * The counters as JSON text: {"ports": [{"index", "name", "type", "state", "peer",
  * "queues": [{"queue", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes",
- * "tx_dropped", "rx_errors", "ready", "broken", "broken_count", "broken_reason"}],
+ * "tx_dropped", "rx_errors", "rx_dropped", "ready", "broken", "broken_count", "broken_reason"}],
  * and the same counters summed}], "workers": [{"worker", "cpu", "units", "packets",
  * "busy_cycles", "cycles"}]} (iovctl's vocabulary, doc/iovctl.schema.json). Counters are read while the workers run, so one queue's are
  * consistent only with themselves. Returns 0 or -ENOMEM; *ret_json is malloc'd.
