@@ -446,7 +446,8 @@ int dp_af_xdp_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spe
 	snprintf(x->ifname, sizeof(x->ifname), "%s", spec->name);
 	x->queue = spec->queue;
 	x->zero_copy = spec->zero_copy;
-	x->ioctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	/* any socket takes the netdev ioctls; AF_UNIX is one a sandbox allows */
+	x->ioctl_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (x->ioctl_fd < 0) {
 		r = set_error(ctx, negative_errno(), "%s: socket: %m", spec_text);
 		goto fail;
