@@ -12,7 +12,8 @@
  * (Debian 12) has no accessors for either: its "bond" link type knows the
  * kind only (rtnl_link_bond_alloc/add/enslave/release), so these are read,
  * and the requests that carry them written, as raw attributes through
- * libnl's nla_* calls. Everything else goes through rtnl_link objects.
+ * libnl's nla_* calls. Requests otherwise go through rtnl_link objects;
+ * every RTM_NEWLINK is read raw (link_parse_msg()), which is cheaper.
  */
 struct bond_attrs {
 	bool present;
@@ -43,12 +44,12 @@ struct link_state {
 };
 
 /*
- * Reads the raw members of IFLA_LINKINFO (kind, slave kind, the bond's and
+ * Reads the raw members of IFLA_LINKINFO (kind, slave kind, a macvtap's mode, the bond's and
  * a bond slave's data) into s; what is absent stays as it was. Pure: the
  * unit tests feed it attributes they build. -EBADMSG for malformed ones.
  */
 int link_parse_linkinfo(const struct nlattr *linkinfo, struct link_state *s);
-/* Reads one RTM_NEWLINK message (libnl's rtnl_link, plus link_parse_linkinfo()). */
+/* Reads one RTM_NEWLINK message (its header and attributes, and link_parse_linkinfo()); -EBADMSG. */
 int link_parse_msg(struct nl_msg *msg, struct link_state *ret);
 
 /* Reads the link called name over sk; -ENODEV (error set naming it) when there is none. */
