@@ -19,13 +19,14 @@
  * threads would be timed too.
  *
  *   failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]
- *   failover-bench --dbus BUS_ADDRESS OWNER ROUNDS
+ *   failover-bench --dbus BUS_ADDRESS OWNER ROUNDS [ANCHOR_P50_US ANCHOR_P99_US]
  *
  * The second form is the whole path an orchestrator sees: PrepareMigration
  * and AbortMigration of OWNER's bond group through iovd, each timed from the
  * call to its reply (iovd answers once the kernel confirmed the switch and
  * the state file has it), with the switch's own time from the reply
- * (failover_groups[0].switch_usec) beside it.
+ * (failover_groups[0].switch_usec) beside it, and the ratio to the anchor
+ * the first form measured in the same run when its p50 and p99 are given.
  *
  * VF and STANDBY are the bond's slaves (veths here); VF_PEER is the other
  * end of VF's veth: setting it down drops VF's carrier as a VF's link going
@@ -275,7 +276,7 @@ static void dbus_step(sd_bus *bus, const char *method, const char *owner, uint64
 	sd_bus_message_unref(reply);
 }
 
-static int dbus_main(const char *address, const char *owner, unsigned rounds)
+static int dbus_main(const char *address, const char *owner, unsigned rounds, uint64_t anchor50, uint64_t anchor99)
 {
 	uint64_t *call = calloc(rounds, sizeof(*call)), *sw = calloc(rounds, sizeof(*sw)), back, back_sw;
 	sd_bus *bus = NULL;
@@ -298,6 +299,9 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds)
 	       "p50 %llu us, p99 %llu us; the switch within it: p50 %llu us, p99 %llu us\n", rounds,
 	       (unsigned long long)pct(call, rounds, 50), (unsigned long long)pct(call, rounds, 99),
 	       (unsigned long long)pct(sw, rounds, 50), (unsigned long long)pct(sw, rounds, 99));
+	if (anchor50 && anchor99)
+		printf("ratio anchor/PrepareMigration through iovd: p50 %.1fx, p99 %.1fx\n",
+		       (double)anchor50 / (double)pct(call, rounds, 50), (double)anchor99 / (double)pct(call, rounds, 99));
 	sd_bus_flush_close_unref(bus);
 	free(call);
 	free(sw);
@@ -314,11 +318,12 @@ int main(int argc, char **argv)
 	uint32_t s0, s1, s2;
 	pthread_t tx, rx;
 
-	if (argc == 5 && strcmp(argv[1], "--dbus") == 0)
-		return dbus_main(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10));
+	if ((argc == 5 || argc == 7) && strcmp(argv[1], "--dbus") == 0)
+		return dbus_main(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10),
+				 argc == 7 ? strtoull(argv[5], NULL, 10) : 0, argc == 7 ? strtoull(argv[6], NULL, 10) : 0);
 	if (argc != 7 && argc != 8) {
 		fprintf(stderr, "usage: failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]\n"
-				"       failover-bench --dbus BUS_ADDRESS OWNER ROUNDS\n");
+				"       failover-bench --dbus BUS_ADDRESS OWNER ROUNDS [ANCHOR_P50_US ANCHOR_P99_US]\n");
 		return 2;
 	}
 	standby_peer = argv[5];
