@@ -94,19 +94,16 @@ struct xp_port {
 
 static void xp_kick_tx(struct xp_port *x)
 {
-	for (unsigned i = 0; i < XP_KICKS_MAX; i++) {
-		if (sendto(x->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0) {
-			x->tx_unsent = 0;
-			return;
-		}
-		/* EAGAIN: more than one call's budget, or the completion ring
-		 * full for a moment; ENOBUFS, EBUSY, ENETDOWN: the driver's
-		 * business. The frames stay in the ring: the next burst (or an
-		 * idle receive, below) kicks again. */
-		if (errno != EAGAIN)
-			break;
-	}
-	x->tx_unsent = 1;
+	int err = EAGAIN;
+
+	for (unsigned i = 0; i < XP_KICKS_MAX && err == EAGAIN; i++)
+		err = sendto(x->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0 ? 0 : errno;
+	/* EAGAIN: more than one call's budget, or no skb or completion slot
+	 * for a moment; EBUSY, ENOBUFS: the driver's queue is full. The frames
+	 * stay in the ring, and an idle receive (below) kicks again. A link
+	 * down (ENETDOWN, ENXIO) waits for the next burst instead: no system
+	 * call per idle poll for as long as it is down. */
+	__atomic_store_n(&x->tx_unsent, err == EAGAIN || err == EBUSY || err == ENOBUFS, __ATOMIC_RELAXED);
 }
 
 /* Frames the kernel finished sending back to the free stack (tx_lock held). */
@@ -134,7 +131,7 @@ static unsigned xp_rx_burst(void *port, unsigned q, struct iovk_dp_pkt *pkts, un
 			recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 		/* frames a kick left in the tx ring: sent now that the port is idle */
 		if (__atomic_load_n(&x->tx_unsent, __ATOMIC_RELAXED) && dp_trylock(&x->tx_lock)) {
-			if (x->tx_unsent)
+			if (__atomic_load_n(&x->tx_unsent, __ATOMIC_RELAXED))
 				xp_kick_tx(x);
 			dp_unlock(&x->tx_lock);
 		}
