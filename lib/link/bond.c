@@ -49,37 +49,32 @@ static void bond_free(struct iovk_bond *b)
 
 DEFINE_PUBLIC_REF_UNREF(struct iovk_bond, iovk_bond, bond_free)
 
-/* The bond called name and its slaves, from one dump. */
+static int read_bond_link(struct iovk_ctx *ctx, struct nl_sock *sk, const char *name, struct link_state *ret);
+
+/*
+ * The bond called name (RTM_GETLINK) and its slaves: a dump the kernel
+ * filters by IFLA_MASTER, so a host with hundreds of VF netdevs sends the
+ * bond's few links only.
+ */
 static int bond_read(struct iovk_ctx *ctx, struct nl_sock *sk, const char *name, struct iovk_bond **ret)
 {
-	struct link_state *all = NULL;
+	struct link_state *all = NULL, bond;
 	struct iovk_bond *b;
-	size_t n = 0, at = SIZE_MAX;
+	size_t n = 0;
 	int r;
 
-	r = link_dump(ctx, sk, &all, &n);
+	r = read_bond_link(ctx, sk, name, &bond);
+	if (r >= 0)
+		r = link_dump(ctx, sk, bond.info.ifindex, &all, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(all[i].info.name, name) == 0)
-			at = i;
-	if (at == SIZE_MAX) {
-		free(all);
-		return set_error(ctx, -ENODEV, "%s: no such network interface in this network namespace", name);
-	}
-	if (!all[at].bond.present) {
-		r = set_error(ctx, -EMEDIUMTYPE, "%s: not a bond (it is %s)", name,
-			      all[at].info.kind[0] ? all[at].info.kind : "a device's own interface");
-		free(all);
-		return r;
-	}
 	b = calloc(1, sizeof(*b));
 	if (!b) {
 		free(all);
 		return -ENOMEM;
 	}
 	b->n_ref = 1;
-	b->bond = all[at];
+	b->bond = bond;
 	/* the slaves, in place at the front of all (a dump is in ifindex order) */
 	for (size_t i = 0; i < n; i++)
 		if (all[i].info.master_ifindex == b->bond.info.ifindex && all[i].slave.present) {

@@ -58,8 +58,12 @@ int link_read(struct iovk_ctx *ctx, struct nl_sock *sk, const char *name, struct
 int link_read_index(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, const char *label, struct link_state *ret);
 /* A socket (*sk, the caller frees it) and the link called name read over it. */
 int link_open_read(struct iovk_ctx *ctx, struct nl_sock **sk, const char *name, struct link_state *ret);
-/* Every link of the namespace, ordered by ifindex (a dump). */
-int link_dump(struct iovk_ctx *ctx, struct nl_sock *sk, struct link_state **ret, size_t *ret_n);
+/*
+ * Every link of the namespace, ordered by ifindex (a dump); with
+ * master_ifindex, those whose master it is, as far as the kernel filters
+ * (callers check IFLA_MASTER themselves: a kernel before 4.5 sends all).
+ */
+int link_dump(struct iovk_ctx *ctx, struct nl_sock *sk, int master_ifindex, struct link_state **ret, size_t *ret_n);
 /* The name of the link at ifindex into name; "" when there is none. */
 int link_name_of(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, char name[static IOVK_IFNAMSIZ]);
 /*

@@ -269,7 +269,7 @@ static int read_all_valid(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-int link_dump(struct iovk_ctx *ctx, struct nl_sock *sk, struct link_state **ret, size_t *ret_n)
+int link_dump(struct iovk_ctx *ctx, struct nl_sock *sk, int master_ifindex, struct link_state **ret, size_t *ret_n)
 {
 	_cleanup_nlmsg_ struct nl_msg *msg = nlmsg_alloc_simple(RTM_GETLINK, NLM_F_DUMP);
 	struct read_all o = {};
@@ -278,6 +278,9 @@ int link_dump(struct iovk_ctx *ctx, struct nl_sock *sk, struct link_state **ret,
 	int r;
 
 	if (!msg || nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0)
+		return -ENOMEM;
+	/* the kernel's own filter (since 4.5, rtnl_dump_ifinfo()); an older one sends every link */
+	if (master_ifindex && nla_put_u32(msg, IFLA_MASTER, (uint32_t)master_ifindex) < 0)
 		return -ENOMEM;
 	r = route_nl_exchange(ctx, sk, msg, "listing the network interfaces", &a);
 	if (r >= 0 && a.error < 0)
@@ -302,19 +305,15 @@ int link_open_read(struct iovk_ctx *ctx, struct nl_sock **sk, const char *name, 
 
 int link_name_of(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, char name[static IOVK_IFNAMSIZ])
 {
-	struct link_state *all = NULL;
-	size_t n = 0;
-	int r;
+	struct link_state s;
+	int r = link_read_index(ctx, sk, ifindex, "a link by its ifindex", &s);
 
-	r = link_dump(ctx, sk, &all, &n);
-	if (r < 0)
-		return r;
 	name[0] = 0;
-	for (size_t i = 0; i < n; i++)
-		if (all[i].info.ifindex == ifindex)
-			memcpy(name, all[i].info.name, IOVK_IFNAMSIZ);
-	free(all);
-	return 0;
+	if (r == -ENODEV)
+		return 0;
+	if (r >= 0)
+		memcpy(name, s.info.name, IOVK_IFNAMSIZ);
+	return r;
 }
 
 int link_change(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, struct rtnl_link *changes, const char *what,

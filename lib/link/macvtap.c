@@ -96,7 +96,7 @@ static int find_new_macvtap(struct iovk_ctx *ctx, struct nl_sock *sk, int lower,
 	size_t n = 0;
 	int r, found = -1;
 
-	r = link_dump(ctx, sk, &all, &n);
+	r = link_dump(ctx, sk, 0, &all, &n);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
@@ -114,7 +114,7 @@ static int max_ifindex(struct iovk_ctx *ctx, struct nl_sock *sk, int *ret)
 	size_t n = 0;
 	int r;
 
-	r = link_dump(ctx, sk, &all, &n);
+	r = link_dump(ctx, sk, 0, &all, &n);
 	if (r < 0)
 		return r;
 	*ret = 0;
