@@ -424,6 +424,17 @@ int config_parse(const char *path, const char *text, size_t len, struct config *
 				log_warning("%s: group \"%s\" does not exist: only root may change allocations until "
 					    "it does and iovd is restarted",
 					    path, c.group);
+		} else if (strcmp(key, "cdi_spec_dir") == 0) {
+			if (!json_object_is_type(val, json_type_string) || json_object_get_string(val)[0] != '/') {
+				r = fail_cfg(path, "cdi_spec_dir", "must be an absolute path (/etc/cdi, /var/run/cdi)");
+				goto out;
+			}
+			free(c.cdi_spec_dir);
+			c.cdi_spec_dir = strdup(json_object_get_string(val));
+			if (!c.cdi_spec_dir) {
+				r = -ENOMEM;
+				goto out;
+			}
 		} else if (strcmp(key, "limits") == 0 && json_object_is_type(val, json_type_object)) {
 			json_object_object_foreach(val, lkey, lval) {
 				if (strcmp(lkey, "total") == 0)
@@ -491,6 +502,8 @@ static void pool_clear_inventory(struct pool *p)
 
 void config_done(struct config *c)
 {
+	free(c->cdi_spec_dir);
+	c->cdi_spec_dir = NULL;
 	for (size_t i = 0; c->pools && i < c->n_pools; i++) {
 		free(c->pools[i].name);
 		strv_free(c->pools[i].selectors);

@@ -89,6 +89,7 @@ struct config {
 	unsigned max_total;     /* allocations in all pools */
 	unsigned max_per_owner; /* allocations under one owner name, whoever made them */
 	unsigned max_per_user;  /* allocations of one uid but root, under any owner names */
+	char *cdi_spec_dir;     /* "cdi_spec_dir": where the pools' CDI spec is kept current; NULL: none */
 };
 
 struct failover;
@@ -177,6 +178,10 @@ struct manager {
 
 	struct creds_cache_entry *creds_cache;
 	size_t n_creds_cache, creds_cache_next;
+
+	/* cdi.c: the pools' CDI spec, kept current when cdi_spec_dir is set */
+	sd_event_source *cdi_timer;
+	char *cdi_written; /* what the last write was made from: "pool address\n" of each committed allocation */
 };
 
 /*
@@ -448,6 +453,11 @@ int commit_queue(struct manager *m, enum commit_kind kind, sd_bus_message *call,
 		 struct allocation **allocs, size_t n_allocs);
 void commit_flush(struct manager *m);
 void commit_free(struct manager *m);
+
+/* ---- cdi.c: the pools' CDI spec (common/cdi.h), rewritten when the allocations change ---- */
+/* Starts keeping <cdi_spec_dir>/iovkit-pool.json current (nothing without cdi_spec_dir). 0 or -errno. */
+int cdi_start(struct manager *m);
+void cdi_stop(struct manager *m);
 
 /* ---- migration.c: the failover steps (PrepareMigration, ...), FailoverState, MigrationStep ------- */
 int method_prepare_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error);

@@ -173,6 +173,11 @@ int main(int argc, char **argv)
 	r = manager_start_bus(m, bus_kind, bus_address);
 	if (r < 0)
 		goto out;
+	r = cdi_start(m);
+	if (r < 0) {
+		log_error("Failed to keep the CDI spec: %s", strerror(-r));
+		goto out;
+	}
 	log_info("Serving %s on the %s bus: %zu pools, %zu allocations%s", IOVD_BUS_NAME,
 		 bus_address ? "given" : bus_kind, m->config.n_pools, m->n_allocs, no_bind ? " (--no-bind)" : "");
 

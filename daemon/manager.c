@@ -938,6 +938,7 @@ struct manager *manager_free(struct manager *m)
 	free(m->allocs);
 	free(m->index);
 	auth_free(m);
+	cdi_stop(m);
 	commit_free(m);
 	strv_free(m->drift);
 	sd_bus_flush_close_unref(m->bus);

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The pools' CDI spec (<cdi_spec_dir>/iovkit-pool.json, common/cdi.h): each
+ * pool with devices handed out, as iovkit.org/pool=NAME with their
+ * /dev/vfio nodes, so that a container engine gives a container the devices
+ * its pool's allocations hold. Kept current when "cdi_spec_dir" is set.
+ *
+ * Why a timer and not a write in the commit: a spec write is an fsync'd
+ * rename (write_file_atomic()), as costly as the state write that group
+ * commit (commit.c) shares among a whole batch; writing it per commit would
+ * spend what group commit saves. Every CDI_PERIOD_USEC the loop compares a
+ * fingerprint of the committed allocations (pool and address of each, in
+ * id order: no system call) with the one the spec was written from, and
+ * rewrites the spec only when it differs. A container started within that
+ * period after an Allocate may not see the device yet.
+ */
+#include <string.h>
+
+#include "iovd.h"
+#include "../common/cdi.h"
+
+#define CDI_PERIOD_USEC (250 * 1000) /* 250 ms */
+
+/* Each endpoint a committed allocation holds, as "pool address\n", in id order. */
+static char *fingerprint(struct manager *m)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < m->n_allocs; i++) {
+		const struct allocation *a = m->allocs[i];
+
+		if (!a->committed)
+			continue;
+		if (a->devices)
+			for (char **d = a->devices; *d; d++)
+				fprintf(f, "%s %s\n", a->pool, *d);
+		else
+			fprintf(f, "%s %s\n", a->pool, a->address);
+	}
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* The spec of the committed allocations, pool by pool, written or removed. */
+static int write_spec(struct manager *m)
+{
+	struct cdi_pool *pools = calloc(m->config.n_pools ?: 1, sizeof(*pools));
+	struct json_object *spec = NULL;
+	size_t n_pools = 0;
+	int r = 0;
+
+	if (!pools)
+		return -ENOMEM;
+	for (size_t k = 0; k < m->config.n_pools && r >= 0; k++) {
+		struct cdi_pool *p = &pools[n_pools];
+		const char **addrs = NULL;
+		size_t n = 0, cap = 0;
+
+		p->name = m->config.pools[k].name;
+		for (size_t i = 0; i < m->n_allocs; i++) {
+			const struct allocation *a = m->allocs[i];
+			char *const one[] = { a->address, NULL };
+
+			if (!a->committed || strcmp(a->pool, p->name) != 0)
+				continue;
+			for (char *const *d = a->devices ?: one; *d; d++) {
+				if (n == cap) {
+					const char **na = realloc(addrs, (cap = cap ? cap * 2 : 8) * sizeof(*na));
+
+					if (!na) {
+						r = -ENOMEM;
+						break;
+					}
+					addrs = na;
+				}
+				addrs[n++] = *d;
+			}
+		}
+		p->addresses = addrs;
+		p->n_addresses = n;
+		if (n > 0)
+			n_pools++;
+		else
+			free(addrs);
+	}
+	if (r >= 0)
+		r = cdi_pool_spec(m->ctx, pools, n_pools, &spec);
+	if (r >= 0)
+		r = cdi_spec_write(m->config.cdi_spec_dir, CDI_POOL_FILE, spec);
+	json_object_put(spec);
+	for (size_t k = 0; k < n_pools; k++)
+		free((void *)pools[k].addresses);
+	free(pools);
+	return r;
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+	char *now = fingerprint(m);
+	int r;
+
+	if (now && (!m->cdi_written || strcmp(now, m->cdi_written) != 0)) {
+		r = write_spec(m);
+		if (r < 0) {
+			/* said once per change; tried again at the next tick */
+			if (!m->cdi_written || strcmp(m->cdi_written, "!") != 0)
+				log_warning("Failed to write the CDI spec %s/%s: %s", m->config.cdi_spec_dir, CDI_POOL_FILE,
+					    strerror(-r));
+			free(now);
+			now = strdup("!");
+		}
+		free(m->cdi_written);
+		m->cdi_written = now;
+		now = NULL;
+	}
+	free(now);
+	sd_event_source_set_time(s, usec + CDI_PERIOD_USEC);
+	return 0;
+}
+
+int cdi_start(struct manager *m)
+{
+	uint64_t now;
+	int r;
+
+	if (!m->config.cdi_spec_dir)
+		return 0;
+	r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+	if (r < 0)
+		return r;
+	/* the first tick at once: the spec matches the state iovd starts on */
+	r = sd_event_add_time(m->event, &m->cdi_timer, CLOCK_MONOTONIC, now, 0, on_tick, m);
+	if (r < 0)
+		return r;
+	return sd_event_source_set_enabled(m->cdi_timer, SD_EVENT_ON);
+}
+
+void cdi_stop(struct manager *m)
+{
+	m->cdi_timer = sd_event_source_disable_unref(m->cdi_timer);
+	free(m->cdi_written);
+	m->cdi_written = NULL;
+}
