@@ -175,6 +175,8 @@ struct manager {
 	size_t n_drift, drift_cap;
 
 	struct committer *commit; /* commit.c */
+	struct journal *journal;  /* journal.c */
+	bool journal_replayed;    /* the state was loaded from journal records newer than allocations.json */
 
 	struct creds_cache_entry *creds_cache;
 	size_t n_creds_cache, creds_cache_next;
@@ -432,6 +434,20 @@ int sender_uid(struct manager *m, sd_bus_message *msg, const char *what, uid_t *
 int check_owner(const struct allocation *a, uid_t uid, const char *what, const char *verb, sd_bus_error *error);
 void auth_free(struct manager *m);
 
+/* ---- journal.c: allocations.journal, one fdatasync per commit ------------------------------------ */
+uint32_t journal_crc(uint32_t crc, const void *data, size_t len);
+/* 1 and the newest record's text when the journal holds a state newer than allocations.json (which
+ * exists when has_state, state_len bytes of CRC-32 state_crc); 0 when that file is current. */
+int journal_read(struct manager *m, bool has_state, uint32_t state_crc, uint64_t state_len, char **ret_text,
+		 size_t *ret_len, uint64_t *ret_seq);
+/* A new epoch, after allocations.json was written: every record so far is stale. */
+int journal_reset(struct manager *m, uint32_t state_crc, uint64_t state_len, size_t record_len);
+/* The state as the next record, durable on return; -ENOSPC: make a checkpoint instead. */
+int journal_append(struct manager *m, const char *text, size_t len);
+uint64_t journal_records(const struct manager *m);
+bool journal_is_open(const struct manager *m);
+void journal_free(struct manager *m);
+
 /* ---- state.c: the state file ------------------------------------------------------------------ */
 int state_open(struct manager *m, const char *dir);
 /* Reads the state file into the table; -EBADMSG (logged) for a file iovd must not start on, -EINTR at SIGTERM. */
@@ -440,6 +456,13 @@ int state_load(struct manager *m);
 int state_parse(struct manager *m, const char *name, const char *text, size_t len);
 int state_serialize(struct manager *m, char **ret_text, size_t *ret_len);
 int state_write(struct manager *m, const char *text, size_t len);
+/* Makes text the durable state: a journal record, or a checkpoint (state_write, then a new journal
+ * epoch) when the record does not fit. Runs on the writer thread (commit.c), or when it is idle. */
+int state_commit(struct manager *m, const char *text, size_t len);
+/* allocations.json := text and a new journal epoch, so that file alone is current. */
+int state_checkpoint(struct manager *m, const char *text, size_t len);
+/* Whether the loaded state came from journal records newer than allocations.json. */
+bool state_needs_checkpoint(const struct manager *m);
 
 /* ---- commit.c: group commit; publishes what is on disk ---------------------------------------- */
 enum commit_kind {

@@ -140,13 +140,14 @@ int main(int argc, char **argv)
 	}
 	/* Before reconciliation: what a crash interrupted is finished or rolled back first. */
 	r = devpool_recover(m);
-	if (r > 0) {
+	/* and what a journal replayed becomes allocations.json, with a new epoch */
+	if (r > 0 || (r >= 0 && state_needs_checkpoint(m))) {
 		_cleanup_free_ char *text = NULL;
 		size_t len;
 
 		r = state_serialize(m, &text, &len);
 		if (r >= 0)
-			r = state_write(m, text, len);
+			r = state_checkpoint(m, text, len);
 	}
 	if (r < 0)
 		goto out;

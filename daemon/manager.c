@@ -940,6 +940,7 @@ struct manager *manager_free(struct manager *m)
 	auth_free(m);
 	cdi_stop(m);
 	commit_free(m);
+	journal_free(m);
 	strv_free(m->drift);
 	sd_bus_flush_close_unref(m->bus);
 	sd_event_unref(m->event);

@@ -415,23 +415,34 @@ out:
 
 int state_load(struct manager *m)
 {
-	_cleanup_free_ char *text = NULL, *name = NULL;
-	size_t len;
+	_cleanup_free_ char *text = NULL, *name = NULL, *jtext = NULL, *jname = NULL;
+	size_t len = 0, jlen = 0;
+	uint64_t seq = 0;
 	int r;
 
 	if (asprintf(&name, "%s/%s", m->state_dir, STATE_FILE) < 0)
 		return -ENOMEM;
 	r = read_text_file(m->state_dir_fd, STATE_FILE, name, STATE_SIZE_MAX, &text, &len);
-	if (r == -ENOENT) {
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = journal_read(m, r >= 0, r >= 0 ? journal_crc(0, text, len) : 0, len, &jtext, &jlen, &seq);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		if (asprintf(&jname, "%s/allocations.journal (record %" PRIu64 ")", m->state_dir, seq) < 0)
+			return -ENOMEM;
+		log_notice("The state is %s, newer than %s", jname, name);
+		m->journal_replayed = true;
+		r = state_parse(m, jname, jtext, jlen);
+	} else if (text)
+		r = state_parse(m, name, text, len);
+	else {
 		m->next_id = 1;
 		return 0;
 	}
-	if (r < 0)
-		return r;
-	r = state_parse(m, name, text, len);
 	if (r == -EBADMSG)
 		log_error("%s: iovd does not start on it: repair it, or move it away to start with no allocations "
-			  "(every VF free)", name);
+			  "(every VF free)", jname ? jname : name);
 	return r;
 }
 
@@ -504,8 +515,8 @@ int state_serialize(struct manager *m, char **ret_text, size_t *ret_len)
 }
 
 /*
- * Replaces the state file with text. Runs on the writer thread (commit.c):
- * it touches nothing but the state directory.
+ * Replaces the state file with text (and a newline). Runs on the writer
+ * thread (commit.c): it touches nothing but the state directory.
  */
 int state_write(struct manager *m, const char *text, size_t len)
 {
@@ -543,4 +554,28 @@ fail:
 	unlinkat(m->state_dir_fd, STATE_TMP, 0);
 	unlinkat(m->state_dir_fd, STATE_OLD, 0);
 	return r;
+}
+
+int state_checkpoint(struct manager *m, const char *text, size_t len)
+{
+	int r = state_write(m, text, len);
+
+	if (r < 0)
+		return r;
+	/* durable already: a journal that cannot start only slows the next commits */
+	(void)journal_reset(m, journal_crc(journal_crc(0, text, len), "\n", 1), len + 1, len);
+	m->journal_replayed = false;
+	return 0;
+}
+
+int state_commit(struct manager *m, const char *text, size_t len)
+{
+	int r = journal_append(m, text, len);
+
+	return r == -ENOSPC ? state_checkpoint(m, text, len) : r;
+}
+
+bool state_needs_checkpoint(const struct manager *m)
+{
+	return m->journal_replayed || journal_is_open(m);
 }

@@ -7,9 +7,11 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -213,8 +215,50 @@ class Iovd:
         self.proc = None
 
     def state(self):
-        with open(os.path.join(self.state_dir, "allocations.json")) as f:
-            return json.load(f)
+        return read_state(self.state_dir)
+
+
+def read_journal(state_dir):
+    """The newest state in <state_dir>/allocations.journal that counts
+    (daemon/journal.c's format, read independently of it): (record number,
+    text), or None when allocations.json is current."""
+    try:
+        with open(os.path.join(state_dir, "allocations.journal"), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    try:
+        with open(os.path.join(state_dir, "allocations.json"), "rb") as f:
+            snapshot = f.read()
+    except FileNotFoundError:
+        return None
+    magic, epoch, slen, scrc, hcrc = struct.unpack_from("<8sQQII", data, 0)
+    if magic != b"IOVDJNL1" or hcrc != zlib.crc32(data[:28]) or (slen, scrc) != (len(snapshot), zlib.crc32(snapshot)):
+        return None
+    off, seq, best = 4096, 0, None
+    while off + 32 <= len(data):
+        magic, e, s, n, crc = struct.unpack_from("<8sQQII", data, off)
+        text = data[off + 32:off + 32 + n]
+        if magic != b"IOVDREC1" or e != epoch or s != seq + 1 or len(text) != n or \
+                crc != zlib.crc32(text, zlib.crc32(data[off + 8:off + 28])):
+            break
+        seq, best = s, text
+        off += (32 + n + 4095) // 4096 * 4096
+    return (seq, best.decode()) if best is not None else None
+
+
+def read_state_text(state_dir):
+    """The state iovd has made durable, as iovd wrote it: the journal's newest
+    record where one counts, else allocations.json."""
+    j = read_journal(state_dir)
+    if j:
+        return j[1]
+    with open(os.path.join(state_dir, "allocations.json")) as f:
+        return f.read()
+
+
+def read_state(state_dir):
+    return json.loads(read_state_text(state_dir))
 
 
 def write_state(state_dir, n, pool="net"):

@@ -807,12 +807,16 @@ Test(iovd, open_device_passes_the_vfio_group)
 
 /* ---- commits that fail ----------------------------------------------------------------------- */
 
-/* Makes the state directory refuse new names (even to root): chattr +i. */
+/* Makes the state directory refuse new names, and its journal (once there
+ * is one) writes, even to root: chattr +i. */
 static bool state_immutable(struct peer *p, bool on)
 {
-	char cmd[PATH_MAX + 64];
+	char cmd[3 * PATH_MAX];
+	char op = on ? '+' : '-';
 
-	snprintf(cmd, sizeof(cmd), "chattr %ci '%s' 2>/dev/null", on ? '+' : '-', p->state);
+	snprintf(cmd, sizeof(cmd),
+		 "chattr %ci '%s' 2>/dev/null && { ! test -e '%s/allocations.journal' || chattr %ci '%s/allocations.journal'; }",
+		 op, p->state, p->state, op, p->state);
 	return system(cmd) == 0;
 }
 
@@ -1246,4 +1250,113 @@ Test(iovd, a_uid_acts_on_its_own_allocations_only)
 	cr_assert_geq(call1(p, "Release", "o", root_path, NULL, &e), 0, "%s", e.message);
 	stop(p);
 	free(root_path), free(own_path);
+}
+
+/* ---- the state journal (daemon/journal.c) --------------------------------------------------- */
+
+/* A manager on a fresh state directory, nothing loaded. */
+static struct manager *journal_manager(char dir[static PATH_MAX])
+{
+	struct manager *m = NULL;
+
+	snprintf(dir, PATH_MAX, "%s/iovd-journal-XXXXXX", getenv("TMPDIR") ?: "/tmp");
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(manager_new(&m), 0);
+	cr_assert_eq(state_open(m, dir), 0);
+	return m;
+}
+
+/* What a restart would load: the newest record's text, or NULL for allocations.json. Read through a
+ * manager of its own (and no lock), as a restarted iovd would: m's journal is left alone. */
+static char *journal_newest(const char *dir, uint64_t *seq)
+{
+	const char *state = slurp(dir, "/allocations.json"); /* static */
+	struct manager *m = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	cr_assert_eq(manager_new(&m), 0);
+	m->state_dir = strdup(dir);
+	m->state_dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(m->state_dir_fd, 0);
+	r = journal_read(m, true, journal_crc(0, state, strlen(state)), strlen(state), &text, &len, seq);
+	manager_free(m);
+	cr_assert_geq(r, 0);
+	cr_assert_eq(r > 0, text != NULL);
+	return text;
+}
+
+Test(iovd, journal_records_are_newer_than_the_state_file_until_a_checkpoint)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32], *text;
+	struct manager *m = journal_manager(dir);
+	uint64_t seq = 0;
+	int fd;
+
+	/* the first commit: no journal yet, so allocations.json and a new journal */
+	cr_assert_eq(state_commit(m, "{\"a\":1}", 7), 0);
+	cr_assert_str_eq(slurp(dir, "/allocations.json"), "{\"a\":1}\n");
+	cr_assert_eq(journal_records(m), 0);
+	/* then records: allocations.json stays as it was */
+	cr_assert_eq(state_commit(m, "{\"b\":2}", 7), 0);
+	cr_assert_eq(state_commit(m, "{\"c\":3}", 7), 0);
+	cr_assert_eq(journal_records(m), 2);
+	cr_assert_str_eq(slurp(dir, "/allocations.json"), "{\"a\":1}\n");
+	text = journal_newest(dir, &seq);
+	cr_assert_str_eq(text, "{\"c\":3}");
+	cr_assert_eq(seq, 2);
+	free(text);
+
+	/* a torn last record (a crash in its write: never acknowledged) ends the run */
+	snprintf(path, sizeof(path), "%s/allocations.journal", dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, "X", 1, 8192 + 32 + 3), 1);
+	close(fd);
+	text = journal_newest(dir, &seq);
+	cr_assert_str_eq(text, "{\"b\":2}");
+	cr_assert_eq(seq, 1);
+	free(text);
+
+	/* a state file edited by hand is never overridden by older records */
+	write_file(dir, "allocations.json", "{\"edited\":true}\n");
+	cr_assert_null(journal_newest(dir, &seq));
+	manager_free(m);
+}
+
+Test(iovd, journal_checkpoint_makes_every_record_stale)
+{
+	char dir[PATH_MAX], big[3000];
+	struct manager *m = journal_manager(dir);
+	uint64_t seq = 0, most = 0;
+	char *text;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(state_commit(m, "{}", 2), 0);
+	/* 4 MiB of 4 KiB records: the journal fills, and a checkpoint takes the commit that does not fit */
+	for (int i = 0; i < 1100; i++) {
+		big[0] = (char)('a' + i % 26);
+		cr_assert_eq(state_commit(m, big, strlen(big)), 0);
+		most = journal_records(m) > most ? journal_records(m) : most;
+	}
+	cr_assert_gt(most, 1000);
+	cr_assert_lt(journal_records(m), most, "no checkpoint in %d records", 1100);
+	/* the checkpoint's text is allocations.json; records after it are newer */
+	text = journal_newest(dir, &seq);
+	cr_assert_not_null(text);
+	cr_assert_eq(seq, journal_records(m));
+	cr_assert_eq(text[0], 'a' + 1099 % 26);
+	free(text);
+	/* a checkpoint now: allocations.json alone is current, the old records (still in the file) are stale */
+	cr_assert_eq(state_checkpoint(m, "{\"last\":1}", 10), 0);
+	cr_assert_str_eq(slurp(dir, "/allocations.json"), "{\"last\":1}\n");
+	cr_assert_null(journal_newest(dir, &seq));
+	cr_assert_eq(state_commit(m, "{\"next\":1}", 10), 0);
+	text = journal_newest(dir, &seq);
+	cr_assert_str_eq(text, "{\"next\":1}");
+	cr_assert_eq(seq, 1);
+	free(text);
+	manager_free(m);
 }

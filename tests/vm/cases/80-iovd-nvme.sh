@@ -63,8 +63,9 @@ assert_eq "$group" "$(iommu_group "$VF")" "IOMMU group in the reply"
 assert_eq "$node" "/dev/vfio/$group" "device node in the reply"
 [[ -c $node ]] || fail "$node is not a character device"
 assert_exists "/run/iovkit/iovd-allocated/$VF" "iovd's marker"
-grep -q '"bind":{"previous_driver":"","previous_override":"","driver":"vfio-pci","record_created":true}' \
-    "$T/state/allocations.json" || fail "the state file lacks the bind to undo: $(<"$T/state/allocations.json")"
+state=$("$REPO/tests/daemon/iovd-state" "$T/state") || fail "reading iovd's state in $T/state"
+[[ $state == *'"bind":{"previous_driver":"","previous_override":"","driver":"vfio-pci","record_created":true}'* ]] ||
+    fail "the state lacks the bind to undo: $state"
 
 # --- OpenDevice: a working VFIO group descriptor
 out=$("$OPEN" --address "$IOVD_BUS" --vfio-status "$path" 2>&1) || fail "OpenDevice: $out"
