@@ -252,6 +252,33 @@ iovd_property() {
     fi || fail "property $1 of ${2:-iovd}: $v"
     echo "$v"
 }
+# IOVD_COMMIT_CALLS on IOVD_COMMIT_PATHS: the system calls that make a commit
+# durable (daemon/journal.c): a record's pwrite64 into the state directory's
+# allocations.journal, or, at a checkpoint (the first commit into a new state
+# directory among them), the rename of allocations.json.
+IOVD_COMMIT_CALLS=renameat,renameat2,pwrite64
+iovd_commit_paths() { echo "$IOVD_DIR/state" "$IOVD_DIR/state/allocations.journal"; }
+# iovd_strace INJECT CALLS PATH...: from now until iovd_strace_stop, strace
+# makes iovd's CALLS on any PATH (or on a descriptor open on one) do INJECT
+# (signal=KILL, error=EROFS) as they enter, before they do anything; sets
+# STRACE_PID.
+iovd_strace() {
+    local inject=$1 calls=$2 p args=()
+    shift 2
+    for p; do args+=(-P "$p"); done
+    strace -qq -o /dev/null -f -p "$IOVD_PID" "${args[@]}" -e trace="$calls" -e inject="$calls:$inject" &
+    STRACE_PID=$!
+    _iovd_traced() {
+        local t
+        for t in /proc/"$IOVD_PID"/task/*/status; do grep -q $'^TracerPid:\t[1-9]' "$t" || return 1; done
+    }
+    wait_for 20 _iovd_traced || fail "strace did not attach to iovd"
+}
+iovd_strace_stop() {
+    kill "$STRACE_PID" 2>/dev/null || true
+    wait "$STRACE_PID" 2>/dev/null || true
+    STRACE_PID=
+}
 # iovd_crash: kill -9 iovd, as a crash would.
 iovd_crash() {
     kill -9 "$IOVD_PID"
@@ -269,6 +296,7 @@ iovd_stop() {
 # iovd_teardown RC: for a case's EXIT trap: kills iovd and the bus, and shows
 # iovd's log when RC (the case's exit status) is not 0.
 iovd_teardown() {
+    [[ -z ${STRACE_PID:-} ]] || kill "$STRACE_PID" 2>/dev/null || true
     [[ -z ${IOVD_PID:-} ]] || kill -9 "$IOVD_PID" 2>/dev/null || true
     [[ -z ${IOVD_BUS_PID:-} ]] || kill "$IOVD_BUS_PID" 2>/dev/null || true
     if (($1 != 0)) && [[ -e ${IOVD_DIR:-}/iovd.log ]]; then

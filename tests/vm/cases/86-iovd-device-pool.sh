@@ -150,15 +150,10 @@ assert_eq "$out" "a(osssisst) 0" "allocations after Release"
 # --- kill -9 inside each step, for real
 # iovd_kill_at PATH SYSCALL: strace gives iovd SIGKILL as it enters SYSCALL on
 # PATH (or on a descriptor open on it), before the call does anything
-iovd_kill_at() {
-    strace -qq -o /dev/null -f -p "$IOVD_PID" -P "$1" -e trace="$2" -e inject="$2":signal=KILL &
-    STRACE_PID=$!
-    traced() {
-        local t
-        for t in /proc/"$IOVD_PID"/task/*/status; do grep -q $'^TracerPid:\t[1-9]' "$t" || return 1; done
-    }
-    wait_for 20 traced || fail "strace did not attach to iovd"
-}
+iovd_kill_at() { iovd_strace signal=KILL "$2" "$1"; }
+# iovd_kill_at_commit: the same at the commit (lib.sh's IOVD_COMMIT_CALLS)
+# shellcheck disable=SC2046 # two paths, no spaces in them
+iovd_kill_at_commit() { iovd_strace signal=KILL "$IOVD_COMMIT_CALLS" $(iovd_commit_paths); }
 # iovd_killed WHAT: the call failed because iovd died of that SIGKILL
 iovd_killed() {
     local s=0
@@ -195,8 +190,8 @@ iovd_start
 rolled_back vm-2
 group_back "the rollback of an Allocate killed mid-bind"
 
-# Allocate, killed after the bind, before its commit (the state file's rename): rolled back
-iovd_kill_at "$IOVD_DIR/state" renameat,renameat2
+# Allocate, killed after the bind, before its commit (the journal record's write): rolled back
+iovd_kill_at_commit
 allocate_ex vm-3
 iovd_killed "AllocateEx (at the commit)"
 assert_eq "$(sysfs_driver "$BDF")" vfio-pci "driver of $BDF when iovd died before the commit"
@@ -220,7 +215,7 @@ group_back "the finished Release"
 allocate_ex vm-5
 ((rc == 0)) || fail "AllocateEx vm-5: $err"
 path=$(ex_get allocation)
-iovd_kill_at "$IOVD_DIR/state" renameat,renameat2
+iovd_kill_at_commit
 iovd_call Release o "$path"
 iovd_killed "Release (at the commit)"
 assert_eq "$(sysfs_driver "$BDF")" virtio-pci "driver of $BDF when iovd died before the Release's commit"
