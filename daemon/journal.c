@@ -123,19 +123,20 @@ static uint64_t round_up(uint64_t v)
 	return (v + BLOCK - 1) / BLOCK * BLOCK;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+/* All of len bytes at off, or an error: -ENODATA for a read past the end. */
+static int pio_all(int fd, void *buf, size_t len, off_t off, bool write)
 {
-	const char *p = buf;
+	char *p = buf;
 
 	while (len > 0) {
-		ssize_t k = pwrite(fd, p, len, off);
+		ssize_t k = write ? pwrite(fd, p, len, off) : pread(fd, p, len, off);
 
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
 			return negative_errno();
 		if (k == 0)
-			return -EIO;
+			return write ? -EIO : -ENODATA;
 		p += k;
 		len -= (size_t)k;
 		off += k;
@@ -143,24 +144,25 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	return pio_all(fd, (void *)buf, len, off, true);
+}
+
 static int pread_all(int fd, void *buf, size_t len, off_t off)
 {
-	char *p = buf;
+	return pio_all(fd, buf, len, off, false);
+}
 
-	while (len > 0) {
-		ssize_t k = pread(fd, p, len, off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return negative_errno();
-		if (k == 0)
-			return -ENODATA; /* short: past the end */
-		p += k;
-		len -= (size_t)k;
-		off += k;
+/* m's journal, made (closed) on first use. */
+static struct journal *journal_get(struct manager *m)
+{
+	if (!m->journal) {
+		m->journal = calloc(1, sizeof(*m->journal));
+		if (m->journal)
+			m->journal->fd = -1;
 	}
-	return 0;
+	return m->journal;
 }
 
 /*
@@ -182,13 +184,8 @@ int journal_read(struct manager *m, bool has_state, uint32_t state_crc, uint64_t
 	uint64_t seq = 0;
 	int r;
 
-	if (!j) {
-		j = calloc(1, sizeof(*j));
-		if (!j)
-			return -ENOMEM;
-		j->fd = -1;
-		m->journal = j;
-	}
+	if (!j && !(j = journal_get(m)))
+		return -ENOMEM;
 	closep(&j->fd);
 	j->usable = false;
 	j->fd = openat(m->state_dir_fd, JOURNAL_FILE, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
@@ -288,13 +285,8 @@ int journal_reset(struct manager *m, uint32_t state_crc, uint64_t state_len, siz
 	struct header h = { .magic = HEADER_MAGIC };
 	int r;
 
-	if (!j) {
-		j = calloc(1, sizeof(*j));
-		if (!j)
-			return -ENOMEM;
-		j->fd = -1;
-		m->journal = j;
-	}
+	if (!j && !(j = journal_get(m)))
+		return -ENOMEM;
 	j->usable = false;
 	want = MAX(want, (uint64_t)SIZE_MIN);
 	want = MIN(want, (uint64_t)SIZE_MAX_);
