@@ -4,7 +4,8 @@
 # /var/run/cdi, and `podman run --device iovkit.org/vf=ADDRESS` gives the
 # container that VF's /dev/vfio/GROUP (and /dev/vfio/vfio), as character
 # devices with the host's numbers; a name the spec does not hold is refused
-# by podman. The container's root is a directory with busybox-static (no
+# by podman. On a kernel with VFIO cdevs, the VF's cdev and /dev/iommu too.
+# The container's root is a directory with busybox-static (no
 # image, no network); storage vfs, no cgroups (the guest has no systemd;
 # cgroup2 is mounted for crun, which checks it).
 # vm-timeout: 240
@@ -57,7 +58,19 @@ n = nodes[f"/dev/vfio/{group}"]
 assert (n["type"], n["major"], n["minor"]) == ("c", maj, mnr), n
 assert "/dev/vfio/vfio" in nodes, nodes
 PY
+# where the kernel has VFIO cdevs (the iommufd kernel), the cdev and /dev/iommu too
+CDEV=
+# (6.1 lists a vfio-dev in sysfs too, but makes no node for it)
+for c in /sys/bus/pci/devices/$VF/vfio-dev/vfio*; do [[ -c /dev/vfio/devices/${c##*/} ]] && CDEV=/dev/vfio/devices/${c##*/}; done
+if [[ -n $CDEV ]]; then
+    grep -q "\"$CDEV\"" "$CDI/iovkit-vf.json" || fail "the spec lacks $CDEV"
+    grep -q '"/dev/iommu"' "$CDI/iovkit-vf.json" || fail "the spec lacks /dev/iommu"
+fi
 
+# crun needs user namespaces (it writes /proc/self/setgroups): the self-built
+# iommufd kernel (tests/vm/kernel.config) has none
+[[ -e /proc/self/setgroups ]] ||
+    skip "the spec was checked${CDEV:+ (with $CDEV and /dev/iommu)}, but podman cannot run: no user namespaces in this kernel"
 # crun wants the cgroup2 hierarchy mounted even with --cgroups=disabled; the
 # guest's init mounts none
 if [[ $(stat -f -c %T /sys/fs/cgroup 2>/dev/null) != cgroup2fs ]]; then
@@ -74,10 +87,10 @@ ROOT=(--rootfs "$T/root")  # --rootfs is a flag: the root is the first operand
 t0=$(now_ms)
 rc=0
 got=$("${PODMAN[@]}" "${RUN[@]}" --device "iovkit.org/vf=$VF" "${ROOT[@]}" /bin/sh -c \
-    "busybox stat -c '%n %F %t %T' /dev/vfio/$G /dev/vfio/vfio" 2>"$T/err") || rc=$?
+    "busybox stat -c '%n %F %t %T' /dev/vfio/$G /dev/vfio/vfio ${CDEV:+$CDEV /dev/iommu}" 2>"$T/err") || rc=$?
 info "podman run with the CDI device: $(($(now_ms) - t0)) ms"
 assert_eq "$rc" 0 "podman run exit status ($(cat "$T/err"))"
-want=$(stat -c '%n %F %t %T' "/dev/vfio/$G" /dev/vfio/vfio)
+want=$(stat -c '%n %F %t %T' "/dev/vfio/$G" /dev/vfio/vfio ${CDEV:+$CDEV /dev/iommu})
 assert_eq "$got" "$want" "the container's /dev/vfio nodes"
 # without the device, the container has no such node; a name not in the spec is refused
 rc=0
