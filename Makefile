@@ -18,7 +18,7 @@
 #   make bench-datapath the datapath against dpdk-testpmd as forwarder (bench/datapath-bench)
 #   make deps         install the Debian build and test dependencies (apt-get)
 #   make install      (also libvirt's qemu hook in $(SYSCONFDIR)/libvirt/hooks/qemu.d) honours PREFIX, LIBDIR, SBINDIR, MANDIR, SYSCONFDIR, SYSTEMD_UNITDIR,
-#                     BASH_COMPLETIONDIR, DOCDIR, SYSUSERSDIR, TMPFILESDIR, UDEVRULESDIR, DESTDIR
+#                     BASH_COMPLETIONDIR, DOCDIR, DATADIR, SYSUSERSDIR, TMPFILESDIR, UDEVRULESDIR, DESTDIR
 #   make uninstall    removes what make install put there (same variables)
 #
 # CPPFLAGS, CFLAGS and LDFLAGS are added to the project's own flags, after
@@ -40,6 +40,8 @@ DBUS_SYSTEM_SERVICEDIR ?= $(PREFIX)/share/dbus-1/system-services
 SYSTEMD_UNITDIR        ?= $(PREFIX)/lib/systemd/system
 BASH_COMPLETIONDIR     ?= $(PREFIX)/share/bash-completion/completions
 DOCDIR                 ?= $(PREFIX)/share/doc/iovkit
+# what tools read at run time (not documentation, which a minimal system may leave out)
+DATADIR                ?= $(PREFIX)/share/iovkit
 SYSUSERSDIR            ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR            ?= $(PREFIX)/lib/tmpfiles.d
 # udev reads /usr/local/lib/udev/rules.d too; Debian's udevdir is /lib/udev
@@ -367,6 +369,8 @@ install: all $(BUILDDIR)/dist/iovctl $(BUILDDIR)/dist/iovd
 	# comes from sysusers.d, the directories from tmpfiles.d
 	install -d $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0644 contrib/iovd.json.example $(DESTDIR)$(DOCDIR)/examples/iovd.json
+	install -d $(DESTDIR)$(DATADIR)
+	install -m 0644 doc/iovctl.schema.json $(DESTDIR)$(DATADIR)/iovctl.schema.json
 	install -m 0644 contrib/sysusers.d/iovkit.conf $(DESTDIR)$(SYSUSERSDIR)/iovkit.conf
 	install -m 0644 contrib/tmpfiles.d/iovkit.conf $(DESTDIR)$(TMPFILESDIR)/iovkit.conf
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
@@ -400,10 +404,10 @@ uninstall:
 		$(DESTDIR)$(DBUS_SYSTEM_SERVICEDIR)/org.iovkit.iovd1.service \
 		$(DESTDIR)$(SYSTEMD_UNITDIR)/iovd.service $(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-apply.service \
 		$(DESTDIR)$(SYSTEMD_UNITDIR)/iovkit-datapath@.service $(DESTDIR)$(UDEVRULESDIR)/90-iovkit.rules \
-		$(DESTDIR)$(DOCDIR)/examples/iovd.json $(DESTDIR)$(SYSUSERSDIR)/iovkit.conf \
+		$(DESTDIR)$(DOCDIR)/examples/iovd.json $(DESTDIR)$(DATADIR)/iovctl.schema.json $(DESTDIR)$(SYSUSERSDIR)/iovkit.conf \
 		$(DESTDIR)$(TMPFILESDIR)/iovkit.conf $(DESTDIR)$(BASH_COMPLETIONDIR)/iovctl \
 		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/iovkit
-	rmdir $(DESTDIR)$(INCLUDEDIR)/iovkit $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
+	rmdir $(DESTDIR)$(INCLUDEDIR)/iovkit $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR) \
 		$(DESTDIR)$(SYSCONFDIR)/iovkit/apply.d $(DESTDIR)$(SYSCONFDIR)/iovkit \
 		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks 2>/dev/null || true
 
