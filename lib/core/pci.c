@@ -125,18 +125,6 @@ _public_ int iovk_pci_addr_compare(const struct iovk_pci_addr *a, const struct i
  * of five.
  */
 
-/* What the device's directory listing said is there. */
-enum {
-	HAS_NUMA_NODE = 1 << 0,
-	HAS_DRIVER_OVERRIDE = 1 << 1,
-	HAS_IOMMU_GROUP = 1 << 2,
-	HAS_SRIOV_NUMVFS = 1 << 3,
-	HAS_SRIOV_TOTALVFS = 1 << 4,
-	HAS_PHYSFN = 1 << 5,
-	HAS_NET = 1 << 6,
-	HAS_DRIVER = 1 << 7,
-};
-
 static int attr_error(struct iovk_device *d, int r, const char *what, const char *name)
 {
 	return set_error(d->ctx, r, "%s: %s %s/%s: %s", d->address, what, d->syspath, name,
@@ -171,6 +159,8 @@ static int read_int_at(struct iovk_device *d, int dfd, const char *name, int *re
 	ssize_t n = read_attr_at(dfd, name, buf, sizeof(buf));
 	long long v;
 
+	if (n == -ENOENT)
+		return -ENOENT; /* optional: the caller decides, no error set */
 	if (n < 0)
 		return attr_error(d, (int)n, "reading", name);
 	errno = 0;
@@ -191,6 +181,8 @@ static int read_link_at(struct iovk_device *d, int dfd, const char *name, char *
 	const char *base;
 	ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
 
+	if (n < 0 && errno == ENOENT)
+		return -ENOENT; /* optional: the caller decides, no error set */
 	if (n < 0)
 		return attr_error(d, negative_errno(), "reading link", name);
 	target[n] = '\0';
@@ -244,7 +236,7 @@ static int strcmp_ptr(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int read_netdevs(struct iovk_device *d, int dfd, bool present)
+static int read_netdevs(struct iovk_device *d, int dfd)
 {
 	_cleanup_close_ int fd = -1;
 	char buf[4096] __attribute__((aligned(8)));
@@ -252,7 +244,8 @@ static int read_netdevs(struct iovk_device *d, int dfd, bool present)
 	ssize_t len;
 	int r;
 
-	if (present && (fd = openat(dfd, "net", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+	fd = openat(dfd, "net", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
 		while ((len = getdents64(fd, buf, sizeof(buf))) > 0)
 			for (ssize_t off = 0; off < len;) {
 				struct dirent64 *de = (struct dirent64 *)(buf + off);
@@ -272,112 +265,38 @@ static int read_netdevs(struct iovk_device *d, int dfd, bool present)
 	return 0;
 }
 
-struct vf_link {
-	unsigned index;
-	char name[IOVK_PCI_ADDR_MAX];
-};
-
-static int vf_link_cmp(const void *a, const void *b)
-{
-	const struct vf_link *x = a, *y = b;
-
-	return x->index < y->index ? -1 : x->index > y->index;
-}
-
 /*
- * Lists the device's directory once: the virtfnN links (read as they come)
- * and which optional attributes exist. getdents64 on the directory fd, which
- * stays usable for openat afterwards.
+ * A PF's virtfnN links, N from 0 to sriov_numvfs - 1 (the kernel makes them
+ * so in pci_iov_add_virtfn()): one readlinkat each, no listing of the PF's
+ * directory. One that is missing (a VF being added or removed) is skipped.
  */
-static int read_listing(struct iovk_device *d, int dfd, unsigned *ret_has)
+static int read_vfs(struct iovk_device *d, int dfd)
 {
-	_cleanup_free_ struct vf_link *links = NULL;
-	size_t n = 0, alloc = 0, nv = 0;
-	unsigned has = 0;
-	char buf[16384] __attribute__((aligned(8)));
-	ssize_t len;
+	size_t nv = 0;
 	int r;
 
-	for (;;) {
-		len = getdents64(dfd, buf, sizeof(buf));
-		if (len < 0)
-			return attr_error(d, negative_errno(), "listing", ".");
-		if (len == 0)
-			break;
-		for (ssize_t off = 0; off < len;) {
-			struct dirent64 *de = (struct dirent64 *)(buf + off);
-			const char *name = de->d_name;
-			unsigned long idx;
-			char *end;
-
-			off += de->d_reclen;
-			switch (name[0]) {
-			case 'd':
-				if (strcmp(name, "driver") == 0)
-					has |= HAS_DRIVER;
-				else if (strcmp(name, "driver_override") == 0)
-					has |= HAS_DRIVER_OVERRIDE;
-				break;
-			case 'i':
-				if (strcmp(name, "iommu_group") == 0)
-					has |= HAS_IOMMU_GROUP;
-				break;
-			case 'n':
-				if (strcmp(name, "numa_node") == 0)
-					has |= HAS_NUMA_NODE;
-				else if (strcmp(name, "net") == 0)
-					has |= HAS_NET;
-				break;
-			case 'p':
-				if (strcmp(name, "physfn") == 0)
-					has |= HAS_PHYSFN;
-				break;
-			case 's':
-				if (strcmp(name, "sriov_numvfs") == 0)
-					has |= HAS_SRIOV_NUMVFS;
-				else if (strcmp(name, "sriov_totalvfs") == 0)
-					has |= HAS_SRIOV_TOTALVFS;
-				break;
-			case 'v':
-				if (strncmp(name, "virtfn", 6) != 0 || !isdigit((unsigned char)name[6]))
-					break;
-				idx = strtoul(name + 6, &end, 10);
-				if (*end || idx > 65535)
-					break;
-				if (n == alloc) {
-					struct vf_link *nl;
-
-					alloc = alloc ? alloc * 2 : 8;
-					nl = realloc(links, alloc * sizeof(*links));
-					if (!nl)
-						return -ENOMEM;
-					links = nl;
-				}
-				r = read_link_at(d, dfd, name, links[n].name, sizeof(links[n].name));
-				if (r < 0)
-					return r;
-				links[n++].index = (unsigned)idx;
-				break;
-			}
-		}
-	}
-	if (n > 0)
-		qsort(links, n, sizeof(*links), vf_link_cmp);
 	d->vfs = calloc(1, sizeof(char *));
 	if (!d->vfs)
 		return -ENOMEM;
-	if (n > 0) {
-		d->vf_indices = calloc(n, sizeof(*d->vf_indices));
-		if (!d->vf_indices)
-			return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		r = strv_push(&d->vfs, &nv, links[i].name);
+	if (d->numvfs <= 0)
+		return 0;
+	d->vf_indices = calloc((size_t)d->numvfs, sizeof(*d->vf_indices));
+	if (!d->vf_indices)
+		return -ENOMEM;
+	for (int i = 0; i < d->numvfs && i <= 65535; i++) {
+		char link[32], name[IOVK_PCI_ADDR_MAX];
+
+		snprintf(link, sizeof(link), "virtfn%d", i);
+		r = read_link_at(d, dfd, link, name, sizeof(name));
+		if (r == -ENOENT)
+			continue;
 		if (r < 0)
 			return r;
-		d->vf_indices[i] = links[i].index;
+		d->vf_indices[nv] = (unsigned)i;
+		r = strv_push(&d->vfs, &nv, name);
+		if (r < 0)
+			return r;
 	}
-	*ret_has = has;
 	return 0;
 }
 
@@ -413,16 +332,17 @@ static int read_parent(struct iovk_device *d)
 	return 0;
 }
 
+/*
+ * Reads the device through its directory fd. Optional attributes are
+ * probed (a missing one is one failed lookup: cheaper than listing the
+ * directory, which sysfs builds entry by entry).
+ */
 static int read_device(struct iovk_device *d, int dfd)
 {
 	char name[256];
-	unsigned has = 0;
 	ssize_t n;
 	int r;
 
-	r = read_listing(d, dfd, &has);
-	if (r < 0)
-		return r;
 	r = read_uevent(d, dfd);
 	if (r < 0)
 		return r;
@@ -430,72 +350,68 @@ static int read_device(struct iovk_device *d, int dfd)
 	 * pcieport drives. Host/ISA bridges are functions like any other. */
 	d->is_bridge = (d->class >> 8) == 0x0604 || (d->class >> 8) == 0x0609;
 
-	if (has & HAS_DRIVER) {
-		r = read_link_at(d, dfd, "driver", name, sizeof(name));
-		if (r < 0)
-			return r;
+	r = read_link_at(d, dfd, "driver", name, sizeof(name));
+	if (r >= 0) {
 		d->driver = strdup(name);
 		if (!d->driver)
 			return -ENOMEM;
-	}
+	} else if (r != -ENOENT)
+		return r;
 
-	d->numa_node = -1;
-	if (has & HAS_NUMA_NODE) {
-		r = read_int_at(d, dfd, "numa_node", &d->numa_node);
-		if (r < 0)
-			return r;
-	}
+	r = read_int_at(d, dfd, "numa_node", &d->numa_node);
+	if (r == -ENOENT)
+		d->numa_node = -1;
+	else if (r < 0)
+		return r;
 
-	if (has & HAS_DRIVER_OVERRIDE) {
-		n = read_attr_at(dfd, "driver_override", name, sizeof(name));
-		if (n < 0 && n != -ENOENT)
-			return attr_error(d, (int)n, "reading", "driver_override");
-		if (n > 0 && strcmp(name, "(null)") != 0) {
-			d->driver_override = strdup(name);
-			if (!d->driver_override)
-				return -ENOMEM;
-		}
+	n = read_attr_at(dfd, "driver_override", name, sizeof(name));
+	if (n < 0 && n != -ENOENT)
+		return attr_error(d, (int)n, "reading", "driver_override");
+	if (n > 0 && strcmp(name, "(null)") != 0) {
+		d->driver_override = strdup(name);
+		if (!d->driver_override)
+			return -ENOMEM;
 	}
 
 	d->iommu_group = -1;
-	if (has & HAS_IOMMU_GROUP) {
+	r = read_link_at(d, dfd, "iommu_group", name, sizeof(name));
+	if (r >= 0) {
 		char *end;
-		long g;
+		long g = strtol(name, &end, 10);
 
-		r = read_link_at(d, dfd, "iommu_group", name, sizeof(name));
-		if (r < 0)
-			return r;
-		g = strtol(name, &end, 10);
 		if (*end || end == name || g < 0 || g > INT_MAX)
 			return set_error(d->ctx, -EBADMSG, "%s: %s/iommu_group points to '%s', not a group number",
 					 d->address, d->syspath, name);
 		d->iommu_group = (int)g;
-	}
+	} else if (r != -ENOENT)
+		return r;
 
-	d->numvfs = d->totalvfs = -1;
-	if (has & HAS_SRIOV_NUMVFS) {
-		r = read_int_at(d, dfd, "sriov_numvfs", &d->numvfs);
-		if (r < 0)
-			return r;
-	}
-	/* netdevsim and some PFs have sriov_numvfs without sriov_totalvfs */
-	if (has & HAS_SRIOV_TOTALVFS) {
+	r = read_int_at(d, dfd, "sriov_numvfs", &d->numvfs);
+	if (r == -ENOENT)
+		d->numvfs = d->totalvfs = -1;
+	else if (r < 0)
+		return r;
+	else {
+		/* netdevsim and some PFs have sriov_numvfs without sriov_totalvfs */
 		r = read_int_at(d, dfd, "sriov_totalvfs", &d->totalvfs);
-		if (r < 0)
+		if (r == -ENOENT)
+			d->totalvfs = 0;
+		else if (r < 0)
 			return r;
-	} else if (d->numvfs >= 0)
-		d->totalvfs = 0;
+	}
+	r = read_vfs(d, dfd);
+	if (r < 0)
+		return r;
 
-	if (has & HAS_PHYSFN) {
-		r = read_link_at(d, dfd, "physfn", name, sizeof(name));
-		if (r < 0)
-			return r;
+	r = read_link_at(d, dfd, "physfn", name, sizeof(name));
+	if (r >= 0) {
 		d->physfn = strdup(name);
 		if (!d->physfn)
 			return -ENOMEM;
-	}
+	} else if (r != -ENOENT)
+		return r;
 
-	r = read_netdevs(d, dfd, has & HAS_NET);
+	r = read_netdevs(d, dfd);
 	if (r < 0)
 		return r;
 	return read_parent(d);
