@@ -79,6 +79,7 @@ struct vfio_port {
 	struct vp_caps caps;
 	struct vp_bar bars[VP_BAR_COUNT];
 	uint16_t pci_command; /* as we found it */
+	bool pci_command_set; /* we changed it: put it back on release */
 	uint64_t features;
 	uint16_t qsize;
 	unsigned n_queues;
@@ -263,7 +264,7 @@ static int queue_max(struct vfio_port *p, uint16_t index, uint16_t *ret)
 	return 0;
 }
 
-static int queue_setup(struct vfio_port *p, struct vp_vq *vq, uint16_t index, uint64_t desc, uint64_t avail,
+static int queue_setup(struct vfio_port *p, uint16_t index, uint64_t desc, uint64_t avail,
 		       uint64_t used, uint32_t *ret_notify)
 {
 	uint32_t noff;
@@ -286,7 +287,6 @@ static int queue_setup(struct vfio_port *p, struct vp_vq *vq, uint16_t index, ui
 		return fail(p, -EPROTO, "virtqueue %u: notify offset %u x %u lies outside the %u-byte notify structure",
 			    index, noff, p->caps.notify_off_multiplier, p->caps.notify.length);
 	*ret_notify = p->caps.notify.offset + (uint32_t)at;
-	(void)vq;
 	return cc_write(p, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1) < 0 ? fail(p, -EIO, "virtqueue %u: enabling failed", index) : 0;
 }
 
@@ -308,11 +308,11 @@ static int device_start(struct vfio_port *p)
 		vp_vq_init(&q->rx, p->qsize, drv + d_rx, devm + u_rx, &p->layout, rx_buf, VP_BUF_SIZE, true);
 		vp_vq_init(&q->tx, p->qsize, drv + d_tx, devm + u_tx, &p->layout, tx_buf, VP_BUF_SIZE, false);
 		q->n_held = 0;
-		r = queue_setup(p, &q->rx, q->rx_index, p->drv_iova + d_rx + p->layout.desc_off,
+		r = queue_setup(p, q->rx_index, p->drv_iova + d_rx + p->layout.desc_off,
 				p->drv_iova + d_rx + p->layout.avail_off, p->dev_iova + u_rx + p->layout.used_off,
 				&q->rx_notify);
 		if (r >= 0)
-			r = queue_setup(p, &q->tx, q->tx_index, p->drv_iova + d_tx + p->layout.desc_off,
+			r = queue_setup(p, q->tx_index, p->drv_iova + d_tx + p->layout.desc_off,
 					p->drv_iova + d_tx + p->layout.avail_off, p->dev_iova + u_tx + p->layout.used_off,
 					&q->tx_notify);
 		if (r < 0)
@@ -610,7 +610,8 @@ static void vfio_free(void *port)
 		/* DMA stops before the memory goes: virtio reset, then no bus mastering */
 		if (p->caps.common.present && device_reset(p) < 0)
 			log_warn(p->ctx, "vfio:%s: the device did not reset; releasing it anyway", p->bdf);
-		iovk_vfio_device_config_write(p->dev, PCI_COMMAND, &p->pci_command, 2);
+		if (p->pci_command_set)
+			iovk_vfio_device_config_write(p->dev, PCI_COMMAND, &p->pci_command, 2);
 	}
 	iovk_vfio_device_unref(p->dev);
 	/* the last reference unmaps every buffer */
@@ -667,6 +668,7 @@ static int open_device(struct vfio_port *p, const struct iovk_dp_port_spec *spec
 	/* memory decoding and bus mastering on (vfio-pci leaves DMA off), INTx off: we poll */
 	memcpy(&p->pci_command, cfg + PCI_COMMAND, 2);
 	cmd = p->pci_command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE;
+	p->pci_command_set = true;
 	return iovk_vfio_device_config_write(p->dev, PCI_COMMAND, &cmd, 2);
 }
 
