@@ -16,6 +16,7 @@
 #   make bench-vfio   DMA map cost of 1 GiB in the test guest (bench/vfio-dma-run)
 #   make bench-failover  planned bond switch vs miimon failover in the test guest (bench/failover-run)
 #   make bench-datapath the datapath against dpdk-testpmd as forwarder (bench/datapath-bench)
+#   make bench-datapath-vfio the vfio port against testpmd's virtio PMD in the test guest
 #   make deps         install the Debian build and test dependencies (apt-get)
 #   make install      (also libvirt's qemu hook in $(SYSCONFDIR)/libvirt/hooks/qemu.d) honours PREFIX, LIBDIR, SBINDIR, MANDIR, SYSCONFDIR, SYSTEMD_UNITDIR,
 #                     BASH_COMPLETIONDIR, DOCDIR, DATADIR, SYSUSERSDIR, TMPFILESDIR, UDEVRULESDIR, DESTDIR
@@ -113,7 +114,7 @@ IOVK_LINK   := $(BUILDDIR)/tests/iovk-link
 UNIT_TESTS  := $(BUILDDIR)/tests/unit-tests
 PC          := $(BUILDDIR)/libiovkit.pc
 
-.PHONY: all check check-unit check-cli check-host check-daemon check-install check-deb check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-list bench-vfio bench-failover bench-datapath \
+.PHONY: all check check-unit check-cli check-host check-daemon check-install check-deb check-vm check-pkgs deps install uninstall clean fixtures bench-iovd bench-list bench-vfio bench-failover bench-datapath bench-datapath-vfio \
 	fuzz fuzz-build check-fuzz
 
 # iovd-open-device and vfio-test are test clients (tests/daemon, the VM
@@ -271,6 +272,11 @@ bench-list: all
 # BENCH_ARGS=--af-xdp: benchmark 2, vhost-user <-> af-xdp on a veth (root).
 bench-datapath: all
 	bench/datapath-bench $(BENCH_ARGS)
+
+# Benchmark 3: the vfio port against dpdk-testpmd's virtio PMD on the same
+# vfio-bound virtio-net device, in the test guest (bench/datapath-vfio-bench --help).
+bench-datapath-vfio: all
+	bench/datapath-vfio-bench $(VFIO_BENCH_ARGS)
 
 # Runs in the test guest: this host has no VFIO.
 bench-vfio: all $(VFIO_BENCH)

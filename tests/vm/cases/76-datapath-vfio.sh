@@ -22,13 +22,18 @@ TAP=dpvf0
 T=$(mktemp -d)
 SOCK=$T/dp.sock
 FRAME=$REPO/tests/vm/frame.py
-DP=
+DP= KN=
+peer_was_up=$(ip -o link show dev "$PEER" | grep -c '[<,]UP[,>]' || true)
 
+# every interface as it was: later cases bind the device again (iovctl
+# refuses an interface that is up) and use the peer
 cleanup() {
     local rc=$?
     if [[ -n $DP ]]; then kill -TERM "$DP" 2>/dev/null || true; wait "$DP" 2>/dev/null || true; fi
     ((rc == 0)) || sed 's/^/    dp: /' "$T/dp.log" 2>/dev/null || true
     ip link del "$TAP" 2>/dev/null || true
+    [[ -z $KN ]] || ip link set dev "$KN" down 2>/dev/null || true
+    ((peer_was_up)) || ip link set dev "$PEER" down 2>/dev/null || true
     "$IOVCTL" restore "$NET" >/dev/null 2>&1 || true
     rm -rf "$T"
 }
