@@ -2,6 +2,8 @@
 /* Private to lib/apply/ (config*.c and plan.c): a parsed configuration. */
 #pragma once
 
+#include <string.h>
+
 #include <json-c/json.h>
 
 #include "../sriov/sriov-internal.h"
@@ -52,6 +54,12 @@ struct iovk_config {
 	struct cfg_device *devices;
 	size_t n_devices;
 };
+
+/* Two strings, either NULL, are equal. */
+static inline bool streq_null(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
 
 /* The value of a "driver" key that means no driver. */
 #define CFG_DRIVER_NONE "none"

@@ -766,8 +766,22 @@ static int check_duplicates(struct parse *p, const struct iovk_config *c)
 	for (size_t i = 0; i < p->n_devices; i++) {
 		const struct cfg_device *d = &p->devices[i];
 
-		if (!d->address)
-			continue; /* a selector: what it matches is known when planned */
+		if (!d->address) {
+			/* What a selector matches is known when planned (two that
+			 * match one device fail then); the same selector twice is
+			 * a duplicate now, as the same address twice is. */
+			for (size_t k = 0; k < c->n_devices + i; k++) {
+				const struct cfg_device *o = k < c->n_devices ? &c->devices[k] : &p->devices[k - c->n_devices];
+
+				if (!o->address && streq_null(o->glob, d->glob) && o->vendor == d->vendor &&
+				    o->device_id == d->device_id && o->class_code == d->class_code) {
+					where(p, o->file, o->path, other, sizeof(other));
+					return cfg_error(p, -EINVAL, d->path, "the selector \"%s\" is declared twice (%s too)",
+							 d->match, other);
+				}
+			}
+			continue;
+		}
 		snprintf(kp, sizeof(kp), "%s.device", d->path);
 		for (size_t k = 0; k < c->n_devices + i; k++) {
 			const struct cfg_device *o = k < c->n_devices ? &c->devices[k] : &p->devices[k - c->n_devices];

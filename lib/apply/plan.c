@@ -169,11 +169,6 @@ static char *join(const char *a, const char *b)
 	return asprintf(&s, "%s%s", a, b) < 0 ? NULL : s;
 }
 
-static bool streq_null(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 /* ---- steps ------------------------------------------------------------------- */
 
 /* --force for the whole plan, or "force": true on the entry the step comes from. */

@@ -720,9 +720,12 @@ Test(config, device_selectors_are_checked_whole)
 		"devices[0].ids: expected a string, not an integer");
 	refused("{\"devices\": [{\"ids\": \"8086:10ed\"}]}", -EINVAL, "devices[0]: \"driver\" is missing");
 	refused("{\"devices\": [{\"force\": true, \"driver\": \"none\"}]}", -EINVAL, "devices[0]: \"device\" is missing");
+	refused("{\"devices\": [{\"ids\": \"8086:10ed\", \"driver\": \"vfio-pci\"},"
+		" {\"ids\": \"8086:10ED\", \"driver\": \"none\"}]}", -EINVAL,
+		"test.json: devices[1]: the selector \"8086:10ED\" is declared twice (devices[0] too)");
 	/* two selectors that could match the same device are no error until a device does */
 	c = config_of(ctx, "{\"devices\": [{\"ids\": \"8086:*\", \"driver\": \"vfio-pci\"},"
-			   " {\"ids\": \"8086:*\", \"driver\": \"none\"}]}");
+			   " {\"ids\": \"8086:*:0200\", \"driver\": \"none\"}]}");
 	iovk_config_unref(c);
 	iovk_ctx_unref(ctx);
 }
