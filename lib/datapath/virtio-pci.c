@@ -71,15 +71,15 @@ int vp_caps_parse(const uint8_t *cfg, size_t len, const uint64_t bar_sizes[VP_BA
 		seen[pos] = true;
 		if (cfg[pos] != PCI_CAP_ID_VNDR)
 			continue;
-		/* struct virtio_pci_cap: 16 bytes (4.1.4) */
-		if (pos + 16 > len || cfg[pos + VIRTIO_PCI_CAP_LEN] < 16 || pos + cfg[pos + VIRTIO_PCI_CAP_LEN] > len) {
-			snprintf(err, err_size, "vendor capability at 0x%02x: length %u does not fit", pos,
-				 cfg[pos + VIRTIO_PCI_CAP_LEN]);
+		/* struct virtio_pci_cap: 16 bytes (4.1.4); its length byte may
+		 * itself be past the end (pos + 2 == len) */
+		cap_len = pos + VIRTIO_PCI_CAP_LEN < len ? cfg[pos + VIRTIO_PCI_CAP_LEN] : 0;
+		if (pos + 16 > len || cap_len < 16 || pos + cap_len > len) {
+			snprintf(err, err_size, "vendor capability at 0x%02x: length %u does not fit", pos, cap_len);
 			return -EBADMSG;
 		}
 		type = cfg[pos + VIRTIO_PCI_CAP_CFG_TYPE];
 		bar = cfg[pos + VIRTIO_PCI_CAP_BAR];
-		cap_len = cfg[pos + VIRTIO_PCI_CAP_LEN];
 		off = le32_at(cfg + pos + VIRTIO_PCI_CAP_OFFSET);
 		length = le32_at(cfg + pos + VIRTIO_PCI_CAP_LENGTH);
 		switch (type) {
