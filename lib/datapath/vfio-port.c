@@ -161,7 +161,7 @@ static int device_reset(struct vfio_port *p)
 	struct timespec ms = { .tv_nsec = 1000000 };
 	uint8_t s;
 
-	p->started = false;
+	__atomic_store_n(&p->started, false, __ATOMIC_RELEASE);
 	if (cc_write(p, VIRTIO_PCI_COMMON_STATUS, 1, 0) < 0)
 		return -EIO;
 	for (int i = 0; i < VP_RESET_WAIT_MS; i++) {
@@ -329,7 +329,8 @@ static int device_start(struct vfio_port *p)
 	/* 3.1.1: no notification before DRIVER_OK */
 	for (unsigned i = 0; i < p->n_queues; i++)
 		notify(p, p->q[i].rx_notify, p->q[i].rx_index);
-	p->started = true;
+	/* publishes the rings set up above to the workers (queue_ok()'s acquire) */
+	__atomic_store_n(&p->started, true, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -470,6 +471,9 @@ static unsigned vfio_tx_burst(void *port, unsigned qi, const struct iovk_dp_pkt 
 	unsigned sent = 0;
 	int k;
 
+	/* no spinning on the lock while the control thread resets the device: drop */
+	if (!__atomic_load_n(&p->started, __ATOMIC_ACQUIRE))
+		return 0;
 	dp_lock(&q->tx_lock);
 	if (!queue_ok(p, &q->tx))
 		goto out;
@@ -523,7 +527,11 @@ static int vfio_control_fd(void *port)
 /*
  * Once a second: the device's status. DEVICE_NEEDS_RESET (2.1.2), a ring
  * the workers found broken, or a device that lost DRIVER_OK (reset behind
- * our back) gets it reset and set up again, queues locked meanwhile.
+ * our back) gets it reset and set up again. The reset may wait up to
+ * VP_RESET_WAIT_MS, so no queue lock is held through it: `started` goes
+ * false first, each queue lock is taken and dropped once so that a worker
+ * inside a burst has left it (workers check `started` under the lock and
+ * stay out from then on), and device_start() sets it true again at the end.
  */
 static int vfio_control(void *port, bool readable)
 {
@@ -552,11 +560,13 @@ static int vfio_control(void *port, bool readable)
 		why = "setting it up failed before";
 		from_status = false;
 	}
+	__atomic_store_n(&p->started, false, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < p->n_queues; i++) {
 		dp_lock(&p->q[i].rx_lock);
+		dp_unlock(&p->q[i].rx_lock);
 		dp_lock(&p->q[i].tx_lock);
+		dp_unlock(&p->q[i].tx_lock);
 	}
-	__atomic_store_n(&p->started, false, __ATOMIC_RELEASE);
 	/* the status is the device's word for all queues: counted on queue 0's receive ring */
 	if (from_status)
 		vp_vq_break(&p->q[0].rx, "%s (status 0x%02x)", why, s);
@@ -564,10 +574,6 @@ static int vfio_control(void *port, bool readable)
 		log_warn(p->ctx, "vfio:%s: %s: resetting the device", p->bdf, why);
 	p->state = "resetting";
 	r = device_start(p);
-	for (unsigned i = 0; i < p->n_queues; i++) {
-		dp_unlock(&p->q[i].tx_lock);
-		dp_unlock(&p->q[i].rx_lock);
-	}
 	if (r < 0) {
 		/* tried again every second, said once */
 		if (!was_failed)
