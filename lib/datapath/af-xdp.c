@@ -57,6 +57,8 @@
 #define XP_RX_FRAMES 2048u /* = fill ring = rx ring */
 #define XP_TX_FRAMES 2048u /* = tx ring = completion ring */
 #define XP_FRAMES (XP_RX_FRAMES + XP_TX_FRAMES)
+/* rx_addr[] of a receive descriptor that was not ours: not recycled (not chunk-aligned) */
+#define XP_RX_BAD_ADDR UINT64_MAX
 /* a sendto() in copy mode sends at most 32 frames (the kernel's TX_BATCH_SIZE)
  * and says EAGAIN when more are left: a burst of DP_BURST_MAX needs 8 */
 #define XP_KICKS_MAX (DP_BURST_MAX / 32 + 1)
@@ -87,6 +89,7 @@ struct xp_port {
 	int tx_lock;
 	uint32_t tx_free_n;
 	uint32_t tx_unsent; /* in the tx ring, the kernel not told yet (a kick said EAGAIN) */
+	uint64_t tx_bad_completions; /* completion addresses that are not a transmit chunk: dropped */
 	uint64_t tx_free[XP_TX_FRAMES];
 };
 
@@ -106,13 +109,28 @@ static void xp_kick_tx(struct xp_port *x)
 	__atomic_store_n(&x->tx_unsent, err == EAGAIN || err == EBUSY || err == ENOBUFS, __ATOMIC_RELAXED);
 }
 
-/* Frames the kernel finished sending back to the free stack (tx_lock held). */
+/* A transmit chunk: aligned, in the upper half of the area (the lower half is the receive one). */
+static bool xp_tx_addr_ok(uint64_t addr)
+{
+	return addr % XP_FRAME_SIZE == 0 && addr >= (uint64_t)XP_RX_FRAMES * XP_FRAME_SIZE &&
+	       addr < (uint64_t)XP_FRAMES * XP_FRAME_SIZE;
+}
+
+/* Frames the kernel finished sending back to the free stack (tx_lock held).
+ * Only addresses of transmit chunks: anything else would have a transmit
+ * overwrite a receive buffer lent to the other port, or write past the area. */
 static void xp_complete(struct xp_port *x)
 {
 	uint32_t idx, n = xsk_ring_cons__peek(&x->cq, XP_TX_FRAMES, &idx);
 
-	for (uint32_t i = 0; i < n && x->tx_free_n < XP_TX_FRAMES; i++)
-		x->tx_free[x->tx_free_n++] = *xsk_ring_cons__comp_addr(&x->cq, idx + i);
+	for (uint32_t i = 0; i < n && x->tx_free_n < XP_TX_FRAMES; i++) {
+		uint64_t addr = *xsk_ring_cons__comp_addr(&x->cq, idx + i);
+
+		if (xp_tx_addr_ok(addr))
+			x->tx_free[x->tx_free_n++] = addr;
+		else
+			x->tx_bad_completions++;
+	}
 	if (n)
 		xsk_ring_cons__release(&x->cq, n);
 }
@@ -141,10 +159,14 @@ static unsigned xp_rx_burst(void *port, unsigned q, struct iovk_dp_pkt *pkts, un
 		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x->rx, idx + i);
 		uint64_t addr = d->addr;
 
-		/* aligned chunks: the address is the frame's, inside its chunk */
+		/* aligned chunks: the address is the frame's, inside its chunk, and
+		 * the chunk one of the receive half (the fill ring only had those) */
 		x->rx_addr[i] = addr & ~(uint64_t)(XP_FRAME_SIZE - 1);
-		if (addr >= (uint64_t)XP_FRAMES * XP_FRAME_SIZE || d->len > XP_FRAME_SIZE - (addr - x->rx_addr[i])) {
-			x->rx_errors++; /* not what this kernel writes: counted, the chunk recycled */
+		if (addr >= (uint64_t)XP_RX_FRAMES * XP_FRAME_SIZE || d->len > XP_FRAME_SIZE - (addr - x->rx_addr[i])) {
+			/* not what this kernel writes: counted, and the address is not
+			 * given to the fill ring (xp_rx_release skips it) */
+			x->rx_errors++;
+			x->rx_addr[i] = XP_RX_BAD_ADDR;
 			continue;
 		}
 		x->rx_seg[out] = (struct iovec){ .iov_base = x->area + addr, .iov_len = d->len };
@@ -160,17 +182,21 @@ static unsigned xp_rx_burst(void *port, unsigned q, struct iovk_dp_pkt *pkts, un
 static void xp_rx_release(void *port, unsigned q)
 {
 	struct xp_port *x = port;
-	unsigned n = x->rx_lent;
+	unsigned n = x->rx_lent, good = 0;
 	uint32_t idx;
 
 	if (!n)
 		return;
 	xsk_ring_cons__release(&x->rx, n);
-	/* never fails: the fill ring has room for every receive frame */
-	if (xsk_ring_prod__reserve(&x->fq, n, &idx) == n) {
-		for (unsigned i = 0; i < n; i++)
+	/* never fails: the fill ring has room for every receive frame; an
+	 * invalid address (marked by xp_rx_burst) is not recycled */
+	for (unsigned i = 0; i < n; i++)
+		if (x->rx_addr[i] != XP_RX_BAD_ADDR)
+			x->rx_addr[good++] = x->rx_addr[i];
+	if (good && xsk_ring_prod__reserve(&x->fq, good, &idx) == good) {
+		for (unsigned i = 0; i < good; i++)
 			*xsk_ring_prod__fill_addr(&x->fq, idx + i) = x->rx_addr[i];
-		xsk_ring_prod__submit(&x->fq, n);
+		xsk_ring_prod__submit(&x->fq, good);
 	}
 	x->rx_lent = 0;
 }
