@@ -27,7 +27,8 @@
  * fill ring ran dry). Nothing is per packet.
  *
  * Frames larger than a chunk (jumbo frames: AF_XDP multi-buffer is 6.6+ and
- * not used here) cannot be sent and count as dropped.
+ * not used here) cannot be sent: one ends its burst, it and the frames
+ * after it count as dropped.
  */
 #include <errno.h>
 #include <linux/ethtool.h>
@@ -211,18 +212,18 @@ static unsigned xp_tx_burst(void *port, unsigned q, const struct iovk_dp_pkt *pk
 	if (x->tx_free_n < n)
 		xp_complete(x);
 	room = n < x->tx_free_n ? n : x->tx_free_n;
-	for (unsigned i = 0; i < room; i++)
-		fits += pkts[i].len <= XP_FRAME_SIZE;
+	/* the forwarder counts the first `sent` frames as sent and the rest as
+	 * dropped: an oversize frame ends the burst, it is not skipped */
+	while (fits < room && pkts[fits].len <= XP_FRAME_SIZE)
+		fits++;
 	/* never fails: the tx ring has room for every transmit frame */
 	if (fits == 0 || xsk_ring_prod__reserve(&x->tx, fits, &idx) != fits)
 		goto out;
-	for (unsigned i = 0; i < room; i++) {
+	for (unsigned i = 0; i < fits; i++) {
 		struct xdp_desc *d;
 		uint64_t addr;
 		uint8_t *to;
 
-		if (pkts[i].len > XP_FRAME_SIZE)
-			continue;
 		addr = x->tx_free[--x->tx_free_n];
 		to = x->area + addr;
 		for (unsigned s = 0; s < pkts[i].n_seg; s++) {

@@ -489,8 +489,10 @@ static unsigned vfio_tx_burst(void *port, unsigned qi, const struct iovk_dp_pkt 
 		size_t off = VP_NET_HDR_LEN;
 		int id;
 
+		/* the forwarder counts the first `sent` frames as sent and the rest as
+		 * dropped: an oversize frame ends the burst, it is not skipped */
 		if (pkt->len > VP_BUF_SIZE - VP_NET_HDR_LEN)
-			continue; /* counted as dropped */
+			break;
 		id = vp_vq_get_free(&q->tx);
 		if (id < 0)
 			break; /* the device is behind: the rest is dropped, as a full NIC queue would */
