@@ -285,16 +285,23 @@ static void intent_recover(struct manager *m, const char *dir, int dir_fd, const
 		return;
 	}
 	/* known: committed, the state file has the group, and failover_recover() saw to it */
-	if (!known)
+	if (!known) {
 		intent_undo(m, dir, dir_fd, name, id);
+		/* its id was in a record and in the log (its iovtapN too): never reused, as devpool_recover() */
+		if (id >= m->next_id && id < UINT64_MAX)
+			m->next_id = id + 1;
+	}
 	if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT)
 		log_warning("Failed to remove %s/%s: %m", dir, name);
 }
 
-void failover_recover_uncommitted(struct manager *m)
+bool failover_recover_uncommitted(struct manager *m)
 {
+	uint64_t next_id = m->next_id;
+
 	if (run_records_foreach(m, "iovd-failover", intent_recover) < 0)
 		log_warning("failover: Failed to go through the records of groups being built: %s", strerror(ENOMEM));
+	return m->next_id != next_id;
 }
 
 /* Makes want the bond's active slave and waits for the kernel to say so; *ret_usec the wait. */
@@ -322,8 +329,11 @@ static int setup_bond(struct manager *m, struct allocation *a, bool incoming, sd
 		/* recorded as made before it is: a crash in between finds no bond to delete, and that is fine */
 		f->bond_created = true;
 		r = intent_write(m, a, error);
-		if (r < 0)
+		if (r < 0) {
+			/* not made: teardown must not delete a bond of that name (the record keeps it for a crash) */
+			f->bond_created = false;
 			return r;
+		}
 		r = iovk_bond_create(m->ctx, f->bond, NULL);
 		f->bond_created = r >= 0;
 	} else if (r >= 0 && strcmp(l.kind, "bond") == 0 && (r = intent_write(m, a, error)) < 0)
@@ -361,18 +371,24 @@ static int setup_macvtap(struct manager *m, struct allocation *a, sd_bus_error *
 	if (!f->macvtap)
 		return -ENOMEM;
 	r = intent_write(m, a, error);
-	if (r < 0)
-		return r;
-	r = iovk_link_set_up(m->ctx, f->netdev, true);
-	if (r >= 0)
-		r = iovk_macvtap_create(m->ctx, f->netdev, &o, NULL);
-	if (r == -EEXIST) {
-		/* not made here: teardown must not delete someone else's link */
+	if (r >= 0) {
+		r = iovk_link_set_up(m->ctx, f->netdev, true);
+		if (r >= 0)
+			r = iovk_macvtap_create(m->ctx, f->netdev, &o, NULL);
+		if (r < 0)
+			r = link_error(m, error, "failover macvtap: making the macvtap", a, r);
+	}
+	if (r < 0) {
+		/*
+		 * Not made here (EEXIST: someone else's; any other failure: none
+		 * made yet): teardown must not delete a link of that name. The
+		 * record on disk keeps the name for a crash in between.
+		 */
 		free(f->macvtap);
 		f->macvtap = NULL;
+		return r;
 	}
-	if (r >= 0)
-		r = iovk_link_set_up(m->ctx, name, true);
+	r = iovk_link_set_up(m->ctx, name, true);
 	return r < 0 ? link_error(m, error, "failover macvtap: making the macvtap", a, r) : 0;
 }
 

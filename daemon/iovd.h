@@ -341,8 +341,9 @@ struct json_object *failover_to_json(const struct failover *f);
 bool failover_from_json(struct json_object *o, struct allocation *a);
 /* At start: the kernel put where the state file says each group is; logged. */
 void failover_recover(struct manager *m);
-/* Takes down the groups that Allocates cut before their commit had built (<run dir>/iovd-failover), and logs it. */
-void failover_recover_uncommitted(struct manager *m);
+/* Takes down the groups that Allocates cut before their commit had built (<run dir>/iovd-failover), and logs it;
+ * true when next_id moved past their ids (the caller makes that durable: ids are never reused). */
+bool failover_recover_uncommitted(struct manager *m);
 /* The group is committed or taken down: its record for failover_recover_uncommitted() goes. */
 void failover_intent_remove(struct manager *m, const struct allocation *a);
 
@@ -397,7 +398,9 @@ bool release_intent_exists(struct manager *m, uint64_t id);
  * For each file of <run dir>/<subdir> named by an allocation id (the
  * records above, failover.c's): fn(m, dir, dir_fd, name, id, known), id 0
  * for a name that is no id, known whether the table holds that allocation.
- * -ENOMEM; a directory that is not there is none to go through.
+ * -ENOMEM; a directory that is not there is none to go through (one that
+ * cannot be opened is logged). A *.tmp name (a write_file_atomic() a crash
+ * cut) is removed, never passed to fn.
  */
 int run_records_foreach(struct manager *m, const char *subdir,
 			void (*fn)(struct manager *m, const char *dir, int dir_fd, const char *name, uint64_t id,

@@ -28,6 +28,16 @@ static void help(void)
 	       "Environment: IOVKIT_SYSFS_ROOT, IOVKIT_DEV_ROOT, IOVKIT_RUN_DIR point iovd at another root.\n");
 }
 
+/* The table as it is now into allocations.json (a new epoch). */
+static int checkpoint(struct manager *m)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = state_serialize(m, &text, &len);
+
+	return r < 0 ? r : state_checkpoint(m, text, len);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -141,21 +151,20 @@ int main(int argc, char **argv)
 	/* Before reconciliation: what a crash interrupted is finished or rolled back first. */
 	r = devpool_recover(m);
 	/* and what a journal replayed becomes allocations.json, with a new epoch */
-	if (r > 0 || (r >= 0 && state_needs_checkpoint(m))) {
-		_cleanup_free_ char *text = NULL;
-		size_t len;
-
-		r = state_serialize(m, &text, &len);
-		if (r >= 0)
-			r = state_checkpoint(m, text, len);
-	}
+	if (r > 0 || (r >= 0 && state_needs_checkpoint(m)))
+		r = checkpoint(m);
 	if (r < 0)
 		goto out;
 	r = manager_reconcile(m);
 	if (r < 0)
 		goto out;
 	failover_recover(m);
-	failover_recover_uncommitted(m);
+	/* the ids of cut Allocates are not handed out again, after a restart either */
+	if (failover_recover_uncommitted(m)) {
+		r = checkpoint(m);
+		if (r < 0)
+			goto out;
+	}
 	r = markers_rebuild(m);
 	if (r < 0)
 		goto out;

@@ -111,13 +111,22 @@ int run_records_foreach(struct manager *m, const char *subdir,
 	if (asprintf(&dir, "%s/%s", iovk_ctx_get_run_dir(m->ctx), subdir) < 0)
 		return -ENOMEM;
 	d = opendir(dir);
+	if (!d && errno != ENOENT)
+		log_warning("Failed to open %s: %m; its records are not gone through", dir);
 	while (d && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
 		char *end;
 		uint64_t id;
 		size_t k;
 
 		if (de->d_name[0] == '.')
 			continue;
+		/* write_file_atomic()'s temporary file of a write a crash cut: never a record */
+		if (n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0) {
+			if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+				log_warning("Failed to remove %s/%s: %m", dir, de->d_name);
+			continue;
+		}
 		errno = 0;
 		id = strtoull(de->d_name, &end, 10);
 		if (errno || *end || end == de->d_name)
@@ -158,6 +167,8 @@ int markers_rebuild(struct manager *m)
 		marker_set(m, m->allocs[i], true);
 	}
 	d = opendir(m->marker_dir);
+	if (!d)
+		log_warning("Failed to open %s: %m; stale markers stay", m->marker_dir);
 	while (d && (de = readdir(d)))
 		if (de->d_name[0] != '.' && !manager_find_by_address(m, de->d_name))
 			unlinkat(dirfd(d), de->d_name, 0);
