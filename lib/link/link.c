@@ -79,15 +79,15 @@ static int parse_bond_slave_data(const struct nlattr *data, struct bond_slave_at
 	return 0;
 }
 
-/* A string attribute into a fixed buffer; -EBADMSG when it does not fit. */
+/* A string attribute into a fixed buffer; -EBADMSG when it does not fit or
+ * is not NUL-terminated (its last byte is never dropped to make it one). */
 static int get_name(const struct nlattr *a, char *buf, size_t size)
 {
 	int n = nla_len(a);
 
-	if (n <= 0 || (size_t)n > size)
+	if (n <= 0 || (size_t)n > size || ((const char *)nla_data(a))[n - 1] != 0)
 		return -EBADMSG;
 	memcpy(buf, nla_data(a), (size_t)n);
-	buf[n - 1] = 0;
 	return 0;
 }
 
@@ -306,11 +306,16 @@ int link_open_read(struct iovk_ctx *ctx, struct nl_sock **sk, const char *name, 
 int link_name_of(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, char name[static IOVK_IFNAMSIZ])
 {
 	struct link_state s;
-	int r = link_read_index(ctx, sk, ifindex, "a link by its ifindex", &s);
+	int r;
 
 	name[0] = 0;
-	if (r == -ENODEV)
+	if (ifindex <= 0) /* no link: libnl asserts on a request for ifindex 0 */
 		return 0;
+	r = link_read_index(ctx, sk, ifindex, "a link by its ifindex", &s);
+	if (r == -ENODEV) {
+		clear_error(ctx); /* a link gone is "", not a failure */
+		return 0;
+	}
 	if (r >= 0)
 		memcpy(name, s.info.name, IOVK_IFNAMSIZ);
 	return r;

@@ -147,9 +147,17 @@ static void fill_short_arp_target(struct nl_msg *msg)
 	nla_nest_end(msg, data);
 }
 
+/* "bond" without its NUL: not read as "bon" */
+static void fill_unterminated_kind(struct nl_msg *msg)
+{
+	nla_put(msg, IFLA_INFO_KIND, 4, "bond");
+}
+
 Test(link, malformed_linkinfo_refused)
 {
 	struct link_state s;
+
+	cr_assert_eq(parse(fill_unterminated_kind, &s), -EBADMSG);
 
 	cr_assert_eq(parse(fill_slave_without_state, &s), -EBADMSG);
 	cr_assert_eq(parse(fill_long_kind, &s), -EBADMSG);
