@@ -19,15 +19,14 @@
 
 #include "config-internal.h"
 
-/* Bridges and ports are never selected: vfio-pci refuses any device whose
- * header is not type 0, and unbinding pcieport takes hotplug and AER away. */
-#define PCI_CLASS_BRIDGE_PCI 0x0604
-
 bool cfg_device_selects(const struct cfg_device *d, struct iovk_device *dev)
 {
 	uint32_t cls = iovk_device_get_class(dev);
 
-	if (cls >> 8 == PCI_CLASS_BRIDGE_PCI)
+	/* Bridges and ports (0x0604, 0x0609) are never selected: vfio-pci refuses
+	 * any device whose header is not type 0, and unbinding pcieport takes
+	 * hotplug and AER away. */
+	if (iovk_device_is_bridge(dev))
 		return false;
 	if (d->glob && fnmatch(d->glob, iovk_device_get_address(dev), 0) != 0)
 		return false;
