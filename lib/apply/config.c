@@ -583,13 +583,17 @@ fail:
 /*
  * "device" as an address glob, as Nova's device_spec takes one
  * ("*:3b:02.*", "0000:3b:*"): matched with fnmatch(3) against canonical
- * addresses, so it is lower-cased, and a glob without a domain (two fields)
- * gets "0000:", as BB:DD.F means domain 0. Only the characters of an
- * address and of a glob: a typo must not match everything.
+ * addresses, so it is lower-cased. With one colon, the part before it
+ * tells the form: a 2-character bus ("3b:02.*") or a lone "*" is
+ * BB:DD.F, which means domain 0 and gets "0000:"; a 4-character domain
+ * ("0000:3b*") is taken as written; anything else is refused, not guessed
+ * at (prefixing "0000:3b*" would match nothing, silently). Only the
+ * characters of an address and of a glob: a typo must not match everything.
  */
 static int parse_glob(struct parse *p, const char *kp, const char *s, char **ret)
 {
 	size_t colons = 0;
+	bool add_domain = false;
 	char *g;
 
 	if (strlen(s) > 32)
@@ -604,7 +608,17 @@ static int parse_glob(struct parse *p, const char *kp, const char *s, char **ret
 	}
 	if (colons < 1 || colons > 2)
 		return cfg_error(p, -EINVAL, kp, "'%s' is not an address glob: DDDD:BB:DD.F or BB:DD.F with * ? [...]", s);
-	if (asprintf(&g, "%s%s", colons == 1 ? "0000:" : "", s) < 0)
+	if (colons == 1) {
+		size_t head = strcspn(s, ":");
+
+		if (head == 2 || (head == 1 && s[0] == '*'))
+			add_domain = true;
+		else if (head != 4)
+			return cfg_error(p, -EINVAL, kp,
+					 "'%s' is not an address glob: before its ':' must be a bus (BB:DD.F) "
+					 "or a domain (DDDD:BB...)", s);
+	}
+	if (asprintf(&g, "%s%s", add_domain ? "0000:" : "", s) < 0)
 		return -ENOMEM;
 	for (char *c = g; *c; c++)
 		*c = (char)tolower((unsigned char)*c);

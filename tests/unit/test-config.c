@@ -712,6 +712,11 @@ Test(config, device_selectors_are_checked_whole)
 		"test.json: devices[0].device: '0000:3b:*;' is neither a PCI address nor an address glob");
 	refused("{\"devices\": [{\"device\": \"*\", \"driver\": \"vfio-pci\"}]}", -EINVAL,
 		"devices[0].device: '*' is not an address glob");
+	/* one colon: before it a bus (BB:DD.F, domain 0000) or a domain, nothing else */
+	refused("{\"devices\": [{\"device\": \"000:3b*\", \"driver\": \"vfio-pci\"}]}", -EINVAL,
+		"devices[0].device: '000:3b*' is not an address glob: before its ':' must be a bus");
+	refused("{\"devices\": [{\"device\": \"3:02.*\", \"driver\": \"vfio-pci\"}]}", -EINVAL,
+		"devices[0].device: '3:02.*' is not an address glob: before its ':' must be a bus");
 	refused("{\"devices\": [{\"ids\": \"8086:10ed:02\", \"driver\": \"vfio-pci\"}]}", -EINVAL,
 		"devices[0].ids: '8086:10ed:02' is not VENDOR:DEVICE");
 	refused("{\"devices\": [{\"ids\": \"*:10ed\", \"driver\": \"vfio-pci\"}]}", -EINVAL,
@@ -795,6 +800,27 @@ Test(overrides, one_device_by_its_pf_entry_an_exact_entry_or_a_selector)
 	l = overrides_of(ctx, text, "0000:01:00.1");
 	cr_assert_str_eq(iovk_overrides_get(l, 0)->path, "devices[2]");
 	iovk_overrides_unref(l);
+	iovk_ctx_unref(ctx);
+}
+
+Test(overrides, a_glob_of_domain_and_bus_prefix_or_of_a_bus)
+{
+	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
+	/* "0000:01*" is a domain and a bus prefix: taken as written, not made
+	 * 0000:0000:01* (which matches nothing); "01:00.?" is BB:DD.F */
+	const char *const texts[] = {
+		"{\"devices\": [{\"device\": \"0000:01*\", \"driver\": \"vfio-pci\"}]}",
+		"{\"devices\": [{\"device\": \"01:00.?\", \"driver\": \"vfio-pci\"}]}",
+		"{\"devices\": [{\"device\": \"*:00.1\", \"driver\": \"vfio-pci\"}]}",
+	};
+	struct iovk_overrides *l;
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		l = overrides_of(ctx, texts[i], "0000:01:00.1");
+		cr_assert_eq(iovk_overrides_get_n(l), 1, "%s selects no device", texts[i]);
+		cr_assert_str_eq(iovk_overrides_get(l, 0)->path, "devices[0]");
+		iovk_overrides_unref(l);
+	}
 	iovk_ctx_unref(ctx);
 }
 
