@@ -32,6 +32,13 @@ static const char cdi_help[] =
 	"  -j, --json         {\"cdi_files\": [...], \"cdi_devices\": [...], \"iovd_reached\": bool}\n";
 
 /* The devices iovd handed out, by pool, from 'iovctl allocations --json'. */
+static void pools_free(struct cdi_pool *pools, size_t n)
+{
+	for (size_t i = 0; i < n && pools; i++)
+		free((void *)pools[i].addresses);
+	free(pools);
+}
+
 static int pools_of(struct json_object *allocations, struct cdi_pool **ret, size_t *ret_n)
 {
 	size_t n_alloc = json_object_array_length(allocations), n = 0;
@@ -60,8 +67,10 @@ static int pools_of(struct json_object *allocations, struct cdi_pool **ret, size
 				  ? members : NULL;
 		extra = members ? json_object_array_length(members) : 1;
 		addrs = realloc((void *)p->addresses, (p->n_addresses + extra) * sizeof(*addrs));
-		if (!addrs)
+		if (!addrs) {
+			pools_free(pools, n);
 			return -ENOMEM;
+		}
 		p->addresses = addrs;
 		for (size_t k = 0; k < extra; k++) {
 			struct json_object *o = members ? json_object_array_get_idx(members, k) : a;
@@ -73,13 +82,6 @@ static int pools_of(struct json_object *allocations, struct cdi_pool **ret, size
 	*ret = pools;
 	*ret_n = n;
 	return 0;
-}
-
-static void pools_free(struct cdi_pool *pools, size_t n)
-{
-	for (size_t i = 0; i < n && pools; i++)
-		free((void *)pools[i].addresses);
-	free(pools);
 }
 
 static int write_spec(struct cli *cli, const char *dir, const char *file, struct json_object *spec,
