@@ -350,9 +350,9 @@ _public_ int iovk_bond_set_active_slave(struct iovk_ctx *ctx, const char *bond, 
 /*
  * A bond and one of its slaves, watched: subscribed to RTNLGRP_LINK first
  * (a change between that and the first read is not missed), then each of
- * the two links read once (RTM_GETLINK of that one link), then kept current
- * from the kernel's RTM_NEWLINK notifications of those two links alone, so
- * that a look costs no round trip. The kernel sends them from inside the
+ * the two links read once (RTM_GETLINK of that one link), then read again
+ * by ifindex each time the kernel's RTM_NEWLINK notifications of those two
+ * links wake the wait. The kernel sends them from inside the
  * request that changed the links (rtnetlink_event() for
  * NETDEV_CHANGELOWERSTATE on each slave whose state changed, then
  * NETDEV_BONDING_FAILOVER on the bond), so they are queued on the
@@ -361,13 +361,13 @@ _public_ int iovk_bond_set_active_slave(struct iovk_ctx *ctx, const char *bond, 
  * a planned switch took 66 ms at p99 under TCG, against the 117 ms of the
  * miimon failover it is to beat tenfold (issue 11).
  *
- * A notification queued before the first read is older than it, yet
- * applying it is safe: the kernel notifies every change of what is
- * watched (a slave's state and MII status, the bond's active slave), so
- * the last notification of a link is its state. A look that finds the
- * work not done, and an overrun (ENOBUFS: the kernel dropped
- * notifications), read both links again by ifindex before sleeping: no
- * wait rests on a state the kernel did not just give.
+ * A notification is never the answer: mon checks no sequence numbers and
+ * any process in the netns can unicast to its port id, so only the
+ * kernel's (sender port id 0) of the link itself (AF_UNSPEC: not a bridge
+ * port's) are kept, and each look reads both links again by ifindex over
+ * the sequence-checked socket: no wait rests on a state the kernel did
+ * not just give. An RTM_DELLINK from the kernel of either link ends the
+ * wait.
  */
 struct bond_watch {
 	struct nl_sock *sk, *mon;
@@ -375,7 +375,6 @@ struct bond_watch {
 	const char *bond_name, *slave_name;
 	struct link_state bond, slave;
 	const char *gone; /* the one of the two an RTM_DELLINK named */
-	bool overrun;     /* notifications were lost: read both again */
 };
 
 static void watch_close(struct bond_watch *w)
@@ -393,48 +392,43 @@ static int watch_refresh(struct iovk_ctx *ctx, struct bond_watch *w)
 {
 	int r;
 
-	w->overrun = false;
 	r = link_read_index(ctx, w->sk, w->bond.info.ifindex, w->bond_name, &w->bond);
 	return r < 0 ? r : link_read_index(ctx, w->sk, w->slave.info.ifindex, w->slave_name, &w->slave);
 }
 
-/* One notification: kept when it is about the bond or the slave, skipped unparsed otherwise. */
+/* One notification: only the kernel's RTM_DELLINK of the bond or the slave is kept (see struct bond_watch). */
 static int watch_notified(struct nl_msg *msg, void *arg)
 {
 	struct bond_watch *w = arg;
 	struct nlmsghdr *h = nlmsg_hdr(msg);
 	const struct ifinfomsg *ifi;
-	struct link_state s, *into;
 
-	if ((h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) || !nlmsg_valid_hdr(h, sizeof(*ifi)))
+	if (h->nlmsg_type != RTM_DELLINK || !nlmsg_valid_hdr(h, sizeof(*ifi)))
+		return NL_OK;
+	/* only the kernel's (port id 0): any process in the netns can unicast
+	 * to mon, whose sequence numbers are not checked */
+	if (nlmsg_get_src(msg)->nl_pid != 0)
 		return NL_OK;
 	ifi = nlmsg_data(h);
-	if (ifi->ifi_index == w->bond.info.ifindex)
-		into = &w->bond;
-	else if (ifi->ifi_index == w->slave.info.ifindex)
-		into = &w->slave;
-	else
+	/* AF_BRIDGE (a bridge port's) and others are not the link itself: an
+	 * RTM_DELLINK of the bond leaving a bridge does not delete it */
+	if (ifi->ifi_family != AF_UNSPEC)
 		return NL_OK;
-	if (h->nlmsg_type == RTM_DELLINK)
-		w->gone = into == &w->bond ? w->bond_name : w->slave_name;
-	else if (link_parse_msg(msg, &s) < 0)
-		w->overrun = true; /* unreadable: the GETLINK of it will tell */
-	else
-		*into = s;
+	if (ifi->ifi_index == w->bond.info.ifindex)
+		w->gone = w->bond_name;
+	else if (ifi->ifi_index == w->slave.info.ifindex)
+		w->gone = w->slave_name;
 	return NL_OK;
 }
 
 /* Every notification queued on the subscribed socket, without blocking. */
 static void watch_drain(struct bond_watch *w)
 {
-	int r;
-
 	/* nl_recvmsgs_report(): -NLE_AGAIN when none is left (the socket does not
-	 * block), -NLE_NOMEM on an overrun (ENOBUFS), > 0 for what it read */
-	while ((r = nl_recvmsgs_report(w->mon, w->mon_cb)) > 0)
+	 * block), -NLE_NOMEM on an overrun (ENOBUFS: what was lost, the GETLINK
+	 * that follows reads), > 0 for what it read */
+	while (nl_recvmsgs_report(w->mon, w->mon_cb) > 0)
 		;
-	if (r < 0 && r != -NLE_AGAIN)
-		w->overrun = true;
 }
 
 static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bond, const char *slave)
@@ -515,8 +509,8 @@ static int watch_wait(struct iovk_ctx *ctx, struct bond_watch *w, bool (*done_fn
 		if (w->gone)
 			return set_error(ctx, -ENODEV, "%s: %s did not %s: %s was deleted", w->bond_name, w->slave_name,
 					 what, w->gone);
-		if (!w->overrun && done_fn(w))
-			return 0;
+		/* notifications only wake the wait: done is what a GETLINK over
+		 * the sequence-checked socket says, never a notification alone */
 		r = watch_refresh(ctx, w);
 		if (r < 0)
 			return r;
