@@ -138,6 +138,15 @@ int vp_net_features(uint64_t offered, unsigned queue_pairs, uint64_t *ret_featur
 			 "(virtio 1.x) devices are driven", (unsigned long long)offered);
 		return -EOPNOTSUPP;
 	}
+	/* without it the device may take our IOVAs for physical addresses and
+	 * bypass the IOMMU (QEMU's virtio-net-pci behind a vIOMMU without
+	 * iommu_platform=on): it would DMA to whatever memory they name */
+	if (!(offered & (1ull << VIRTIO_F_ACCESS_PLATFORM))) {
+		snprintf(err, err_size, "the device does not offer VIRTIO_F_ACCESS_PLATFORM (features 0x%llx): it may "
+			 "bypass the IOMMU and use the IOVAs as physical addresses (QEMU: iommu_platform=on)",
+			 (unsigned long long)offered);
+		return -EOPNOTSUPP;
+	}
 	if (queue_pairs > 1) {
 		snprintf(err, err_size, "%u queue pairs: this driver sets up one (MQ and the control queue are not "
 			 "driven yet)", queue_pairs);

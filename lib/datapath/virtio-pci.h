@@ -61,7 +61,7 @@ struct vp_caps {
 int vp_caps_parse(const uint8_t *cfg, size_t len, const uint64_t bar_sizes[VP_BAR_COUNT], struct vp_caps *ret,
 		  char *err, size_t err_size);
 
-/* The features we take when offered; VERSION_1 is required. */
+/* The features we take when offered; VERSION_1 and ACCESS_PLATFORM are required. */
 #define VP_NET_FEATURES                                                                                      \
 	((1ull << 32 /* VIRTIO_F_VERSION_1 */) | (1ull << 33 /* VIRTIO_F_ACCESS_PLATFORM */) |                    \
 	 (1ull << 36 /* VIRTIO_F_ORDER_PLATFORM */) | (1ull << 5 /* VIRTIO_NET_F_MAC */) |                        \
@@ -69,9 +69,10 @@ int vp_caps_parse(const uint8_t *cfg, size_t len, const uint64_t bar_sizes[VP_BA
 
 /*
  * The features to write back for a device offering `offered`: VERSION_1
- * (a legacy-only device is -EOPNOTSUPP), ACCESS_PLATFORM (we give the
- * device IOVAs, and 6.1: a device offering it may refuse a driver that
- * does not take it), ORDER_PLATFORM (our barriers are the hardware's),
+ * (a legacy-only device is -EOPNOTSUPP), ACCESS_PLATFORM (required too,
+ * -EOPNOTSUPP without it: we give the device IOVAs, and a device without
+ * it may treat them as physical addresses and bypass the IOMMU; 6.1: a
+ * device offering it may refuse a driver that does not take it), ORDER_PLATFORM (our barriers are the hardware's),
  * MAC and STATUS; no offloads, no merged buffers, no EVENT_IDX (we poll
  * and suppress interrupts with VRING_AVAIL_F_NO_INTERRUPT), no packed
  * ring. More than one queue pair needs MQ and a control queue, which this

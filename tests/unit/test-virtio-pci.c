@@ -183,6 +183,10 @@ Test(virtio_pci, features)
 	cr_assert_eq(f, (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_ACCESS_PLATFORM) | (1ull << 5) | (1ull << 16));
 	cr_assert_eq(vp_net_features(qemu & ~(1ull << VIRTIO_F_VERSION_1), 1, &f, err, sizeof(err)), -EOPNOTSUPP);
 	cr_assert(strstr(err, "VERSION_1"), "%s", err);
+	/* QEMU's virtio-net-pci without iommu_platform=on: it would bypass the IOMMU */
+	err[0] = 0;
+	cr_assert_eq(vp_net_features(qemu & ~(1ull << VIRTIO_F_ACCESS_PLATFORM), 1, &f, err, sizeof(err)), -EOPNOTSUPP);
+	cr_assert(strstr(err, "VIRTIO_F_ACCESS_PLATFORM"), "%s", err);
 	cr_assert_eq(vp_net_features(qemu, 2, &f, err, sizeof(err)), -EOPNOTSUPP);
 }
 
