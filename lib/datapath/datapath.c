@@ -251,7 +251,9 @@ _public_ int iovk_datapath_add_port_ops(struct iovk_datapath *dp, const struct i
 		return -EINVAL;
 	if (dp->running)
 		return -EBUSY;
-	memcpy(&full, ops, sizeof(full));
+	/* an older caller's smaller ops: the hooks it does not know stay NULL;
+	 * a newer caller's larger one: the hooks we do not know are not read */
+	memcpy(&full, ops, ops->sz < sizeof(full) ? ops->sz : sizeof(full));
 	ports = realloc(dp->ports, (dp->n_ports + 1) * sizeof(*ports));
 	if (!ports)
 		return -ENOMEM;
