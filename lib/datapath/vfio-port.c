@@ -20,8 +20,11 @@
  * checked (virtio-pci.c). A ring it breaks, or DEVICE_NEEDS_RESET in its
  * status (read once a second on the control thread), gets the device reset
  * and set up again with the same memory; the other ports keep running.
- * Freeing the port resets the device, turns bus mastering off and releases
- * it (vfio-pci then resets the function itself when the last fd closes).
+ * Freeing the port resets the device, puts the PCI command register back
+ * as it was found (bus mastering off, as vfio-pci leaves it; off in any
+ * case when the reset failed, since the device may still be doing DMA) and
+ * releases it (vfio-pci then resets the function itself when the last fd
+ * closes).
  *
  * One queue pair for now: receiveq1 is virtqueue 0, transmitq1 virtqueue 1
  * (5.1.2). Frames up to VP_BUF_SIZE - 12 bytes (no merged receive buffers).
@@ -615,11 +618,18 @@ static void vfio_free(void *port)
 	if (!p)
 		return;
 	if (p->dev) {
-		/* DMA stops before the memory goes: virtio reset, then no bus mastering */
-		if (p->caps.common.present && device_reset(p) < 0)
-			log_warn(p->ctx, "vfio:%s: the device did not reset; releasing it anyway", p->bdf);
+		uint16_t cmd = p->pci_command;
+
+		/* DMA stops before the memory goes: virtio reset, then the command
+		 * register as we found it; a device that did not reset may still be
+		 * doing DMA, so bus mastering goes off whatever we found */
+		if (p->caps.common.present && device_reset(p) < 0) {
+			log_warn(p->ctx, "vfio:%s: the device did not reset; bus mastering off, releasing it anyway",
+				 p->bdf);
+			cmd &= (uint16_t)~PCI_COMMAND_MASTER;
+		}
 		if (p->pci_command_set)
-			iovk_vfio_device_config_write(p->dev, PCI_COMMAND, &p->pci_command, 2);
+			iovk_vfio_device_config_write(p->dev, PCI_COMMAND, &cmd, 2);
 	}
 	iovk_vfio_device_unref(p->dev);
 	/* the last reference unmaps every buffer */
