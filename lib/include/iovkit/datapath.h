@@ -2,8 +2,8 @@
 /*
  * libiovkit datapath: a userspace virtio-net forwarder. A VM keeps a plain
  * virtio-net device served over vhost-user while its packets leave through
- * a host port: an AF_XDP socket on a VF's netdev or a TAP device (a VFIO
- * virtio-net VF is meant to come next, through the port interface below).
+ * a host port: an AF_XDP socket on a VF's netdev, a TAP device, or a
+ * virtio-net PCI function (a virtio VF) driven from userspace through VFIO.
  *
  * A datapath holds ports, numbered from 0 in the order they are added, and
  * forwards port 0 <-> port 1, port 2 <-> port 3, ... queue by queue, on
@@ -55,8 +55,8 @@ struct iovk_dp_queue_state {
 };
 
 /*
- * The port interface: what a kind of port (vhost-user, tap, af-xdp; vfio
- * to come) gives the forwarder. `port` is the implementation's own object.
+ * The port interface: what a kind of port (vhost-user, tap, af-xdp, vfio)
+ * gives the forwarder. `port` is the implementation's own object.
  * Queues are numbered 0..n_queues-1; queue q of one port of a pair is
  * forwarded to queue q (modulo its own count) of the other. A worker calls
  * rx_burst, hands the packets to the other port's tx_burst, then rx_release,
