@@ -6,6 +6,17 @@
 
 #include "vring.h"
 
+/* x86 only: the workers use x86 intrinsics (pause in dp_lock, rdtsc for the
+ * busy figures), and the vfio port takes VIRTIO_F_ORDER_PLATFORM while
+ * ordering its rings against the device with plain __atomic barriers, which
+ * x86's total store order makes enough (see virtio-pci.h). An arm64 port
+ * would need yield/isb and the generic timer (cntvct_el0) here, and device
+ * barriers (dmb oshst before avail->idx, dmb oshld after reading used->idx,
+ * dsb st before the notify MMIO write) in virtio-pci.c. */
+#if !defined(__x86_64__) && !defined(__i386__)
+#error "lib/datapath is x86 only: see the comment above for what another architecture needs"
+#endif
+
 /* Packets per burst at most (the options' burst is clipped to it). */
 #define DP_BURST_MAX 256
 

@@ -17,6 +17,16 @@
  */
 #pragma once
 
+/* The rings are ordered against the device with __atomic barriers, and
+ * VIRTIO_F_ORDER_PLATFORM is taken: on x86 the CPU's barriers order DMA and
+ * MMIO as well. Not so on arm64: there the release/acquire of the ring
+ * indexes need device barriers (dmb oshst / dmb oshld) and the notify write
+ * a dsb st before it (the Linux kernel's virtio_wmb/virtio_rmb with
+ * weak_barriers off). Until that is written, no other architecture. */
+#if !defined(__x86_64__) && !defined(__i386__)
+#error "the userspace virtio-pci driver is x86 only: its device barriers are x86's (see above)"
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
