@@ -5,21 +5,26 @@
  * /dev/vfio nodes, so that a container engine gives a container the devices
  * its pool's allocations hold. Kept current when "cdi_spec_dir" is set.
  *
- * Why a timer and not a write in the commit: a spec write is an fsync'd
- * rename (write_file_atomic()), as costly as the state write that group
- * commit (commit.c) shares among a whole batch; writing it per commit would
- * spend what group commit saves. Every CDI_PERIOD_USEC the loop compares a
- * fingerprint of the committed allocations (pool and address of each, in
- * id order: no system call) with the one the spec was written from, and
- * rewrites the spec only when it differs. A container started within that
- * period after an Allocate may not see the device yet.
+ * Why not a write in the commit: a spec write is an fsync'd rename
+ * (write_file_atomic()), as costly as the state write that group commit
+ * (commit.c) shares among a whole batch; writing it per commit would spend
+ * what group commit saves. A committed batch marks the spec dirty
+ * (cdi_mark_dirty(), from finish_batch()), which arms a one-shot timer of
+ * CDI_DELAY_USEC unless one is armed already: the batches within it share
+ * one write. The timer compares a fingerprint of the committed allocations
+ * (pool and address of each, in id order: no system call) with the one the
+ * spec was written from, and rewrites the spec only when it differs. A
+ * container started within that delay after an Allocate may not see the
+ * device yet. A failed write is logged once per fingerprint and tried again
+ * every CDI_RETRY_USEC until it succeeds or nothing is allocated differently.
  */
 #include <string.h>
 
 #include "iovd.h"
 #include "../common/cdi.h"
 
-#define CDI_PERIOD_USEC (250 * 1000) /* 250 ms */
+#define CDI_DELAY_USEC (100 * 1000)      /* 100 ms: the batches within it share one write */
+#define CDI_RETRY_USEC (5 * 1000 * 1000) /* 5 s: after a failed write */
 
 /* Each endpoint a committed allocation holds, as "pool address\n", in id order. */
 static char *fingerprint(struct manager *m)
@@ -101,29 +106,65 @@ static int write_spec(struct manager *m)
 	return r;
 }
 
+/* The timer armed usec from now, unless it is armed for that or sooner already (a retry is brought forward). */
+static void arm(struct manager *m, uint64_t usec)
+{
+	uint64_t now, when = 0;
+	int enabled = SD_EVENT_OFF, r;
+
+	if (!m->cdi_timer)
+		return;
+	r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+	if (r >= 0 && sd_event_source_get_enabled(m->cdi_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
+	    sd_event_source_get_time(m->cdi_timer, &when) >= 0 && when <= now + usec)
+		return;
+	if (r >= 0)
+		r = sd_event_source_set_time(m->cdi_timer, now + usec);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->cdi_timer, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_warning("Failed to arm the CDI spec's timer: %s; %s/%s is written at the next change", strerror(-r),
+			    m->config.cdi_spec_dir, CDI_POOL_FILE);
+}
+
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct manager *m = userdata;
 	char *now = fingerprint(m);
 	int r;
 
-	if (now && (!m->cdi_written || strcmp(now, m->cdi_written) != 0)) {
-		r = write_spec(m);
-		if (r < 0) {
-			/* said once per change; tried again at the next tick */
-			if (!m->cdi_written || strcmp(m->cdi_written, "!") != 0)
-				log_warning("Failed to write the CDI spec %s/%s: %s", m->config.cdi_spec_dir, CDI_POOL_FILE,
-					    strerror(-r));
-			free(now);
-			now = strdup("!");
-		}
-		free(m->cdi_written);
-		m->cdi_written = now;
-		now = NULL;
+	if (!now) {
+		arm(m, CDI_RETRY_USEC);
+		return 0;
 	}
-	free(now);
-	sd_event_source_set_time(s, usec + CDI_PERIOD_USEC);
+	if (m->cdi_written && strcmp(now, m->cdi_written) == 0) {
+		free(now);
+		return 0;
+	}
+	r = write_spec(m);
+	if (r < 0) {
+		/* said once per set of allocations (the last one that failed); tried again later */
+		if (!m->cdi_failed || strcmp(m->cdi_failed, now) != 0)
+			log_warning("Failed to write the CDI spec %s/%s: %s; tried again every %u s", m->config.cdi_spec_dir,
+				    CDI_POOL_FILE, strerror(-r), (unsigned)(CDI_RETRY_USEC / 1000000));
+		free(m->cdi_failed);
+		m->cdi_failed = now;
+		arm(m, CDI_RETRY_USEC);
+		return 0;
+	}
+	if (m->cdi_failed) {
+		log_info("Wrote the CDI spec %s/%s", m->config.cdi_spec_dir, CDI_POOL_FILE);
+		free(m->cdi_failed);
+		m->cdi_failed = NULL;
+	}
+	free(m->cdi_written);
+	m->cdi_written = now;
 	return 0;
+}
+
+void cdi_mark_dirty(struct manager *m)
+{
+	arm(m, CDI_DELAY_USEC);
 }
 
 int cdi_start(struct manager *m)
@@ -136,11 +177,11 @@ int cdi_start(struct manager *m)
 	r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
 	if (r < 0)
 		return r;
-	/* the first tick at once: the spec matches the state iovd starts on */
+	/* the first write at once: the spec matches the state iovd starts on */
 	r = sd_event_add_time(m->event, &m->cdi_timer, CLOCK_MONOTONIC, now, 0, on_tick, m);
 	if (r < 0)
 		return r;
-	return sd_event_source_set_enabled(m->cdi_timer, SD_EVENT_ON);
+	return sd_event_source_set_enabled(m->cdi_timer, SD_EVENT_ONESHOT);
 }
 
 void cdi_stop(struct manager *m)
@@ -148,4 +189,6 @@ void cdi_stop(struct manager *m)
 	m->cdi_timer = sd_event_source_disable_unref(m->cdi_timer);
 	free(m->cdi_written);
 	m->cdi_written = NULL;
+	free(m->cdi_failed);
+	m->cdi_failed = NULL;
 }

@@ -142,6 +142,7 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 	if (r >= 0) {
 		c->n_commits++;
 		c->n_requests += b->n;
+		cdi_mark_dirty(m); /* the CDI spec follows (cdi.c) */
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct pending *p = &b->items[i];

@@ -184,6 +184,7 @@ struct manager {
 	/* cdi.c: the pools' CDI spec, kept current when cdi_spec_dir is set */
 	sd_event_source *cdi_timer;
 	char *cdi_written; /* what the last write was made from: "pool address\n" of each committed allocation */
+	char *cdi_failed;  /* what the last failed write was made from (logged once), NULL after a write */
 };
 
 /*
@@ -483,6 +484,8 @@ void commit_free(struct manager *m);
 /* ---- cdi.c: the pools' CDI spec (common/cdi.h), rewritten when the allocations change ---- */
 /* Starts keeping <cdi_spec_dir>/iovkit-pool.json current (nothing without cdi_spec_dir). 0 or -errno. */
 int cdi_start(struct manager *m);
+/* The committed allocations may have changed: the spec is compared and written within 100 ms. */
+void cdi_mark_dirty(struct manager *m);
 void cdi_stop(struct manager *m);
 
 /* ---- migration.c: the failover steps (PrepareMigration, ...), FailoverState, MigrationStep ------- */
