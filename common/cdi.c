@@ -138,9 +138,11 @@ int cdi_vf_spec(struct iovk_ctx *ctx, struct json_object **ret)
 	return 0;
 }
 
-int cdi_pool_spec(struct iovk_ctx *ctx, const struct cdi_pool *pools, size_t n_pools, struct json_object **ret)
+/* A spec of class whose devices are named sets of addresses (pools, allocations). */
+static int sets_spec(struct iovk_ctx *ctx, const char *class, const struct cdi_pool *pools, size_t n_pools,
+		     struct json_object **ret)
 {
-	struct json_object *devices, *spec = spec_new("pool", &devices);
+	struct json_object *devices, *spec = spec_new(class, &devices);
 	int r = 0;
 
 	for (size_t i = 0; i < n_pools && r >= 0; i++) {
@@ -159,6 +161,16 @@ int cdi_pool_spec(struct iovk_ctx *ctx, const struct cdi_pool *pools, size_t n_p
 	}
 	*ret = spec;
 	return 0;
+}
+
+int cdi_pool_spec(struct iovk_ctx *ctx, const struct cdi_pool *pools, size_t n_pools, struct json_object **ret)
+{
+	return sets_spec(ctx, "pool", pools, n_pools, ret);
+}
+
+int cdi_allocation_spec(struct iovk_ctx *ctx, const struct cdi_pool *allocs, size_t n_allocs, struct json_object **ret)
+{
+	return sets_spec(ctx, "allocation", allocs, n_allocs, ret);
 }
 
 int cdi_spec_write(const char *dir, const char *file, struct json_object *spec)

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The pools' CDI spec (<cdi_spec_dir>/iovkit-pool.json, common/cdi.h): each
- * pool with devices handed out, as iovkit.org/pool=NAME with their
- * /dev/vfio nodes, so that a container engine gives a container the devices
- * its pool's allocations hold. Kept current when "cdi_spec_dir" is set.
+ * The CDI specs of the allocations (common/cdi.h), kept current when
+ * "cdi_spec_dir" is set: <cdi_spec_dir>/iovkit-pool.json, each pool with
+ * devices handed out as iovkit.org/pool=NAME with their /dev/vfio nodes
+ * (every owner's: a name for a pool that serves one tenant), and
+ * iovkit-allocation.json, each committed allocation as
+ * iovkit.org/allocation=ID with its own nodes (one owner's name).
  *
  * Why not a write in the commit: a spec write is an fsync'd rename
  * (write_file_atomic()), as costly as the state write that group commit
@@ -12,7 +14,7 @@
  * (cdi_mark_dirty(), from finish_batch()), which arms a one-shot timer of
  * CDI_DELAY_USEC unless one is armed already: the batches within it share
  * one write. The timer compares a fingerprint of the committed allocations
- * (pool and address of each, in id order: no system call) with the one the
+ * (id, pool and address of each, in id order: no system call) with the one the
  * spec was written from, and rewrites the spec only when it differs. A
  * container started within that delay after an Allocate may not see the
  * device yet. A failed write is logged once per fingerprint and tried again
@@ -26,7 +28,7 @@
 #define CDI_DELAY_USEC (100 * 1000)      /* 100 ms: the batches within it share one write */
 #define CDI_RETRY_USEC (5 * 1000 * 1000) /* 5 s: after a failed write */
 
-/* Each endpoint a committed allocation holds, as "pool address\n", in id order. */
+/* Each endpoint a committed allocation holds, as "id pool address\n", in id order. */
 static char *fingerprint(struct manager *m)
 {
 	char *text = NULL;
@@ -42,9 +44,9 @@ static char *fingerprint(struct manager *m)
 			continue;
 		if (a->devices)
 			for (char **d = a->devices; *d; d++)
-				fprintf(f, "%s %s\n", a->pool, *d);
+				fprintf(f, "%" PRIu64 " %s %s\n", a->id, a->pool, *d);
 		else
-			fprintf(f, "%s %s\n", a->pool, a->address);
+			fprintf(f, "%" PRIu64 " %s %s\n", a->id, a->pool, a->address);
 	}
 	if (fclose(f) != 0) {
 		free(text);
@@ -106,6 +108,51 @@ static int write_spec(struct manager *m)
 	return r;
 }
 
+/* The spec of each committed allocation, by its id (its owner's own name for it), written or removed. */
+static int write_allocation_spec(struct manager *m)
+{
+	struct cdi_pool *sets = calloc(m->n_allocs ?: 1, sizeof(*sets));
+	char (*names)[24] = calloc(m->n_allocs ?: 1, sizeof(*names));
+	const char **ones = calloc(m->n_allocs ?: 1, sizeof(*ones));
+	struct json_object *spec = NULL;
+	size_t n = 0;
+	int r = -ENOMEM;
+
+	if (sets && names && ones) {
+		for (size_t i = 0; i < m->n_allocs; i++) {
+			const struct allocation *a = m->allocs[i];
+			size_t k = 0;
+
+			if (!a->committed)
+				continue;
+			snprintf(names[n], sizeof(names[n]), "%" PRIu64, a->id);
+			sets[n].name = names[n];
+			ones[n] = a->address;
+			sets[n].addresses = a->devices ? (const char *const *)a->devices : &ones[n];
+			while (a->devices && a->devices[k])
+				k++;
+			sets[n].n_addresses = a->devices ? k : 1;
+			n++;
+		}
+		r = cdi_allocation_spec(m->ctx, sets, n, &spec);
+		if (r >= 0)
+			r = cdi_spec_write(m->config.cdi_spec_dir, CDI_ALLOCATION_FILE, spec);
+		json_object_put(spec);
+	}
+	free(sets);
+	free(names);
+	free(ones);
+	return r;
+}
+
+/* Both files: the first failure. */
+static int write_specs(struct manager *m)
+{
+	int r = write_spec(m), k = write_allocation_spec(m);
+
+	return r < 0 ? r : k;
+}
+
 /* The timer armed usec from now, unless it is armed for that or sooner already (a retry is brought forward). */
 static void arm(struct manager *m, uint64_t usec)
 {
@@ -141,19 +188,19 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 		free(now);
 		return 0;
 	}
-	r = write_spec(m);
+	r = write_specs(m);
 	if (r < 0) {
 		/* said once per set of allocations (the last one that failed); tried again later */
 		if (!m->cdi_failed || strcmp(m->cdi_failed, now) != 0)
-			log_warning("Failed to write the CDI spec %s/%s: %s; tried again every %u s", m->config.cdi_spec_dir,
-				    CDI_POOL_FILE, strerror(-r), (unsigned)(CDI_RETRY_USEC / 1000000));
+			log_warning("Failed to write the CDI specs in %s (%s, %s): %s; tried again every %u s",
+				    m->config.cdi_spec_dir, CDI_POOL_FILE, CDI_ALLOCATION_FILE, strerror(-r), (unsigned)(CDI_RETRY_USEC / 1000000));
 		free(m->cdi_failed);
 		m->cdi_failed = now;
 		arm(m, CDI_RETRY_USEC);
 		return 0;
 	}
 	if (m->cdi_failed) {
-		log_info("Wrote the CDI spec %s/%s", m->config.cdi_spec_dir, CDI_POOL_FILE);
+		log_info("Wrote the CDI specs in %s", m->config.cdi_spec_dir);
 		free(m->cdi_failed);
 		m->cdi_failed = NULL;
 	}

@@ -183,7 +183,7 @@ struct manager {
 
 	/* cdi.c: the pools' CDI spec, kept current when cdi_spec_dir is set */
 	sd_event_source *cdi_timer;
-	char *cdi_written; /* what the last write was made from: "pool address\n" of each committed allocation */
+	char *cdi_written; /* what the last write was made from: "id pool address\n" of each committed allocation */
 	char *cdi_failed;  /* what the last failed write was made from (logged once), NULL after a write */
 };
 
