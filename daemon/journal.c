@@ -33,11 +33,13 @@
  * a clean stop, so a stopped iovd leaves allocations.json alone current.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "common/time-util.h"
 #include "iovd.h"
 
 #define JOURNAL_FILE "allocations.journal"
@@ -77,7 +79,11 @@ struct journal {
 	uint64_t seq; /* of the last record written */
 	uint64_t off; /* where the next record goes */
 	bool usable;  /* a header of this epoch is on disk and nothing failed since */
+	uint64_t retry_usec; /* after a failure: no new journal before this (CLOCK_MONOTONIC) */
 };
+
+#define RETRY_USEC (30 * USEC_PER_SEC)
+
 
 /* CRC-32 (IEEE, as zlib's): a table of 256, made on first use. Thirty lines
  * instead of a dependency for one function. */
@@ -154,6 +160,31 @@ static int pread_all(int fd, void *buf, size_t len, off_t off)
 	return pio_all(fd, buf, len, off, false);
 }
 
+static int read_error(struct manager *m, int r, uint64_t off)
+{
+	log_error("%s/%s: reading it at %" PRIu64 ": %s; iovd does not start without the commits it may hold",
+		  m->state_dir, JOURNAL_FILE, off, strerror(-r));
+	return r;
+}
+
+/* 1 and the header of record seq of h's epoch when one starts at off (its
+ * text not read yet), 0 when none does, or a read error (logged). */
+static int record_at(struct manager *m, const struct header *h, uint64_t off, uint64_t seq, struct record *rec)
+{
+	struct journal *j = m->journal;
+	int r;
+
+	if (off + sizeof(*rec) > j->size)
+		return 0;
+	r = pread_all(j->fd, rec, sizeof(*rec), (off_t)off);
+	if (r == -ENODATA)
+		return 0;
+	if (r < 0)
+		return read_error(m, r, off);
+	return memcmp(rec->magic, RECORD_MAGIC, 8) == 0 && rec->epoch == h->epoch && rec->seq == seq &&
+	       rec->len <= RECORD_MAX && off + sizeof(*rec) + rec->len <= j->size;
+}
+
 /* m's journal, made (closed) on first use. */
 static struct journal *journal_get(struct manager *m)
 {
@@ -202,8 +233,10 @@ int journal_read(struct manager *m, bool has_state, uint32_t state_crc, uint64_t
 		return 0;
 	}
 	j->size = (uint64_t)st.st_size;
-	if (pread_all(j->fd, &h, sizeof(h), 0) < 0 || memcmp(h.magic, HEADER_MAGIC, 8) != 0 ||
-	    h.crc != header_crc(&h))
+	r = pread_all(j->fd, &h, sizeof(h), 0);
+	if (r < 0 && r != -ENODATA)
+		return read_error(m, r, 0);
+	if (r < 0 || memcmp(h.magic, HEADER_MAGIC, 8) != 0 || h.crc != header_crc(&h))
 		return 0; /* never started, or its header torn by a crash in a checkpoint */
 	if (!has_state || h.state_len != state_len || h.state_crc != state_crc) {
 		log_warning("%s/%s: it follows another %s/allocations.json than the one there; its records are "
@@ -214,16 +247,37 @@ int journal_read(struct manager *m, bool has_state, uint32_t state_crc, uint64_t
 		struct record rec;
 		char *text;
 
-		if (pread_all(j->fd, &rec, sizeof(rec), (off_t)off) < 0 || memcmp(rec.magic, RECORD_MAGIC, 8) != 0 ||
-		    rec.epoch != h.epoch || rec.seq != seq + 1 || rec.len > RECORD_MAX ||
-		    off + sizeof(rec) + rec.len > j->size)
+		r = record_at(m, &h, off, seq + 1, &rec);
+		if (r < 0)
+			return r;
+		if (r == 0)
 			break;
 		text = malloc((size_t)rec.len + 1);
 		if (!text)
 			return -ENOMEM;
-		if (pread_all(j->fd, text, rec.len, (off_t)(off + sizeof(rec))) < 0 || rec.crc != record_crc(&rec, text)) {
+		r = pread_all(j->fd, text, rec.len, (off_t)(off + sizeof(rec)));
+		if (r < 0) {
 			free(text);
-			break; /* torn: written by a commit a crash cut off, never acknowledged */
+			return read_error(m, r, off);
+		}
+		if (rec.crc != record_crc(&rec, text)) {
+			struct record next;
+
+			free(text);
+			/* torn: written by a commit a crash cut off, never acknowledged.
+			 * Then nothing of this epoch follows it (the next start begins
+			 * a new one); a record that does is damage, not a crash. */
+			r = record_at(m, &h, off + round_up(sizeof(rec) + rec.len), rec.seq + 1, &next);
+			if (r < 0)
+				return r;
+			if (r > 0) {
+				log_error("%s/%s: record %" PRIu64 " is damaged (its CRC-32 is wrong) and record %" PRIu64
+					  " follows it: iovd does not start on it; move it away to start from "
+					  "%s/allocations.json (and lose the commits after it)",
+					  m->state_dir, JOURNAL_FILE, rec.seq, next.seq, m->state_dir);
+				return -EBADMSG;
+			}
+			break;
 		}
 		text[rec.len] = '\0';
 		free(best);
@@ -288,6 +342,9 @@ int journal_reset(struct manager *m, uint32_t state_crc, uint64_t state_len, siz
 	if (!j && !(j = journal_get(m)))
 		return -ENOMEM;
 	j->usable = false;
+	if (j->retry_usec && now_usec(CLOCK_MONOTONIC) < j->retry_usec)
+		return -EAGAIN; /* a failure a moment ago: allocations.json alone until then */
+	j->retry_usec = 0;
 	want = MAX(want, (uint64_t)SIZE_MIN);
 	want = MIN(want, (uint64_t)SIZE_MAX_);
 	if (j->fd < 0 || j->size < want || j->size > 4 * want) {
@@ -315,21 +372,45 @@ int journal_reset(struct manager *m, uint32_t state_crc, uint64_t state_len, siz
 fail:
 	/* its old header may name an allocations.json with the same bytes as
 	 * the one just written, and then its records would be read as newer */
+	j->retry_usec = now_usec(CLOCK_MONOTONIC) + RETRY_USEC;
 	closep(&j->fd);
 	if (unlinkat(m->state_dir_fd, JOURNAL_FILE, 0) < 0 && errno != ENOENT)
 		log_error("Failed to remove %s/%s: %m", m->state_dir, JOURNAL_FILE);
 	else
 		(void)fsync(m->state_dir_fd);
-	log_error("Failed to start a new %s/%s: %s; commits write %s/allocations.json until one does", m->state_dir,
-		  JOURNAL_FILE, strerror(-r), m->state_dir);
+	log_error("Failed to start a new %s/%s: %s; commits write %s/allocations.json for %d s, then it is tried "
+		  "again", m->state_dir, JOURNAL_FILE, strerror(-r), m->state_dir, (int)(RETRY_USEC / USEC_PER_SEC));
 	return r;
+}
+
+/*
+ * After a failed write the record may be on disk all the same, under an
+ * epoch whose header names the allocations.json that is there: it would be
+ * read at the next start as a commit, though its requests were answered as
+ * failed. So the file goes (and is made again, with a new epoch, once
+ * RETRY_USEC have passed: a disk that fails writes is not given a 4 MiB
+ * file on every commit meanwhile).
+ */
+static void journal_discard(struct manager *m)
+{
+	struct journal *j = m->journal;
+
+	j->usable = false;
+	j->seq = 0;
+	j->retry_usec = now_usec(CLOCK_MONOTONIC) + RETRY_USEC;
+	closep(&j->fd);
+	if ((unlinkat(m->state_dir_fd, JOURNAL_FILE, 0) < 0 && errno != ENOENT) || fsync(m->state_dir_fd) < 0)
+		log_error("Failed to remove %s/%s after a failed write: %m; a record of that write may be read "
+			  "at the next start unless %s/allocations.json is written first",
+			  m->state_dir, JOURNAL_FILE, m->state_dir);
 }
 
 /*
  * Appends the state text as the next record and waits until it is on disk.
  * -ENOSPC: it does not fit, or the journal is not usable: the caller makes a
- * checkpoint instead. Any other error leaves the journal unusable (what the
- * disk holds is unknown) until the next reset. Runs on the writer thread.
+ * checkpoint instead. -ENOMEM: nothing was written. Any other error: the
+ * write failed, and the journal is gone (journal_discard()); the caller makes
+ * a checkpoint too. Runs on the writer thread.
  */
 int journal_append(struct manager *m, const char *text, size_t len)
 {
@@ -354,8 +435,8 @@ int journal_append(struct manager *m, const char *text, size_t len)
 	if (r >= 0 && fdatasync(j->fd) < 0)
 		r = negative_errno();
 	if (r < 0) {
-		j->usable = false;
 		log_error("Failed to write %s/%s: %s", m->state_dir, JOURNAL_FILE, strerror(-r));
+		journal_discard(m);
 		return r;
 	}
 	j->seq = rec.seq;

@@ -572,7 +572,9 @@ int state_commit(struct manager *m, const char *text, size_t len)
 {
 	int r = journal_append(m, text, len);
 
-	return r == -ENOSPC ? state_checkpoint(m, text, len) : r;
+	/* a record that does not fit, or a journal that failed (and is gone):
+	 * allocations.json takes the commit */
+	return r < 0 && r != -ENOMEM ? state_checkpoint(m, text, len) : r;
 }
 
 bool state_needs_checkpoint(const struct manager *m)

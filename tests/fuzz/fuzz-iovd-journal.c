@@ -6,7 +6,8 @@
  * harness writes a header that names the allocations.json it put beside it
  * (else every input would be ignored at once), and when the input's last
  * byte is odd it also sets the CRC of each record the reader would reach,
- * so that the scan goes past the first check. Oracle: 0, 1 or -ENOMEM;
+ * so that the scan goes past the first check. Oracle: 0, 1, -ENOMEM or
+ * -EBADMSG (damage before a later record);
  * with 1, a NUL-terminated text no longer than the file, record 1 or later.
  */
 #include <errno.h>
@@ -77,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m->state_dir = strdup(dir);
 	m->state_dir_fd = dup(dfd);
 	r = journal_read(m, true, h.state_crc, h.state_len, &text, &len, &seq);
-	FUZZ_CHECK(r == 0 || r == 1 || r == -ENOMEM, "%d", r);
+	FUZZ_CHECK(r == 0 || r == 1 || r == -ENOMEM || r == -EBADMSG, "%d", r);
 	if (r == 1) {
 		FUZZ_CHECK(text && len <= size && text[len] == '\0' && seq >= 1, "len %zu of %zu, seq %llu", len, size,
 			   (unsigned long long)seq);

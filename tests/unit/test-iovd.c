@@ -1360,3 +1360,67 @@ Test(iovd, journal_checkpoint_makes_every_record_stale)
 	free(text);
 	manager_free(m);
 }
+
+Test(iovd, journal_damage_before_a_later_record_stops_the_start)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	struct manager *m = journal_manager(dir), *r = NULL;
+	const char *state;
+	char *text = NULL;
+	uint64_t seq = 0;
+	size_t len = 0;
+	int fd;
+
+	cr_assert_eq(state_commit(m, "{\"a\":1}", 7), 0);
+	cr_assert_eq(state_commit(m, "{\"b\":2}", 7), 0);
+	cr_assert_eq(state_commit(m, "{\"c\":3}", 7), 0);
+	/* record 1's text rots; record 2 is whole: not a torn write (those are last), damage */
+	snprintf(path, sizeof(path), "%s/allocations.journal", dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, "X", 1, 4096 + 32 + 3), 1);
+	close(fd);
+	state = slurp(dir, "/allocations.json");
+	cr_assert_eq(manager_new(&r), 0);
+	r->state_dir = strdup(dir);
+	r->state_dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_eq(journal_read(r, true, journal_crc(0, state, strlen(state)), strlen(state), &text, &len, &seq),
+		     -EBADMSG);
+	cr_assert_null(text);
+	manager_free(r);
+	manager_free(m);
+}
+
+/* A record whose write failed may be on disk all the same: it must never be read as a commit. */
+Test(iovd, journal_a_failed_write_is_never_read_as_a_commit)
+{
+	char dir[PATH_MAX], cmd[2 * PATH_MAX];
+	struct manager *m = journal_manager(dir);
+	uint64_t seq = 0;
+
+	cr_assert_eq(state_commit(m, "{\"a\":1}", 7), 0);
+	cr_assert_eq(state_commit(m, "{\"b\":2}", 7), 0);
+	/* the journal refuses writes (chattr +i: a kernel that checks it on an open descriptor) */
+	snprintf(cmd, sizeof(cmd), "chattr +i '%s/allocations.journal' 2>/dev/null", dir);
+	if (system(cmd) != 0) {
+		manager_free(m);
+		cr_skip_test("chattr +i does not work here");
+	}
+	/* the commit goes to allocations.json instead, and the journal no longer counts */
+	cr_assert_eq(state_commit(m, "{\"c\":3}", 7), 0);
+	snprintf(cmd, sizeof(cmd), "chattr -i '%s/allocations.journal' 2>/dev/null", dir);
+	if (system(cmd) != 0)
+		cr_log_warn("%s failed", cmd);
+	if (strstr(slurp(dir, "/allocations.json"), "{\"c\":3}") == NULL) {
+		/* this kernel let the write through an open descriptor: nothing failed */
+		cr_assert_str_eq(journal_newest(dir, &seq), "{\"c\":3}");
+		manager_free(m);
+		cr_skip_test("the kernel writes an immutable file through a descriptor opened before");
+	}
+	cr_assert_null(journal_newest(dir, &seq));
+	/* and later commits go there too for a while (no new 4 MiB journal per commit) */
+	cr_assert_eq(state_commit(m, "{\"d\":4}", 7), 0);
+	cr_assert_str_eq(slurp(dir, "/allocations.json"), "{\"d\":4}\n");
+	cr_assert_eq(journal_records(m), 0);
+	manager_free(m);
+}
