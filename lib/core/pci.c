@@ -119,10 +119,9 @@ _public_ int iovk_pci_addr_compare(const struct iovk_pci_addr *a, const struct i
 /*
  * A listing of 1,000 functions reads ~20,000 sysfs attributes, so each device
  * is read through one directory fd (short lookups, no path strings built),
- * one listing of that directory says which optional attributes exist (no
- * ENOENT opens), and the identity comes from `uevent`, where the kernel's
- * pci_uevent() prints vendor, device, subsystem and class in one read instead
- * of five.
+ * optional attributes are probed (read_device()), and the identity comes
+ * from `uevent`, where the kernel's pci_uevent() prints vendor, device,
+ * subsystem and class in one read instead of five.
  */
 
 static int attr_error(struct iovk_device *d, int r, const char *what, const char *name)
@@ -145,8 +144,13 @@ static ssize_t read_attr_at(int dfd, const char *name, char *buf, size_t size)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return negative_errno();
-	if ((size_t)n == size - 1)
-		return -EFBIG;
+	if ((size_t)n == size - 1) {
+		char more;
+		ssize_t k = read(fd, &more, 1); /* full: an exact fit ends here */
+
+		if (k != 0)
+			return k < 0 ? negative_errno() : -EFBIG;
+	}
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
 	buf[n] = '\0';
@@ -212,6 +216,9 @@ static int read_uevent(struct iovk_device *d, int dfd)
 	ssize_t n = read_attr_at(dfd, "uevent", buf, sizeof(buf));
 	bool id = false, subsys = false, class = false;
 
+	if (n == -ENOENT) /* the directory is open, its files gone: removed while we read it */
+		return set_error(d->ctx, -ENODEV, "%s: removed while it was read (%s/uevent is gone)", d->address,
+				 d->syspath);
 	if (n < 0)
 		return attr_error(d, (int)n, "reading", "uevent");
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -268,7 +275,8 @@ static int read_netdevs(struct iovk_device *d, int dfd)
 /*
  * A PF's virtfnN links, N from 0 to sriov_numvfs - 1 (the kernel makes them
  * so in pci_iov_add_virtfn()): one readlinkat each, no listing of the PF's
- * directory. One that is missing (a VF being added or removed) is skipped.
+ * directory. The list ends at the first one missing (VFs being added or
+ * removed): a VF's position in it is its index, which callers rely on.
  */
 static int read_vfs(struct iovk_device *d, int dfd)
 {
@@ -289,7 +297,7 @@ static int read_vfs(struct iovk_device *d, int dfd)
 		snprintf(link, sizeof(link), "virtfn%d", i);
 		r = read_link_at(d, dfd, link, name, sizeof(name));
 		if (r == -ENOENT)
-			continue;
+			break;
 		if (r < 0)
 			return r;
 		d->vf_indices[nv] = (unsigned)i;
@@ -339,7 +347,7 @@ static int read_parent(struct iovk_device *d)
  */
 static int read_device(struct iovk_device *d, int dfd)
 {
-	char name[256];
+	char name[256], override[4097];
 	ssize_t n;
 	int r;
 
@@ -364,11 +372,12 @@ static int read_device(struct iovk_device *d, int dfd)
 	else if (r < 0)
 		return r;
 
-	n = read_attr_at(dfd, "driver_override", name, sizeof(name));
+	/* the kernel takes an override of up to a page */
+	n = read_attr_at(dfd, "driver_override", override, sizeof(override));
 	if (n < 0 && n != -ENOENT)
 		return attr_error(d, (int)n, "reading", "driver_override");
-	if (n > 0 && strcmp(name, "(null)") != 0) {
-		d->driver_override = strdup(name);
+	if (n > 0 && strcmp(override, "(null)") != 0) {
+		d->driver_override = strdup(override);
 		if (!d->driver_override)
 			return -ENOMEM;
 	}
