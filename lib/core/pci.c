@@ -275,8 +275,10 @@ static int read_netdevs(struct iovk_device *d, int dfd)
 /*
  * A PF's virtfnN links, N from 0 to sriov_numvfs - 1 (the kernel makes them
  * so in pci_iov_add_virtfn()): one readlinkat each, no listing of the PF's
- * directory. The list ends at the first one missing (VFs being added or
- * removed): a VF's position in it is its index, which callers rely on.
+ * directory. One that is missing (VFs being added or removed) is skipped, as
+ * a listing of the directory did: the list then closes up, and a caller that
+ * takes a VF's position for its index is wrong for the VFs after the gap
+ * (vf_indices holds the real ones).
  */
 static int read_vfs(struct iovk_device *d, int dfd)
 {
@@ -297,7 +299,7 @@ static int read_vfs(struct iovk_device *d, int dfd)
 		snprintf(link, sizeof(link), "virtfn%d", i);
 		r = read_link_at(d, dfd, link, name, sizeof(name));
 		if (r == -ENOENT)
-			break;
+			continue;
 		if (r < 0)
 			return r;
 		d->vf_indices[nv] = (unsigned)i;
