@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* iovctl overrides: the driver overrides iovkit.json(5) persists, and applying them as devices appear */
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "iovctl.h"
 
@@ -21,6 +24,8 @@ static const char overrides_help[] =
 	"and does nothing for a device without one (exit 0): the udev rule\n"
 	"(90-iovkit.rules) runs it for every PCI device that appears, so hotplugged\n"
 	"devices and VFs created at any time come up on their configured driver.\n"
+	"A DEVICE without its physfn link yet that a PF's SR-IOV offset and stride\n"
+	"place as one of its VFs is waited for, up to 1 s, until the kernel links it.\n"
 	"\n"
 	"  --config PATH  read this file or directory instead of " IOVKIT_APPLY_DIR "\n"
 	"  -j, --json     list: [override...]; apply: [override... with \"changed\"]\n"
@@ -123,6 +128,82 @@ out:
 	return ret;
 }
 
+static long read_long(const char *dir, const char *name)
+{
+	char path[PATH_MAX], buf[32] = "";
+	FILE *f;
+	char *end;
+	long v;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	v = strtol(buf, &end, 10);
+	return end != buf && (*end == '\n' || !*end) ? v : -1;
+}
+
+static long routing_id(const struct iovk_pci_addr *a)
+{
+	return (long)a->bus << 8 | (long)a->dev << 3 | a->fn;
+}
+
+/*
+ * Whether a PF on the system places address as one of its VFs (what the
+ * kernel computes in pci_iov_virtfn_bus/devfn: the PF's routing ID +
+ * sriov_offset + i * sriov_stride, i below sriov_totalvfs: sriov_numvfs
+ * still reads 0 while the kernel adds the VFs).
+ */
+static bool placed_as_vf(const char *devices, const struct iovk_pci_addr *a)
+{
+	DIR *dir = opendir(devices);
+	struct dirent *de;
+	bool found = false;
+
+	if (!dir)
+		return false;
+	while (!found && (de = readdir(dir))) {
+		char pf[PATH_MAX];
+		struct iovk_pci_addr pa;
+		long total, offset, stride, diff;
+
+		if (iovk_pci_addr_parse(de->d_name, &pa) < 0 || pa.domain != a->domain)
+			continue;
+		snprintf(pf, sizeof(pf), "%s/%s", devices, de->d_name);
+		if ((total = read_long(pf, "sriov_totalvfs")) <= 0 || (offset = read_long(pf, "sriov_offset")) <= 0 ||
+		    (stride = read_long(pf, "sriov_stride")) < 0)
+			continue;
+		diff = routing_id(a) - routing_id(&pa) - offset;
+		found = diff >= 0 && (stride ? diff % stride == 0 && diff / stride < total : diff == 0);
+	}
+	closedir(dir);
+	return found;
+}
+
+/*
+ * A VF's "add" uevent can come before the kernel links it to its PF
+ * (pci_iov_add_virtfn() adds the device, then makes its physfn link): read
+ * then, the VF looks like a plain device and its PF's override is missed.
+ * A device without physfn that a PF places as one of its VFs is waited for,
+ * up to 1 s (then taken as it is).
+ */
+static void wait_for_physfn(struct cli *cli, const char *address)
+{
+	char devices[PATH_MAX], physfn[PATH_MAX];
+	struct iovk_pci_addr a;
+	struct stat st;
+
+	snprintf(devices, sizeof(devices), "%s/bus/pci/devices", iovk_ctx_get_sysfs_root(cli->ctx));
+	snprintf(physfn, sizeof(physfn), "%s/%s/physfn", devices, address);
+	if (lstat(physfn, &st) == 0 || iovk_pci_addr_parse(address, &a) < 0 || !placed_as_vf(devices, &a))
+		return;
+	for (int i = 0; i < 100 && lstat(physfn, &st) < 0; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+}
+
 /* Applies the override of one device, if it has one. */
 static int apply_one(struct cli *cli, struct iovk_config *config, const char *address, struct json_object *out)
 {
@@ -133,6 +214,7 @@ static int apply_one(struct cli *cli, struct iovk_config *config, const char *ad
 	unsigned flags;
 	int r;
 
+	wait_for_physfn(cli, address);
 	r = iovk_overrides_new(cli->ctx, config, address, &ov);
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to read the override of %s", address);
