@@ -30,6 +30,7 @@ struct iovk_device {
 	int vf_index; /* VF_INDEX_UNREAD until iovk_device_get_vf_index() asks */
 	char **netdevs;
 	char *parent;
+	bool parent_done; /* a VF's parent is read on first use, or set from its PF's */
 	char *unsafe_reason;
 };
 
@@ -243,7 +244,7 @@ static int strcmp_ptr(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int read_netdevs(struct iovk_device *d, int dfd)
+static int read_netdevs(struct iovk_device *d, int dfd, bool may_have)
 {
 	_cleanup_close_ int fd = -1;
 	char buf[4096] __attribute__((aligned(8)));
@@ -251,7 +252,7 @@ static int read_netdevs(struct iovk_device *d, int dfd)
 	ssize_t len;
 	int r;
 
-	fd = openat(dfd, "net", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = may_have ? openat(dfd, "net", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (fd >= 0)
 		while ((len = getdents64(fd, buf, sizeof(buf))) > 0)
 			for (ssize_t off = 0; off < len;) {
@@ -397,7 +398,16 @@ static int read_device(struct iovk_device *d, int dfd)
 	} else if (r != -ENOENT)
 		return r;
 
-	r = read_int_at(d, dfd, "sriov_numvfs", &d->numvfs);
+	r = read_link_at(d, dfd, "physfn", name, sizeof(name));
+	if (r >= 0) {
+		d->physfn = strdup(name);
+		if (!d->physfn)
+			return -ENOMEM;
+	} else if (r != -ENOENT)
+		return r;
+
+	/* a VF has no SR-IOV capability of its own (SR-IOV 1.1, 3.1) */
+	r = d->physfn ? -ENOENT : read_int_at(d, dfd, "sriov_numvfs", &d->numvfs);
 	if (r == -ENOENT)
 		d->numvfs = d->totalvfs = -1;
 	else if (r < 0)
@@ -414,18 +424,14 @@ static int read_device(struct iovk_device *d, int dfd)
 	if (r < 0)
 		return r;
 
-	r = read_link_at(d, dfd, "physfn", name, sizeof(name));
-	if (r >= 0) {
-		d->physfn = strdup(name);
-		if (!d->physfn)
-			return -ENOMEM;
-	} else if (r != -ENOENT)
-		return r;
-
-	r = read_netdevs(d, dfd);
+	/* a network interface is made by the driver that binds the device:
+	 * none without one, nor under vfio-pci or pci-stub */
+	r = read_netdevs(d, dfd, d->driver && !driver_is_vfio_friendly(d->driver));
 	if (r < 0)
 		return r;
-	return read_parent(d);
+	/* a VF's parent is its PF's (pci_iov_add_virtfn() gives it the PF's):
+	 * a listing takes it from there, a lone VF reads it when asked */
+	return d->physfn ? 0 : read_parent(d);
 }
 
 static int libvirt_name_parse(const char *name, struct iovk_pci_addr *ret)
@@ -609,10 +615,10 @@ static int device_addr_cmp(const void *key, const void *elem)
 }
 
 /*
- * Each VF's index from its PF's virtfn links, which the PF's listing read
- * already: a list of 1,000 VFs needs no further read (iovk_device_get_vf_index
- * on a lone device reads the PF's sriov_offset/stride and one link instead).
- * list is in address order.
+ * Each VF's index from its PF's virtfn links, and its parent from its PF's,
+ * which the PF's read gave already: a list of 1,000 VFs needs no further read
+ * (on a lone VF, iovk_device_get_vf_index reads the PF's sriov_offset/stride
+ * and one link, iovk_device_get_parent one link). list is in address order.
  */
 static void set_vf_indices(struct iovk_device **list, size_t n)
 {
@@ -626,8 +632,13 @@ static void set_vf_indices(struct iovk_device **list, size_t n)
 			if (iovk_pci_addr_parse(pf->vfs[k], &a) < 0)
 				continue;
 			vf = bsearch(&a, list, n, sizeof(*list), device_addr_cmp);
-			if (vf && (*vf)->physfn && strcmp((*vf)->physfn, pf->address) == 0)
-				(*vf)->vf_index = (int)pf->vf_indices[k];
+			if (!vf || !(*vf)->physfn || strcmp((*vf)->physfn, pf->address) != 0)
+				continue;
+			(*vf)->vf_index = (int)pf->vf_indices[k];
+			if (!(*vf)->parent_done && pf->parent) {
+				(*vf)->parent = strdup(pf->parent);
+				(*vf)->parent_done = (*vf)->parent != NULL;
+			}
 		}
 	}
 }
@@ -961,6 +972,12 @@ _public_ const char *const *iovk_device_get_netdevs(const struct iovk_device *d)
 
 _public_ const char *iovk_device_get_parent(const struct iovk_device *d)
 {
+	struct iovk_device *m = (struct iovk_device *)d; /* read on first use (VFs) */
+
+	if (d->physfn && !d->parent_done) {
+		m->parent_done = true;
+		(void)read_parent(m);
+	}
 	return d->parent;
 }
 
