@@ -215,7 +215,7 @@ int journal_read(struct manager *m, bool has_state, uint32_t state_crc, uint64_t
 	uint64_t seq = 0;
 	int r;
 
-	if (!j && !(j = journal_get(m)))
+	if (!(j = journal_get(m)))
 		return -ENOMEM;
 	closep(&j->fd);
 	j->usable = false;
@@ -339,7 +339,7 @@ int journal_reset(struct manager *m, uint32_t state_crc, uint64_t state_len, siz
 	struct header h = { .magic = HEADER_MAGIC };
 	int r;
 
-	if (!j && !(j = journal_get(m)))
+	if (!(j = journal_get(m)))
 		return -ENOMEM;
 	j->usable = false;
 	if (j->retry_usec && now_usec(CLOCK_MONOTONIC) < j->retry_usec)

@@ -110,6 +110,8 @@ int read_int(const char *path, long long *ret);
 int write_text(const char *path, const char *value);
 /* basename of readlink(path) into buf. -ENOENT when there is no link. */
 int read_link_name(const char *path, char *buf, size_t size);
+/* The same, path relative to the directory fd dfd (or AT_FDCWD). */
+int read_link_name_at(int dfd, const char *path, char *buf, size_t size);
 bool path_exists(const char *path);
 /* The kernel's dev_valid_name(): 1 to 15 bytes, no '/', ':' or blank, not "." or "..". */
 bool ifname_valid(const char *s);

@@ -182,21 +182,11 @@ static int read_int_at(struct iovk_device *d, int dfd, const char *name, int *re
 /* The last component of a symlink in the device's directory. */
 static int read_link_at(struct iovk_device *d, int dfd, const char *name, char *buf, size_t size)
 {
-	char target[PATH_MAX];
-	const char *base;
-	ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
+	int r = read_link_name_at(dfd, name, buf, size);
 
-	if (n < 0 && errno == ENOENT)
+	if (r == -ENOENT)
 		return -ENOENT; /* optional: the caller decides, no error set */
-	if (n < 0)
-		return attr_error(d, negative_errno(), "reading link", name);
-	target[n] = '\0';
-	base = strrchr(target, '/');
-	base = base ? base + 1 : target;
-	if (strlen(base) >= size)
-		return attr_error(d, -ENAMETOOLONG, "reading link", name);
-	strcpy(buf, base);
-	return 0;
+	return r < 0 ? attr_error(d, r, "reading link", name) : 0;
 }
 
 /* "VVVV:DDDD" as pci_uevent() prints PCI_ID and PCI_SUBSYS_ID. */

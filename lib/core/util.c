@@ -115,11 +115,16 @@ int write_text(const char *path, const char *value)
 
 int read_link_name(const char *path, char *buf, size_t size)
 {
+	return read_link_name_at(AT_FDCWD, path, buf, size);
+}
+
+int read_link_name_at(int dfd, const char *path, char *buf, size_t size)
+{
 	char target[PATH_MAX];
 	const char *base;
 	ssize_t n;
 
-	n = readlink(path, target, sizeof(target) - 1);
+	n = readlinkat(dfd, path, target, sizeof(target) - 1);
 	if (n < 0)
 		return negative_errno();
 	target[n] = '\0';
