@@ -129,7 +129,6 @@ static void print_pf(struct iovk_sriov_pf *pf)
 	char buf[3][16];
 	struct iovk_device *d = iovk_sriov_pf_get_device(pf);
 	int id = iovk_sriov_pf_get_vf_device_id(pf);
-	size_t i = 0;
 
 	printf("%s  driver %s, net ", iovk_sriov_pf_get_address(pf), driver_or_none(iovk_device_get_driver(d)));
 	print_netdevs(iovk_device_get_netdevs(d));
@@ -144,12 +143,14 @@ static void print_pf(struct iovk_sriov_pf *pf)
 	if (iovk_sriov_pf_get_n_vfs(pf) == 0)
 		return;
 	printf("  %-4s %-13s %-14s %-5s %s\n", "VF", "ADDRESS", "DRIVER", "GROUP", "NET");
-	for (struct iovk_device *const *v = iovk_sriov_pf_get_vfs(pf); *v; v++, i++) {
-		char grp[12] = "-";
+	for (struct iovk_device *const *v = iovk_sriov_pf_get_vfs(pf); *v; v++) {
+		char grp[12] = "-", idx[12] = "?";
 
 		if (iovk_device_get_iommu_group(*v) >= 0)
 			snprintf(grp, sizeof(grp), "%d", iovk_device_get_iommu_group(*v));
-		printf("  %-4zu %-13s %-14s %-5s ", i, iovk_device_get_address(*v),
+		if (iovk_device_get_vf_index(*v) >= 0)
+			snprintf(idx, sizeof(idx), "%d", iovk_device_get_vf_index(*v));
+		printf("  %-4s %-13s %-14s %-5s ", idx, iovk_device_get_address(*v),
 		       driver_or_none(iovk_device_get_driver(*v)), grp);
 		print_netdevs(iovk_device_get_netdevs(*v));
 		putchar('\n');

@@ -567,8 +567,6 @@ int pool_scan(struct iovk_ctx *ctx, struct pool *p)
 	}
 	for (struct iovk_sriov_pf **pf = pfs; *pf; pf++) {
 		bool match = false;
-		unsigned index = 0;
-
 		for (char **sel = p->selectors; *sel && !match; sel++)
 			match = selector_matches(*sel, *pf);
 		if (!match || !vf_filter_takes_pf(ctx, p, iovk_sriov_pf_get_device(*pf)))
@@ -576,14 +574,19 @@ int pool_scan(struct iovk_ctx *ctx, struct pool *p)
 		r = strv_push(&p->pfs, &n_pfs, iovk_sriov_pf_get_address(*pf));
 		if (r < 0)
 			goto out;
-		for (struct iovk_device *const *vf = iovk_sriov_pf_get_vfs(*pf); *vf; vf++, index++) {
+		for (struct iovk_device *const *vf = iovk_sriov_pf_get_vfs(*pf); *vf; vf++) {
+			/* its virtfn index, not its position: a link missing while
+			 * VFs change closes the list up */
+			int index = iovk_device_get_vf_index(*vf);
 			int *numa;
 			size_t *owner;
 
+			if (index < 0)
+				continue;
 			/* in the range of any selector naming this PF, and through the filters */
 			match = false;
 			for (char **sel = p->selectors; *sel && !match; sel++)
-				match = selector_matches(*sel, *pf) && pf_selector_takes_vf(*sel, index);
+				match = selector_matches(*sel, *pf) && pf_selector_takes_vf(*sel, (unsigned)index);
 			if (!match || !vf_filter_takes_vf(ctx, p, *vf))
 				continue;
 			numa = realloc(p->vf_numa, (n_vfs + 1) * sizeof(int));

@@ -121,6 +121,14 @@ int list_pci_addresses(const char *dir, char ***ret_names, size_t *ret_n);
 /* iovk_device_new() for each name, skipping devices gone meanwhile (-ENODEV). */
 int read_devices(struct iovk_ctx *ctx, char *const *names, size_t n, struct iovk_device ***ret_devices,
 		 size_t *ret_n);
+/*
+ * The virtfn index of a PF's k-th VF in iovk_device_get_vfs() (the list
+ * closes up over a missing virtfn link, so k is not always the index), and
+ * setting a VF device's index from it, so that iovk_device_get_vf_index()
+ * reads nothing more.
+ */
+unsigned device_vf_index_at(const struct iovk_device *pf, size_t k);
+void device_set_vf_index(struct iovk_device *vf, unsigned index);
 
 /* libpci access for this context, opened lazily; NULL on failure. */
 struct pci_access *ctx_pci_access(struct iovk_ctx *ctx);

@@ -242,9 +242,15 @@ static int list_vfs(struct iovk_ctx *ctx, struct iovk_overrides *o, const struct
 		for (size_t k = 0; k < pf->n_vfs && r >= 0; k++) {
 			const struct cfg_vf *v = &pf->vfs[k];
 
+			const char *vfa = NULL;
+
+			/* by virtfn index, not position: a missing link closes the list up */
+			for (size_t j = 0; j < n_vfs && !vfa; j++)
+				if (device_vf_index_at(pfdev, j) == v->index)
+					vfa = vfs[j];
 			if (v->driver)
 				r = add_row(ctx, o, pf->file, v->path, NULL, v->driver, pf->force, pfdev ? pfa : NULL,
-					    (int)v->index, v->index < n_vfs ? vfs[v->index] : NULL);
+					    (int)v->index, vfa);
 		}
 		iovk_device_unref(pfdev);
 		if (r < 0)

@@ -569,8 +569,8 @@ static int plan_vf_settings(struct iovk_plan *plan, struct pf_state *st)
 			if (set_str(&s->device, info->address) < 0)
 				return -ENOMEM;
 		}
-		if (!s->device && !st->changes_numvfs && st->sp && v->index < iovk_sriov_pf_get_n_vfs(st->sp) &&
-		    set_str(&s->device, iovk_device_get_address(iovk_sriov_pf_get_vfs(st->sp)[v->index])) < 0)
+		if (!s->device && !st->changes_numvfs && st->sp && iovk_sriov_pf_get_vf(st->sp, v->index) &&
+		    set_str(&s->device, iovk_device_get_address(iovk_sriov_pf_get_vf(st->sp, v->index))) < 0)
 			return -ENOMEM;
 		s->creator = st->numvfs_step;
 		r = describe(s, st);
@@ -622,11 +622,11 @@ static int plan_vf_drivers(struct iovk_plan *plan, struct pf_state *st)
 			if (!want && st->autoprobe_after == 0)
 				continue;
 		} else {
-			if (v->index >= iovk_sriov_pf_get_n_vfs(st->sp))
+			vf = iovk_sriov_pf_get_vf(st->sp, v->index);
+			if (!vf)
 				return entry_fail(ctx, -EAGAIN, c->file, v->path,
 						  "%s: VF %u is not in sysfs yet (virtfn%u is missing)", st->label, v->index,
 						  v->index);
-			vf = iovk_sriov_pf_get_vfs(st->sp)[v->index];
 			now = iovk_device_get_driver(vf);
 			if (streq_null(now, want))
 				continue;
@@ -848,6 +848,7 @@ fail:
 static int resolve_vf(struct iovk_plan *plan, struct step *s)
 {
 	struct iovk_sriov_pf *pf = NULL;
+	struct iovk_device *vf;
 	int r;
 
 	if (s->device || !s->pf_address)
@@ -855,11 +856,12 @@ static int resolve_vf(struct iovk_plan *plan, struct step *s)
 	r = iovk_sriov_pf_new(plan->ctx, s->pf_address, &pf);
 	if (r < 0)
 		return r;
-	if ((size_t)s->pub.vf >= iovk_sriov_pf_get_n_vfs(pf))
+	vf = s->pub.vf >= 0 ? iovk_sriov_pf_get_vf(pf, (unsigned)s->pub.vf) : NULL;
+	if (!vf)
 		r = set_error(plan->ctx, -ENODEV, "%s: VF %d does not exist (the PF has %zu VFs in sysfs)",
 			      s->pf_address, s->pub.vf, iovk_sriov_pf_get_n_vfs(pf));
 	else
-		r = set_str(&s->device, iovk_device_get_address(iovk_sriov_pf_get_vfs(pf)[s->pub.vf]));
+		r = set_str(&s->device, iovk_device_get_address(vf));
 	iovk_sriov_pf_unref(pf);
 	return r;
 }

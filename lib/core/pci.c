@@ -266,10 +266,11 @@ static int read_netdevs(struct iovk_device *d, int dfd, bool may_have)
 /*
  * A PF's virtfnN links, N from 0 to sriov_numvfs - 1 (the kernel makes them
  * so in pci_iov_add_virtfn()): one readlinkat each, no listing of the PF's
- * directory. One that is missing (VFs being added or removed) is skipped, as
- * a listing of the directory did: the list then closes up, and a caller that
- * takes a VF's position for its index is wrong for the VFs after the gap
- * (vf_indices holds the real ones).
+ * directory. One that is missing (VFs being added or removed, on kernels
+ * before ~5.15 one at a time) is skipped, as a listing of the directory did:
+ * the list then closes up, so a VF's position is not its index after the gap;
+ * vf_indices holds the real ones (iovk_device_get_vf_index(),
+ * iovk_sriov_pf_get_vf()).
  */
 static int read_vfs(struct iovk_device *d, int dfd)
 {
@@ -876,6 +877,16 @@ _public_ int iovk_device_get_sriov_numvfs(const struct iovk_device *d)
 _public_ const char *const *iovk_device_get_vfs(const struct iovk_device *d)
 {
 	return (const char *const *)d->vfs;
+}
+
+unsigned device_vf_index_at(const struct iovk_device *pf, size_t k)
+{
+	return pf->vf_indices[k];
+}
+
+void device_set_vf_index(struct iovk_device *vf, unsigned index)
+{
+	vf->vf_index = (int)index;
 }
 
 _public_ const char *iovk_device_get_physfn(const struct iovk_device *d)

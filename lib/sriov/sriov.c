@@ -124,6 +124,7 @@ static int read_pf(struct iovk_sriov_pf *pf)
 					 "(is the number of VFs being changed?)", address, *vf);
 		if (r < 0)
 			return r;
+		device_set_vf_index(pf->vfs[pf->n_vfs], device_vf_index_at(pf->device, pf->n_vfs));
 		pf->n_vfs++;
 	}
 	return 0;
@@ -273,6 +274,16 @@ _public_ struct iovk_device *const *iovk_sriov_pf_get_vfs(const struct iovk_srio
 _public_ size_t iovk_sriov_pf_get_n_vfs(const struct iovk_sriov_pf *pf)
 {
 	return pf->n_vfs;
+}
+
+_public_ struct iovk_device *iovk_sriov_pf_get_vf(const struct iovk_sriov_pf *pf, unsigned index)
+{
+	/* Not vfs[index]: a virtfn link missing while VFs change closes the
+	 * list up, and the VFs after the gap sit below their index. */
+	for (size_t k = 0; k < pf->n_vfs; k++)
+		if ((unsigned)iovk_device_get_vf_index(pf->vfs[k]) == index)
+			return pf->vfs[k];
+	return NULL;
 }
 
 /* ---- records of sriov_drivers_autoprobe, for n = 0 ------------------------ */

@@ -85,6 +85,33 @@ Test(sriov, enumerate_pfs_of_the_nic_host)
 	iovk_ctx_unref(ctx);
 }
 
+/* A virtfn link missing while VFs change (kernels before ~5.15 remove them one
+ * at a time) closes the list up: a VF is found by its index, not its
+ * position, and keeps the index its link gives it. */
+Test(sriov, vf_by_index_across_a_missing_virtfn_link)
+{
+	const char *root = fixture_copy("sriov-nic");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+	struct iovk_sriov_pf *pf;
+	char path[PATH_MAX];
+
+	pf = pf_read(ctx, "0000:01:00.0");
+	cr_assert_str_eq(iovk_device_get_address(iovk_sriov_pf_get_vf(pf, 0)), "0000:01:10.0");
+	cr_assert_str_eq(iovk_device_get_address(iovk_sriov_pf_get_vf(pf, 1)), "0000:01:10.2");
+	cr_assert_null(iovk_sriov_pf_get_vf(pf, 2));
+	iovk_sriov_pf_unref(pf);
+
+	snprintf(path, sizeof(path), "%s" PF0 "/virtfn0", root);
+	cr_assert_eq(unlink(path), 0, "%s: %s", path, strerror(errno));
+	pf = pf_read(ctx, "0000:01:00.0");
+	cr_assert_eq(iovk_sriov_pf_get_n_vfs(pf), 1);
+	cr_assert_null(iovk_sriov_pf_get_vf(pf, 0));
+	cr_assert_str_eq(iovk_device_get_address(iovk_sriov_pf_get_vf(pf, 1)), "0000:01:10.2");
+	cr_assert_eq(iovk_device_get_vf_index(iovk_sriov_pf_get_vfs(pf)[0]), 1);
+	iovk_sriov_pf_unref(pf);
+	iovk_ctx_unref(ctx);
+}
+
 Test(sriov, hosts_without_pfs_and_ref_counting)
 {
 	struct iovk_ctx *ctx = fixture_ctx("gpu");

@@ -68,6 +68,12 @@ int iovk_sriov_pf_get_drivers_autoprobe(const struct iovk_sriov_pf *pf);
 /* VFs in virtfnN order, NULL-terminated (empty when none). */
 struct iovk_device *const *iovk_sriov_pf_get_vfs(const struct iovk_sriov_pf *pf);
 size_t iovk_sriov_pf_get_n_vfs(const struct iovk_sriov_pf *pf);
+/*
+ * The VF whose index (its PF's virtfnN link, 'ip link set PF vf N') is
+ * index, NULL when the PF has none. Not iovk_sriov_pf_get_vfs()[index]: a
+ * virtfn link missing while VFs are being changed leaves the list shorter.
+ */
+struct iovk_device *iovk_sriov_pf_get_vf(const struct iovk_sriov_pf *pf, unsigned index);
 
 enum iovk_sriov_flags {
 	/* Remove VFs even when they are in use (see iovk_sriov_set_numvfs()). */
