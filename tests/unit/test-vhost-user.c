@@ -140,8 +140,8 @@ Test(vhost_user, offers_what_the_issue_asks)
 	bool reply;
 
 	cr_assert_eq(send_msg(1, 1, NULL, 0, -1, &m, &reply), 0);
-	/* VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, MQ, PROTOCOL_FEATURES, LOG_ALL */
-	cr_assert_eq(m.payload.u64, FEATURES | (1ull << 22) | (1ull << 26));
+	/* VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, MQ, PROTOCOL_FEATURES, LOG_ALL, IN_ORDER */
+	cr_assert_eq(m.payload.u64, FEATURES | (1ull << 22) | (1ull << 26) | (1ull << 35));
 	cr_assert_eq(send_msg(15, 1, NULL, 0, -1, &m, &reply), 0);
 	cr_assert_eq(m.payload.u64, (1ull << 0) | (1ull << 1) | (1ull << 3)); /* MQ, LOG_SHMFD, REPLY_ACK */
 	cr_assert_eq(send_msg(17, 1, NULL, 0, -1, &m, &reply), 0);
@@ -306,6 +306,60 @@ Test(vhost_user, frame_without_room_is_not_sent)
 	cr_assert_eq(vu_tx_burst(&dev, 0, &pkt, 1), 0);
 	cr_assert_eq(u->idx, 0);
 	cr_assert_eq(dev.rings[0].vq.last_avail, 0);
+}
+
+/* IN_ORDER (2.7.9) is offered because every path already keeps it: chains come
+ * back in avail order whether forwarded, dropped, or returned for want of room. */
+Test(vhost_user, in_order_buffers_are_used_in_avail_order)
+{
+	struct vring_used *tu = (struct vring_used *)(guest + TX_USED);
+	struct vring_desc *d = (struct vring_desc *)(guest + RX_DESC);
+	struct vring_avail *a = (struct vring_avail *)(guest + RX_AVAIL);
+	struct vring_used *u = (struct vring_used *)(guest + RX_USED);
+	static uint8_t big[3000];
+	struct iovec seg[2] = { { (void *)"a small frame", 13 }, { big, sizeof(big) } };
+	struct iovk_dp_pkt out[3] = { { .seg = &seg[0], .len = 13, .n_seg = 1 },
+				      { .seg = &seg[0], .len = 13, .n_seg = 1 },
+				      { .seg = &seg[1], .len = 3000, .n_seg = 1 } };
+	struct iovk_dp_pkt pkts[8];
+	const uint16_t heads[] = { 3, 0, 7, 1 };
+
+	handshake(FEATURES | (1ull << 35));
+	/* guest TX: heads out of order, one chain only a header (an rx error): used follows avail */
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 0);
+	for (unsigned i = 0; i < 4; i++)
+		tx_chain(i, heads[i], i == 2 ? "" : "frame");
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 3);
+	vu_rx_release(&dev, 0);
+	cr_assert_eq(tu->idx, 4);
+	for (unsigned i = 0; i < 4; i++)
+		cr_assert_eq(tu->ring[i].id, heads[i], "used entry %u: head %u, avail had %u", i, tu->ring[i].id, heads[i]);
+
+	/* guest RX: a buffer too small for the header (frame dropped), a good one,
+	 * then a frame needing two buffers finds one: it is handed back untouched */
+	ring_setup(0, RX_DESC, RX_AVAIL, RX_USED, 0);
+	d[0] = (struct vring_desc){ .addr = BUF, .len = 4, .flags = VRING_DESC_F_WRITE };
+	for (unsigned i = 1; i < 4; i++)
+		d[i] = (struct vring_desc){ .addr = BUF + 2048u * i, .len = 2048, .flags = VRING_DESC_F_WRITE };
+	for (unsigned i = 0; i < 3; i++)
+		a->ring[i] = (uint16_t)i;
+	a->idx = 3;
+	cr_assert_eq(vu_tx_burst(&dev, 0, out, 3), 1);
+	cr_assert_eq(u->idx, 2);
+	cr_assert_eq(u->ring[0].id, 0);
+	cr_assert_eq(u->ring[0].len, 0);
+	cr_assert_eq(u->ring[1].id, 1);
+	cr_assert_eq(u->ring[1].len, 12 + 13);
+	cr_assert_eq(dev.rings[0].vq.last_avail, 2);
+	/* one more buffer: the big frame takes 2 and 3, in that order */
+	a->ring[3] = 3;
+	a->idx = 4;
+	cr_assert_eq(vu_tx_burst(&dev, 0, &out[2], 1), 1);
+	cr_assert_eq(u->idx, 4);
+	cr_assert_eq(u->ring[2].id, 2);
+	cr_assert_eq(u->ring[2].len, 2048);
+	cr_assert_eq(u->ring[3].id, 3);
+	cr_assert_eq(u->ring[3].len, 12 + 3000 - 2048);
 }
 
 Test(vhost_user, hostile_ring_breaks_only_its_queue)
