@@ -26,7 +26,10 @@
  * call to its reply (iovd answers once the kernel confirmed the switch and
  * the state file has it), with the switch's own time from the reply
  * (failover_groups[0].switch_usec) beside it, and the ratio to the anchor
- * the first form measured in the same run when its p50 and p99 are given.
+ * the first form measured in the same run when its p50 and p99 are given;
+ * and the rest of the call (its time less the switch's), next to the floor
+ * of any call: a Peer.Ping to iovd, a round trip through the bus daemon
+ * with no work in iovd, one before each round.
  *
  * VF and STANDBY are the bond's slaves (veths here); VF_PEER is the other
  * end of VF's veth: setting it down drops VF's carrier as a VF's link going
@@ -279,10 +282,11 @@ static void dbus_step(sd_bus *bus, const char *method, const char *owner, uint64
 static int dbus_main(const char *address, const char *owner, unsigned rounds, uint64_t anchor50, uint64_t anchor99)
 {
 	uint64_t *call = calloc(rounds, sizeof(*call)), *sw = calloc(rounds, sizeof(*sw)), back, back_sw;
+	uint64_t *rest = calloc(rounds, sizeof(*rest)), *ping = calloc(rounds, sizeof(*ping));
 	sd_bus *bus = NULL;
 	int r;
 
-	if (!call || !sw || rounds == 0)
+	if (!call || !sw || !rest || !ping || rounds == 0)
 		return 2;
 	r = bus_connect(address, false, "failover-bench", &bus);
 	if (r < 0) {
@@ -290,21 +294,40 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds, ui
 		return 1;
 	}
 	for (unsigned i = 0; i < rounds; i++) {
+		/* the floor: a round trip through the bus daemon to iovd that does no work there */
+		uint64_t t0 = now_us();
+
+		r = sd_bus_call_method(bus, "org.iovkit.iovd1", "/org/iovkit/iovd1", "org.freedesktop.DBus.Peer", "Ping",
+				       NULL, NULL, "");
+		ping[i] = now_us() - t0;
+		if (r < 0) {
+			fprintf(stderr, "failover-bench: Peer.Ping: %s\n", strerror(-r));
+			return 1;
+		}
 		dbus_step(bus, "PrepareMigration", owner, &call[i], &sw[i]);
+		rest[i] = call[i] > sw[i] ? call[i] - sw[i] : 0;
 		dbus_step(bus, "AbortMigration", owner, &back, &back_sw);
 	}
 	qsort(call, rounds, sizeof(*call), cmp_u64);
 	qsort(sw, rounds, sizeof(*sw), cmp_u64);
+	qsort(rest, rounds, sizeof(*rest), cmp_u64);
+	qsort(ping, rounds, sizeof(*ping), cmp_u64);
 	printf("PrepareMigration through iovd (D-Bus call to reply: switch, kernel's word, state file), %u rounds: "
 	       "p50 %llu us, p99 %llu us; the switch within it: p50 %llu us, p99 %llu us\n", rounds,
 	       (unsigned long long)pct(call, rounds, 50), (unsigned long long)pct(call, rounds, 99),
 	       (unsigned long long)pct(sw, rounds, 50), (unsigned long long)pct(sw, rounds, 99));
+	printf("the rest of the call (call - switch: D-Bus, iovd, the state file): p50 %llu us, p99 %llu us; "
+	       "a D-Bus round trip to iovd doing nothing (Peer.Ping): p50 %llu us, p99 %llu us\n",
+	       (unsigned long long)pct(rest, rounds, 50), (unsigned long long)pct(rest, rounds, 99),
+	       (unsigned long long)pct(ping, rounds, 50), (unsigned long long)pct(ping, rounds, 99));
 	if (anchor50 && anchor99)
 		printf("ratio anchor/PrepareMigration through iovd: p50 %.1fx, p99 %.1fx\n",
 		       (double)anchor50 / (double)pct(call, rounds, 50), (double)anchor99 / (double)pct(call, rounds, 99));
 	sd_bus_flush_close_unref(bus);
 	free(call);
 	free(sw);
+	free(rest);
+	free(ping);
 	return 0;
 }
 

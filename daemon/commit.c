@@ -40,6 +40,7 @@ struct pending {
 	enum commit_kind kind;
 	sd_bus_message *call;
 	sd_bus_message *reply;
+	sd_bus_message *signal; /* after the reply, NULL none */
 	struct allocation **allocs;
 	size_t n_allocs;
 };
@@ -142,7 +143,12 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 	if (r >= 0) {
 		c->n_commits++;
 		c->n_requests += b->n;
-		cdi_mark_dirty(m); /* the CDI spec follows (cdi.c) */
+		/* the CDI spec follows (cdi.c) the allocations; a failover step changes none */
+		for (size_t i = 0; i < b->n; i++)
+			if (b->items[i].kind != COMMIT_UPDATE) {
+				cdi_mark_dirty(m);
+				break;
+			}
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct pending *p = &b->items[i];
@@ -162,9 +168,11 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 			else
 				a->releasing = false;
 		}
-		if (r >= 0)
+		if (r >= 0) {
 			(void)sd_bus_send(NULL, p->reply, NULL);
-		else if (p->kind == COMMIT_UPDATE)
+			if (p->signal)
+				(void)sd_bus_send(NULL, p->signal, NULL);
+		} else if (p->kind == COMMIT_UPDATE)
 			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,
 							 "Failed to record the failover step in the state directory %s: %s; "
 							 "the kernel has it, the state file not: call the step again",
@@ -189,6 +197,7 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 		}
 		sd_bus_message_unref(p->call);
 		sd_bus_message_unref(p->reply);
+		sd_bus_message_unref(p->signal);
 		free(p->allocs);
 	}
 	free(b->items);
@@ -279,6 +288,12 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 int commit_queue(struct manager *m, enum commit_kind kind, sd_bus_message *call, sd_bus_message *reply,
 		 struct allocation **allocs, size_t n_allocs)
 {
+	return commit_queue_signal(m, kind, call, reply, NULL, allocs, n_allocs);
+}
+
+int commit_queue_signal(struct manager *m, enum commit_kind kind, sd_bus_message *call, sd_bus_message *reply,
+			sd_bus_message *signal, struct allocation **allocs, size_t n_allocs)
+{
 	struct committer *c = m->commit;
 	struct batch *b = &c->open;
 
@@ -289,6 +304,7 @@ int commit_queue(struct manager *m, enum commit_kind kind, sd_bus_message *call,
 		if (!items) {
 			free(allocs);
 			sd_bus_message_unref(reply);
+			sd_bus_message_unref(signal);
 			return -ENOMEM;
 		}
 		b->items = items;
@@ -298,6 +314,7 @@ int commit_queue(struct manager *m, enum commit_kind kind, sd_bus_message *call,
 		.kind = kind,
 		.call = sd_bus_message_ref(call),
 		.reply = reply,
+		.signal = signal,
 		.allocs = allocs,
 		.n_allocs = n_allocs,
 	};

@@ -478,6 +478,9 @@ int commit_init(struct manager *m);
 /* Takes reply and allocs; the reply is sent once the change is on disk (1: handled). */
 int commit_queue(struct manager *m, enum commit_kind kind, sd_bus_message *call, sd_bus_message *reply,
 		 struct allocation **allocs, size_t n_allocs);
+/* commit_queue(), and signal (taken; NULL none) is sent right after the reply, only if the commit worked. */
+int commit_queue_signal(struct manager *m, enum commit_kind kind, sd_bus_message *call, sd_bus_message *reply,
+			sd_bus_message *signal, struct allocation **allocs, size_t n_allocs);
 void commit_flush(struct manager *m);
 void commit_free(struct manager *m);
 
@@ -492,8 +495,10 @@ void cdi_stop(struct manager *m);
 int method_prepare_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_complete_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_abort_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-/* The reply of PrepareIncoming: a{sv} of the allocation a has just made. */
-int migration_incoming_reply(struct manager *m, struct allocation *a, sd_bus_message *reply, uint64_t usec);
+/* The reply of PrepareIncoming: a{sv} of the allocation a has just made; *ret_signal its MigrationStep signal,
+ * to be sent after the reply (commit_queue_signal()). */
+int migration_incoming_reply(struct manager *m, struct allocation *a, sd_bus_message *reply, uint64_t usec,
+			     sd_bus_message **ret_signal);
 /* The FailoverState property of an allocation, a{sv} (empty without a group). */
 int property_failover_state(sd_bus *bus, const char *path, const char *interface, const char *property,
 			    sd_bus_message *reply, void *userdata, sd_bus_error *error);

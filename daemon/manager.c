@@ -114,7 +114,7 @@ static int allocate_ex_reply(const struct allocation *a, const char *node, sd_bu
 static int allocate(sd_bus_message *msg, struct manager *m, enum allocate_reply kind, sd_bus_error *error)
 {
 	bool incoming = kind == REPLY_INCOMING;
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *signal = NULL;
 	uint64_t start = now_usec(CLOCK_MONOTONIC);
 	_cleanup_free_ char *node = NULL;
 	struct allocation *a = NULL, **list;
@@ -305,7 +305,7 @@ publish:
 	}
 	r = sd_bus_message_new_method_return(msg, &reply);
 	if (r >= 0 && incoming)
-		r = migration_incoming_reply(m, a, reply, now_usec(CLOCK_MONOTONIC) - start);
+		r = migration_incoming_reply(m, a, reply, now_usec(CLOCK_MONOTONIC) - start, &signal);
 	else if (r >= 0 && kind == REPLY_ALLOCATE_EX)
 		r = allocate_ex_reply(a, node, reply);
 	else if (r >= 0)
@@ -324,7 +324,7 @@ publish:
 		goto fail_undo;
 	}
 	m->next_id++;
-	return commit_queue(m, COMMIT_ALLOCATE, msg, TAKE_PTR(reply), list, 1);
+	return commit_queue_signal(m, COMMIT_ALLOCATE, msg, TAKE_PTR(reply), TAKE_PTR(signal), list, 1);
 
 fail_undo:
 	(void)allocation_put_back(m, a);

@@ -92,11 +92,14 @@ sleep 1.5
 step prepare vm-1
 assert_eq "$(json_get failover_state <<<"$out")" prepared "state after prepare"
 prep_switch=$(json_get failover_groups.0.switch_usec <<<"$out") prep_usec=$(json_get usec <<<"$out")
+# the reply's active slave is the one the switch's wait read from the kernel
+assert_eq "$(json_get failover_groups.0.active_slave <<<"$out")" "$STBY" "the prepare reply's active slave"
 assert_eq "$(active fobond0)" "$STBY" "active slave after prepare (the kernel's word)"
 sleep 1.5
 step abort vm-1
 assert_eq "$(json_get failover_state <<<"$out")" active "state after abort"
 abort_switch=$(json_get failover_groups.0.switch_usec <<<"$out") abort_usec=$(json_get usec <<<"$out")
+assert_eq "$(json_get failover_groups.0.active_slave <<<"$out")" "$VFN" "the abort reply's active slave"
 assert_eq "$(active fobond0)" "$VFN" "active slave after abort"
 wait "$tx" || fail "sender failed"
 wait "$rx" || fail "receiver failed"
