@@ -132,7 +132,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		{ "group", true, &group }, {},
 	};
 	struct iovk_device **devs = NULL;
-	struct json_object *arr = NULL;
+	struct json_array_printer out;
 	unsigned want_vendor = 0, want_device = 0;
 	bool have_device = false;
 	long want_group = -1;
@@ -175,7 +175,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		return fail_lib(cli, r, "Failed to list PCI devices");
 
 	if (cli->json)
-		arr = json_object_new_array();
+		json_array_printer_begin(&out);
 	else
 		printf("%-13s %-9s %-6s %-14s %-5s %s\n", "ADDRESS", "IDS", "CLASS", "DRIVER", "GROUP", "DEVICE");
 	for (struct iovk_device **p = devs; *p; p++) {
@@ -192,7 +192,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		if (want_group >= 0 && iovk_device_get_iommu_group(d) != want_group)
 			continue;
 		if (cli->json) {
-			json_object_array_add(arr, device_to_json(cli, d));
+			json_array_printer_add(&out, device_to_json(cli, d));
 		} else {
 			char ids[10], grp[12] = "-";
 			const char *vn = iovk_device_get_vendor_name(d), *dn = iovk_device_get_device_name(d);
@@ -207,7 +207,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		}
 	}
 	if (cli->json)
-		print_json(arr);
+		json_array_printer_end(&out);
 	iovk_device_list_free(devs);
 	return EXIT_OK;
 }

@@ -38,6 +38,17 @@ int usage_error(struct cli *cli, const char *cmd, const char *format, ...) _prin
 
 /* Prints a json object (and releases it) with a trailing newline. */
 void print_json(struct json_object *o);
+
+/* A JSON array printed as its elements come, in the bytes print_json()
+ * gives the whole array: begin, add (takes the element), end. For before
+ * anything else is printed to stdout (begin sets its buffer). */
+struct json_array_printer {
+	struct json_object *holder;
+	size_t n;
+};
+void json_array_printer_begin(struct json_array_printer *p);
+void json_array_printer_add(struct json_array_printer *p, struct json_object *element);
+void json_array_printer_end(struct json_array_printer *p);
 /* A JSON string, or JSON null (a NULL object) for NULL. */
 struct json_object *json_string_or_null(const char *s);
 
