@@ -140,6 +140,40 @@ Test(inventory, enumerate_sorted)
 	iovk_ctx_unref(ctx);
 }
 
+/* A listing hands each VF its physfn from the PF's virtfn link, read first
+ * (no readlinkat of the VF's own): a VF whose physfn link the kernel has not
+ * made yet (pci_iov_sysfs_link() links virtfnN first) is one already, while
+ * a lone read of it still goes by its own link. */
+Test(inventory, enumerate_takes_physfn_from_the_pf)
+{
+	const char *root = fixture_copy("sriov-nic");
+	struct iovk_ctx *ctx = fixture_ctx_at(root);
+	struct iovk_device **list = NULL, *lone;
+	char path[4096];
+	size_t n = 0, seen = 0;
+
+	snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/0000:01:10.2/physfn", root);
+	cr_assert_eq(unlink(path), 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(iovk_device_enumerate(ctx, &list, &n), 0, "%s", iovk_ctx_get_error(ctx));
+	for (size_t i = 0; i < n; i++) {
+		const char *a = iovk_device_get_address(list[i]), *pf = iovk_device_get_physfn(list[i]);
+
+		if (strcmp(a, "0000:01:10.0") == 0 || strcmp(a, "0000:01:10.2") == 0) {
+			cr_assert_str_eq(pf, "0000:01:00.0", "%s", a);
+			cr_assert_eq(iovk_device_get_vf_index(list[i]), strcmp(a, "0000:01:10.0") == 0 ? 0 : 1, "%s", a);
+			cr_assert_str_eq(iovk_device_get_parent(list[i]), "0000:00:01.0", "%s", a);
+			seen++;
+		} else if (strcmp(a, "0000:01:00.0") == 0 || strcmp(a, "0000:01:00.1") == 0)
+			cr_assert_null(pf, "%s", a);
+	}
+	cr_assert_eq(seen, 2);
+	iovk_device_list_free(list);
+	lone = dev(ctx, "01:10.2");
+	cr_assert_null(iovk_device_get_physfn(lone));
+	iovk_device_unref(lone);
+	iovk_ctx_unref(ctx);
+}
+
 /* Without a pci.ids named, names come from udev's hwdb (as libvirt's node
  * devices and udevadm show them); the vendors and classes there are the ones
  * pci.ids has. Device names may lag pci.ids where hwdb.bin is older. */
