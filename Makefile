@@ -60,6 +60,10 @@ LIB_PKGS    := libpci libkmod libnl-3.0 libnl-route-3.0 json-c libsystemd libxdp
 CLI_PKGS    := json-c libsystemd
 DAEMON_PKGS := json-c libsystemd
 TEST_PKGS   := criterion
+# What libiovkit.so links: libkmod is opened when a module is first looked
+# up (lib/core/kmod-dl.h), not loaded with every program; its headers still
+# come from LIB_PKGS.
+LIB_LINK_PKGS := $(filter-out libkmod,$(LIB_PKGS))
 ALL_PKGS    := $(LIB_PKGS) $(CLI_PKGS) libnl-3.0 libnl-route-3.0 libsystemd
 
 
@@ -155,7 +159,7 @@ $(BUILDDIR)/tests/%.o: tests/%.c
 
 $(LIB_SO): $(LIB_OBJS) lib/libiovkit.sym
 	$(CC) -shared -pthread -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libiovkit.sym -Wl,--no-undefined \
-		$(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJS) $(call pc_libs,$(LIB_PKGS))
+		$(SAN_LDFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJS) $(call pc_libs,$(LIB_LINK_PKGS))
 	ln -sf libiovkit.so.$(VERSION) $(BUILDDIR)/$(SONAME)
 	ln -sf $(SONAME) $(BUILDDIR)/libiovkit.so
 
@@ -204,12 +208,12 @@ $(IOVD_OPEN_DEVICE): $(BUILDDIR)/tests/daemon/iovd-open-device.o
 # with everything so tests/vm/cases/72-vfio-hot-reset.sh and 73-vfio-replay.sh
 # can run it.
 $(VFIO_TEST): $(BUILDDIR)/tests/vm/vfio-test.o $(LIB_A)
-	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_LINK_PKGS))
 
 # tests/host/iovk-link: libiovkit's link calls from the command line, for
 # tests/host/run-tests and the VM tier's failover cases (84-failover-*).
 $(IOVK_LINK): $(BUILDDIR)/tests/host/iovk-link.o $(LIB_A)
-	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_LINK_PKGS))
 
 # tests/unit/test-iovd.c drives iovd's manager over a socketpair: the unit
 # tests link iovd's objects, all but its main().
@@ -217,12 +221,12 @@ DAEMON_LIB_OBJS := $(filter-out $(BUILDDIR)/daemon/main.o,$(DAEMON_OBJS))
 
 VFIO_BENCH := $(BUILDDIR)/vfio-dma-bench
 $(VFIO_BENCH): $(BUILDDIR)/bench/vfio-dma-bench.o $(LIB_A)
-	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_LINK_PKGS))
 
 $(UNIT_TESTS): $(TEST_OBJS) $(DAEMON_LIB_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -pthread -o $@ $(TEST_OBJS) $(DAEMON_LIB_OBJS) $(LIB_A) \
-		$(call pc_libs,$(TEST_PKGS) $(DAEMON_PKGS) $(LIB_PKGS))
+		$(call pc_libs,$(TEST_PKGS) $(DAEMON_PKGS) $(LIB_LINK_PKGS))
 
 fixtures: $(BUILDDIR)/fixtures/.stamp
 $(BUILDDIR)/fixtures/.stamp: tests/fixtures/mkfixtures.py
@@ -285,7 +289,7 @@ bench-vfio: all $(VFIO_BENCH)
 # Runs in the test guest: this host has no bonding module.
 FAILOVER_BENCH := $(BUILDDIR)/failover-bench
 $(FAILOVER_BENCH): $(BUILDDIR)/bench/failover-bench.o $(LIB_A)
-	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_PKGS))
+	$(CC) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(call pc_libs,$(LIB_LINK_PKGS))
 bench-failover: all $(FAILOVER_BENCH)
 	bench/failover-run
 
@@ -323,7 +327,7 @@ FUZZ_OPTS    := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 $(BUILDDIR)/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/fuzz.h $(LIB_A) $(DAEMON_LIB_OBJS)
 	$(CC) $(BASE_CFLAGS) -fsanitize=fuzzer $(call pc_cflags,$(DAEMON_PKGS) $(LIB_PKGS)) $(CFLAGS) $(LDFLAGS) \
 		-o $@ $< $(if $(filter fuzz-iovd-%,$(notdir $@)),$(DAEMON_LIB_OBJS)) $(LIB_A) \
-		$(call pc_libs,$(DAEMON_PKGS) $(LIB_PKGS)) -pthread
+		$(call pc_libs,$(DAEMON_PKGS) $(LIB_LINK_PKGS)) -pthread
 
 fuzz-build: check-pkgs
 	@command -v $(FUZZ_CC) >/dev/null || { echo "$(FUZZ_CC) not found (make deps: clang, libclang-rt-14-dev)" >&2; exit 1; }

@@ -15,10 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <libkmod.h>
-
 #include "../internal.h"
 #include "bind-internal.h"
+#include "kmod-dl.h"
 
 
 _public_ bool iovk_driver_name_is_valid(const char *name)
@@ -141,36 +140,40 @@ static int driver_registered(struct iovk_ctx *ctx, const char *driver)
 
 static int load_driver_module(struct iovk_ctx *ctx, const char *driver)
 {
+	const struct kmod_dl *k;
 	struct kmod_ctx *kctx;
 	struct kmod_list *list = NULL, *it;
 	int r;
 
-	kctx = kmod_new(NULL, NULL);
+	r = kmod_dl_get(ctx, "loading the module of a driver", &k);
+	if (r < 0)
+		return r;
+	kctx = k->kmod_new(NULL, NULL);
 	if (!kctx)
 		return set_error(ctx, -ENOMEM, "cannot load module for driver %s: libkmod failed", driver);
 	/* Looks the name up as an alias, then as a module name; kmod turns
 	 * "vfio-pci" into the module name vfio_pci. */
-	r = kmod_module_new_from_lookup(kctx, driver, &list);
+	r = k->kmod_module_new_from_lookup(kctx, driver, &list);
 	if (r < 0 || !list) {
-		kmod_unref(kctx);
+		k->kmod_unref(kctx);
 		return set_error(ctx, r < 0 ? r : -ENOENT,
 				 "driver %s is not loaded and no kernel module provides it", driver);
 	}
-	kmod_list_foreach(it, list) {
-		struct kmod_module *mod = kmod_module_get_module(it);
+	kmod_dl_foreach(k, it, list) {
+		struct kmod_module *mod = k->kmod_module_get_module(it);
 
-		r = kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
+		r = k->kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
 		if (r < 0)
-			set_error(ctx, r, "loading kernel module %s for driver %s: %s", kmod_module_get_name(mod),
+			set_error(ctx, r, "loading kernel module %s for driver %s: %s", k->kmod_module_get_name(mod),
 				  driver, strerror(-r));
 		else
-			log_info(ctx, "loaded kernel module %s for driver %s", kmod_module_get_name(mod), driver);
-		kmod_module_unref(mod);
+			log_info(ctx, "loaded kernel module %s for driver %s", k->kmod_module_get_name(mod), driver);
+		k->kmod_module_unref(mod);
 		if (r < 0)
 			break;
 	}
-	kmod_module_unref_list(list);
-	kmod_unref(kctx);
+	k->kmod_module_unref_list(list);
+	k->kmod_unref(kctx);
 	return r < 0 ? r : 0;
 }
 
@@ -635,6 +638,7 @@ _public_ int iovk_device_find_kernel_driver(struct iovk_ctx *ctx, const char *ad
 					    size_t size)
 {
 	_cleanup_free_ char *dir = NULL, *alias = NULL;
+	const struct kmod_dl *k;
 	struct kmod_ctx *kctx = NULL;
 	struct kmod_list *list = NULL, *it;
 	char canonical[IOVK_PCI_ADDR_MAX], found[DRIVER_MAX] = "", modules[256] = "", why[256] = "";
@@ -657,42 +661,45 @@ _public_ int iovk_device_find_kernel_driver(struct iovk_ctx *ctx, const char *ad
 				 "%s: the kernel driver for modalias %s is found in the running kernel's module "
 				 "index, which does not describe the sysfs tree %s", canonical, alias, ctx->sysfs_root);
 
-	kctx = kmod_new(NULL, NULL);
+	r = kmod_dl_get(ctx, "looking up a modalias", &k);
+	if (r < 0)
+		return r;
+	kctx = k->kmod_new(NULL, NULL);
 	if (!kctx)
 		return set_error(ctx, -ENOMEM, "%s: cannot look up modalias %s: libkmod failed", canonical, alias);
-	r = kmod_module_new_from_lookup(kctx, alias, &list);
+	r = k->kmod_module_new_from_lookup(kctx, alias, &list);
 	if (r < 0) {
-		kmod_unref(kctx);
+		k->kmod_unref(kctx);
 		return set_error(ctx, r, "%s: looking up modalias %s in the module index: %s", canonical, alias,
 				 strerror(-r));
 	}
-	kmod_list_foreach(it, list) {
-		struct kmod_module *mod = kmod_module_get_module(it);
-		const char *name = kmod_module_get_name(mod);
-		bool loaded = kmod_module_get_initstate(mod) >= 0; /* live, coming or built in */
-		int k;
+	kmod_dl_foreach(k, it, list) {
+		struct kmod_module *mod = k->kmod_module_get_module(it);
+		const char *name = k->kmod_module_get_name(mod);
+		bool loaded = k->kmod_module_get_initstate(mod) >= 0; /* live, coming or built in */
+		int pr;
 
 		if (!loaded && (flags & IOVK_BIND_NO_MODULE_LOAD))
 			snprintf(why, sizeof(why), "; %s is not loaded", name);
 		else if (!loaded) {
-			k = kmod_module_probe_insert_module(mod, KMOD_PROBE_APPLY_BLACKLIST, NULL, NULL, NULL, NULL);
-			if (k < 0)
-				snprintf(why, sizeof(why), "; loading %s failed: %s", name, strerror(-k));
-			else if (k > 0)
+			pr = k->kmod_module_probe_insert_module(mod, KMOD_PROBE_APPLY_BLACKLIST, NULL, NULL, NULL, NULL);
+			if (pr < 0)
+				snprintf(why, sizeof(why), "; loading %s failed: %s", name, strerror(-pr));
+			else if (pr > 0)
 				snprintf(why, sizeof(why), "; %s is blacklisted", name);
 			else
 				log_info(ctx, "loaded kernel module %s for %s", name, canonical);
-			loaded = k == 0;
+			loaded = pr == 0;
 		}
 		r = loaded ? module_kernel_pci_driver(ctx, name, found) : 0;
 		len += (size_t)snprintf(modules + len, len < sizeof(modules) ? sizeof(modules) - len : 0, "%s%s",
 					len ? ", " : "", name);
-		kmod_module_unref(mod);
+		k->kmod_module_unref(mod);
 		if (r != 0)
 			break;
 	}
-	kmod_module_unref_list(list);
-	kmod_unref(kctx);
+	k->kmod_module_unref_list(list);
+	k->kmod_unref(kctx);
 	if (r < 0)
 		return r;
 	if (!found[0]) {

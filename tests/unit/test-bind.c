@@ -221,6 +221,34 @@ Test(bind, read_driver)
 	iovk_ctx_unref(ctx);
 }
 
+/* libkmod is opened on first use (lib/core/kmod-dl.h), not linked: on this
+ * machine's own devices the lookup must reach the module index. */
+Test(bind, find_kernel_driver_opens_libkmod_on_a_live_host)
+{
+	struct iovk_ctx *ctx = NULL;
+	struct iovk_device **list = NULL;
+	size_t n = 0, found = 0;
+	char buf[64];
+
+	cr_assert_eq(iovk_ctx_new(&ctx), 0);
+	if (!iovk_ctx_is_live(ctx) || iovk_device_enumerate(ctx, &list, &n) < 0 || n == 0) {
+		iovk_device_list_free(list);
+		iovk_ctx_unref(ctx);
+		cr_skip_test("no PCI devices in this machine's /sys");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *a = iovk_device_get_address(list[i]);
+		int r = iovk_device_find_kernel_driver(ctx, a, IOVK_BIND_NO_MODULE_LOAD, buf, sizeof(buf));
+
+		cr_assert(r == 0 || r == -ENOENT, "%s: %d %s", a, r, iovk_ctx_get_error(ctx));
+		cr_assert(r == 0 || !strstr(iovk_ctx_get_error(ctx), "libkmod"), "%s: %s", a, iovk_ctx_get_error(ctx));
+		found += r == 0;
+	}
+	cr_log_info("%zu of %zu devices have a kernel driver by modalias", found, n);
+	iovk_device_list_free(list);
+	iovk_ctx_unref(ctx);
+}
+
 Test(bind, find_kernel_driver_needs_the_live_module_index)
 {
 	/* The lookup itself (modalias -> igbvf, loaded) runs for real in

@@ -249,7 +249,8 @@ enum iovk_bind_flags {
  * without it) before unbinding, so no other driver can grab the device in
  * between, probes, and verifies the driver link, because drivers_probe
  * succeeds even when no driver took the device. Loads the driver's module
- * first when needed (live sysfs only). If the new driver does not take the
+ * first when needed (live sysfs only; -EOPNOTSUPP, nothing written, when
+ * libkmod.so.2, opened on first use, cannot be). If the new driver does not take the
  * device, the previous driver and override are restored and the call fails
  * with -ENODEV (no driver took it), -EBUSY (another driver took it) or the
  * errno of the failing sysfs write; result->rolled_back is set when the
@@ -317,7 +318,8 @@ int iovk_device_restore(struct iovk_ctx *ctx, const char *address, unsigned flag
  * module registers that is not vfio-pci, a vfio variant driver or
  * pci-stub. Returns 0, -EINVAL for a malformed address, -ENODEV for an
  * unknown device, -EOPNOTSUPP on a context that is not live (a fixture tree
- * is not described by this kernel's index), -ENOENT when no module provides
+ * is not described by this kernel's index) or when libkmod.so.2, which
+ * libiovkit opens on first use, cannot be loaded, -ENOENT when no module provides
  * a driver (the error names the modalias and the modules, and says when one
  * is blacklisted or not loaded), -ENAMETOOLONG when buf is too small.
  */
