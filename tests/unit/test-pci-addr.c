@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <iovkit/pci.h>
@@ -23,6 +24,26 @@ Test(pci_addr, full_and_short_forms)
 	check_ok("0001:3B:00.2", "0001:3b:00.2");
 	/* VMD domains are printed with five digits by the kernel */
 	check_ok("10000:e1:00.0", "10000:e1:00.0");
+	check_ok("ffffffff:00:1f.7", "ffffffff:00:1f.7");
+	check_ok("0000abcd:00:00.0", "abcd:00:00.0");
+}
+
+/* iovk_pci_addr_format() writes the digits itself: what "%04x:%02x:%02x.%x" gives */
+Test(pci_addr, format_is_printf_s)
+{
+	static const uint32_t domains[] = { 0, 1, 0xffff, 0x10000, 0xfffff, 0x100000, 0x1000000, 0x10000000, 0xffffffff };
+	char buf[IOVK_PCI_ADDR_MAX], want[32];
+
+	for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++)
+		for (unsigned bus = 0; bus < 256; bus += 17)
+			for (unsigned dev = 0; dev < 32; dev += 5)
+				for (unsigned fn = 0; fn < 8; fn++) {
+					struct iovk_pci_addr a = { .domain = domains[i], .bus = (uint8_t)bus,
+								   .dev = (uint8_t)dev, .fn = (uint8_t)fn };
+
+					snprintf(want, sizeof(want), "%04x:%02x:%02x.%x", a.domain, a.bus, a.dev, a.fn);
+					cr_assert_str_eq(iovk_pci_addr_format(&a, buf), want);
+				}
 }
 
 Test(pci_addr, fields)
