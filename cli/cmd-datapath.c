@@ -121,6 +121,9 @@ static void print_stats_text(struct json_object *root)
 		       U64(p, "rx_errors"));
 		if (U64(p, "rx_dropped"))
 			printf("  %llu frame(s) dropped by the device before the datapath took them\n", U64(p, "rx_dropped"));
+		if (U64(p, "tx_errors"))
+			printf("  %llu transmit completion(s) from the device that named no buffer of the port: ignored\n",
+			       U64(p, "tx_errors"));
 		for (size_t q = 0; q < json_object_array_length(qs); q++) {
 			struct json_object *o = json_object_array_get_idx(qs, q);
 			const char *reason = json_object_get_string(json_object_object_get(o, "broken_reason"));

@@ -51,13 +51,6 @@
 #include "../internal.h"
 #include "datapath-internal.h"
 
-/* 2048 is the smallest chunk the kernel takes (XDP_UMEM_MIN_CHUNK_SIZE) and
- * holds a 1500-byte MTU frame even behind a zero-copy driver's 256 bytes of
- * XDP headroom; 4096 chunks are 8 MiB, what DPDK's af_xdp driver uses too. */
-#define XP_FRAME_SIZE 2048u
-#define XP_RX_FRAMES 2048u /* = fill ring = rx ring */
-#define XP_TX_FRAMES 2048u /* = tx ring = completion ring */
-#define XP_FRAMES (XP_RX_FRAMES + XP_TX_FRAMES)
 /* rx_addr[] of a receive descriptor that was not ours: not recycled (not chunk-aligned) */
 #define XP_RX_BAD_ADDR UINT64_MAX
 /* a sendto() in copy mode sends at most 32 frames (the kernel's TX_BATCH_SIZE)
@@ -117,23 +110,30 @@ static bool xp_tx_addr_ok(uint64_t addr)
 	       addr < (uint64_t)XP_FRAMES * XP_FRAME_SIZE;
 }
 
-/* Frames the kernel finished sending back to the free stack (tx_lock held).
- * Only addresses of transmit chunks: anything else would have a transmit
- * overwrite a receive buffer lent to the other port, or write past the area. */
-static void xp_complete(struct xp_port *x)
+/* Only addresses of transmit chunks go back to the free stack: anything else
+ * would have a transmit overwrite a receive buffer lent to the other port,
+ * or write past the area. A stack already full (the same chunk completed
+ * twice) takes nothing more: that is counted too. */
+void dp_xsk_complete(struct xsk_ring_cons *cq, uint64_t *tx_free, uint32_t *tx_free_n, uint64_t *bad)
 {
-	uint32_t idx, n = xsk_ring_cons__peek(&x->cq, XP_TX_FRAMES, &idx);
+	uint32_t idx, n = xsk_ring_cons__peek(cq, XP_TX_FRAMES, &idx);
 
-	for (uint32_t i = 0; i < n && x->tx_free_n < XP_TX_FRAMES; i++) {
-		uint64_t addr = *xsk_ring_cons__comp_addr(&x->cq, idx + i);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t addr = *xsk_ring_cons__comp_addr(cq, idx + i);
 
-		if (xp_tx_addr_ok(addr))
-			x->tx_free[x->tx_free_n++] = addr;
+		if (xp_tx_addr_ok(addr) && *tx_free_n < XP_TX_FRAMES)
+			tx_free[(*tx_free_n)++] = addr;
 		else
-			x->tx_bad_completions++;
+			__atomic_store_n(bad, *bad + 1, __ATOMIC_RELAXED); /* read by the control thread */
 	}
 	if (n)
-		xsk_ring_cons__release(&x->cq, n);
+		xsk_ring_cons__release(cq, n);
+}
+
+/* Frames the kernel finished sending back to the free stack (tx_lock held). */
+static void xp_complete(struct xp_port *x)
+{
+	dp_xsk_complete(&x->cq, x->tx_free, &x->tx_free_n, &x->tx_bad_completions);
 }
 
 static void xp_rx_release(void *port, unsigned q);
@@ -283,8 +283,11 @@ static void xp_queue_state(void *port, unsigned q, struct iovk_dp_queue_state *r
 	struct xdp_statistics st = { 0 };
 	socklen_t len = sizeof(st);
 
-	*ret = (struct iovk_dp_queue_state){ .ready = xp_link_running(x),
-					     .rx_errors = __atomic_load_n(&x->rx_errors, __ATOMIC_RELAXED) };
+	*ret = (struct iovk_dp_queue_state){
+		.ready = xp_link_running(x),
+		.rx_errors = __atomic_load_n(&x->rx_errors, __ATOMIC_RELAXED),
+		.tx_errors = __atomic_load_n(&x->tx_bad_completions, __ATOMIC_RELAXED),
+	};
 	/* the kernel's count of frames for this socket it had to drop: no
 	 * fill buffer (rx_dropped; its rx_fill_ring_empty_descs counts the
 	 * same events) or the rx ring full */

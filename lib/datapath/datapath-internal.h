@@ -157,6 +157,25 @@ unsigned vu_tx_burst(struct vu_dev *d, unsigned q, const struct iovk_dp_pkt *pkt
 /* A listening UNIX socket at path (non-blocking; a stale socket there is replaced). */
 int dp_listen_unix(struct iovk_ctx *ctx, const char *path, int backlog, int *ret_fd);
 
+/* ---- af-xdp (af-xdp.c) ---- */
+
+/* 2048 is the smallest chunk the kernel takes (XDP_UMEM_MIN_CHUNK_SIZE) and
+ * holds a 1500-byte MTU frame even behind a zero-copy driver's 256 bytes of
+ * XDP headroom; 4096 chunks are 8 MiB, what DPDK's af_xdp driver uses too. */
+#define XP_FRAME_SIZE 2048u
+#define XP_RX_FRAMES 2048u /* = fill ring = rx ring */
+#define XP_TX_FRAMES 2048u /* = tx ring = completion ring */
+#define XP_FRAMES (XP_RX_FRAMES + XP_TX_FRAMES)
+
+struct xsk_ring_cons;
+/*
+ * Takes what the kernel put in the completion ring cq: addresses of
+ * transmit chunks (aligned, in the UMEM's upper half) onto the free stack
+ * tx_free[0..*tx_free_n) (at most XP_TX_FRAMES), every other one counted
+ * in *bad and dropped. The ring's entries are all consumed.
+ */
+void dp_xsk_complete(struct xsk_ring_cons *cq, uint64_t *tx_free, uint32_t *tx_free_n, uint64_t *bad);
+
 /* ---- ports ---- */
 int dp_vhost_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, void **ret_port);
 extern const struct iovk_dp_port_ops dp_vhost_port_ops;

@@ -37,7 +37,7 @@
 
 struct dp_qstats {
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, tx_dropped;
-	uint64_t rx_errors, rx_dropped; /* sums only */
+	uint64_t rx_errors, rx_dropped, tx_errors; /* sums only */
 	uint64_t reported_broken; /* control thread: n_broken already logged */
 } __attribute__((aligned(64)));
 
@@ -476,6 +476,7 @@ static struct json_object *queue_json(struct dp_port *p, unsigned q, struct dp_q
 	sum->tx_dropped += v[4];
 	sum->rx_errors += st.rx_errors;
 	sum->rx_dropped += st.rx_dropped;
+	sum->tx_errors += st.tx_errors;
 	json_object_object_add(o, "queue", json_object_new_int((int)q));
 	json_object_object_add(o, "rx_packets", json_u64(v[0]));
 	json_object_object_add(o, "rx_bytes", json_u64(v[1]));
@@ -484,6 +485,7 @@ static struct json_object *queue_json(struct dp_port *p, unsigned q, struct dp_q
 	json_object_object_add(o, "tx_dropped", json_u64(v[4]));
 	json_object_object_add(o, "rx_errors", json_u64(st.rx_errors));
 	json_object_object_add(o, "rx_dropped", json_u64(st.rx_dropped));
+	json_object_object_add(o, "tx_errors", json_u64(st.tx_errors));
 	json_object_object_add(o, "ready", json_object_new_boolean(st.ready));
 	json_object_object_add(o, "broken", json_object_new_boolean(st.broken));
 	json_object_object_add(o, "broken_count", json_u64(st.n_broken));
@@ -520,6 +522,7 @@ _public_ int iovk_datapath_stats_json(struct iovk_datapath *dp, char **ret_json)
 		json_object_object_add(o, "tx_dropped", json_u64(sum.tx_dropped));
 		json_object_object_add(o, "rx_errors", json_u64(sum.rx_errors));
 		json_object_object_add(o, "rx_dropped", json_u64(sum.rx_dropped));
+		json_object_object_add(o, "tx_errors", json_u64(sum.tx_errors));
 		json_object_object_add(o, "queues", qs);
 		json_object_array_add(ports, o);
 	}

@@ -52,6 +52,9 @@ struct iovk_dp_queue_state {
 	char reason[128];  /* why it broke last, "" when it never did */
 	uint64_t rx_dropped; /* frames the port's device dropped before the datapath took them
 			      * (af-xdp: the kernel found the socket's rx ring full or no fill buffer) */
+	uint64_t tx_errors;  /* transmit completions the port's device returned that name no
+			      * buffer the port gave it (af-xdp: a completion-ring address
+			      * outside the UMEM's transmit half): ignored, the buffer not reused */
 };
 
 /*
@@ -183,7 +186,7 @@ int iovk_datapath_stop(struct iovk_datapath *dp);
 /*
  * The counters as JSON text: {"ports": [{"index", "name", "type", "state", "peer",
  * "queues": [{"queue", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes",
- * "tx_dropped", "rx_errors", "rx_dropped", "ready", "broken", "broken_count", "broken_reason"}],
+ * "tx_dropped", "rx_errors", "rx_dropped", "tx_errors", "ready", "broken", "broken_count", "broken_reason"}],
  * and the same counters summed}], "workers": [{"worker", "cpu", "units", "packets",
  * "busy_cycles", "cycles"}]} (iovctl's vocabulary, doc/iovctl.schema.json). Counters are read while the workers run, so one queue's are
  * consistent only with themselves. Returns 0 or -ENOMEM; *ret_json is malloc'd.
