@@ -31,10 +31,11 @@ static const char run_help[] =
 	"  af-xdp:IFNAME[,queue=Q][,zero-copy]  an AF_XDP socket on queue Q (default 0) of a\n"
 	"                                       netdev (a VF's): copy mode, or the driver's\n"
 	"                                       zero-copy when asked (an error without it)\n"
-	"  vfio:BDF[,mode=MODE]                 a virtio-net PCI function bound to vfio-pci (a\n"
-	"                                       virtio VF), driven from userspace, polled; MODE is\n"
-	"                                       the VFIO backend as for 'iovctl vfio' (auto,\n"
-	"                                       container, iommufd, ...); one queue pair for now\n"
+	"  vfio:BDF[,queues=N][,mode=MODE]      a virtio-net PCI function bound to vfio-pci (a\n"
+	"                                       virtio VF), driven from userspace, polled; N queue\n"
+	"                                       pairs (1-16; more than 1 needs the device's MQ);\n"
+	"                                       MODE is the VFIO backend as for 'iovctl vfio'\n"
+	"                                       (auto, container, iommufd, ...)\n"
 	"\n"
 	"  --cpus LIST      one worker per CPU, pinned (e.g. 2,3 or 2-5); default one\n"
 	"                   unpinned worker. Workers poll: each keeps its CPU busy.\n"
@@ -193,7 +194,7 @@ static int datapath_run(struct cli *cli, int argc, char **argv)
 			if (iovk_dp_port_spec_parse(optarg, &spec) < 0)
 				return usage_error(cli, "datapath run",
 						   "'%s' is not a port: vhost-user:PATH[,client][,queues=N], tap:IFNAME, "
-						   "af-xdp:IFNAME[,queue=Q][,zero-copy] or vfio:BDF[,mode=MODE]",
+						   "af-xdp:IFNAME[,queue=Q][,zero-copy] or vfio:BDF[,queues=N][,mode=MODE]",
 						   optarg);
 			if (n_specs == ELEMENTSOF(specs))
 				return usage_error(cli, "datapath run", "more than %zu ports", ELEMENTSOF(specs));

@@ -290,7 +290,7 @@ _public_ int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec_t
 	r = iovk_dp_port_spec_parse(spec_text, &spec);
 	if (r < 0)
 		return set_error(dp->ctx, r, "%s: not a port (vhost-user:PATH[,client][,queues=N], tap:IFNAME, "
-				 "af-xdp:IFNAME[,queue=Q][,zero-copy], vfio:BDF[,mode=MODE])", spec_text);
+				 "af-xdp:IFNAME[,queue=Q][,zero-copy], vfio:BDF[,queues=N][,mode=MODE])", spec_text);
 	switch (spec.kind) {
 	case IOVK_DP_PORT_VHOST_USER:
 		ops = &dp_vhost_port_ops;

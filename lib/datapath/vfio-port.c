@@ -26,9 +26,17 @@
  * releases it (vfio-pci then resets the function itself when the last fd
  * closes).
  *
- * One queue pair for now: receiveq1 is virtqueue 0, transmitq1 virtqueue 1
- * (5.1.2). Frames up to VP_BUF_SIZE - 12 bytes (no merged receive buffers).
+ * Queue pair k is receiveq(k+1), virtqueue 2k, and transmitq(k+1), 2k+1
+ * (5.1.2). More than one (queues=N) takes VIRTIO_NET_F_MQ with the control
+ * queue (virtqueue 2 * max_virtqueue_pairs), every pair set up before
+ * DRIVER_OK and N of them switched on after it with
+ * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (5.1.6.5.5: until then the device uses
+ * only the first), at open and again after every reset. The device then
+ * spreads what it receives over the pairs (by flow, its own choice); the
+ * forwarder gives each pair to a unit of its own. Frames up to
+ * VP_BUF_SIZE - 12 bytes (no merged receive buffers).
  */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,6 +62,10 @@
 #define VP_NET_HDR_LEN 12u
 /* How long the device may take to show a reset (4.1.4.3.2: the driver waits for 0). */
 #define VP_RESET_WAIT_MS 1000
+/* How long a control command may take (QEMU answers at once; hardware within microseconds). */
+#define VP_CTRL_WAIT_MS 1000
+/* The control queue's size: one command is in flight at a time, so the smallest that holds a chain. */
+#define VP_CTRL_QSIZE 8
 #define VP_STATUS_GONE 0xff /* a read of a function that is gone */
 
 struct vp_bar {
@@ -90,6 +102,14 @@ struct vfio_port {
 	struct iovk_vfio_buffer *guard, *drv_mem, *dev_mem, *rx_mem, *tx_mem;
 	uint64_t drv_iova, dev_iova, rx_iova, tx_iova;
 	struct vfio_queue *q;
+	/* the control queue (n_queues > 1 only): set up at ctrl_off in drv_mem/dev_mem,
+	 * the command buffer and the ack byte in the page after each */
+	bool mq;
+	uint16_t ctrl_index, ctrl_size;
+	struct vp_vq_layout ctrl_layout;
+	struct vp_vq ctrl;
+	uint32_t ctrl_notify;
+	uint64_t ctrl_drv_off, ctrl_dev_off;
 	bool started;    /* DRIVER_OK set by us and not reset since */
 	const char *state;
 	char err[256];
@@ -228,6 +248,7 @@ static int write64(struct vfio_port *p, unsigned lo_field, uint64_t v)
 /* Reset, features, FEATURES_OK: the first half of 3.1.1, the same at open and at every recovery. */
 static int negotiate(struct vfio_port *p)
 {
+	char why[sizeof(p->err)];
 	uint64_t offered, want;
 	uint32_t numq;
 	int r;
@@ -239,9 +260,10 @@ static int negotiate(struct vfio_port *p)
 	if (status_set(p, VIRTIO_CONFIG_S_ACKNOWLEDGE) < 0 || status_set(p, VIRTIO_CONFIG_S_DRIVER) < 0 ||
 	    read_features(p, &offered) < 0)
 		return fail(p, -EIO, "reading the common configuration failed");
-	r = vp_net_features(offered, p->n_queues, &want, p->err, sizeof(p->err));
+	/* the reason into a buffer of its own: fail() formats into p->err */
+	r = vp_net_features(offered, p->n_queues, &want, why, sizeof(why));
 	if (r < 0)
-		return fail(p, r, "%s", p->err);
+		return fail(p, r, "%s", why);
 	if (write_features(p, want) < 0 || status_set(p, VIRTIO_CONFIG_S_FEATURES_OK) < 0)
 		return fail(p, -EIO, "writing the features failed");
 	if (!(status_read(p) & VIRTIO_CONFIG_S_FEATURES_OK))
@@ -252,6 +274,22 @@ static int negotiate(struct vfio_port *p)
 	if (numq < 2 * p->n_queues)
 		return fail(p, -EPROTO, "the device has %u virtqueues, %u queue pair(s) need %u", numq, p->n_queues,
 			    2 * p->n_queues);
+	p->mq = want & (1ull << VIRTIO_NET_F_MQ);
+	if (p->mq) {
+		uint32_t max_pairs = 0;
+
+		/* 5.1.4: max_virtqueue_pairs exists when MQ is offered; the device
+		 * structure was checked to lie in its BAR, not to be this long */
+		if (!p->caps.device.present || p->caps.device.length < VP_NET_CFG_MAX_VQ_PAIRS + 2)
+			return fail(p, -EPROTO, "the device offers VIRTIO_NET_F_MQ without a device configuration "
+				    "holding max_virtqueue_pairs");
+		if (bar_access(p, p->caps.device.bar, p->caps.device.offset + VP_NET_CFG_MAX_VQ_PAIRS, &max_pairs, 2,
+			       false) < 0)
+			return fail(p, -EIO, "reading max_virtqueue_pairs failed");
+		r = vp_net_mq_check((uint16_t)max_pairs, (uint16_t)numq, p->n_queues, &p->ctrl_index, why, sizeof(why));
+		if (r < 0)
+			return fail(p, r, "%s", why);
+	}
 	/* no MSI-X vector for configuration changes: we poll the status */
 	cc_write(p, VIRTIO_PCI_COMMON_MSIX, 2, VIRTIO_MSI_NO_VECTOR);
 	return 0;
@@ -267,7 +305,7 @@ static int queue_max(struct vfio_port *p, uint16_t index, uint16_t *ret)
 	return 0;
 }
 
-static int queue_setup(struct vfio_port *p, uint16_t index, uint64_t desc, uint64_t avail,
+static int queue_setup(struct vfio_port *p, uint16_t index, uint16_t size, uint64_t desc, uint64_t avail,
 		       uint64_t used, uint32_t *ret_notify)
 {
 	uint32_t noff;
@@ -276,10 +314,10 @@ static int queue_setup(struct vfio_port *p, uint16_t index, uint64_t desc, uint6
 
 	if (queue_max(p, index, &max) < 0)
 		return fail(p, -EIO, "virtqueue %u: selecting it failed", index);
-	if (max < p->qsize)
+	if (max < size)
 		return fail(p, -EPROTO, "virtqueue %u: the device now allows %u entries, we set up %u", index, max,
-			    p->qsize);
-	if (cc_write(p, VIRTIO_PCI_COMMON_Q_SIZE, 2, p->qsize) < 0 ||
+			    size);
+	if (cc_write(p, VIRTIO_PCI_COMMON_Q_SIZE, 2, size) < 0 ||
 	    cc_write(p, VIRTIO_PCI_COMMON_Q_MSIX, 2, VIRTIO_MSI_NO_VECTOR) < 0 ||
 	    write64(p, VIRTIO_PCI_COMMON_Q_DESCLO, desc) < 0 || write64(p, VIRTIO_PCI_COMMON_Q_AVAILLO, avail) < 0 ||
 	    write64(p, VIRTIO_PCI_COMMON_Q_USEDLO, used) < 0 || cc_read(p, VIRTIO_PCI_COMMON_Q_NOFF, 2, &noff) < 0)
@@ -291,6 +329,54 @@ static int queue_setup(struct vfio_port *p, uint16_t index, uint64_t desc, uint6
 			    index, noff, p->caps.notify_off_multiplier, p->caps.notify.length);
 	*ret_notify = p->caps.notify.offset + (uint32_t)at;
 	return cc_write(p, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1) < 0 ? fail(p, -EIO, "virtqueue %u: enabling failed", index) : 0;
+}
+
+/*
+ * One command on the control queue (5.1.6.5), waited for: the control
+ * thread sends it at start-up and after a reset, never while the workers
+ * move packets on the pairs it changes. Returns 0 when the device acked
+ * VIRTIO_NET_OK, -EPROTO for another ack or a broken ring, -ETIMEDOUT.
+ */
+static int ctrl_command(struct vfio_port *p, uint8_t class, uint8_t cmd, const void *data, size_t len)
+{
+	uint8_t *buf = (uint8_t *)iovk_vfio_buffer_get_addr(p->drv_mem) + p->ctrl_drv_off + p->ctrl_layout.driver_size;
+	volatile uint8_t *ack =
+		(uint8_t *)iovk_vfio_buffer_get_addr(p->dev_mem) + p->ctrl_dev_off + p->ctrl_layout.device_size;
+	struct timespec ms = { .tv_nsec = 1000000 };
+	uint16_t id;
+	uint32_t written;
+	int id_free = vp_vq_get_free(&p->ctrl), n = 0;
+
+	if (id_free != 0 || len > VP_CTRL_CMD_MAX - 2)
+		return fail(p, -EPROTO, "control queue: command %u.%u cannot be posted", class, cmd);
+	buf[0] = class;
+	buf[1] = cmd;
+	memcpy(buf + 2, data, len);
+	/* anything but VIRTIO_NET_OK (0) until the device writes it */
+	*ack = 0xff;
+	vp_vq_post(&p->ctrl, 0, (uint32_t)(2 + len));
+	if (vp_vq_publish(&p->ctrl))
+		notify(p, p->ctrl_notify, p->ctrl_index);
+	for (int i = 0; i < VP_CTRL_WAIT_MS && (n = vp_vq_used(&p->ctrl, &id, &written, 1)) == 0; i++)
+		nanosleep(&ms, NULL);
+	if (n < 0)
+		return fail(p, -EPROTO, "control queue: %s", p->ctrl.broken_reason);
+	if (n == 0)
+		return fail(p, -ETIMEDOUT, "control queue: command %u.%u not answered within %d ms", class, cmd,
+			    VP_CTRL_WAIT_MS);
+	vp_vq_put_free(&p->ctrl, id);
+	/* acquire on used->idx in vp_vq_used(): the ack byte was written before it */
+	if (*ack != VIRTIO_NET_OK)
+		return fail(p, -EPROTO, "control queue: command %u.%u refused (ack %u)", class, cmd, *ack);
+	return 0;
+}
+
+/* 5.1.6.5.5: VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET with our n_queues (le16). */
+static int mq_pairs_set(struct vfio_port *p)
+{
+	struct virtio_net_ctrl_mq mq = { .virtqueue_pairs = htole16((uint16_t)p->n_queues) };
+
+	return ctrl_command(p, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &mq, sizeof(mq));
 }
 
 /* The whole of 3.1.1 on memory that is already mapped: at open and at every recovery. */
@@ -311,11 +397,11 @@ static int device_start(struct vfio_port *p)
 		vp_vq_init(&q->rx, p->qsize, drv + d_rx, devm + u_rx, &p->layout, rx_buf, VP_BUF_SIZE, true);
 		vp_vq_init(&q->tx, p->qsize, drv + d_tx, devm + u_tx, &p->layout, tx_buf, VP_BUF_SIZE, false);
 		q->n_held = 0;
-		r = queue_setup(p, q->rx_index, p->drv_iova + d_rx + p->layout.desc_off,
+		r = queue_setup(p, q->rx_index, p->qsize, p->drv_iova + d_rx + p->layout.desc_off,
 				p->drv_iova + d_rx + p->layout.avail_off, p->dev_iova + u_rx + p->layout.used_off,
 				&q->rx_notify);
 		if (r >= 0)
-			r = queue_setup(p, q->tx_index, p->drv_iova + d_tx + p->layout.desc_off,
+			r = queue_setup(p, q->tx_index, p->qsize, p->drv_iova + d_tx + p->layout.desc_off,
 					p->drv_iova + d_tx + p->layout.avail_off, p->dev_iova + u_tx + p->layout.used_off,
 					&q->tx_notify);
 		if (r < 0)
@@ -325,11 +411,25 @@ static int device_start(struct vfio_port *p)
 			vp_vq_post(&q->rx, (uint16_t)id, 0);
 		vp_vq_publish(&q->rx);
 	}
+	if (p->mq) {
+		/* 3.1.1: every virtqueue, the control queue too, before DRIVER_OK */
+		vp_ctrl_init(&p->ctrl, p->ctrl_size, drv + p->ctrl_drv_off, devm + p->ctrl_dev_off, &p->ctrl_layout,
+			     p->drv_iova + p->ctrl_drv_off + p->ctrl_layout.driver_size,
+			     p->dev_iova + p->ctrl_dev_off + p->ctrl_layout.device_size);
+		r = queue_setup(p, p->ctrl_index, p->ctrl_size, p->drv_iova + p->ctrl_drv_off + p->ctrl_layout.desc_off,
+				p->drv_iova + p->ctrl_drv_off + p->ctrl_layout.avail_off,
+				p->dev_iova + p->ctrl_dev_off + p->ctrl_layout.used_off, &p->ctrl_notify);
+		if (r < 0)
+			return r;
+	}
 	if (status_set(p, VIRTIO_CONFIG_S_DRIVER_OK) < 0)
 		return fail(p, -EIO, "setting DRIVER_OK failed");
 	if (status_read(p) & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED))
 		return fail(p, -EPROTO, "the device needs a reset right after DRIVER_OK (status 0x%02x)", status_read(p));
 	/* 3.1.1: no notification before DRIVER_OK */
+	/* 5.1.6.5.5: the device uses the first pair only until it is told more */
+	if (p->mq && (r = mq_pairs_set(p)) < 0)
+		return r;
 	for (unsigned i = 0; i < p->n_queues; i++)
 		notify(p, p->q[i].rx_notify, p->q[i].rx_index);
 	/* publishes the rings set up above to the workers (queue_ok()'s acquire) */
@@ -722,17 +822,35 @@ int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec,
 				r = fail(p, -EPROTO, "virtqueue %u does not exist (queue_size 0)", 2 * i + k);
 		}
 	}
+	if (r >= 0 && p->mq) {
+		uint16_t max = 0;
+
+		/* two descriptors per command: a ring of 1 cannot hold one */
+		if (queue_max(p, p->ctrl_index, &max) < 0 || (p->ctrl_size = vp_vq_pick_size(max, VP_CTRL_QSIZE)) < 2)
+			r = fail(p, -EPROTO, "the control queue (virtqueue %u) allows %u entries: a command needs 2",
+				 p->ctrl_index, max);
+	}
 	if (r >= 0) {
 		size_t bufs = (size_t)p->n_queues * qsize * VP_BUF_SIZE;
+		size_t drv_size, dev_size;
 
 		p->qsize = qsize;
 		vp_vq_layout(qsize, page, &p->layout);
+		drv_size = 2 * p->n_queues * p->layout.driver_size;
+		dev_size = 2 * p->n_queues * p->layout.device_size;
+		if (p->mq) {
+			/* the control ring, then a page for the command (device: read) or the ack (device: write) */
+			vp_vq_layout(p->ctrl_size, page, &p->ctrl_layout);
+			p->ctrl_drv_off = drv_size;
+			p->ctrl_dev_off = dev_size;
+			drv_size += p->ctrl_layout.driver_size + page;
+			dev_size += p->ctrl_layout.device_size + page;
+		}
 		r = guard_iova_zero(p, page);
 		if (r >= 0)
-			r = map_buffer(p, 2 * p->n_queues * p->layout.driver_size, IOVK_VFIO_DMA_READ, &p->drv_mem, &p->drv_iova);
+			r = map_buffer(p, drv_size, IOVK_VFIO_DMA_READ, &p->drv_mem, &p->drv_iova);
 		if (r >= 0)
-			r = map_buffer(p, 2 * p->n_queues * p->layout.device_size, IOVK_VFIO_DMA_READ | IOVK_VFIO_DMA_WRITE,
-				       &p->dev_mem, &p->dev_iova);
+			r = map_buffer(p, dev_size, IOVK_VFIO_DMA_READ | IOVK_VFIO_DMA_WRITE, &p->dev_mem, &p->dev_iova);
 		if (r >= 0)
 			r = map_buffer(p, bufs, IOVK_VFIO_DMA_READ | IOVK_VFIO_DMA_WRITE, &p->rx_mem, &p->rx_iova);
 		if (r >= 0)
@@ -753,8 +871,8 @@ int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec,
 		return msg[0] ? set_error(ctx, r, "vfio:%s: %s", spec->name, msg) : r;
 	}
 	p->state = "running";
-	log_info(ctx, "vfio:%s: virtio-net driven from userspace: %u queue pair(s) of %u entries, features 0x%" PRIx64
-		 ", %s backend", p->bdf, p->n_queues, qsize, p->features, iovk_vfio_iommu_get_backend(p->iommu));
+	log_info(ctx, "vfio:%s: virtio-net driven from userspace: %u queue pair(s) of %u entries%s, features 0x%" PRIx64
+		 ", %s backend", p->bdf, p->n_queues, qsize, p->mq ? " (MQ, set through the control queue)" : "", p->features, iovk_vfio_iommu_get_backend(p->iommu));
 	*ret_port = p;
 	return 0;
 }

@@ -147,12 +147,35 @@ int vp_net_features(uint64_t offered, unsigned queue_pairs, uint64_t *ret_featur
 			 (unsigned long long)offered);
 		return -EOPNOTSUPP;
 	}
-	if (queue_pairs > 1) {
-		snprintf(err, err_size, "%u queue pairs: this driver sets up one (MQ and the control queue are not "
-			 "driven yet)", queue_pairs);
+	if (queue_pairs > 1 && (offered & VP_NET_MQ_FEATURES) != VP_NET_MQ_FEATURES) {
+		snprintf(err, err_size, "%u queue pairs: the device does not offer VIRTIO_NET_F_%s (features 0x%llx), "
+			 "so it has one (QEMU: mq=on and a netdev with queues=N)", queue_pairs,
+			 offered & (1ull << VIRTIO_NET_F_MQ) ? "CTRL_VQ" : "MQ", (unsigned long long)offered);
 		return -EOPNOTSUPP;
 	}
-	*ret_features = offered & VP_NET_FEATURES;
+	*ret_features = offered & (VP_NET_FEATURES | (queue_pairs > 1 ? VP_NET_MQ_FEATURES : 0));
+	return 0;
+}
+
+int vp_net_mq_check(uint16_t max_pairs, uint16_t num_queues, unsigned want, uint16_t *ret_ctrl_index, char *err,
+		    size_t err_size)
+{
+	/* 5.1.4: max_virtqueue_pairs is 1 to 0x8000 (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN..MAX) */
+	if (max_pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || max_pairs > VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX) {
+		snprintf(err, err_size, "the device says max_virtqueue_pairs %u (the spec allows 1 to 32768)", max_pairs);
+		return -EPROTO;
+	}
+	/* the control queue after every pair: 2 * max_pairs + 1 virtqueues */
+	if ((unsigned)num_queues < 2u * max_pairs + 1) {
+		snprintf(err, err_size, "the device says max_virtqueue_pairs %u but has %u virtqueues (%u needed with "
+			 "the control queue)", max_pairs, num_queues, 2u * max_pairs + 1);
+		return -EPROTO;
+	}
+	if (want > max_pairs) {
+		snprintf(err, err_size, "%u queue pairs asked: the device has %u", want, max_pairs);
+		return -EOPNOTSUPP;
+	}
+	*ret_ctrl_index = (uint16_t)(2u * max_pairs);
 	return 0;
 }
 
@@ -216,6 +239,18 @@ void vp_vq_init(struct vp_vq *vq, uint16_t size, void *driver_area, void *device
 	}
 	vq->n_free = size;
 	vq->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+}
+
+void vp_ctrl_init(struct vp_vq *vq, uint16_t size, void *driver_area, void *device_area,
+		  const struct vp_vq_layout *layout, uint64_t cmd_iova, uint64_t ack_iova)
+{
+	vp_vq_init(vq, size, driver_area, device_area, layout, cmd_iova, VP_CTRL_CMD_MAX, false);
+	vq->desc[0] = (struct vring_desc){ .addr = cmd_iova, .len = VP_CTRL_CMD_MAX, .flags = VRING_DESC_F_NEXT,
+					   .next = 1 };
+	vq->desc[1] = (struct vring_desc){ .addr = ack_iova, .len = 1, .flags = VRING_DESC_F_WRITE };
+	/* the other descriptors stay as vp_vq_init() wrote them, never posted */
+	vq->free_ids[0] = 0;
+	vq->n_free = 1;
 }
 
 int vp_vq_break(struct vp_vq *vq, const char *fmt, ...)

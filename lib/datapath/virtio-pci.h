@@ -77,6 +77,9 @@ int vp_caps_parse(const uint8_t *cfg, size_t len, const uint64_t bar_sizes[VP_BA
 	 (1ull << 36 /* VIRTIO_F_ORDER_PLATFORM */) | (1ull << 5 /* VIRTIO_NET_F_MAC */) |                        \
 	 (1ull << 16 /* VIRTIO_NET_F_STATUS */))
 
+/* Taken only for more than one queue pair (5.1.3: MQ needs CTRL_VQ). */
+#define VP_NET_MQ_FEATURES ((1ull << 17 /* VIRTIO_NET_F_CTRL_VQ */) | (1ull << 22 /* VIRTIO_NET_F_MQ */))
+
 /*
  * The features to write back for a device offering `offered`: VERSION_1
  * (a legacy-only device is -EOPNOTSUPP), ACCESS_PLATFORM (required too,
@@ -85,10 +88,25 @@ int vp_caps_parse(const uint8_t *cfg, size_t len, const uint64_t bar_sizes[VP_BA
  * device offering it may refuse a driver that does not take it), ORDER_PLATFORM (our barriers are the hardware's),
  * MAC and STATUS; no offloads, no merged buffers, no EVENT_IDX (we poll
  * and suppress interrupts with VRING_AVAIL_F_NO_INTERRUPT), no packed
- * ring. More than one queue pair needs MQ and a control queue, which this
- * driver does not drive yet: -EOPNOTSUPP. err gets the reason.
+ * ring. More than one queue pair needs MQ and CTRL_VQ (VP_NET_MQ_FEATURES),
+ * taken then and only then: a device without both is -EOPNOTSUPP. err
+ * gets the reason.
  */
 int vp_net_features(uint64_t offered, unsigned queue_pairs, uint64_t *ret_features, char *err, size_t err_size);
+
+/* Offset of max_virtqueue_pairs (le16) in the device configuration (5.1.4). */
+#define VP_NET_CFG_MAX_VQ_PAIRS 8
+
+/*
+ * With MQ negotiated: checks what the device says against what we want.
+ * max_pairs is its max_virtqueue_pairs (5.1.4: 1..0x8000), num_queues its
+ * common configuration's num_queues; the control queue is virtqueue
+ * 2 * max_pairs (5.1.2), which must exist. Returns 0 and the control
+ * queue's index, -EPROTO for a device that breaks those rules, -EOPNOTSUPP
+ * for one with fewer queue pairs than `want`. err gets the reason.
+ */
+int vp_net_mq_check(uint16_t max_pairs, uint16_t num_queues, unsigned want, uint16_t *ret_ctrl_index, char *err,
+		    size_t err_size);
 
 /* The largest ring we set up, and the one we prefer (QEMU's default for virtio-net). */
 #define VP_VQ_MAX 1024
@@ -185,6 +203,19 @@ bool vp_vq_publish(struct vp_vq *vq);
  * device's, a receive length over the buffer): then nothing is returned.
  */
 int vp_vq_used(struct vp_vq *vq, uint16_t *ids, uint32_t *lens, unsigned max);
+
+/*
+ * The control virtqueue (5.1.6.5): one command in flight at a time, a
+ * two-descriptor chain (descriptor 0: the class, command and its data,
+ * which the device reads; descriptor 1: the ack byte it writes) since the
+ * device reads one part and writes the other. Sets the ring up as
+ * vp_vq_init() does, with size >= 2, the command buffer at cmd_iova (up to
+ * VP_CTRL_CMD_MAX bytes) and the ack byte at ack_iova; only id 0 is ever
+ * posted.
+ */
+#define VP_CTRL_CMD_MAX 64
+void vp_ctrl_init(struct vp_vq *vq, uint16_t size, void *driver_area, void *device_area,
+		  const struct vp_vq_layout *layout, uint64_t cmd_iova, uint64_t ack_iova);
 
 /* Puts buffer id back on the free list (a transmit buffer the device is done with). */
 static inline void vp_vq_put_free(struct vp_vq *vq, uint16_t id)

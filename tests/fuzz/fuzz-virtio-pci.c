@@ -10,7 +10,9 @@
  * how far to move used->idx. Oracles: a structure found lies inside its
  * BAR, ids handed back are ones the driver gave and are never handed back
  * twice without being posted again, receive lengths fit the buffer, and a
- * ring that refused an entry stays broken.
+ * ring that refused an entry stays broken. The config space's first five
+ * bytes also play the MQ fields (max_virtqueue_pairs, num_queues, the
+ * pairs asked): a control queue accepted exists and lies after every pair.
  */
 #include <errno.h>
 
@@ -51,6 +53,27 @@ static void fuzz_caps(const uint8_t *data, size_t size)
 		check_loc(&c.device);
 	}
 	free(cfg);
+}
+
+static void fuzz_mq(const uint8_t *data, size_t size)
+{
+	uint16_t max_pairs, numq, ctrl = 0xabcd;
+	unsigned want;
+	char err[256];
+	int r;
+
+	if (size < 5)
+		return;
+	memcpy(&max_pairs, data, 2);
+	memcpy(&numq, data + 2, 2);
+	want = data[4] % 20;
+	r = vp_net_mq_check(max_pairs, numq, want, &ctrl, err, sizeof(err));
+	if (r == 0) {
+		FUZZ_CHECK(ctrl == 2u * max_pairs && ctrl < numq, "control queue %u of %u virtqueues", ctrl, numq);
+		FUZZ_CHECK(want <= max_pairs, "%u pairs accepted of %u", want, max_pairs);
+	} else {
+		FUZZ_CHECK((r == -EPROTO || r == -EOPNOTSUPP) && ctrl == 0xabcd, "refusal %d touched the index", r);
+	}
 }
 
 struct ring {
@@ -116,6 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ring rx, tx;
 
 	fuzz_caps(data, size);
+	fuzz_mq(data, size);
 	if (size <= VP_CFG_SIZE)
 		return 0;
 	data += VP_CFG_SIZE;

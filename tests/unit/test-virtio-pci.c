@@ -187,7 +187,42 @@ Test(virtio_pci, features)
 	err[0] = 0;
 	cr_assert_eq(vp_net_features(qemu & ~(1ull << VIRTIO_F_ACCESS_PLATFORM), 1, &f, err, sizeof(err)), -EOPNOTSUPP);
 	cr_assert(strstr(err, "VIRTIO_F_ACCESS_PLATFORM"), "%s", err);
-	cr_assert_eq(vp_net_features(qemu, 2, &f, err, sizeof(err)), -EOPNOTSUPP);
+	/* more than one pair: MQ and CTRL_VQ taken, and only then */
+	cr_assert_eq(vp_net_features(qemu, 2, &f, err, sizeof(err)), 0);
+	cr_assert_eq(f, (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_ACCESS_PLATFORM) | (1ull << 5) | (1ull << 16) |
+			       (1ull << 17) | (1ull << 22));
+	err[0] = 0;
+	cr_assert_eq(vp_net_features(qemu & ~(1ull << 22), 2, &f, err, sizeof(err)), -EOPNOTSUPP);
+	cr_assert(strstr(err, "VIRTIO_NET_F_MQ"), "%s", err);
+	err[0] = 0;
+	cr_assert_eq(vp_net_features(qemu & ~(1ull << 17), 2, &f, err, sizeof(err)), -EOPNOTSUPP);
+	cr_assert(strstr(err, "VIRTIO_NET_F_CTRL_VQ"), "%s", err);
+}
+
+Test(virtio_pci, mq_config_is_checked)
+{
+	uint16_t ctrl = 0;
+
+	/* QEMU's virtio-net-pci with queues=4: 4 pairs, 9 virtqueues, control queue 8 */
+	cr_assert_eq(vp_net_mq_check(4, 9, 2, &ctrl, err, sizeof(err)), 0);
+	cr_assert_eq(ctrl, 8);
+	cr_assert_eq(vp_net_mq_check(4, 9, 4, &ctrl, err, sizeof(err)), 0);
+	cr_assert_eq(vp_net_mq_check(0x7fff, 0xffff, 16, &ctrl, err, sizeof(err)), 0);
+	cr_assert_eq(ctrl, 0xfffe);
+	/* the spec's largest, 0x8000 pairs, needs virtqueue 0x10000: num_queues (le16) cannot have it */
+	cr_assert_eq(vp_net_mq_check(0x8000, 0xffff, 16, &ctrl, err, sizeof(err)), -EPROTO);
+	/* fewer pairs than asked */
+	err[0] = 0;
+	cr_assert_eq(vp_net_mq_check(2, 5, 3, &ctrl, err, sizeof(err)), -EOPNOTSUPP);
+	cr_assert(strstr(err, "3 queue pairs asked: the device has 2"), "%s", err);
+	/* hostile: outside the spec's range, or a control queue that is not there */
+	ctrl = 77;
+	cr_assert_eq(vp_net_mq_check(0, 9, 2, &ctrl, err, sizeof(err)), -EPROTO);
+	cr_assert_eq(vp_net_mq_check(0x8001, 0xffff, 2, &ctrl, err, sizeof(err)), -EPROTO);
+	cr_assert_eq(vp_net_mq_check(4, 8, 2, &ctrl, err, sizeof(err)), -EPROTO);
+	cr_assert(strstr(err, "has 8 virtqueues"), "%s", err);
+	cr_assert_eq(vp_net_mq_check(0xffff, 0xffff, 2, &ctrl, err, sizeof(err)), -EPROTO);
+	cr_assert_eq(ctrl, 77, "untouched on failure");
 }
 
 Test(virtio_pci, port_spec_mode)
@@ -294,6 +329,49 @@ Test(virtio_pci, rx_ring_round_trip)
 	cr_assert_not(vq.broken);
 	vq.used->flags = VRING_USED_F_NO_NOTIFY;
 	cr_assert_not(vp_vq_publish(&vq), "the device said it polls");
+	ring_teardown();
+}
+
+Test(virtio_pci, ctrl_queue_posts_one_chain_and_takes_back_only_it)
+{
+	uint16_t id;
+	uint32_t len;
+
+	vp_vq_layout(QSZ, 4096, &lay);
+	drv = aligned_alloc(4096, lay.driver_size);
+	dev = aligned_alloc(4096, lay.device_size);
+	memset(&vq, 0, sizeof(vq));
+	vp_ctrl_init(&vq, QSZ, drv, dev, &lay, 0x5000, 0x6000);
+	/* the command the device reads, chained to the ack byte it writes */
+	cr_assert_eq(vq.desc[0].addr, 0x5000);
+	cr_assert_eq(vq.desc[0].flags, VRING_DESC_F_NEXT);
+	cr_assert_eq(vq.desc[0].next, 1);
+	cr_assert_eq(vq.desc[1].addr, 0x6000);
+	cr_assert_eq(vq.desc[1].len, 1);
+	cr_assert_eq(vq.desc[1].flags, VRING_DESC_F_WRITE);
+	cr_assert_eq(vp_vq_get_free(&vq), 0);
+	cr_assert_eq(vp_vq_get_free(&vq), -1, "one command in flight at a time");
+	for (unsigned round = 0; round < 3; round++) {
+		vp_vq_post(&vq, 0, 4);
+		cr_assert_eq(vq.desc[0].len, 4);
+		vp_vq_publish(&vq);
+		cr_assert_eq(vq.avail->ring[round % QSZ], 0);
+		cr_assert_eq(vp_vq_used(&vq, &id, &len, 1), 0, "nothing answered yet");
+		vq.used->ring[round % QSZ] = (struct vring_used_elem){ .id = 0, .len = 1 };
+		vq.used->idx = (uint16_t)(round + 1);
+		cr_assert_eq(vp_vq_used(&vq, &id, &len, 1), 1);
+		cr_assert_eq(id, 0);
+		vp_vq_put_free(&vq, id);
+		cr_assert_eq(vp_vq_get_free(&vq), 0);
+	}
+	/* hostile: the device answers with the ack's descriptor, which was never a head */
+	vp_vq_post(&vq, 0, 4);
+	vp_vq_publish(&vq);
+	vq.used->ring[3] = (struct vring_used_elem){ .id = 1, .len = 1 };
+	vq.used->idx = 4;
+	cr_assert_eq(vp_vq_used(&vq, &id, &len, 1), -EPROTO);
+	cr_assert(vq.broken);
+	cr_assert(strstr(vq.broken_reason, "used id 1 was not handed to the device"), "%s", vq.broken_reason);
 	ring_teardown();
 }
 

@@ -113,7 +113,7 @@ struct iovk_dp_port_ops {
  *   af-xdp:IFNAME[,queue=Q][,zero-copy]   (an AF_XDP socket on queue Q of a netdev, copy mode or zero-copy)
  *   vfio:BDF[,queues=N][,mode=MODE]       (a virtio-net PCI function on vfio-pci, driven from
  *                                          userspace; MODE as iovk_vfio_mode_from_string() takes it;
- *                                          one queue pair for now)
+ *                                          N > 1 needs a device offering VIRTIO_NET_F_MQ and CTRL_VQ)
  */
 enum iovk_dp_port_kind {
 	IOVK_DP_PORT_VHOST_USER,
@@ -163,8 +163,8 @@ struct iovk_datapath *iovk_datapath_unref(struct iovk_datapath *dp);
  * Adds a port from its SPEC: a vhost-user server socket is bound here (so a
  * frontend can connect as soon as this returns), a TAP device opened.
  * Returns 0 and its index in *ret_index (may be NULL), -EOPNOTSUPP for what
- * a port cannot do (a vfio port with more than one queue pair, a legacy
- * virtio device), -EINVAL for a bad spec, -EBUSY after run() started, or
+ * a port cannot do (a vfio port with more queue pairs than its device
+ * has, a legacy virtio device), -EINVAL for a bad spec, -EBUSY after run() started, or
  * the errno of the socket or device.
  */
 int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec, unsigned *ret_index);

@@ -7,7 +7,8 @@
 # one sent on the tap goes out through the device and is read on that NIC.
 # The counters say so, no ring broke, and SIGTERM resets and releases the
 # device: iovctl exits 0 and the kernel's virtio-net driver takes the
-# device back and moves a frame through it.
+# device back and moves a frame through it. Two queue pairs on this device
+# (no mq=on) are refused first, naming the feature it lacks.
 # vm-timeout: 150
 # vm-vfio-modes: container iommufd
 . "$(dirname "$0")/../lib.sh"
@@ -62,6 +63,14 @@ modprobe tun 2>/dev/null || true # built in on the iommufd kernel
 ip tuntap add dev "$TAP" mode tap
 ip link set dev "$TAP" up
 ip link set dev "$PEER" up
+
+# two queue pairs on a device without MQ (no mq=on): refused, saying why
+rc=0
+timeout 60 "$IOVCTL" datapath run --port "vfio:$NET,queues=2,mode=$VFIO_MODE" --port "tap:$TAP" \
+    --control "$T/mq.sock" >/dev/null 2>"$T/mq.err" || rc=$?
+assert_eq "$rc" 1 "exit status of queues=2 on a device without MQ"
+grep -q "2 queue pairs: the device does not offer VIRTIO_NET_F_MQ" "$T/mq.err" ||
+    fail "queues=2 without MQ: $(cat "$T/mq.err")"
 
 "$IOVCTL" datapath run --json --port "vfio:$NET,mode=$VFIO_MODE" --port "tap:$TAP" --control "$SOCK" \
     >"$T/final.json" 2>"$T/dp.log" &
