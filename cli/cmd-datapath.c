@@ -38,7 +38,8 @@ static const char run_help[] =
 	"                                       (auto, container, iommufd, ...)\n"
 	"\n"
 	"  --cpus LIST      one worker per CPU, pinned (e.g. 2,3 or 2-5); default one\n"
-	"                   unpinned worker. Workers poll: each keeps its CPU busy.\n"
+	"                   unpinned worker. Workers poll; one whose queues are all\n"
+	"                   vfio (with MSI-X) or tap sleeps on their interrupts when idle.\n"
 	"  --control PATH   the control socket 'iovctl datapath stats' reads\n"
 	"                   (default $IOVKIT_RUN_DIR/datapath.sock, /run/iovkit/datapath.sock)\n"
 	"  --json           the final counters as JSON\n";
@@ -148,6 +149,8 @@ static void print_stats_text(struct json_object *root)
 		       "", pk);
 		if (pk)
 			printf(", %.0f busy cycles/packet", (double)U64(w, "busy_cycles") / (double)pk);
+		if (json_object_get_boolean(json_object_object_get(w, "interrupt_mode")))
+			printf(", sleeps when idle (%llu time(s) so far)", U64(w, "sleeps"));
 		putchar('\n');
 	}
 #undef U64

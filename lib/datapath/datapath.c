@@ -5,10 +5,18 @@
  * Work is cut into units, one per (port, rx queue): take a burst from that
  * queue, give it to the paired port's tx queue, give the burst back. Units
  * are dealt round-robin to the workers, so several queue pairs share a
- * worker and several workers share the ports. A worker never sleeps and
- * never makes a system call of its own: the ports' rings carry everything
- * (see vhost-port.c), and counters are plain per-queue words added once
- * per burst (relaxed atomics: a tx queue may be fed by two workers).
+ * worker and several workers share the ports. A busy worker makes no
+ * system call of its own: the ports' rings carry everything (see
+ * vhost-port.c), and counters are plain per-queue words added once per
+ * burst (relaxed atomics: a tx queue may be fed by two workers).
+ *
+ * An idle one may sleep, as DPDK's l3fwd-power does: after DP_IDLE_POLLS
+ * rounds in which none of its queues had anything, a worker whose every
+ * queue has an interrupt fd (rx_wait_fd: the vfio port's MSI-X eventfds,
+ * a tap's own fd) arms them all and waits in epoll_wait() until one fires,
+ * at most DP_SLEEP_MS, then polls again. A queue that says something came
+ * while it was being armed keeps the worker polling. With one queue
+ * without an fd (vhost-user, af-xdp) the worker always polls.
  *
  * The control thread (iovk_datapath_run()'s caller) owns the sockets: the
  * vhost-user ones, a one-second tick for reconnects and for reporting rings
@@ -62,6 +70,8 @@ struct dp_worker {
 	int cpu; /* -1: not pinned */
 	struct dp_unit *units;
 	unsigned n_units;
+	int sleep_fd;         /* epoll over the units' rx_wait_fd and stop_fd; -1: always polls */
+	uint64_t sleeps;      /* times it waited for an interrupt */
 	uint64_t packets;     /* forwarded (received) */
 	uint64_t busy_cycles; /* TSC cycles in bursts that moved packets */
 	uint64_t cycles;      /* TSC cycles since the worker started */
@@ -324,15 +334,49 @@ _public_ int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec_t
 
 /* ---- workers ---- */
 
+/* Empty rounds over all of a worker's queues before it sleeps: long enough
+ * that a burst still arriving is not met by a system call (a round of a
+ * few queues is well under a microsecond), short enough that an idle
+ * worker leaves its CPU within about a millisecond. */
+#define DP_IDLE_POLLS 2048
+/* The longest sleep: a port whose device was reset re-arms within it. */
+#define DP_SLEEP_MS 100
+
+/* Interrupt mode for one idle spell: arm every queue, wait, disarm. */
+static void worker_sleep(struct dp_worker *w)
+{
+	struct epoll_event ev[8];
+	unsigned armed = 0;
+	bool quiet = true;
+
+	for (; armed < w->n_units && quiet; armed++) {
+		struct dp_unit *unit = &w->units[armed];
+
+		quiet = unit->rx->ops.rx_interrupts(unit->rx->impl, unit->rxq, true);
+	}
+	/* armed first, then asleep: what arrives in between makes an fd readable */
+	if (quiet && !__atomic_load_n(&w->dp->stopping, __ATOMIC_RELAXED)) {
+		epoll_wait(w->sleep_fd, ev, ELEMENTSOF(ev), DP_SLEEP_MS);
+		__atomic_store_n(&w->sleeps, w->sleeps + 1, __ATOMIC_RELAXED);
+	}
+	for (unsigned u = 0; u < armed; u++) {
+		struct dp_unit *unit = &w->units[u];
+
+		unit->rx->ops.rx_interrupts(unit->rx->impl, unit->rxq, false);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct dp_worker *w = arg;
 	struct iovk_datapath *dp = w->dp;
 	struct iovk_dp_pkt pkts[DP_BURST_MAX];
-	unsigned burst = dp->burst;
+	unsigned burst = dp->burst, idle = 0;
 	uint64_t start = __builtin_ia32_rdtsc(), busy = 0, packets = 0;
 
 	while (!__atomic_load_n(&dp->stopping, __ATOMIC_RELAXED)) {
+		uint64_t before = packets;
+
 		for (unsigned u = 0; u < w->n_units; u++) {
 			struct dp_unit *unit = &w->units[u];
 			uint64_t t0 = __builtin_ia32_rdtsc(), bytes = 0;
@@ -367,8 +411,47 @@ static void *worker_main(void *arg)
 		__atomic_store_n(&w->packets, packets, __ATOMIC_RELAXED);
 		__atomic_store_n(&w->busy_cycles, busy, __ATOMIC_RELAXED);
 		__atomic_store_n(&w->cycles, __builtin_ia32_rdtsc() - start, __ATOMIC_RELAXED);
+		if (packets != before)
+			idle = 0;
+		else if (w->sleep_fd >= 0 && ++idle >= DP_IDLE_POLLS) {
+			worker_sleep(w);
+			idle = 0;
+		}
 	}
 	return NULL;
+}
+
+/* The worker's epoll for interrupt mode, when every one of its queues has an fd; else it polls. */
+static int worker_sleep_setup(struct iovk_datapath *dp, struct dp_worker *w)
+{
+	_cleanup_close_ int ep = -1;
+
+	w->sleep_fd = -1;
+	if (w->n_units == 0)
+		return 0;
+	for (unsigned u = 0; u < w->n_units; u++) {
+		struct dp_port *p = w->units[u].rx;
+
+		if (!p->ops.rx_wait_fd || !p->ops.rx_interrupts || p->ops.rx_wait_fd(p->impl, w->units[u].rxq) < 0)
+			return 0;
+	}
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return set_error(dp->ctx, negative_errno(), "epoll_create1: %m");
+	/* stop_fd stays readable once iovk_datapath_stop() wrote it: a sleeping worker wakes */
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, dp->stop_fd, &(struct epoll_event){ .events = EPOLLIN }) < 0)
+		return set_error(dp->ctx, negative_errno(), "epoll_ctl: %m");
+	for (unsigned u = 0; u < w->n_units; u++) {
+		struct dp_port *p = w->units[u].rx;
+		int fd = p->ops.rx_wait_fd(p->impl, w->units[u].rxq);
+
+		/* two queues may share an fd (a device's one vector): once is enough */
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &(struct epoll_event){ .events = EPOLLIN, .data.u32 = u }) < 0 &&
+		    errno != EEXIST)
+			return set_error(dp->ctx, negative_errno(), "%s queue %u: epoll_ctl: %m", p->name, w->units[u].rxq);
+	}
+	w->sleep_fd = TAKE_FD(ep);
+	return 0;
 }
 
 static int units_build(struct iovk_datapath *dp)
@@ -381,6 +464,8 @@ static int units_build(struct iovk_datapath *dp)
 		return -ENOMEM;
 	for (unsigned i = 0; i < dp->n_ports; i++)
 		n_units += dp->ports[i].n_queues;
+	for (unsigned w = 0; w < dp->n_workers; w++)
+		dp->workers[w].sleep_fd = -1; /* before anything can fail: workers_free() closes it */
 	for (unsigned w = 0; w < dp->n_workers; w++) {
 		dp->workers[w].dp = dp;
 		dp->workers[w].cpu = dp->n_cpus ? (int)dp->cpus[w] : -1;
@@ -398,6 +483,12 @@ static int units_build(struct iovk_datapath *dp)
 			w->units[w->n_units++] = (struct dp_unit){ .rx = a, .tx = b, .rxq = q, .txq = q % b->n_queues };
 		}
 	}
+	for (unsigned w = 0; w < dp->n_workers; w++) {
+		int r = worker_sleep_setup(dp, &dp->workers[w]);
+
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -411,8 +502,11 @@ static void workers_stop(struct iovk_datapath *dp)
 
 static void workers_free(struct iovk_datapath *dp)
 {
-	for (unsigned w = 0; w < dp->n_workers; w++)
+	for (unsigned w = 0; w < dp->n_workers; w++) {
 		free(dp->workers[w].units);
+		if (dp->workers[w].sleep_fd >= 0)
+			close(dp->workers[w].sleep_fd);
+	}
 	free(dp->workers);
 	dp->workers = NULL;
 	dp->n_workers = 0;
@@ -536,6 +630,8 @@ _public_ int iovk_datapath_stats_json(struct iovk_datapath *dp, char **ret_json)
 		json_object_object_add(o, "packets", json_u64(__atomic_load_n(&wk->packets, __ATOMIC_RELAXED)));
 		json_object_object_add(o, "busy_cycles", json_u64(__atomic_load_n(&wk->busy_cycles, __ATOMIC_RELAXED)));
 		json_object_object_add(o, "cycles", json_u64(__atomic_load_n(&wk->cycles, __ATOMIC_RELAXED)));
+		json_object_object_add(o, "interrupt_mode", json_object_new_boolean(wk->sleep_fd >= 0));
+		json_object_object_add(o, "sleeps", json_u64(__atomic_load_n(&wk->sleeps, __ATOMIC_RELAXED)));
 		json_object_array_add(workers, o);
 	}
 	json_object_object_add(root, "ports", ports);

@@ -98,6 +98,17 @@ static void tap_queue_state(void *port, unsigned q, struct iovk_dp_queue_state *
 	*ret = (struct iovk_dp_queue_state){ .ready = true, .rx_errors = t->rx_errors };
 }
 
+/* Interrupt mode is the fd itself: readable while a frame waits (level-triggered). */
+static int tap_rx_wait_fd(void *port, unsigned q)
+{
+	return ((struct tap_port *)port)->fd;
+}
+
+static bool tap_rx_interrupts(void *port, unsigned q, bool on)
+{
+	return true;
+}
+
 static void tap_free(void *port)
 {
 	struct tap_port *t = port;
@@ -122,6 +133,8 @@ const struct iovk_dp_port_ops dp_tap_port_ops = {
 	.state = tap_state,
 	.queue_state = tap_queue_state,
 	.free = tap_free,
+	.rx_wait_fd = tap_rx_wait_fd,
+	.rx_interrupts = tap_rx_interrupts,
 };
 
 int dp_tap_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, void **ret_port)

@@ -8,11 +8,18 @@
  *
  * Bring-up follows virtio 1.2, 3.1.1: reset (write 0, wait until it reads
  * 0), ACKNOWLEDGE, DRIVER, features (virtio-pci.c chooses), FEATURES_OK
- * read back, each queue (size, addresses, no MSI-X vector, enable),
- * DRIVER_OK, and only then the first notification. We poll: interrupts are
- * suppressed in the available rings (VRING_AVAIL_F_NO_INTERRUPT) and no
- * IRQ is enabled through VFIO; the notify BAR is written once per burst at
- * most, and not at all while the device says VRING_USED_F_NO_NOTIFY.
+ * read back, each queue (size, MSI-X vector or none, addresses, enable),
+ * DRIVER_OK, and only then the first notification. We poll while there is
+ * traffic: interrupts are suppressed in the available rings
+ * (VRING_AVAIL_F_NO_INTERRUPT); the notify BAR is written once per burst
+ * at most, and not at all while the device says VRING_USED_F_NO_NOTIFY.
+ * When the device has MSI-X vectors enough, each receive queue gets one
+ * (queue_msix_vector, 4.1.4.3; enabled through VFIO_DEVICE_SET_IRQS with
+ * an eventfd each, for the port's whole life): a worker that found its
+ * queues idle arms them (the flag cleared) and sleeps on the eventfds
+ * (datapath.c), and the flag is set again when it wakes. Transmit and
+ * control queues and configuration changes get no vector: the transmit
+ * ring is reaped on the next burst, the status read once a second.
  *
  * The IOMMU is our fence against the device: descriptor tables, available
  * rings and transmit buffers are mapped read-only for it, only the used
@@ -46,6 +53,7 @@
 #include <unistd.h>
 
 #include <linux/pci_regs.h>
+#include <linux/vfio.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_pci.h>
@@ -110,6 +118,7 @@ struct vfio_port {
 	struct vp_vq ctrl;
 	uint32_t ctrl_notify;
 	uint64_t ctrl_drv_off, ctrl_dev_off;
+	bool irq; /* MSI-X vector q for receive queue q, one eventfd each */
 	bool started;    /* DRIVER_OK set by us and not reset since */
 	const char *state;
 	char err[256];
@@ -305,10 +314,10 @@ static int queue_max(struct vfio_port *p, uint16_t index, uint16_t *ret)
 	return 0;
 }
 
-static int queue_setup(struct vfio_port *p, uint16_t index, uint16_t size, uint64_t desc, uint64_t avail,
-		       uint64_t used, uint32_t *ret_notify)
+static int queue_setup(struct vfio_port *p, uint16_t index, uint16_t size, uint16_t vector, uint64_t desc,
+		       uint64_t avail, uint64_t used, uint32_t *ret_notify)
 {
-	uint32_t noff;
+	uint32_t noff, v;
 	uint64_t at;
 	uint16_t max;
 
@@ -318,10 +327,13 @@ static int queue_setup(struct vfio_port *p, uint16_t index, uint16_t size, uint6
 		return fail(p, -EPROTO, "virtqueue %u: the device now allows %u entries, we set up %u", index, max,
 			    size);
 	if (cc_write(p, VIRTIO_PCI_COMMON_Q_SIZE, 2, size) < 0 ||
-	    cc_write(p, VIRTIO_PCI_COMMON_Q_MSIX, 2, VIRTIO_MSI_NO_VECTOR) < 0 ||
+	    cc_write(p, VIRTIO_PCI_COMMON_Q_MSIX, 2, vector) < 0 ||
 	    write64(p, VIRTIO_PCI_COMMON_Q_DESCLO, desc) < 0 || write64(p, VIRTIO_PCI_COMMON_Q_AVAILLO, avail) < 0 ||
 	    write64(p, VIRTIO_PCI_COMMON_Q_USEDLO, used) < 0 || cc_read(p, VIRTIO_PCI_COMMON_Q_NOFF, 2, &noff) < 0)
 		return fail(p, -EIO, "virtqueue %u: writing its configuration failed", index);
+	/* 4.1.5.1.2: a vector the device could not map reads back as NO_VECTOR */
+	if (vector != VIRTIO_MSI_NO_VECTOR && (cc_read(p, VIRTIO_PCI_COMMON_Q_MSIX, 2, &v) < 0 || v != vector))
+		return fail(p, -EIO, "virtqueue %u: the device did not take MSI-X vector %u (reads 0x%x)", index, vector, v);
 	/* 4.1.4.4: cap.offset + queue_notify_off * notify_off_multiplier, 2 bytes inside the structure */
 	at = (uint64_t)noff * p->caps.notify_off_multiplier;
 	if (at + 2 > p->caps.notify.length)
@@ -397,13 +409,14 @@ static int device_start(struct vfio_port *p)
 		vp_vq_init(&q->rx, p->qsize, drv + d_rx, devm + u_rx, &p->layout, rx_buf, VP_BUF_SIZE, true);
 		vp_vq_init(&q->tx, p->qsize, drv + d_tx, devm + u_tx, &p->layout, tx_buf, VP_BUF_SIZE, false);
 		q->n_held = 0;
-		r = queue_setup(p, q->rx_index, p->qsize, p->drv_iova + d_rx + p->layout.desc_off,
-				p->drv_iova + d_rx + p->layout.avail_off, p->dev_iova + u_rx + p->layout.used_off,
-				&q->rx_notify);
+		/* receive queue i raises vector i; transmit queues none (reaped on the next burst) */
+		r = queue_setup(p, q->rx_index, p->qsize, p->irq ? (uint16_t)i : VIRTIO_MSI_NO_VECTOR,
+				p->drv_iova + d_rx + p->layout.desc_off, p->drv_iova + d_rx + p->layout.avail_off,
+				p->dev_iova + u_rx + p->layout.used_off, &q->rx_notify);
 		if (r >= 0)
-			r = queue_setup(p, q->tx_index, p->qsize, p->drv_iova + d_tx + p->layout.desc_off,
-					p->drv_iova + d_tx + p->layout.avail_off, p->dev_iova + u_tx + p->layout.used_off,
-					&q->tx_notify);
+			r = queue_setup(p, q->tx_index, p->qsize, VIRTIO_MSI_NO_VECTOR,
+					p->drv_iova + d_tx + p->layout.desc_off, p->drv_iova + d_tx + p->layout.avail_off,
+					p->dev_iova + u_tx + p->layout.used_off, &q->tx_notify);
 		if (r < 0)
 			return r;
 		/* every receive buffer to the device */
@@ -416,7 +429,8 @@ static int device_start(struct vfio_port *p)
 		vp_ctrl_init(&p->ctrl, p->ctrl_size, drv + p->ctrl_drv_off, devm + p->ctrl_dev_off, &p->ctrl_layout,
 			     p->drv_iova + p->ctrl_drv_off + p->ctrl_layout.driver_size,
 			     p->dev_iova + p->ctrl_dev_off + p->ctrl_layout.device_size);
-		r = queue_setup(p, p->ctrl_index, p->ctrl_size, p->drv_iova + p->ctrl_drv_off + p->ctrl_layout.desc_off,
+		r = queue_setup(p, p->ctrl_index, p->ctrl_size, VIRTIO_MSI_NO_VECTOR,
+				p->drv_iova + p->ctrl_drv_off + p->ctrl_layout.desc_off,
 				p->drv_iova + p->ctrl_drv_off + p->ctrl_layout.avail_off,
 				p->dev_iova + p->ctrl_dev_off + p->ctrl_layout.used_off, &p->ctrl_notify);
 		if (r < 0)
@@ -619,6 +633,36 @@ out:
 	return sent;
 }
 
+/* Interrupt mode (datapath.c's worker_sleep()): receive queue q's MSI-X eventfd. */
+static int vfio_rx_wait_fd(void *port, unsigned qi)
+{
+	struct vfio_port *p = port;
+
+	return p->irq ? iovk_vfio_device_irq_get_eventfd(p->dev, VFIO_PCI_MSIX_IRQ_INDEX, qi) : -1;
+}
+
+static bool vfio_rx_interrupts(void *port, unsigned qi, bool on)
+{
+	struct vfio_port *p = port;
+	struct vfio_queue *q = &p->q[qi];
+	bool quiet = true;
+	uint64_t n;
+
+	/* the control thread resets the rings under the queue locks: then the
+	 * worker polls (on) or leaves the flag to the reset, which sets it (off) */
+	if (dp_trylock(&q->rx_lock)) {
+		if (queue_ok(p, &q->rx))
+			quiet = on ? vp_vq_interrupts_on(&q->rx) : (vp_vq_interrupts_off(&q->rx), true);
+		dp_unlock(&q->rx_lock);
+	} else {
+		quiet = !on;
+	}
+	/* interrupts that came while armed, or before (a device may ignore the flag: it is a hint) */
+	if (!on && read(vfio_rx_wait_fd(p, qi), &n, sizeof(n)) < 0) {
+	}
+	return quiet;
+}
+
 static unsigned vfio_n_queues(void *port)
 {
 	return ((struct vfio_port *)port)->n_queues;
@@ -756,6 +800,8 @@ const struct iovk_dp_port_ops dp_vfio_port_ops = {
 	.state = vfio_state,
 	.queue_state = vfio_queue_state,
 	.free = vfio_free,
+	.rx_wait_fd = vfio_rx_wait_fd,
+	.rx_interrupts = vfio_rx_interrupts,
 };
 
 static int open_device(struct vfio_port *p, const struct iovk_dp_port_spec *spec)
@@ -788,6 +834,27 @@ static int open_device(struct vfio_port *p, const struct iovk_dp_port_spec *spec
 	cmd = p->pci_command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE;
 	p->pci_command_set = true;
 	return iovk_vfio_device_config_write(p->dev, PCI_COMMAND, &cmd, 2);
+}
+
+/* One MSI-X vector per receive queue, when the device has them; else the port only polls. */
+static void irq_setup(struct vfio_port *p)
+{
+	const struct iovk_vfio_irq *irq = iovk_vfio_device_get_irq(p->dev, VFIO_PCI_MSIX_IRQ_INDEX);
+	int r;
+
+	if (!irq || !(irq->flags & VFIO_IRQ_INFO_EVENTFD) || irq->count < p->n_queues) {
+		log_info(p->ctx, "vfio:%s: %u MSI-X vector(s) for %u receive queue(s): polling only", p->bdf,
+			 irq ? irq->count : 0, p->n_queues);
+		return;
+	}
+	r = iovk_vfio_device_irq_enable(p->dev, VFIO_PCI_MSIX_IRQ_INDEX, p->n_queues);
+	if (r < 0) {
+		log_info(p->ctx, "vfio:%s: enabling %u MSI-X vector(s): %s: polling only", p->bdf, p->n_queues,
+			 strerror(-r));
+		clear_error(p->ctx);
+		return;
+	}
+	p->irq = true;
 }
 
 int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, void **ret_port)
@@ -861,6 +928,8 @@ int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec,
 		p->q[i].tx_buf = (uint8_t *)iovk_vfio_buffer_get_addr(p->tx_mem) + (size_t)i * qsize * VP_BUF_SIZE;
 	}
 	if (r >= 0)
+		irq_setup(p);
+	if (r >= 0)
 		r = device_start(p);
 	if (r < 0) {
 		char msg[sizeof(p->err)];
@@ -872,7 +941,9 @@ int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec,
 	}
 	p->state = "running";
 	log_info(ctx, "vfio:%s: virtio-net driven from userspace: %u queue pair(s) of %u entries%s, features 0x%" PRIx64
-		 ", %s backend", p->bdf, p->n_queues, qsize, p->mq ? " (MQ, set through the control queue)" : "", p->features, iovk_vfio_iommu_get_backend(p->iommu));
+		 ", %s backend, %s", p->bdf, p->n_queues, qsize, p->mq ? " (MQ, set through the control queue)" : "",
+		 p->features, iovk_vfio_iommu_get_backend(p->iommu),
+		 p->irq ? "MSI-X when idle" : "polling only");
 	*ret_port = p;
 	return 0;
 }

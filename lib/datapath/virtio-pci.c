@@ -274,6 +274,24 @@ bool vp_vq_publish(struct vp_vq *vq)
 	return !(__atomic_load_n(&vq->used->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY);
 }
 
+bool vp_vq_interrupts_on(struct vp_vq *vq)
+{
+	__atomic_store_n(&vq->avail->flags, 0, __ATOMIC_RELAXED);
+	/* our flag store before the read of the device's index (the mirror of
+	 * vp_vq_publish()'s rule), so the device sees the flag or we see its entry */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&vq->used->idx, __ATOMIC_RELAXED) != vq->last_used) {
+		vp_vq_interrupts_off(vq);
+		return false;
+	}
+	return true;
+}
+
+void vp_vq_interrupts_off(struct vp_vq *vq)
+{
+	__atomic_store_n(&vq->avail->flags, VRING_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
+}
+
 int vp_vq_used(struct vp_vq *vq, uint16_t *ids, uint32_t *lens, unsigned max)
 {
 	/* acquire: the entries the index covers are read after it (2.7.14) */

@@ -217,6 +217,18 @@ int vp_vq_used(struct vp_vq *vq, uint16_t *ids, uint32_t *lens, unsigned max);
 void vp_ctrl_init(struct vp_vq *vq, uint16_t size, void *driver_area, void *device_area,
 		  const struct vp_vq_layout *layout, uint64_t cmd_iova, uint64_t ack_iova);
 
+/*
+ * Interrupt mode for an idle receive ring (no EVENT_IDX: 2.7.10, the flag
+ * is the driver's whole say). vp_vq_interrupts_on() clears
+ * VRING_AVAIL_F_NO_INTERRUPT, then reads used->idx after a full barrier:
+ * an entry the device added before it could see the flag would raise no
+ * interrupt, so then the flag goes back and it returns false (poll
+ * instead); true: the device will interrupt on the next entry.
+ * vp_vq_interrupts_off() sets the flag again.
+ */
+bool vp_vq_interrupts_on(struct vp_vq *vq);
+void vp_vq_interrupts_off(struct vp_vq *vq);
+
 /* Puts buffer id back on the free list (a transmit buffer the device is done with). */
 static inline void vp_vq_put_free(struct vp_vq *vq, uint16_t id)
 {

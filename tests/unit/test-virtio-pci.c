@@ -375,6 +375,28 @@ Test(virtio_pci, ctrl_queue_posts_one_chain_and_takes_back_only_it)
 	ring_teardown();
 }
 
+Test(virtio_pci, interrupts_armed_only_when_nothing_is_pending)
+{
+	uint16_t ids[QSZ];
+	uint32_t lens[QSZ];
+
+	ring_setup(true);
+	for (int id; (id = vp_vq_get_free(&vq)) >= 0;)
+		vp_vq_post(&vq, (uint16_t)id, 0);
+	vp_vq_publish(&vq);
+	cr_assert(vp_vq_interrupts_on(&vq), "an empty ring sleeps");
+	cr_assert_eq(vq.avail->flags, 0, "the device is asked to interrupt");
+	vp_vq_interrupts_off(&vq);
+	cr_assert_eq(vq.avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
+	/* an entry the device added before it could see the flag: no interrupt would come */
+	dev_used(dev_take(), 60);
+	cr_assert_not(vp_vq_interrupts_on(&vq), "a pending entry keeps the worker polling");
+	cr_assert_eq(vq.avail->flags, VRING_AVAIL_F_NO_INTERRUPT, "and the flag is back");
+	cr_assert_eq(vp_vq_used(&vq, ids, lens, QSZ), 1);
+	cr_assert(vp_vq_interrupts_on(&vq), "taken: empty again");
+	ring_teardown();
+}
+
 Test(virtio_pci, tx_ring_free_list)
 {
 	uint16_t ids[QSZ];

@@ -103,6 +103,18 @@ struct iovk_dp_port_ops {
 
 	/* Releases the port (rings handed back, fds closed). */
 	void (*free)(void *port);
+
+	/* Optional, both or neither: interrupt mode. A worker whose every rx
+	 * queue found nothing for a while sleeps on these fds instead of
+	 * polling, when each of its queues has one. rx_wait_fd: an fd that
+	 * becomes readable (epoll) when queue q may have something to receive,
+	 * or -1 (this queue is only polled); asked once, before the workers
+	 * start. rx_interrupts(on=true): from now on make that fd readable on
+	 * arrival; returns false when something already arrived (or the queue
+	 * cannot say now), and the worker polls instead. on=false: back to
+	 * polling, the fd drained. Worker thread, the queue's own. */
+	int (*rx_wait_fd)(void *port, unsigned q);
+	bool (*rx_interrupts)(void *port, unsigned q, bool on);
 };
 
 
@@ -188,7 +200,7 @@ int iovk_datapath_stop(struct iovk_datapath *dp);
  * "queues": [{"queue", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes",
  * "tx_dropped", "rx_errors", "rx_dropped", "tx_errors", "ready", "broken", "broken_count", "broken_reason"}],
  * and the same counters summed}], "workers": [{"worker", "cpu", "units", "packets",
- * "busy_cycles", "cycles"}]} (iovctl's vocabulary, doc/iovctl.schema.json). Counters are read while the workers run, so one queue's are
+ * "busy_cycles", "cycles", "interrupt_mode", "sleeps"}]} (iovctl's vocabulary, doc/iovctl.schema.json). Counters are read while the workers run, so one queue's are
  * consistent only with themselves. Returns 0 or -ENOMEM; *ret_json is malloc'd.
  */
 int iovk_datapath_stats_json(struct iovk_datapath *dp, char **ret_json);

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * An idle worker sleeps (lib/datapath/datapath.c, interrupt mode): two
+ * ports of the test's own whose queues have an eventfd (rx_wait_fd) and
+ * say whether something arrived while being armed (rx_interrupts). What
+ * must hold: with nothing to do the worker arms both and sleeps (its
+ * sleeps counter grows, the queues are armed while it does); a written
+ * eventfd wakes it at once (many more sleeps than the 100 ms bound alone
+ * would allow in the time) and a frame that came with it is forwarded; a
+ * queue that says something is pending is not slept on; and a port
+ * without the hooks keeps its worker polling.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <iovkit/datapath.h>
+
+struct fake {
+	int efd;
+	int pending;   /* frames to receive */
+	int armed;     /* rx_interrupts(on) without its off */
+	int refused;   /* arms refused because something was pending */
+	uint8_t frame[64];
+	struct iovec seg;
+};
+
+static unsigned fake_rx(void *port, unsigned q, struct iovk_dp_pkt *pkts, unsigned n)
+{
+	struct fake *f = port;
+
+	if (__atomic_load_n(&f->pending, __ATOMIC_ACQUIRE) <= 0 || n == 0)
+		return 0;
+	__atomic_fetch_sub(&f->pending, 1, __ATOMIC_ACQ_REL);
+	f->seg = (struct iovec){ .iov_base = f->frame, .iov_len = sizeof(f->frame) };
+	pkts[0] = (struct iovk_dp_pkt){ .seg = &f->seg, .len = sizeof(f->frame), .n_seg = 1 };
+	return 1;
+}
+
+static void fake_release(void *port, unsigned q)
+{
+}
+
+static unsigned fake_tx(void *port, unsigned q, const struct iovk_dp_pkt *pkts, unsigned n)
+{
+	return n;
+}
+
+static unsigned fake_n_queues(void *port)
+{
+	return 1;
+}
+
+static void fake_free(void *port)
+{
+}
+
+static int fake_wait_fd(void *port, unsigned q)
+{
+	return ((struct fake *)port)->efd;
+}
+
+static bool fake_interrupts(void *port, unsigned q, bool on)
+{
+	struct fake *f = port;
+	uint64_t v;
+
+	if (!on) {
+		__atomic_store_n(&f->armed, 0, __ATOMIC_RELAXED);
+		if (read(f->efd, &v, sizeof(v)) < 0) {
+		}
+		return true;
+	}
+	if (__atomic_load_n(&f->pending, __ATOMIC_ACQUIRE) > 0) {
+		f->refused++;
+		return false;
+	}
+	__atomic_store_n(&f->armed, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+static const struct iovk_dp_port_ops sleepy_ops = {
+	.sz = sizeof(struct iovk_dp_port_ops), .kind = "fake", .rx_burst = fake_rx, .rx_release = fake_release,
+	.tx_burst = fake_tx, .n_queues = fake_n_queues, .free = fake_free, .rx_wait_fd = fake_wait_fd,
+	.rx_interrupts = fake_interrupts,
+};
+
+static void *run_thread(void *dp)
+{
+	return (void *)(intptr_t)iovk_datapath_run(dp);
+}
+
+static struct json_object *stats(struct iovk_datapath *dp)
+{
+	char *json;
+	struct json_object *o;
+
+	cr_assert_eq(iovk_datapath_stats_json(dp, &json), 0);
+	o = json_tokener_parse(json);
+	free(json);
+	cr_assert(o);
+	return o;
+}
+
+static uint64_t worker_u64(struct iovk_datapath *dp, const char *key)
+{
+	struct json_object *o = stats(dp);
+	struct json_object *w = json_object_array_get_idx(json_object_object_get(o, "workers"), 0);
+	uint64_t v = json_object_get_uint64(json_object_object_get(w, key));
+
+	json_object_put(o);
+	return v;
+}
+
+static uint64_t port_tx(struct iovk_datapath *dp, unsigned port)
+{
+	struct json_object *o = stats(dp);
+	struct json_object *p = json_object_array_get_idx(json_object_object_get(o, "ports"), port);
+	uint64_t v = json_object_get_uint64(json_object_object_get(p, "tx_packets"));
+
+	json_object_put(o);
+	return v;
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* Waits up to 5 s for cond; returns whether it came. */
+#define WAIT_FOR(cond)                                             \
+	({                                                         \
+		double until_ = now() + 5;                         \
+		while (!(cond) && now() < until_)                  \
+			usleep(1000);                              \
+		(cond);                                            \
+	})
+
+Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
+{
+	struct iovk_datapath_options opts = IOVK_DATAPATH_OPTIONS_INIT;
+	struct fake a = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) }, b = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
+	struct iovk_datapath *dp;
+	struct iovk_ctx *ctx;
+	pthread_t th;
+	void *ret;
+	uint64_t one = 1, s0, n_sleeps;
+	double t0, elapsed;
+
+	cr_assert(a.efd >= 0 && b.efd >= 0);
+	cr_assert_eq(iovk_ctx_new(&ctx), 0);
+	cr_assert_eq(iovk_datapath_new(ctx, &opts, &dp), 0);
+	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &a, "fake:a", NULL), 0);
+	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &b, "fake:b", NULL), 0);
+	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
+
+	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") >= 2), "the idle worker never slept");
+	cr_assert_eq(worker_u64(dp, "interrupt_mode"), 1);
+	cr_assert(WAIT_FOR(__atomic_load_n(&a.armed, __ATOMIC_RELAXED) && __atomic_load_n(&b.armed, __ATOMIC_RELAXED)),
+		  "asleep with a queue not armed");
+
+	/* each write wakes it, and it sleeps again after its idle rounds: woken
+	 * by the timeout alone it would sleep at most once per 100 ms */
+	s0 = worker_u64(dp, "sleeps");
+	t0 = now();
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(write(b.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
+		usleep(5000);
+	}
+	n_sleeps = worker_u64(dp, "sleeps") - s0;
+	elapsed = now() - t0;
+	cr_assert(n_sleeps >= 8 && n_sleeps > elapsed * 10 + 2, "%" PRIu64 " sleeps in %.3f s: not woken by its eventfd",
+		  n_sleeps, elapsed);
+
+	/* a frame arrives and the eventfd fires: forwarded, and the worker sleeps again */
+	__atomic_store_n(&a.pending, 1, __ATOMIC_RELEASE);
+	cr_assert_eq(write(a.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	cr_assert(WAIT_FOR(port_tx(dp, 1) == 1), "the frame was not forwarded");
+	s0 = worker_u64(dp, "sleeps");
+	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") > s0), "it did not go back to sleep");
+
+	/* pending when armed: the worker polls and takes it without an interrupt */
+	__atomic_store_n(&b.pending, 3, __ATOMIC_RELEASE);
+	cr_assert(WAIT_FOR(port_tx(dp, 0) == 3), "frames pending while arming were not forwarded");
+
+	cr_assert_eq(iovk_datapath_stop(dp), 0);
+	cr_assert_eq(pthread_join(th, &ret), 0);
+	cr_assert_eq((intptr_t)ret, 0);
+	iovk_datapath_unref(dp);
+	iovk_ctx_unref(ctx);
+	close(a.efd);
+	close(b.efd);
+}
+
+Test(datapath_sleep, a_queue_without_an_fd_keeps_the_worker_polling)
+{
+	struct iovk_datapath_options opts = IOVK_DATAPATH_OPTIONS_INIT;
+	struct iovk_dp_port_ops polled = sleepy_ops;
+	struct fake a = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) }, b = { .efd = -1 };
+	struct iovk_datapath *dp;
+	struct iovk_ctx *ctx;
+	pthread_t th;
+
+	polled.rx_wait_fd = NULL;
+	polled.rx_interrupts = NULL;
+	cr_assert_eq(iovk_ctx_new(&ctx), 0);
+	cr_assert_eq(iovk_datapath_new(ctx, &opts, &dp), 0);
+	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &a, "fake:a", NULL), 0);
+	cr_assert_eq(iovk_datapath_add_port_ops(dp, &polled, &b, "fake:b", NULL), 0);
+	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
+	usleep(200000);
+	cr_assert_eq(worker_u64(dp, "interrupt_mode"), 0);
+	cr_assert_eq(worker_u64(dp, "sleeps"), 0);
+	cr_assert_eq(a.armed, 0);
+	cr_assert_eq(iovk_datapath_stop(dp), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	iovk_datapath_unref(dp);
+	iovk_ctx_unref(ctx);
+	close(a.efd);
+}
