@@ -114,6 +114,24 @@ wait_for() {
     done
 }
 
+# frame_across MARK FROM TO: a frame carrying MARK sent on interface FROM is
+# read on interface TO (tests/vm/frame.py), else the case fails. Sent again
+# each second, up to 20 times: the first may meet a port not up yet.
+frame_across() {
+    local mark=$1 from=$2 to=$3 rx out
+    out=$(mktemp)
+    python3 "$REPO/tests/vm/frame.py" recv-if "$to" "$mark" 20 >"$out" &
+    rx=$!
+    wait_for 10 grep -q ready "$out" || { rm -f "$out"; fail "receiver on $to did not start"; }
+    rm -f "$out"
+    for _ in $(seq 20); do
+        python3 "$REPO/tests/vm/frame.py" send-if "$from" ff:ff:ff:ff:ff:ff "$mark"
+        kill -0 "$rx" 2>/dev/null || break
+        sleep 1
+    done
+    wait "$rx" || fail "frame $mark sent on $from never reached $to"
+}
+
 # now_ms: wall clock in milliseconds (bash builtin, no fork).
 now_ms() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
 

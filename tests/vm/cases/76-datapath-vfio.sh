@@ -22,7 +22,6 @@ PEER=$(netdev_by_mac "$VM_BOND_NET1_MAC")
 TAP=dpvf0
 T=$(mktemp -d)
 SOCK=$T/dp.sock
-FRAME=$REPO/tests/vm/frame.py
 DP= KN=
 peer_was_up=$(ip -o link show dev "$PEER" | grep -c '[<,]UP[,>]' || true)
 
@@ -42,21 +41,6 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 
 stats() { "$IOVCTL" datapath stats --json --control "$SOCK"; }
-
-# across MARK FROM TO: a frame with MARK sent on FROM is read on TO (sent
-# again each second until then: the first may meet a port not up yet)
-across() {
-    local mark=$1 from=$2 to=$3 rx
-    python3 "$FRAME" recv-if "$to" "$mark" 20 >"$T/recv" &
-    rx=$!
-    wait_for 10 grep -q ready "$T/recv" || fail "receiver on $to did not start"
-    for _ in $(seq 20); do
-        python3 "$FRAME" send-if "$from" ff:ff:ff:ff:ff:ff "$mark"
-        kill -0 "$rx" 2>/dev/null || break
-        sleep 1
-    done
-    wait "$rx" || fail "frame $mark sent on $from never reached $to"
-}
 
 run_iovctl 0 bind "$NET" vfio-pci
 modprobe tun 2>/dev/null || true # built in on the iommufd kernel
@@ -81,9 +65,9 @@ assert_eq "$(json_get ports.0.type <<<"$s")" vfio "port 1's type"
 assert_eq "$(json_get ports.0.state <<<"$s")" running "port 1's state"
 assert_eq "$(json_get ports.0.queues.0.ready <<<"$s")" true "queue 0 ready"
 
-across dpvf-from-nic "$PEER" "$TAP"
+frame_across dpvf-from-nic "$PEER" "$TAP"
 info "a frame from $PEER came out of the vfio port onto $TAP"
-across dpvf-from-tap "$TAP" "$PEER"
+frame_across dpvf-from-tap "$TAP" "$PEER"
 info "a frame written to $TAP left through the vfio port and reached $PEER"
 
 s=$(stats)
@@ -110,4 +94,4 @@ assert_eq "$(sysfs_driver "$NET")" virtio-pci "driver after restore"
 wait_for 10 test -n "$(netdev_by_mac "$VM_VFIO_NET_MAC")" || fail "no netdev for $VM_VFIO_NET_MAC after restore"
 KN=$(netdev_by_mac "$VM_VFIO_NET_MAC")
 ip link set dev "$KN" up
-across dpvf-kernel-again "$PEER" "$KN"
+frame_across dpvf-kernel-again "$PEER" "$KN"

@@ -26,7 +26,6 @@ TAP=dpmq0
 T=$(mktemp -d)
 SOCK=$T/dp.sock
 FLOWS=$REPO/tests/vm/flows.py
-FRAME=$REPO/tests/vm/frame.py
 N=32
 DP=
 
@@ -73,15 +72,7 @@ wait "$rx" || fail "flows from $PEER did not all reach $TAP through the vfio por
 info "$N flows from $PEER came out of the vfio port onto $TAP by content"
 
 # and the reverse: a frame written to the tap leaves through the device
-python3 "$FRAME" recv-if "$PEER" dpmq-from-tap 20 >"$T/recv2" &
-rx=$!
-wait_for 10 grep -q ready "$T/recv2" || fail "receiver on $PEER did not start"
-for _ in $(seq 20); do
-    python3 "$FRAME" send-if "$TAP" ff:ff:ff:ff:ff:ff dpmq-from-tap
-    kill -0 "$rx" 2>/dev/null || break
-    sleep 1
-done
-wait "$rx" || fail "a frame written to $TAP never reached $PEER"
+frame_across dpmq-from-tap "$TAP" "$PEER"
 
 s=$(stats)
 JSON=$s python3 - <<'PY' || fail "counters not as expected: $s"

@@ -21,7 +21,6 @@ PEER=$(netdev_by_mac "$VM_BOND_NET1_MAC")
 TAP=dpidle0
 T=$(mktemp -d)
 SOCK=$T/dp.sock
-FRAME=$REPO/tests/vm/frame.py
 DP=
 peer_was_up=$(ip -o link show dev "$PEER" | grep -c '[<,]UP[,>]' || true)
 
@@ -41,19 +40,6 @@ stats() { "$IOVCTL" datapath stats --json --control "$SOCK"; }
 # the process's CPU time (user + system) in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$DP/stat"; }
 TCK=$(getconf CLK_TCK)
-
-across() {
-    local mark=$1 from=$2 to=$3 rx
-    python3 "$FRAME" recv-if "$to" "$mark" 20 >"$T/recv" &
-    rx=$!
-    wait_for 10 grep -q ready "$T/recv" || fail "receiver on $to did not start"
-    for _ in $(seq 20); do
-        python3 "$FRAME" send-if "$from" ff:ff:ff:ff:ff:ff "$mark"
-        kill -0 "$rx" 2>/dev/null || break
-        sleep 1
-    done
-    wait "$rx" || fail "frame $mark sent on $from never reached $to"
-}
 
 # idle_cpu WHAT: over 4 s the process takes under 1 s of CPU and sleeps
 idle_cpu() {
@@ -84,9 +70,9 @@ grep -q "MSI-X when idle" "$T/dp.log" || fail "the vfio port did not take MSI-X:
 assert_eq "$(json_get workers.0.interrupt_mode <<<"$(stats)")" true "the worker's interrupt mode"
 idle_cpu "before traffic"
 
-across dpidle-from-nic "$PEER" "$TAP"
+frame_across dpidle-from-nic "$PEER" "$TAP"
 info "a frame from $PEER woke the worker and came out of the vfio port onto $TAP"
-across dpidle-from-tap "$TAP" "$PEER"
+frame_across dpidle-from-tap "$TAP" "$PEER"
 info "a frame written to $TAP woke the worker and left through the vfio port"
 idle_cpu "after traffic"
 
