@@ -431,6 +431,19 @@ static void watch_drain(struct bond_watch *w)
 		;
 }
 
+/*
+ * The receive buffer of the watch's two sockets, read without MSG_PEEK.
+ * libnl peeks at each datagram to size its buffer and then reads it again:
+ * two recvmsg() a message, and a switch reads about fifteen (its GETLINKs,
+ * their ACKs, the kernel's notifications). These messages carry one link
+ * each without VF information (no RTEXT_FILTER_VF asked, and notifications
+ * never carry it): about 1.6 KiB. A larger one would fail the read
+ * (-NLE_MSG_TRUNC), never be cut silently: the GETLINK's error ends the
+ * wait, and on the subscribed socket the look that follows reads both
+ * links again anyway.
+ */
+#define WATCH_MSG_BUF (32u * 1024)
+
 static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bond, const char *slave)
 {
 	int r;
@@ -439,14 +452,19 @@ static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bo
 	r = route_nl_open(ctx, &w->sk);
 	if (r < 0)
 		return r;
+	nl_socket_disable_msg_peek(w->sk);
 	w->mon = nl_socket_alloc();
 	if (!w->mon)
 		return -ENOMEM;
 	nl_socket_disable_seq_check(w->mon);
-	nl_socket_enable_msg_peek(w->mon);
+	nl_socket_disable_msg_peek(w->mon);
 	w->mon_cb = nl_socket_get_cb(w->mon);
 	nl_cb_set(w->mon_cb, NL_CB_VALID, NL_CB_CUSTOM, watch_notified, w);
 	r = nl_connect(w->mon, NETLINK_ROUTE);
+	if (r >= 0)
+		r = nl_socket_set_msg_buf_size(w->sk, WATCH_MSG_BUF);
+	if (r >= 0)
+		r = nl_socket_set_msg_buf_size(w->mon, WATCH_MSG_BUF);
 	if (r >= 0)
 		r = nl_socket_add_membership(w->mon, RTNLGRP_LINK);
 	if (r >= 0)
