@@ -92,6 +92,7 @@ void dp_vq_init(struct dp_vq *vq, const struct dp_mem *mem)
 	vq->size = 0;
 	vq->last_avail = vq->last_used = vq->signalled_used = 0;
 	vq->signalled_used_valid = false;
+	vq->mem_hint = 0;
 	vq->broken = false;
 	vq->broken_reason[0] = '\0';
 	vq->mem = mem;
@@ -155,8 +156,8 @@ static inline struct desc_copy desc_read(const struct vring_desc *p)
 	return (struct desc_copy){ .addr = v->addr, .len = v->len, .flags = v->flags, .next = v->next };
 }
 
-int dp_vq_pop(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov, unsigned *ret_n,
-	      uint32_t *ret_len, uint16_t *ret_head)
+int dp_vq_pop_chain(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov, unsigned *ret_n,
+		    uint32_t *ret_len, uint16_t *ret_head)
 {
 	const struct vring_desc *table = vq->desc;
 	uint16_t head = __atomic_load_n(&vq->avail->ring[vq->last_avail & (vq->size - 1)], __ATOMIC_RELAXED);
@@ -247,6 +248,24 @@ int dp_vq_pop(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned 
 	return 0;
 }
 
+/*
+ * A full barrier for the one order x86 does not keep, a store then a load:
+ * a locked add of 0 to a stack word does it (DPDK's rte_smp_mb() and the
+ * Linux kernel's x86-64 smp_mb() do the same; 128 bytes down, away from
+ * the locals just written, as DPDK has it), where
+ * __atomic_thread_fence(SEQ_CST) emits mfence, which also drains
+ * non-temporal stores we never make and costs several times more.
+ * lib/datapath is x86 only (datapath-internal.h).
+ */
+static inline void dp_store_load_barrier(void)
+{
+#if defined(__x86_64__)
+	__asm__ __volatile__("lock; addl $0,-128(%%rsp)" ::: "memory", "cc");
+#else
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 void dp_vq_used_publish(struct dp_vq *vq, unsigned n)
 {
 	uint16_t old = vq->last_used, new_idx = (uint16_t)(old + n);
@@ -274,7 +293,7 @@ void dp_vq_used_publish(struct dp_vq *vq, unsigned n)
 
 		/* 2.7.10: the index store before the used_event load (a full barrier:
 		 * store-load order is the one x86 does not keep on its own) */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		dp_store_load_barrier();
 		event = __atomic_load_n(&vq->avail->ring[vq->size], __ATOMIC_RELAXED);
 		/* old: what the driver saw at our last interrupt, so a burst
 		 * crossing used_event between two interrupts still signals */
@@ -285,7 +304,7 @@ void dp_vq_used_publish(struct dp_vq *vq, unsigned n)
 		vq->signalled_used = new_idx;
 		vq->signalled_used_valid = true;
 	} else {
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		dp_store_load_barrier();
 		notify = !(__atomic_load_n(&vq->avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT);
 	}
 	if (notify && vq->call_fd >= 0) {

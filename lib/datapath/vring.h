@@ -109,6 +109,7 @@ struct dp_vq {
 	bool log_used;
 	int call_fd;           /* interrupt eventfd, -1: none */
 	int err_fd;            /* error eventfd (SET_VRING_ERR), -1: none */
+	unsigned mem_hint;     /* the region the last single-descriptor chain was in */
 	char broken_reason[128];
 	uint64_t n_broken;     /* times this ring was marked broken */
 };
@@ -152,8 +153,74 @@ static inline int dp_vq_avail(struct dp_vq *vq, unsigned max)
  * guest memory, a bad indirect table, a readable descriptor after a
  * writable one).
  */
-int dp_vq_pop(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov, unsigned *ret_n,
-	      uint32_t *ret_len, uint16_t *ret_head);
+int dp_vq_pop_chain(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov, unsigned *ret_n,
+		    uint32_t *ret_len, uint16_t *ret_head);
+
+/*
+ * A region that holds all of [gpa, gpa+len), trying *hint first (rings keep
+ * their buffers in one region: one compare instead of a table walk). The
+ * hint is only where to look first, checked like any other region, so a
+ * memory table that changed under it cannot make it wrong. NULL if none.
+ */
+static inline uint8_t *dp_mem_gpa_hint(const struct dp_mem *m, unsigned *hint, uint64_t gpa, uint64_t len)
+{
+	unsigned h = *hint;
+
+	if (__builtin_expect(h < m->n, 1)) {
+		const struct dp_mem_region *r = &m->r[h];
+		uint64_t off = gpa - r->gpa;
+
+		if (__builtin_expect(off < r->size && len <= r->size - off, 1))
+			return r->hva + off;
+	}
+	for (unsigned i = 0; i < m->n; i++) {
+		const struct dp_mem_region *r = &m->r[i];
+		uint64_t off = gpa - r->gpa;
+
+		if (off < r->size && len <= r->size - off) {
+			*hint = i;
+			return r->hva + off;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The chain almost every packet is (a virtio-net driver pushes the header
+ * in front of the frame: one descriptor, no NEXT, no INDIRECT, of the
+ * direction wanted, whole inside one region), taken without the general
+ * walk; anything else goes to dp_vq_pop_chain(), which reads the chain
+ * again from its head (nothing was consumed here). The rules are the same:
+ * the head is checked against the ring, the descriptor read once (one load
+ * for len, flags and next), its buffer checked against the memory table.
+ */
+static inline int dp_vq_pop(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov,
+			    unsigned *ret_n, uint32_t *ret_len, uint16_t *ret_head)
+{
+	uint16_t head = __atomic_load_n(&vq->avail->ring[vq->last_avail & (vq->size - 1)], __ATOMIC_RELAXED);
+	uint16_t want = dir == DP_VQ_DEVICE_WRITES ? VRING_DESC_F_WRITE : 0;
+
+	if (__builtin_expect(!vq->broken && head < vq->size && max_iov > 0, 1)) {
+		const volatile struct vring_desc *v = &vq->desc[head];
+		/* len, flags and next are one 8-byte word (2.7.5): one read, no torn view */
+		uint64_t lfn = *(const volatile uint64_t *)&v->len, addr = v->addr;
+		uint32_t len = (uint32_t)lfn;
+		uint16_t flags = (uint16_t)(lfn >> 32);
+		uint8_t *p;
+
+		if (__builtin_expect(flags == want && len > 0, 1) &&
+		    (p = dp_mem_gpa_hint(vq->mem, &vq->mem_hint, addr, len))) {
+			vq->last_avail++;
+			iov[0].iov_base = p;
+			iov[0].iov_len = len;
+			*ret_n = 1;
+			*ret_len = len;
+			*ret_head = head;
+			return 0;
+		}
+	}
+	return dp_vq_pop_chain(vq, dir, iov, max_iov, ret_n, ret_len, ret_head);
+}
 
 /* Fills used entry `slot` entries after the last published one. */
 static inline void dp_vq_used_put(struct dp_vq *vq, unsigned slot, uint16_t head, uint32_t len)

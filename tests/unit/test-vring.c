@@ -474,3 +474,69 @@ Test(vring, dirty_log_marks_used_ring)
 	/* a write past the log's end is ignored, not a crash */
 	dp_log_write(&log, 1ull << 40, 4096);
 }
+
+/* dp_vq_pop()'s one-descriptor path starts at the region the last buffer was
+ * in: that hint must never outlive the table it pointed into, and a buffer
+ * it cannot place whole still gets the full walk (split, or refused). */
+Test(vring, region_hint_never_outlives_the_memory_table)
+{
+	static uint8_t second[65536] __attribute__((aligned(4096)));
+	struct iovec iov[4];
+	unsigned n;
+	uint32_t len;
+	uint16_t head;
+
+	/* a second region right after the first in guest addresses, apart in ours */
+	mem.r[1] = (struct dp_mem_region){ .gpa = GPA_BASE + MEM_SIZE, .size = sizeof(second), .uva = UVA_BASE + (1ull << 32),
+					   .hva = second };
+	mem.n = 2;
+	set_desc(desc(0), GPA_BASE + MEM_SIZE + 100, 64, 0, 0);
+	make_avail(0);
+	cr_assert_eq(pop(DP_VQ_DEVICE_READS, iov, 4, &n, &len, &head), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(iov[0].iov_base, second + 100);
+	cr_assert_eq(vq.mem_hint, 1);
+	/* straddling both regions: two segments, not one pointer running off the first */
+	set_desc(desc(1), GPA_BASE + MEM_SIZE - 16, 64, 0, 0);
+	make_avail(1);
+	cr_assert_eq(pop(DP_VQ_DEVICE_READS, iov, 4, &n, &len, &head), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(iov[0].iov_base, guest + MEM_SIZE - 16);
+	cr_assert_eq(iov[0].iov_len, 16);
+	cr_assert_eq(iov[1].iov_base, second);
+	cr_assert_eq(iov[1].iov_len, 48);
+	cr_assert_eq(len, 64);
+	/* the frontend drops the second region (memory unplugged): the hint still says 1 */
+	set_desc(desc(2), GPA_BASE + MEM_SIZE + 100, 64, 0, 0);
+	make_avail(2);
+	cr_assert_eq(pop(DP_VQ_DEVICE_READS, iov, 4, &n, &len, &head), 0);
+	cr_assert_eq(vq.mem_hint, 1);
+	mem.n = 1;
+	set_desc(desc(3), GPA_BASE + MEM_SIZE + 100, 64, 0, 0);
+	make_avail(3);
+	assert_broken(pop(DP_VQ_DEVICE_READS, iov, 4, &n, &len, &head), "outside guest memory");
+}
+
+Test(vring, single_descriptor_of_the_other_direction_is_not_handed_out)
+{
+	struct iovec iov[4] = { { 0 } };
+	unsigned n = 9;
+	uint32_t len = 9;
+	uint16_t head;
+
+	/* a writable buffer on a ring we read: skipped (no readable bytes), not a segment */
+	set_desc(desc(0), GPA_BASE + BUF_OFF, 64, VRING_DESC_F_WRITE, 0);
+	make_avail(0);
+	cr_assert_eq(pop(DP_VQ_DEVICE_READS, iov, 4, &n, &len, &head), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(len, 0);
+	cr_assert_eq(head, 0);
+	/* and a readable one on a ring we write */
+	set_desc(desc(1), GPA_BASE + BUF_OFF, 64, 0, 0);
+	make_avail(1);
+	cr_assert_eq(pop(DP_VQ_DEVICE_WRITES, iov, 4, &n, &len, &head), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(len, 0);
+	cr_assert_eq(head, 1);
+	cr_assert_not(vq.broken);
+}
