@@ -9,17 +9,45 @@
  * requests per second. Instead requests join a batch, and one write commits
  * the whole batch:
  *
- *  - a batch is written once it has as many requests as were in flight when
- *    the last write ended (the clients that are busy now), or DELAY_USEC
- *    after its first request, whichever comes first. Without that wait the
- *    clients split into two groups that take turns, each write carrying half
- *    of them; with it one write carries all. A lone client never waits:
- *    its batch is complete with its one request. BATCH_MAX bounds a batch;
  *  - the loop serialises the table (a snapshot: every request in the table
  *    not yet written belongs to this batch) and a writer thread does the
  *    slow part, while the loop goes on taking requests into the next batch;
  *  - when the writer is done (an eventfd), the loop sends the batch's
- *    replies and signals.
+ *    replies and signals. A failed batch is undone first (its VFs put back,
+ *    its allocations dropped) and only then is the next batch serialised:
+ *    no record ever holds a change whose reply said it failed.
+ *
+ * When the next batch starts depends on what a write costs (write_usec, a
+ * moving average of the writer's time, each sample capped at 4 DELAY_USEC
+ * so that one checkpoint does not count for dozens of records):
+ *
+ *  - quick writes (below commit_pipeline_below_usec, DELAY_USEC): pipelined.
+ *    A journal record is one fdatasync of 0.1 to 0.3 ms on the quiet ext4
+ *    here, less than the CPU that 8 clients' requests take in dbus-daemon,
+ *    iovd and the clients on 2 CPUs. Waiting for every client to join one
+ *    write left the CPUs idle during each write and the disk idle during
+ *    the requests: 4,050 to 5,126 cycles/s with 8 clients against 6,913 on
+ *    tmpfs, where a write costs nothing. So a batch starts as soon as the
+ *    writer is free, and the batch that waited during a write goes to disk
+ *    before that write's replies are sent: the clients fall into groups
+ *    whose writes overlap the other groups' requests. It costs writes: 0.4
+ *    to 0.6 fdatasyncs per allocate+release cycle with 8 clients against
+ *    0.27 to 0.35 when every client joins (perf, under a load of 10 on the
+ *    2 CPUs: the split follows timing);
+ *  - slow writes (a loaded or rotating disk, checkpoints): a batch is
+ *    written once it has as many requests as were in flight when the last
+ *    write ended (the clients that are busy now), or after a wait as long
+ *    as a write (write_usec, DELAY_USEC at least) from the last write's
+ *    replies, whichever comes first. Without that wait the clients split
+ *    into two groups that take turns, each write carrying half of them;
+ *    with it one write carries all, which halves the writes when a write
+ *    costs more than the requests. Waiting longer than a write would cost
+ *    more than the write it saves. A lone client never waits: its batch is
+ *    complete with its one request. BATCH_MAX bounds a batch.
+ *
+ * The wait is a timer of 1 us accuracy: sd-event's default (0) is 250 ms,
+ * and the timer then fired only when something else woke the loop, so a
+ * lone request after a burst of 8 could wait up to a quarter of a second.
  *
  * The start goes through a defer source of idle priority, which sd-event
  * runs only when no bus message is waiting, so a burst already in the
@@ -31,10 +59,13 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include "common/time-util.h"
 #include "iovd.h"
 
 #define BATCH_MAX 64
 #define DELAY_USEC 500
+
+uint64_t commit_pipeline_below_usec = DELAY_USEC;
 
 struct pending {
 	enum commit_kind kind;
@@ -55,6 +86,8 @@ struct committer {
 	struct batch writing; /* on its way to disk */
 	bool busy;            /* the writer thread has a job */
 	size_t target;        /* requests in flight when the last write ended */
+	uint64_t write_usec;  /* how long a write takes: a moving average */
+	bool pipelined;       /* writes are quick: a batch starts without waiting for stragglers */
 	sd_event_source *start_source, *done_source, *timer_source;
 	int done_fd;          /* eventfd: the writer finished a job */
 
@@ -67,7 +100,7 @@ struct committer {
 	bool job, quit;
 	int result;
 
-	uint64_t n_commits, n_requests;
+	uint64_t n_commits, n_requests, n_pipelined;
 };
 
 static void *writer_main(void *userdata)
@@ -78,6 +111,7 @@ static void *writer_main(void *userdata)
 
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
+		uint64_t t;
 		int r;
 
 		while (!c->job && !c->quit)
@@ -85,9 +119,14 @@ static void *writer_main(void *userdata)
 		if (!c->job)
 			break;
 		pthread_mutex_unlock(&c->lock);
+		t = now_usec(CLOCK_MONOTONIC);
 		r = state_commit(m, c->text, c->len);
+		t = now_usec(CLOCK_MONOTONIC) - t;
 		pthread_mutex_lock(&c->lock);
 		c->result = r;
+		/* capped: one checkpoint (tens of ms) would end pipelining for dozens of commits */
+		t = t < 4 * DELAY_USEC ? t : 4 * DELAY_USEC;
+		c->write_usec = c->write_usec ? (7 * c->write_usec + t) / 8 : t;
 		c->job = false;
 		pthread_cond_broadcast(&c->cond);
 		if (write(c->done_fd, &one, sizeof(one)) < 0)
@@ -247,12 +286,12 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 static void maybe_start(struct manager *m)
 {
 	struct committer *c = m->commit;
-	uint64_t now;
+	uint64_t now, wait;
 	int enabled = SD_EVENT_OFF;
 
 	if (c->busy || c->open.n == 0)
 		return;
-	if (c->open.n >= c->target || c->open.n >= BATCH_MAX) {
+	if (c->open.n >= c->target || c->open.n >= BATCH_MAX || c->pipelined) {
 		if (sd_event_source_set_enabled(c->start_source, SD_EVENT_ONESHOT) < 0)
 			commit_start(m);
 		return;
@@ -260,8 +299,10 @@ static void maybe_start(struct manager *m)
 	(void)sd_event_source_get_enabled(c->timer_source, &enabled);
 	if (enabled != SD_EVENT_OFF)
 		return;
+	/* waiting longer than a write takes costs more than the write it saves */
+	wait = c->write_usec > DELAY_USEC ? c->write_usec : DELAY_USEC;
 	if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0 ||
-	    sd_event_source_set_time(c->timer_source, now + DELAY_USEC) < 0 ||
+	    sd_event_source_set_time(c->timer_source, now + wait) < 0 ||
 	    sd_event_source_set_enabled(c->timer_source, SD_EVENT_ONESHOT) < 0)
 		commit_start(m);
 }
@@ -270,6 +311,7 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct manager *m = userdata;
 	struct committer *c = m->commit;
+	struct batch done;
 	uint64_t n;
 	int r;
 
@@ -277,10 +319,19 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		return 0; /* EAGAIN: a wakeup commit_flush() already took */
 	pthread_mutex_lock(&c->lock);
 	r = c->result;
+	c->pipelined = c->write_usec < commit_pipeline_below_usec;
 	pthread_mutex_unlock(&c->lock);
+	done = c->writing;
+	c->writing = (struct batch){};
 	c->busy = false;
-	c->target = c->writing.n + c->open.n;
-	finish_batch(m, &c->writing, r);
+	c->target = done.n + c->open.n;
+	/* the disk gets the next batch before this one's replies go out; a
+	 * failed batch is undone first, as the next record must not hold it */
+	if (r >= 0 && c->pipelined) {
+		commit_start(m);
+		c->n_pipelined += c->busy;
+	}
+	finish_batch(m, &done, r);
 	maybe_start(m);
 	return 0;
 }
@@ -373,6 +424,7 @@ int commit_init(struct manager *m)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	c->target = 1;
+	c->pipelined = true;
 	c->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->done_fd < 0)
 		return negative_errno();
@@ -384,7 +436,7 @@ int commit_init(struct manager *m)
 	if (r >= 0)
 		r = sd_event_add_io(m->event, &c->done_source, c->done_fd, EPOLLIN, on_done, m);
 	if (r >= 0)
-		r = sd_event_add_time(m->event, &c->timer_source, CLOCK_MONOTONIC, 0, 0, on_timer, m);
+		r = sd_event_add_time(m->event, &c->timer_source, CLOCK_MONOTONIC, 0, 1, on_timer, m);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(c->timer_source, SD_EVENT_OFF);
 	if (r < 0)
@@ -410,7 +462,10 @@ void commit_free(struct manager *m)
 		pthread_join(c->thread, NULL);
 	}
 	if (c->n_commits)
-		log_msg(LOG_NOTICE, "Committed %" PRIu64 " requests in %" PRIu64 " commits", c->n_requests, c->n_commits);
+		log_msg(LOG_NOTICE,
+			"Committed %" PRIu64 " requests in %" PRIu64 " commits (%" PRIu64 " started before the replies of "
+			"the one before; a write takes %" PRIu64 " us, a moving average)",
+			c->n_requests, c->n_commits, c->n_pipelined, c->write_usec);
 	/* nothing is left in the batches after commit_flush() */
 	free(c->open.items);
 	free(c->writing.items);

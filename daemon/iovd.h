@@ -474,6 +474,8 @@ enum commit_kind {
 	COMMIT_RELEASE,
 	COMMIT_UPDATE, /* a change to allocations that stay (a failover step): the reply waits for the disk */
 };
+/* Writes quicker than this on average are pipelined (commit.c's head comment); the unit tests set it. */
+extern uint64_t commit_pipeline_below_usec;
 int commit_init(struct manager *m);
 /* Takes reply and allocs; the reply is sent once the change is on disk (1: handled). */
 int commit_queue(struct manager *m, enum commit_kind kind, sd_bus_message *call, sd_bus_message *reply,

@@ -17,6 +17,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -858,6 +859,187 @@ Test(iovd, failed_commits_put_the_vf_back)
 	cr_assert_neq(access(marker, F_OK), 0);
 	stop(p);
 	free(path);
+}
+
+/*
+ * Faults on the flushes of iovd's side (a forked child of this binary):
+ * these definitions take the place of libc's for every object linked here.
+ * The fault_sync_at-th fdatasync (counted from 1) sleeps fault_sync_usec
+ * first; with fault_sync_fails it fails with EIO, and so do the two fsync
+ * calls after it (the journal's removal and the checkpoint that takes the
+ * commit instead), so that the commit fails as a whole.
+ */
+static unsigned fault_sync_at, fault_sync_fails, fault_sync_calls, fault_fsyncs_left;
+static long fault_sync_usec;
+
+int fdatasync(int fd)
+{
+	if (fault_sync_at && ++fault_sync_calls == fault_sync_at) {
+		usleep((useconds_t)fault_sync_usec);
+		if (fault_sync_fails) {
+			fault_fsyncs_left = 2;
+			errno = EIO;
+			return -1;
+		}
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd)
+{
+	if (fault_fsyncs_left > 0) {
+		fault_fsyncs_left--;
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
+
+struct async_allocate {
+	bool done;
+	char error[512];
+	char address[64];
+};
+
+static int on_allocate_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+	struct async_allocate *a = userdata;
+	const sd_bus_error *e = sd_bus_message_get_error(reply);
+	const char *path, *address, *node;
+	int32_t group;
+
+	a->done = true;
+	if (e)
+		snprintf(a->error, sizeof(a->error), "%s: %s", e->name, e->message);
+	else if (sd_bus_message_read(reply, "osis", &path, &address, &group, &node) >= 0)
+		snprintf(a->address, sizeof(a->address), "%s", address);
+	return 0;
+}
+
+/* Two Allocates: the first one's commit is slow, the second joins the next batch while it is written. */
+static void two_allocates_one_slow_commit(struct peer *p, struct async_allocate *first, struct async_allocate *second)
+{
+	sd_bus_slot *s1 = NULL, *s2 = NULL;
+
+	cr_assert_geq(sd_bus_call_method_async(p->bus, &s1, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate",
+					       on_allocate_reply, first, "ssa{sv}", "p0", "vm-1", 0), 0);
+	cr_assert_geq(sd_bus_flush(p->bus), 0);
+	usleep(100000); /* the first batch is being written */
+	cr_assert_geq(sd_bus_call_method_async(p->bus, &s2, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate",
+					       on_allocate_reply, second, "ssa{sv}", "p0", "vm-2", 0), 0);
+	while (!first->done || !second->done) {
+		int r = sd_bus_process(p->bus, NULL);
+
+		cr_assert_geq(r, 0);
+		if (r == 0)
+			cr_assert_geq(sd_bus_wait(p->bus, 5 * 1000000), 0);
+	}
+	sd_bus_slot_unref(s1);
+	sd_bus_slot_unref(s2);
+}
+
+/* The durable state of a stopped iovd: its clean stop leaves allocations.json alone current. */
+static char *durable_state(struct peer *p)
+{
+	char path[PATH_MAX], *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/allocations.json", p->state);
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	if (getdelim(&text, &len, '\0', f) < 0) {
+		free(text);
+		text = NULL;
+	}
+	fclose(f);
+	return text;
+}
+
+/* Allocate and Release by vm-0: the first commit makes the journal (its header: fdatasync 1), the second is
+ * its first record (fdatasync 2). */
+static void two_commits(struct peer *p)
+{
+	char *path = NULL;
+
+	cr_assert_eq(allocate(p, "vm-0", NULL, 0, NULL, NULL, &path, NULL), 0);
+	release(p, path);
+	free(path);
+}
+
+/* Starts iovd, makes two commits, then two Allocates whose first commit (the third
+ * fdatasync) takes 0.4 s and fails when fails; pipelined or not as asked. */
+static struct peer *two_allocates_after_two_commits(bool pipelined, bool fails, struct async_allocate *first,
+						     struct async_allocate *second)
+{
+	struct peer *p;
+
+	commit_pipeline_below_usec = pipelined ? UINT64_MAX : 0;
+	fault_sync_at = 3;
+	fault_sync_usec = 400000;
+	fault_sync_fails = fails;
+	p = start(NULL, true);
+	two_commits(p);
+	two_allocates_one_slow_commit(p, first, second);
+	return p;
+}
+
+/*
+ * The commit in flight fails while the next batch waits: its reply fails
+ * and its VF is free again; the next batch is written without it, and its
+ * reply succeeds. A later batch never carries a failed one's changes,
+ * whether it is started before the failed one's replies (pipelined: quick
+ * writes) or after its stragglers (slow writes).
+ */
+static void a_failed_commit_fails_its_batch_only(bool pipelined)
+{
+	struct async_allocate first = {}, second = {};
+	struct peer *p;
+	char marker[PATH_MAX], *state;
+
+	p = two_allocates_after_two_commits(pipelined, true, &first, &second);
+	cr_assert(strstr(first.error, IOVD_ERR_FAILED) && strstr(first.error, "Failed to record the allocation"),
+		  "first: '%s'", first.error);
+	cr_assert_str_empty(second.error, "second: %s", second.error);
+	/* vm-1 had taken the pool's first VF when vm-2 came: vm-2 got the second, which stays taken */
+	cr_assert_str_eq(second.address, "0000:01:10.2");
+	snprintf(marker, sizeof(marker), "%s/run/iovd-allocated/0000:01:10.0", p->state);
+	cr_assert_neq(access(marker, F_OK), 0, "marker of the failed Allocate left");
+	stop(p);
+	state = durable_state(p);
+	cr_assert_not_null(state);
+	cr_assert(strstr(state, "\"vm-2\"") && !strstr(state, "\"vm-1\"") && !strstr(state, "\"vm-0\""), "%s", state);
+	free(state);
+}
+
+Test(iovd, a_failed_commit_fails_its_batch_only_pipelined)
+{
+	a_failed_commit_fails_its_batch_only(true);
+}
+
+Test(iovd, a_failed_commit_fails_its_batch_only_after_stragglers)
+{
+	a_failed_commit_fails_its_batch_only(false);
+}
+
+/* Both commits succeed: the second batch is written while the first one's replies go out, in order. */
+Test(iovd, a_batch_written_during_a_slow_commit_is_committed)
+{
+	struct async_allocate first = {}, second = {};
+	struct peer *p;
+	char *state;
+
+	p = two_allocates_after_two_commits(true, false, &first, &second);
+	cr_assert_str_empty(first.error, "first: %s", first.error);
+	cr_assert_str_empty(second.error, "second: %s", second.error);
+	cr_assert_str_eq(first.address, "0000:01:10.0");
+	cr_assert_str_eq(second.address, "0000:01:10.2");
+	stop(p);
+	state = durable_state(p);
+	cr_assert_not_null(state);
+	cr_assert(strstr(state, "\"vm-1\"") && strstr(state, "\"vm-2\"") && !strstr(state, "\"vm-0\""), "%s", state);
+	free(state);
 }
 
 /* ---- state files ------------------------------------------------------------------------------ */
