@@ -170,6 +170,7 @@ struct manager {
 	int state_dir_fd;
 	int lock_fd;
 	char *marker_dir; /* <run dir>/iovd-allocated: one file per allocated VF */
+	int marker_dir_fd; /* that directory, opened once: a marker is a name in it (markers.c) */
 
 	char **drift; /* reconciliation findings, NULL-terminated */
 	size_t n_drift, drift_cap;

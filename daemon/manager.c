@@ -916,7 +916,7 @@ int manager_new(struct manager **ret)
 
 	if (!m)
 		return -ENOMEM;
-	m->state_dir_fd = m->lock_fd = -1;
+	m->state_dir_fd = m->lock_fd = m->marker_dir_fd = -1;
 	m->next_id = 1;
 	m->version = IOVKIT_VERSION;
 	m->vf_ops = &vf_ops_netlink;
@@ -948,6 +948,7 @@ struct manager *manager_free(struct manager *m)
 	iovk_ctx_unref(m->ctx);
 	free(m->state_dir);
 	free(m->marker_dir);
+	closep(&m->marker_dir_fd);
 	closep(&m->state_dir_fd);
 	closep(&m->lock_fd);
 	free(m);

@@ -249,6 +249,22 @@ Test(bind, find_kernel_driver_opens_libkmod_on_a_live_host)
 	iovk_ctx_unref(ctx);
 }
 
+/* The link first, the device only when the link is missing: a missing device is still -ENODEV, not "no group". */
+Test(bind, read_iommu_group)
+{
+	struct iovk_ctx *ctx = fixture_ctx("switch-noacs"), *off = fixture_ctx("iommu-off");
+
+	cr_assert_eq(iovk_device_read_iommu_group(ctx, "05:00.0"), 1);
+	cr_assert_eq(iovk_device_read_iommu_group(ctx, "0000:99:00.0"), -ENODEV);
+	cr_assert(strstr(iovk_ctx_get_error(ctx), "no such PCI device"), "%s", iovk_ctx_get_error(ctx));
+	cr_assert_eq(iovk_device_read_iommu_group(ctx, "nope"), -EINVAL);
+	cr_assert_eq(iovk_device_read_iommu_group(off, "01:00.0"), -ENOENT);
+	cr_assert(strstr(iovk_ctx_get_error(off), "no IOMMU group"), "%s", iovk_ctx_get_error(off));
+	cr_assert_eq(iovk_device_read_iommu_group(off, "0000:99:00.0"), -ENODEV);
+	iovk_ctx_unref(ctx);
+	iovk_ctx_unref(off);
+}
+
 Test(bind, find_kernel_driver_needs_the_live_module_index)
 {
 	/* The lookup itself (modalias -> igbvf, loaded) runs for real in
