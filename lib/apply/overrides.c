@@ -224,16 +224,20 @@ static int list_vfs(struct iovk_ctx *ctx, struct iovk_overrides *o, const struct
 		char pfa[IOVK_PCI_ADDR_MAX];
 		const char *const *vfs = NULL;
 		size_t n_vfs = 0;
+		bool have_pfa;
 		int r;
 
 		r = pf_entry_address(ctx, pf, pfa);
 		if (r < 0)
 			return r;
-		if (r > 0) {
+		have_pfa = r > 0;
+		if (have_pfa) {
 			r = iovk_device_new(ctx, pfa, &pfdev);
-			if (r == -ENODEV)
+			if (r == -ENODEV) {
+				/* no such PF (yet): its VFs' rows say so, with no device */
 				clear_error(ctx);
-			else if (r < 0)
+				r = 0;
+			} else if (r < 0)
 				return r;
 			else
 				for (vfs = iovk_device_get_vfs(pfdev); vfs[n_vfs]; n_vfs++)
@@ -241,7 +245,6 @@ static int list_vfs(struct iovk_ctx *ctx, struct iovk_overrides *o, const struct
 		}
 		for (size_t k = 0; k < pf->n_vfs && r >= 0; k++) {
 			const struct cfg_vf *v = &pf->vfs[k];
-
 			const char *vfa = NULL;
 
 			/* by virtfn index, not position: a missing link closes the list up */
@@ -249,7 +252,7 @@ static int list_vfs(struct iovk_ctx *ctx, struct iovk_overrides *o, const struct
 				if (device_vf_index_at(pfdev, j) == v->index)
 					vfa = vfs[j];
 			if (v->driver)
-				r = add_row(ctx, o, pf->file, v->path, NULL, v->driver, pf->force, pfdev ? pfa : NULL,
+				r = add_row(ctx, o, pf->file, v->path, NULL, v->driver, pf->force, have_pfa ? pfa : NULL,
 					    (int)v->index, vfa);
 		}
 		iovk_device_unref(pfdev);

@@ -109,19 +109,25 @@ static char *put_hex(char *p, uint32_t v, int digits)
  * each of the 1,041 devices bench/list-bench lists (callgrind) */
 _public_ char *iovk_pci_addr_format(const struct iovk_pci_addr *addr, char buf[static IOVK_PCI_ADDR_MAX])
 {
+	/* what "%04x:%02x:%02x.%x" gives, snprintf's truncation included: a
+	 * function above 0xf (out of range, but public callers fill the struct)
+	 * takes two digits, and with an 8-digit domain the 17th byte is cut */
+	char tmp[IOVK_PCI_ADDR_MAX + 1];
 	int domain_digits = 4;
 	char *p;
 
 	while (domain_digits < 8 && addr->domain >> (4 * domain_digits))
 		domain_digits++;
-	p = put_hex(buf, addr->domain, domain_digits);
+	p = put_hex(tmp, addr->domain, domain_digits);
 	*p++ = ':';
 	p = put_hex(p, addr->bus, 2);
 	*p++ = ':';
 	p = put_hex(p, addr->dev, 2);
 	*p++ = '.';
-	p = put_hex(p, addr->fn, 1);
+	p = put_hex(p, addr->fn, addr->fn > 0xf ? 2 : 1);
 	*p = '\0';
+	memcpy(buf, tmp, IOVK_PCI_ADDR_MAX - 1);
+	buf[IOVK_PCI_ADDR_MAX - 1] = '\0';
 	return buf;
 }
 

@@ -32,14 +32,16 @@ Test(pci_addr, full_and_short_forms)
 Test(pci_addr, format_is_printf_s)
 {
 	static const uint32_t domains[] = { 0, 1, 0xffff, 0x10000, 0xfffff, 0x100000, 0x1000000, 0x10000000, 0xffffffff };
-	char buf[IOVK_PCI_ADDR_MAX], want[32];
+	/* 8 and above are out of range, but the struct is the caller's to fill */
+	static const unsigned fns[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 0xf, 0x10, 0x12, 0xff };
+	char buf[IOVK_PCI_ADDR_MAX], want[IOVK_PCI_ADDR_MAX];
 
 	for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++)
 		for (unsigned bus = 0; bus < 256; bus += 17)
-			for (unsigned dev = 0; dev < 32; dev += 5)
-				for (unsigned fn = 0; fn < 8; fn++) {
+			for (unsigned dev = 0; dev < 256; dev += 37)
+				for (size_t f = 0; f < sizeof(fns) / sizeof(fns[0]); f++) {
 					struct iovk_pci_addr a = { .domain = domains[i], .bus = (uint8_t)bus,
-								   .dev = (uint8_t)dev, .fn = (uint8_t)fn };
+								   .dev = (uint8_t)dev, .fn = (uint8_t)fns[f] };
 
 					snprintf(want, sizeof(want), "%04x:%02x:%02x.%x", a.domain, a.bus, a.dev, a.fn);
 					cr_assert_str_eq(iovk_pci_addr_format(&a, buf), want);
