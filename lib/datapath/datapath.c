@@ -854,6 +854,10 @@ _public_ int iovk_datapath_run(struct iovk_datapath *dp)
 		return set_error(dp->ctx, -EINVAL, "%u port(s): ports forward in pairs (1<->2, 3<->4, ...)", dp->n_ports);
 	dp->running = true;
 	__atomic_store_n(&dp->stopping, 0, __ATOMIC_RELAXED);
+	/* a stop of an earlier run left stop_fd readable: unread, this run's
+	 * control loop would return at once and its workers never sleep */
+	if (read(dp->stop_fd, &(uint64_t){ 0 }, sizeof(uint64_t)) < 0 && errno != EAGAIN)
+		log_warn(dp->ctx, "reading the stop eventfd: %m");
 	r = units_build(dp);
 	if (r >= 0 && dp->control_path)
 		r = control_listen(dp);

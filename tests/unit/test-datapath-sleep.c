@@ -228,3 +228,41 @@ Test(datapath_sleep, a_queue_without_an_fd_keeps_the_worker_polling)
 	iovk_ctx_unref(ctx);
 	close(a.efd);
 }
+
+/* iovk_datapath_stop() leaves its eventfd readable: a second run must not
+ * take that for a new stop (it returned at once, and its workers' epoll
+ * woke at once) */
+Test(datapath_sleep, a_second_run_after_a_stop_forwards)
+{
+	struct iovk_datapath_options opts = IOVK_DATAPATH_OPTIONS_INIT;
+	struct fake a = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) }, b = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
+	struct iovk_datapath *dp;
+	struct iovk_ctx *ctx;
+	pthread_t th;
+	void *ret;
+
+	cr_assert(a.efd >= 0 && b.efd >= 0);
+	cr_assert_eq(iovk_ctx_new(&ctx), 0);
+	cr_assert_eq(iovk_datapath_new(ctx, &opts, &dp), 0);
+	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &a, "fake:a", NULL), 0);
+	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &b, "fake:b", NULL), 0);
+	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
+	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") >= 1), "the idle worker never slept");
+	cr_assert_eq(iovk_datapath_stop(dp), 0);
+	cr_assert_eq(pthread_join(th, &ret), 0);
+	cr_assert_eq((intptr_t)ret, 0);
+
+	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
+	usleep(300000);
+	cr_assert_eq(pthread_tryjoin_np(th, &ret), EBUSY, "the second run returned at once");
+	__atomic_store_n(&a.pending, 2, __ATOMIC_RELEASE);
+	cr_assert_eq(write(a.efd, &(uint64_t){ 1 }, sizeof(uint64_t)), (ssize_t)sizeof(uint64_t));
+	cr_assert(WAIT_FOR(port_tx(dp, 1) == 2), "the second run did not forward");
+	cr_assert_eq(iovk_datapath_stop(dp), 0);
+	cr_assert_eq(pthread_join(th, &ret), 0);
+	cr_assert_eq((intptr_t)ret, 0);
+	iovk_datapath_unref(dp);
+	iovk_ctx_unref(ctx);
+	close(a.efd);
+	close(b.efd);
+}
