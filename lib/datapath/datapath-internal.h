@@ -176,6 +176,21 @@ struct xsk_ring_cons;
  */
 void dp_xsk_complete(struct xsk_ring_cons *cq, uint64_t *tx_free, uint32_t *tx_free_n, uint64_t *bad);
 
+/* ---- the control thread's waits and retries (datapath.c) ---- */
+
+/*
+ * Waits up to ms milliseconds, in 1 ms sleeps, for done(arg). Returns 1
+ * when it came, 0 at the timeout, -ECANCELED as soon as *stopping (the
+ * datapath's flag; NULL: none) is set: a port waiting on its device on the
+ * control thread must not hold iovk_datapath_stop() back by that long.
+ */
+int dp_wait_for(const int *stopping, unsigned ms, bool (*done)(void *arg), void *arg);
+/* How long a port whose state is "failed" rests before its next try, given
+ * the rest before (0: it just failed): 1 s, doubled each time, at most
+ * DP_RETRY_MAX_MS. */
+#define DP_RETRY_MAX_MS 30000u
+unsigned dp_retry_next_ms(unsigned prev_ms);
+
 /* ---- ports ---- */
 int dp_vhost_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, void **ret_port);
 extern const struct iovk_dp_port_ops dp_vhost_port_ops;
@@ -183,5 +198,7 @@ int dp_tap_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, 
 extern const struct iovk_dp_port_ops dp_tap_port_ops;
 int dp_af_xdp_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, void **ret_port);
 extern const struct iovk_dp_port_ops dp_af_xdp_port_ops;
-int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, void **ret_port);
+/* stopping: the datapath's flag, which ends the port's waits on the device early */
+int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, const int *stopping,
+		     void **ret_port);
 extern const struct iovk_dp_port_ops dp_vfio_port_ops;

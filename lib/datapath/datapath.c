@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -56,6 +57,12 @@ struct dp_port {
 	unsigned n_queues;
 	struct dp_qstats *qs;
 	int watched_fd; /* control thread: what epoll has for this port */
+	/* control thread: a "failed" port is tried again on the first tick from
+	 * retry_at (CLOCK_MONOTONIC ms), and rests retry_ms longer after each
+	 * failure: a device that hangs its set-up holds the thread that long
+	 * only now and then, not every second */
+	uint64_t retry_at;
+	unsigned retry_ms;
 };
 
 struct dp_unit {
@@ -316,7 +323,7 @@ _public_ int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec_t
 		break;
 	case IOVK_DP_PORT_VFIO:
 		ops = &dp_vfio_port_ops;
-		r = dp_vfio_port_new(dp->ctx, &spec, &impl);
+		r = dp_vfio_port_new(dp->ctx, &spec, &dp->stopping, &impl);
 		break;
 	default:
 		return set_error(dp->ctx, -EOPNOTSUPP, "%s: the %s port is not built",
@@ -758,6 +765,41 @@ static void port_watch(struct iovk_datapath *dp, int ep, unsigned i)
 		p->watched_fd = fd;
 }
 
+int dp_wait_for(const int *stopping, unsigned ms, bool (*done)(void *arg), void *arg)
+{
+	struct timespec one = { .tv_nsec = 1000000 };
+
+	for (unsigned i = 0;; i++) {
+		if (done(arg))
+			return 1;
+		if (stopping && __atomic_load_n(stopping, __ATOMIC_RELAXED))
+			return -ECANCELED;
+		if (i >= ms)
+			return 0;
+		nanosleep(&one, NULL);
+	}
+}
+
+unsigned dp_retry_next_ms(unsigned prev_ms)
+{
+	if (prev_ms == 0)
+		return 1000;
+	return prev_ms >= DP_RETRY_MAX_MS / 2 ? DP_RETRY_MAX_MS : 2 * prev_ms;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static bool port_failed(const struct dp_port *p)
+{
+	return p->ops.state && !strcmp(p->ops.state(p->impl), "failed");
+}
+
 static void port_control(struct iovk_datapath *dp, int ep, unsigned i, bool readable)
 {
 	struct dp_port *p = &dp->ports[i];
@@ -831,8 +873,20 @@ static int control_loop(struct iovk_datapath *dp)
 
 				if (read(tfd, &v, sizeof(v)) < 0) {
 				}
-				for (unsigned i = 0; i < dp->n_ports; i++)
+				for (unsigned i = 0; i < dp->n_ports; i++) {
+					struct dp_port *p = &dp->ports[i];
+
+					/* a tick early by a few ms is no reason to wait a whole second more */
+					if (port_failed(p) && now_ms() + 10 < p->retry_at)
+						continue;
 					port_control(dp, ep, i, false);
+					if (port_failed(p)) {
+						p->retry_ms = dp_retry_next_ms(p->retry_ms);
+						p->retry_at = now_ms() + p->retry_ms;
+					} else {
+						p->retry_ms = 0;
+					}
+				}
 				report_broken(dp);
 			} else if (id == EV_CONTROL) {
 				control_serve(dp);
@@ -872,6 +926,10 @@ _public_ int iovk_datapath_run(struct iovk_datapath *dp)
 		unlink(dp->control_path);
 	}
 	workers_free(dp);
+	/* the flag also ends a port's waits on its device (dp_wait_for()): down
+	 * again, so that those of port_free() and of ports added before the next
+	 * run are whole */
+	__atomic_store_n(&dp->stopping, 0, __ATOMIC_RELAXED);
 	dp->running = false;
 	return r < 0 ? r : 0;
 }

@@ -120,6 +120,10 @@ struct vfio_port {
 	uint64_t ctrl_drv_off, ctrl_dev_off;
 	bool irq; /* MSI-X vector q for receive queue q, one eventfd each */
 	bool started;    /* DRIVER_OK set by us and not reset since */
+	const int *stopping; /* the datapath's: ends our waits on the device (dp_wait_for()) */
+	int ctrl_n;          /* ctrl_command()'s wait: what vp_vq_used() said */
+	uint16_t ctrl_id;
+	uint32_t ctrl_written;
 	const char *state;
 	char err[256];
 };
@@ -188,21 +192,21 @@ static void notify(struct vfio_port *p, uint32_t off, uint16_t vq_index)
 	bar_write(p, p->caps.notify.bar, off, vq_index, 2);
 }
 
+static bool reset_done(void *arg)
+{
+	return status_read(arg) == 0;
+}
+
+/* 0, -EIO, -ETIMEDOUT, or -ECANCELED when the datapath stops meanwhile. */
 static int device_reset(struct vfio_port *p)
 {
-	struct timespec ms = { .tv_nsec = 1000000 };
-	uint8_t s;
+	int r;
 
 	__atomic_store_n(&p->started, false, __ATOMIC_RELEASE);
 	if (cc_write(p, VIRTIO_PCI_COMMON_STATUS, 1, 0) < 0)
 		return -EIO;
-	for (int i = 0; i < VP_RESET_WAIT_MS; i++) {
-		s = status_read(p);
-		if (s == 0)
-			return 0;
-		nanosleep(&ms, NULL);
-	}
-	return -ETIMEDOUT;
+	r = dp_wait_for(p->stopping, VP_RESET_WAIT_MS, reset_done, p);
+	return r > 0 ? 0 : r == 0 ? -ETIMEDOUT : r;
 }
 
 static int status_set(struct vfio_port *p, uint8_t bits)
@@ -263,6 +267,8 @@ static int negotiate(struct vfio_port *p)
 	int r;
 
 	r = device_reset(p);
+	if (r == -ECANCELED)
+		return fail(p, r, "the datapath stopped while the device was resetting");
 	if (r < 0)
 		return fail(p, r, "the device did not reset (device_status still 0x%02x after %d ms)", status_read(p),
 			    VP_RESET_WAIT_MS);
@@ -343,21 +349,28 @@ static int queue_setup(struct vfio_port *p, uint16_t index, uint16_t size, uint1
 	return cc_write(p, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1) < 0 ? fail(p, -EIO, "virtqueue %u: enabling failed", index) : 0;
 }
 
+static bool ctrl_answered(void *arg)
+{
+	struct vfio_port *p = arg;
+
+	p->ctrl_n = vp_vq_used(&p->ctrl, &p->ctrl_id, &p->ctrl_written, 1);
+	return p->ctrl_n != 0;
+}
+
 /*
  * One command on the control queue (5.1.6.5), waited for: the control
  * thread sends it at start-up and after a reset, never while the workers
  * move packets on the pairs it changes. Returns 0 when the device acked
- * VIRTIO_NET_OK, -EPROTO for another ack or a broken ring, -ETIMEDOUT.
+ * VIRTIO_NET_OK, -EPROTO for another ack or a broken ring, -ETIMEDOUT,
+ * -ECANCELED when the datapath stops meanwhile (the command stays posted:
+ * the next device_start() resets the device and the ring).
  */
 static int ctrl_command(struct vfio_port *p, uint8_t class, uint8_t cmd, const void *data, size_t len)
 {
 	uint8_t *buf = (uint8_t *)iovk_vfio_buffer_get_addr(p->drv_mem) + p->ctrl_drv_off + p->ctrl_layout.driver_size;
 	volatile uint8_t *ack =
 		(uint8_t *)iovk_vfio_buffer_get_addr(p->dev_mem) + p->ctrl_dev_off + p->ctrl_layout.device_size;
-	struct timespec ms = { .tv_nsec = 1000000 };
-	uint16_t id;
-	uint32_t written;
-	int id_free = vp_vq_get_free(&p->ctrl), n = 0;
+	int id_free = vp_vq_get_free(&p->ctrl), n;
 
 	if (id_free != 0 || len > VP_CTRL_CMD_MAX - 2)
 		return fail(p, -EPROTO, "control queue: command %u.%u cannot be posted", class, cmd);
@@ -369,14 +382,17 @@ static int ctrl_command(struct vfio_port *p, uint8_t class, uint8_t cmd, const v
 	vp_vq_post(&p->ctrl, 0, (uint32_t)(2 + len));
 	if (vp_vq_publish(&p->ctrl))
 		notify(p, p->ctrl_notify, p->ctrl_index);
-	for (int i = 0; i < VP_CTRL_WAIT_MS && (n = vp_vq_used(&p->ctrl, &id, &written, 1)) == 0; i++)
-		nanosleep(&ms, NULL);
+	p->ctrl_n = 0;
+	if (dp_wait_for(p->stopping, VP_CTRL_WAIT_MS, ctrl_answered, p) == -ECANCELED)
+		return fail(p, -ECANCELED, "control queue: the datapath stopped before command %u.%u was answered",
+			    class, cmd);
+	n = p->ctrl_n;
 	if (n < 0)
 		return fail(p, -EPROTO, "control queue: %s", p->ctrl.broken_reason);
 	if (n == 0)
 		return fail(p, -ETIMEDOUT, "control queue: command %u.%u not answered within %d ms", class, cmd,
 			    VP_CTRL_WAIT_MS);
-	vp_vq_put_free(&p->ctrl, id);
+	vp_vq_put_free(&p->ctrl, p->ctrl_id);
 	/* acquire on used->idx in vp_vq_used(): the ack byte was written before it */
 	if (*ack != VIRTIO_NET_OK)
 		return fail(p, -EPROTO, "control queue: command %u.%u refused (ack %u)", class, cmd, *ack);
@@ -681,6 +697,10 @@ static int vfio_control_fd(void *port)
  * false first, each queue lock is taken and dropped once so that a worker
  * inside a burst has left it (workers check `started` under the lock and
  * stay out from then on), and device_start() sets it true again at the end.
+ * Its waits on the device end early when the datapath stops, and a port left
+ * "failed" is called less and less often (datapath.c): a device that never
+ * answers does not keep the control thread, and so the other ports'
+ * vhost-user messages, the stats socket and a stop, waiting.
  */
 static int vfio_control(void *port, bool readable)
 {
@@ -724,7 +744,7 @@ static int vfio_control(void *port, bool readable)
 	p->state = "resetting";
 	r = device_start(p);
 	if (r < 0) {
-		/* tried again every second, said once */
+		/* tried again later (datapath.c backs off from 1 s to 30 s), said once */
 		if (!was_failed)
 			log_warn(p->ctx, "vfio:%s: %s", p->bdf, p->err);
 		p->state = "failed";
@@ -857,7 +877,8 @@ static void irq_setup(struct vfio_port *p)
 	p->irq = true;
 }
 
-int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, void **ret_port)
+int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec, const int *stopping,
+		     void **ret_port)
 {
 	struct vfio_port *p = calloc(1, sizeof(*p));
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -867,6 +888,7 @@ int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec,
 	if (!p)
 		return -ENOMEM;
 	p->ctx = iovk_ctx_ref(ctx);
+	p->stopping = stopping;
 	p->state = "starting";
 	p->n_queues = spec->queues;
 	snprintf(p->bdf, sizeof(p->bdf), "%s", spec->name);

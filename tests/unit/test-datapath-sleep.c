@@ -146,9 +146,21 @@ static double now(void)
 		(cond);                                            \
 	})
 
-Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
+/* A datapath over port a (sleepy_ops) and port b (ops_b), with its context. */
+static struct iovk_datapath *two_ports(struct iovk_ctx **ret_ctx, void *a, const struct iovk_dp_port_ops *ops_b, void *b)
 {
 	struct iovk_datapath_options opts = IOVK_DATAPATH_OPTIONS_INIT;
+	struct iovk_datapath *dp;
+
+	cr_assert_eq(iovk_ctx_new(ret_ctx), 0);
+	cr_assert_eq(iovk_datapath_new(*ret_ctx, &opts, &dp), 0);
+	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, a, "fake:a", NULL), 0);
+	cr_assert_eq(iovk_datapath_add_port_ops(dp, ops_b, b, "fake:b", NULL), 0);
+	return dp;
+}
+
+Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
+{
 	struct fake a = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) }, b = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
 	struct iovk_datapath *dp;
 	struct iovk_ctx *ctx;
@@ -158,10 +170,7 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 	double t0, elapsed;
 
 	cr_assert(a.efd >= 0 && b.efd >= 0);
-	cr_assert_eq(iovk_ctx_new(&ctx), 0);
-	cr_assert_eq(iovk_datapath_new(ctx, &opts, &dp), 0);
-	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &a, "fake:a", NULL), 0);
-	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &b, "fake:b", NULL), 0);
+	dp = two_ports(&ctx, &a, &sleepy_ops, &b);
 	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
 
 	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") >= 2), "the idle worker never slept");
@@ -204,7 +213,6 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 
 Test(datapath_sleep, a_queue_without_an_fd_keeps_the_worker_polling)
 {
-	struct iovk_datapath_options opts = IOVK_DATAPATH_OPTIONS_INIT;
 	struct iovk_dp_port_ops polled = sleepy_ops;
 	struct fake a = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) }, b = { .efd = -1 };
 	struct iovk_datapath *dp;
@@ -213,10 +221,7 @@ Test(datapath_sleep, a_queue_without_an_fd_keeps_the_worker_polling)
 
 	polled.rx_wait_fd = NULL;
 	polled.rx_interrupts = NULL;
-	cr_assert_eq(iovk_ctx_new(&ctx), 0);
-	cr_assert_eq(iovk_datapath_new(ctx, &opts, &dp), 0);
-	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &a, "fake:a", NULL), 0);
-	cr_assert_eq(iovk_datapath_add_port_ops(dp, &polled, &b, "fake:b", NULL), 0);
+	dp = two_ports(&ctx, &a, &polled, &b);
 	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
 	usleep(200000);
 	cr_assert_eq(worker_u64(dp, "interrupt_mode"), 0);
@@ -234,7 +239,6 @@ Test(datapath_sleep, a_queue_without_an_fd_keeps_the_worker_polling)
  * woke at once) */
 Test(datapath_sleep, a_second_run_after_a_stop_forwards)
 {
-	struct iovk_datapath_options opts = IOVK_DATAPATH_OPTIONS_INIT;
 	struct fake a = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) }, b = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
 	struct iovk_datapath *dp;
 	struct iovk_ctx *ctx;
@@ -242,10 +246,7 @@ Test(datapath_sleep, a_second_run_after_a_stop_forwards)
 	void *ret;
 
 	cr_assert(a.efd >= 0 && b.efd >= 0);
-	cr_assert_eq(iovk_ctx_new(&ctx), 0);
-	cr_assert_eq(iovk_datapath_new(ctx, &opts, &dp), 0);
-	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &a, "fake:a", NULL), 0);
-	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, &b, "fake:b", NULL), 0);
+	dp = two_ports(&ctx, &a, &sleepy_ops, &b);
 	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
 	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") >= 1), "the idle worker never slept");
 	cr_assert_eq(iovk_datapath_stop(dp), 0);
@@ -265,4 +266,127 @@ Test(datapath_sleep, a_second_run_after_a_stop_forwards)
 	iovk_ctx_unref(ctx);
 	close(a.efd);
 	close(b.efd);
+}
+
+/* ---- the control thread's waits and retries ---- */
+
+#include "lib/datapath/datapath-internal.h"
+
+static bool never(void *arg)
+{
+	__atomic_fetch_add((int *)arg, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
+static bool always(void *arg)
+{
+	return true;
+}
+
+struct stopper {
+	int *flag;
+	unsigned after_ms;
+};
+
+static void *stop_later(void *arg)
+{
+	struct stopper *s = arg;
+
+	usleep(s->after_ms * 1000);
+	__atomic_store_n(s->flag, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* vfio-port.c's reset and control-command waits: a device that never
+ * answers must not hold a stop back for the whole wait */
+Test(datapath_control, a_wait_on_the_device_ends_when_the_datapath_stops)
+{
+	int stopping = 0, polls = 0;
+	struct stopper s = { .flag = &stopping, .after_ms = 50 };
+	pthread_t th;
+	double t0 = now(), elapsed;
+
+	cr_assert_eq(pthread_create(&th, NULL, stop_later, &s), 0);
+	cr_assert_eq(dp_wait_for(&stopping, 20000, never, &polls), -ECANCELED);
+	elapsed = now() - t0;
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	/* 20 s without the flag: 10 s leaves room for any load */
+	cr_assert(elapsed < 10, "the wait took %.3f s after a stop at 0.05 s", elapsed);
+	cr_assert_gt(polls, 0);
+	/* without a flag: the timeout; a condition already true: at once */
+	polls = 0;
+	cr_assert_eq(dp_wait_for(NULL, 5, never, &polls), 0);
+	cr_assert_eq(polls, 6); /* before each of the 5 sleeps and after the last */
+	/* what came is said even when the stop came too */
+	cr_assert_eq(dp_wait_for(&stopping, 1000, always, NULL), 1);
+}
+
+Test(datapath_control, a_failed_port_is_retried_ever_later)
+{
+	unsigned ms = 0, seq[8];
+
+	for (int i = 0; i < 8; i++)
+		seq[i] = ms = dp_retry_next_ms(ms);
+	cr_assert_eq(seq[0], 1000);
+	cr_assert_eq(seq[1], 2000);
+	cr_assert_eq(seq[2], 4000);
+	cr_assert_eq(seq[4], 16000);
+	cr_assert_eq(seq[5], DP_RETRY_MAX_MS);
+	cr_assert_eq(seq[7], DP_RETRY_MAX_MS);
+}
+
+/* A port that stays "failed" and whose control() is slow (as vfio's
+ * device_start() waiting for a device that never answers): the control
+ * thread calls it on the ticks at 0, 1 and 3 s, not every second */
+struct failing {
+	int calls;
+	const char *state;
+};
+
+static int failing_control(void *port, bool readable)
+{
+	struct failing *f = port;
+
+	__atomic_fetch_add(&f->calls, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static const char *failing_state(void *port)
+{
+	return ((struct failing *)port)->state;
+}
+
+static int no_fd(void *port)
+{
+	return -1;
+}
+
+Test(datapath_control, a_failed_port_backs_off)
+{
+	struct iovk_dp_port_ops ops = sleepy_ops;
+	struct fake a = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
+	struct failing f = { .state = "failed" };
+	struct iovk_datapath *dp;
+	struct iovk_ctx *ctx;
+	pthread_t th;
+	int calls;
+
+	ops.rx_wait_fd = NULL;
+	ops.rx_interrupts = NULL;
+	ops.control = failing_control;
+	ops.control_fd = no_fd;
+	ops.state = failing_state;
+	dp = two_ports(&ctx, &a, &ops, &f);
+	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
+	cr_assert(WAIT_FOR(__atomic_load_n(&f.calls, __ATOMIC_RELAXED) >= 1), "never tried");
+	/* ticks at 1, 2, 3.x s after the first: every second would be 4 tries,
+	 * a load that delays ticks only makes fewer */
+	usleep(3500000);
+	calls = __atomic_load_n(&f.calls, __ATOMIC_RELAXED);
+	cr_assert(calls <= 3, "%d tries in 3.5 s: no back-off", calls);
+	cr_assert_eq(iovk_datapath_stop(dp), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	iovk_datapath_unref(dp);
+	iovk_ctx_unref(ctx);
+	close(a.efd);
 }
