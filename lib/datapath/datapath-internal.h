@@ -176,7 +176,10 @@ struct xsk_ring_cons;
  */
 void dp_xsk_complete(struct xsk_ring_cons *cq, uint64_t *tx_free, uint32_t *tx_free_n, uint64_t *bad);
 
-/* ---- the control thread's waits and retries (datapath.c) ---- */
+/* ---- the workers' sleeps and the control thread's waits (datapath.c) ---- */
+
+/* The longest an idle worker sleeps, in ms (100); for the tests. */
+extern int dp_sleep_ms;
 
 /*
  * Waits up to ms milliseconds, in 1 ms sleeps, for done(arg). Returns 1

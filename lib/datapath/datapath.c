@@ -348,6 +348,9 @@ _public_ int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec_t
 #define DP_IDLE_POLLS 2048
 /* The longest sleep: a port whose device was reset re-arms within it. */
 #define DP_SLEEP_MS 100
+/* DP_SLEEP_MS; the unit tests make it long, so that only the wakes they
+ * test (an eventfd, the stop) can make them pass */
+int dp_sleep_ms = DP_SLEEP_MS;
 
 /* Interrupt mode for one idle spell: arm every queue, wait, disarm. */
 static void worker_sleep(struct dp_worker *w)
@@ -363,7 +366,7 @@ static void worker_sleep(struct dp_worker *w)
 	}
 	/* armed first, then asleep: what arrives in between makes an fd readable */
 	if (quiet && !__atomic_load_n(&w->dp->stopping, __ATOMIC_RELAXED)) {
-		epoll_wait(w->sleep_fd, ev, ELEMENTSOF(ev), DP_SLEEP_MS);
+		epoll_wait(w->sleep_fd, ev, ELEMENTSOF(ev), dp_sleep_ms);
 		__atomic_store_n(&w->sleeps, w->sleeps + 1, __ATOMIC_RELAXED);
 	}
 	for (unsigned u = 0; u < armed; u++) {

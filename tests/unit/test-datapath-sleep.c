@@ -7,8 +7,10 @@
  * sleeps counter grows, the queues are armed while it does); a written
  * eventfd wakes it at once (many more sleeps than the 100 ms bound alone
  * would allow in the time) and a frame that came with it is forwarded; a
- * queue that says something is pending is not slept on; and a port
- * without the hooks keeps its worker polling.
+ * queue that says something is pending is not slept on; a stop wakes it;
+ * and a port without the hooks keeps its worker polling. The first test
+ * makes the sleep bound 10 s (dp_sleep_ms), so that the 100 ms timeout
+ * cannot stand in for the wake it checks.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -23,11 +25,14 @@
 
 #include <iovkit/datapath.h>
 
+#include "lib/datapath/datapath-internal.h"
+
 struct fake {
 	int efd;
 	int pending;   /* frames to receive */
 	int armed;     /* rx_interrupts(on) without its off */
 	int refused;   /* arms refused because something was pending */
+	int arrive_on_arm; /* frames that become pending as the queue is armed */
 	uint8_t frame[64];
 	struct iovec seg;
 };
@@ -78,8 +83,10 @@ static bool fake_interrupts(void *port, unsigned q, bool on)
 		}
 		return true;
 	}
+	/* a frame the device wrote just as the worker armed: seen by the arm only */
+	__atomic_fetch_add(&f->pending, __atomic_exchange_n(&f->arrive_on_arm, 0, __ATOMIC_ACQ_REL), __ATOMIC_ACQ_REL);
 	if (__atomic_load_n(&f->pending, __ATOMIC_ACQUIRE) > 0) {
-		f->refused++;
+		__atomic_fetch_add(&f->refused, 1, __ATOMIC_RELAXED);
 		return false;
 	}
 	__atomic_store_n(&f->armed, 1, __ATOMIC_RELAXED);
@@ -169,14 +176,17 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 	uint64_t one = 1, s0, n_sleeps;
 	double t0, elapsed;
 
+	/* sleeps of 10 s, not 100 ms: every wake below must come from an fd */
+	dp_sleep_ms = 10000;
 	cr_assert(a.efd >= 0 && b.efd >= 0);
 	dp = two_ports(&ctx, &a, &sleepy_ops, &b);
 	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
 
-	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") >= 2), "the idle worker never slept");
-	cr_assert_eq(worker_u64(dp, "interrupt_mode"), 1);
 	cr_assert(WAIT_FOR(__atomic_load_n(&a.armed, __ATOMIC_RELAXED) && __atomic_load_n(&b.armed, __ATOMIC_RELAXED)),
-		  "asleep with a queue not armed");
+		  "the idle worker never armed both queues");
+	cr_assert_eq(write(b.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") >= 1), "the idle worker never slept");
+	cr_assert_eq(worker_u64(dp, "interrupt_mode"), 1);
 
 	/* each write wakes it, and it sleeps again after its idle rounds: woken
 	 * by the timeout alone it would sleep at most once per 100 ms */
@@ -195,15 +205,27 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 	__atomic_store_n(&a.pending, 1, __ATOMIC_RELEASE);
 	cr_assert_eq(write(a.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
 	cr_assert(WAIT_FOR(port_tx(dp, 1) == 1), "the frame was not forwarded");
-	s0 = worker_u64(dp, "sleeps");
-	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") > s0), "it did not go back to sleep");
+	/* the disarm after the wake cleared the flags: set again, it is going back to sleep */
+	cr_assert(WAIT_FOR(__atomic_load_n(&a.armed, __ATOMIC_RELAXED) && __atomic_load_n(&b.armed, __ATOMIC_RELAXED)),
+		  "it did not go back to sleep");
 
-	/* pending when armed: the worker polls and takes it without an interrupt */
-	__atomic_store_n(&b.pending, 3, __ATOMIC_RELEASE);
+	/* frames that arrive as the worker arms (after a wake through a's fd):
+	 * the arm says so and the worker polls them instead of sleeping; one
+	 * that slept anyway would forward them after its 10 s, past WAIT_FOR's 5 s */
+	__atomic_store_n(&b.arrive_on_arm, 3, __ATOMIC_RELEASE);
+	cr_assert_eq(write(a.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
 	cr_assert(WAIT_FOR(port_tx(dp, 0) == 3), "frames pending while arming were not forwarded");
+	cr_assert_gt(__atomic_load_n(&b.refused, __ATOMIC_RELAXED), 0);
 
+	/* a stop wakes the sleeping worker through stop_fd: well within the 10 s sleep */
+	cr_assert(WAIT_FOR(__atomic_load_n(&a.armed, __ATOMIC_RELAXED) && __atomic_load_n(&b.armed, __ATOMIC_RELAXED)),
+		  "it did not go back to sleep");
+	usleep(20000);
+	t0 = now();
 	cr_assert_eq(iovk_datapath_stop(dp), 0);
 	cr_assert_eq(pthread_join(th, &ret), 0);
+	elapsed = now() - t0;
+	cr_assert(elapsed < 3, "stopping a sleeping worker took %.3f s", elapsed);
 	cr_assert_eq((intptr_t)ret, 0);
 	iovk_datapath_unref(dp);
 	iovk_ctx_unref(ctx);
@@ -269,8 +291,6 @@ Test(datapath_sleep, a_second_run_after_a_stop_forwards)
 }
 
 /* ---- the control thread's waits and retries ---- */
-
-#include "lib/datapath/datapath-internal.h"
 
 static bool never(void *arg)
 {

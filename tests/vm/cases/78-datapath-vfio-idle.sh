@@ -6,8 +6,10 @@
 # over 4 s with no traffic the process uses well under a quarter of that
 # in CPU time (a polling worker uses all it gets), and its sleeps counter
 # grows. Frames then still cross both ways by content, woken by the
-# device's interrupt (vfio -> tap) and the tap's fd (tap -> vfio), and the
-# worker goes back to sleep after them.
+# device's interrupt (vfio -> tap: the device's vfio-msix line in
+# /proc/interrupts must grow, or the 100 ms sleep bound alone could have
+# carried the frame) and the tap's fd (tap -> vfio), and the worker goes
+# back to sleep after them.
 # vm-timeout: 150
 # vm-vfio-modes: container iommufd
 . "$(dirname "$0")/../lib.sh"
@@ -40,6 +42,12 @@ stats() { "$IOVCTL" datapath stats --json --control "$SOCK"; }
 # the process's CPU time (user + system) in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$DP/stat"; }
 TCK=$(getconf CLK_TCK)
+# the guest kernel's count of $NET's vfio-pci MSI-X interrupts, all CPUs
+# (vfio_pci_intrs.c names each "vfio-msix[N](BDF)" in /proc/interrupts)
+msix_count() {
+    awk -v dev="($NET)" 'index($0, "vfio-msix[") && index($0, dev) {
+        for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i } END { print n + 0 }' /proc/interrupts
+}
 
 # idle_cpu WHAT: over 4 s the process takes under 1 s of CPU and sleeps
 idle_cpu() {
@@ -70,8 +78,12 @@ grep -q "MSI-X when idle" "$T/dp.log" || fail "the vfio port did not take MSI-X:
 assert_eq "$(json_get workers.0.interrupt_mode <<<"$(stats)")" true "the worker's interrupt mode"
 idle_cpu "before traffic"
 
+m0=$(msix_count)
 frame_across dpidle-from-nic "$PEER" "$TAP"
-info "a frame from $PEER woke the worker and came out of the vfio port onto $TAP"
+m1=$(msix_count)
+# the sleeps alone would also end at their 100 ms bound: the device's own interrupt must have come
+((m1 > m0)) || fail "the device raised no MSI-X interrupt for the frame ($m0 before, $m1 after; $(grep vfio-msix /proc/interrupts || echo 'no vfio-msix line'))"
+info "a frame from $PEER woke the worker through MSI-X ($m0 -> $m1 interrupts) and came out of the vfio port onto $TAP"
 frame_across dpidle-from-tap "$TAP" "$PEER"
 info "a frame written to $TAP woke the worker and left through the vfio port"
 idle_cpu "after traffic"
