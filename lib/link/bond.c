@@ -432,15 +432,21 @@ static void watch_drain(struct bond_watch *w)
 }
 
 /*
- * The receive buffer of the watch's two sockets, read without MSG_PEEK.
- * libnl peeks at each datagram to size its buffer and then reads it again:
- * two recvmsg() a message, and a switch reads about fifteen (its GETLINKs,
- * their ACKs, the kernel's notifications). These messages carry one link
- * each without VF information (no RTEXT_FILTER_VF asked, and notifications
- * never carry it): about 1.6 KiB. A larger one would fail the read
- * (-NLE_MSG_TRUNC), never be cut silently: the GETLINK's error ends the
- * wait, and on the subscribed socket the look that follows reads both
- * links again anyway.
+ * The receive buffer of the watch's subscribed socket (mon), read without
+ * MSG_PEEK. libnl peeks at each datagram to size its buffer and then reads
+ * it again: two recvmsg() a message, and a switch reads several
+ * notifications. A notification carries one link without VF information
+ * (the kernel builds it with no RTEXT_FILTER_VF): about 1.6 KiB. One that
+ * is larger all the same (a link with hundreds of altnames) fails its read
+ * (-NLE_MSG_TRUNC) and is dropped, never cut silently, and no wait rests on
+ * it: a notification only wakes the wait, whose look reads both links again
+ * over sk (a deleted one as -ENODEV).
+ *
+ * The request socket sk keeps peeking: libnl's rtnl_link_build_get_request()
+ * always asks IFLA_EXT_MASK RTEXT_FILTER_VF, so the GETLINK of a PF carries
+ * its IFLA_VFINFO_LIST (~350 bytes a VF: over 32 KiB past ~100 VFs), and
+ * a link's altnames alone can pass 32 KiB (tests/host: a fixed buffer
+ * failed the switch there with "truncated message").
  */
 #define WATCH_MSG_BUF (32u * 1024)
 
@@ -452,7 +458,6 @@ static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bo
 	r = route_nl_open(ctx, &w->sk);
 	if (r < 0)
 		return r;
-	nl_socket_disable_msg_peek(w->sk);
 	w->mon = nl_socket_alloc();
 	if (!w->mon)
 		return -ENOMEM;
@@ -461,8 +466,6 @@ static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bo
 	w->mon_cb = nl_socket_get_cb(w->mon);
 	nl_cb_set(w->mon_cb, NL_CB_VALID, NL_CB_CUSTOM, watch_notified, w);
 	r = nl_connect(w->mon, NETLINK_ROUTE);
-	if (r >= 0)
-		r = nl_socket_set_msg_buf_size(w->sk, WATCH_MSG_BUF);
 	if (r >= 0)
 		r = nl_socket_set_msg_buf_size(w->mon, WATCH_MSG_BUF);
 	if (r >= 0)
