@@ -664,8 +664,12 @@ static bool vfio_rx_interrupts(void *port, unsigned qi, bool on)
 	bool quiet = true;
 	uint64_t n;
 
-	/* the control thread resets the rings under the queue locks: then the
-	 * worker polls (on) or leaves the flag to the reset, which sets it (off) */
+	/* the lock busy: a burst of another worker, or the control thread's
+	 * vfio_control() passing through it. It does not hold the locks while
+	 * it resets the rings (device_start() runs unlocked): what keeps us off
+	 * rings being set up is `started`, false through the reset and checked
+	 * in queue_ok() under the lock. So the worker polls (on), or leaves the
+	 * flag to whoever holds the lock or to the reset, which sets it (off) */
 	if (dp_trylock(&q->rx_lock)) {
 		if (queue_ok(p, &q->rx))
 			quiet = on ? vp_vq_interrupts_on(&q->rx) : (vp_vq_interrupts_off(&q->rx), true);
