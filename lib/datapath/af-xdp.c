@@ -85,6 +85,7 @@ struct xp_port {
 	uint32_t tx_unsent; /* in the tx ring, the kernel not told yet (a kick said EAGAIN) */
 	uint64_t tx_bad_completions; /* completion addresses that are not a transmit chunk: dropped */
 	uint64_t tx_free[XP_TX_FRAMES];
+	uint64_t tx_out[XP_TX_FRAMES / 64]; /* bit i: transmit chunk i is with the kernel */
 };
 
 /* ---- hot path ---- */
@@ -110,20 +111,24 @@ static bool xp_tx_addr_ok(uint64_t addr)
 	       addr < (uint64_t)XP_FRAMES * XP_FRAME_SIZE;
 }
 
-/* Only addresses of transmit chunks go back to the free stack: anything else
- * would have a transmit overwrite a receive buffer lent to the other port,
- * or write past the area. A stack already full (the same chunk completed
- * twice) takes nothing more: that is counted too. */
-void dp_xsk_complete(struct xsk_ring_cons *cq, uint64_t *tx_free, uint32_t *tx_free_n, uint64_t *bad)
+/* Only addresses of transmit chunks that are out go back to the free stack:
+ * anything else would have a transmit overwrite a receive buffer lent to the
+ * other port, or write past the area, and a chunk completed twice would be
+ * handed out twice (two frames in one buffer). The rest is counted. */
+void dp_xsk_complete(struct xsk_ring_cons *cq, uint64_t *tx_free, uint32_t *tx_free_n, uint64_t *tx_out,
+		     uint64_t *bad)
 {
 	uint32_t idx, n = xsk_ring_cons__peek(cq, XP_TX_FRAMES, &idx);
 
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t addr = *xsk_ring_cons__comp_addr(cq, idx + i);
+		uint64_t c = xp_tx_addr_ok(addr) ? addr / XP_FRAME_SIZE - XP_RX_FRAMES : 0, bit = 1ull << (c % 64);
 
-		if (xp_tx_addr_ok(addr) && *tx_free_n < XP_TX_FRAMES)
+		/* out, so not on the stack: it has room */
+		if (xp_tx_addr_ok(addr) && (tx_out[c / 64] & bit)) {
+			tx_out[c / 64] &= ~bit;
 			tx_free[(*tx_free_n)++] = addr;
-		else
+		} else
 			__atomic_store_n(bad, *bad + 1, __ATOMIC_RELAXED); /* read by the control thread */
 	}
 	if (n)
@@ -133,7 +138,7 @@ void dp_xsk_complete(struct xsk_ring_cons *cq, uint64_t *tx_free, uint32_t *tx_f
 /* Frames the kernel finished sending back to the free stack (tx_lock held). */
 static void xp_complete(struct xp_port *x)
 {
-	dp_xsk_complete(&x->cq, x->tx_free, &x->tx_free_n, &x->tx_bad_completions);
+	dp_xsk_complete(&x->cq, x->tx_free, &x->tx_free_n, x->tx_out, &x->tx_bad_completions);
 }
 
 static void xp_rx_release(void *port, unsigned q);
@@ -225,6 +230,7 @@ static unsigned xp_tx_burst(void *port, unsigned q, const struct iovk_dp_pkt *pk
 		uint8_t *to;
 
 		addr = x->tx_free[--x->tx_free_n];
+		dp_xsk_out(x->tx_out, addr);
 		to = x->area + addr;
 		for (unsigned s = 0; s < pkts[i].n_seg; s++) {
 			memcpy(to, pkts[i].seg[s].iov_base, pkts[i].seg[s].iov_len);

@@ -170,11 +170,21 @@ int dp_listen_unix(struct iovk_ctx *ctx, const char *path, int backlog, int *ret
 struct xsk_ring_cons;
 /*
  * Takes what the kernel put in the completion ring cq: addresses of
- * transmit chunks (aligned, in the UMEM's upper half) onto the free stack
- * tx_free[0..*tx_free_n) (at most XP_TX_FRAMES), every other one counted
- * in *bad and dropped. The ring's entries are all consumed.
+ * transmit chunks (aligned, in the UMEM's upper half) that are out (their
+ * bit set in tx_out, XP_TX_FRAMES bits) onto the free stack
+ * tx_free[0..*tx_free_n) (at most XP_TX_FRAMES), their bit cleared; every
+ * other one (a second completion of a chunk too) counted in *bad and
+ * dropped. The ring's entries are all consumed.
  */
-void dp_xsk_complete(struct xsk_ring_cons *cq, uint64_t *tx_free, uint32_t *tx_free_n, uint64_t *bad);
+void dp_xsk_complete(struct xsk_ring_cons *cq, uint64_t *tx_free, uint32_t *tx_free_n, uint64_t *tx_out,
+		     uint64_t *bad);
+/* Marks the transmit chunk at addr (a tx_free entry) as handed to the kernel. */
+static inline void dp_xsk_out(uint64_t *tx_out, uint64_t addr)
+{
+	uint64_t c = addr / XP_FRAME_SIZE - XP_RX_FRAMES;
+
+	tx_out[c / 64] |= 1ull << (c % 64);
+}
 
 /* ---- the workers' sleeps and the control thread's waits (datapath.c) ---- */
 

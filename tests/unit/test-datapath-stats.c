@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@
 Test(datapath_stats, af_xdp_completions_outside_the_transmit_half_are_counted_not_reused)
 {
 	uint32_t prod = 0, cons = 0, flags = 0, n_free = 0;
-	uint64_t ring[CQ_SIZE], free_stack[XP_TX_FRAMES], bad = 0;
+	uint64_t ring[CQ_SIZE], free_stack[XP_TX_FRAMES], out[XP_TX_FRAMES / 64] = { 0 }, bad = 0;
 	struct xsk_ring_cons cq = { .mask = CQ_SIZE - 1, .size = CQ_SIZE, .producer = &prod, .consumer = &cons,
 				    .ring = ring, .flags = &flags };
 	const uint64_t tx0 = (uint64_t)XP_RX_FRAMES * XP_FRAME_SIZE;
@@ -36,10 +37,13 @@ Test(datapath_stats, af_xdp_completions_outside_the_transmit_half_are_counted_no
 		UINT64_MAX - XP_FRAME_SIZE + 1,        /* far past it, aligned */
 	};
 
+	/* chunks 0 and 5 were sent */
+	dp_xsk_out(out, tx0);
+	dp_xsk_out(out, tx0 + 5 * XP_FRAME_SIZE);
 	for (unsigned i = 0; i < ELEMENTSOF(in); i++)
 		ring[i] = in[i];
 	__atomic_store_n(&prod, ELEMENTSOF(in), __ATOMIC_RELEASE);
-	dp_xsk_complete(&cq, free_stack, &n_free, &bad);
+	dp_xsk_complete(&cq, free_stack, &n_free, out, &bad);
 	cr_assert_eq(n_free, 2);
 	cr_assert_eq(free_stack[0], tx0);
 	cr_assert_eq(free_stack[1], tx0 + 5 * XP_FRAME_SIZE);
@@ -47,13 +51,31 @@ Test(datapath_stats, af_xdp_completions_outside_the_transmit_half_are_counted_no
 	/* every entry consumed, the good and the bad */
 	cr_assert_eq(cons, ELEMENTSOF(in));
 
-	/* a full free stack takes nothing more: a chunk completed twice is not handed out twice */
-	n_free = XP_TX_FRAMES;
+	cr_assert_eq(out[0], 0, "completed chunks still marked out: %#" PRIx64, out[0]);
+
+	/* chunk 0 completed again while the stack has room: not handed out twice */
 	ring[ELEMENTSOF(in) % CQ_SIZE] = tx0;
 	__atomic_store_n(&prod, ELEMENTSOF(in) + 1, __ATOMIC_RELEASE);
-	dp_xsk_complete(&cq, free_stack, &n_free, &bad);
-	cr_assert_eq(n_free, XP_TX_FRAMES);
+	dp_xsk_complete(&cq, free_stack, &n_free, out, &bad);
+	cr_assert_eq(n_free, 2);
 	cr_assert_eq(bad, 5);
+
+	/* a transmit chunk never sent (tx0 + 7): the same */
+	ring[(ELEMENTSOF(in) + 1) % CQ_SIZE] = tx0 + 7 * XP_FRAME_SIZE;
+	__atomic_store_n(&prod, ELEMENTSOF(in) + 2, __ATOMIC_RELEASE);
+	dp_xsk_complete(&cq, free_stack, &n_free, out, &bad);
+	cr_assert_eq(n_free, 2);
+	cr_assert_eq(bad, 6);
+
+	/* sent again, completed once: back on the stack */
+	n_free = 1;
+	dp_xsk_out(out, tx0 + (XP_TX_FRAMES - 1) * (uint64_t)XP_FRAME_SIZE);
+	ring[(ELEMENTSOF(in) + 2) % CQ_SIZE] = tx0 + (XP_TX_FRAMES - 1) * (uint64_t)XP_FRAME_SIZE;
+	__atomic_store_n(&prod, ELEMENTSOF(in) + 3, __ATOMIC_RELEASE);
+	dp_xsk_complete(&cq, free_stack, &n_free, out, &bad);
+	cr_assert_eq(n_free, 2);
+	cr_assert_eq(free_stack[1], tx0 + (XP_TX_FRAMES - 1) * (uint64_t)XP_FRAME_SIZE);
+	cr_assert_eq(bad, 6);
 }
 
 /* A port of two queues whose device returned 3 and 4 bad completions. */
