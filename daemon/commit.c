@@ -15,7 +15,9 @@
  *  - when the writer is done (an eventfd), the loop sends the batch's
  *    replies and signals. A failed batch is undone first (its VFs put back,
  *    its allocations dropped) and only then is the next batch serialised:
- *    no record ever holds a change whose reply said it failed.
+ *    no record holds an Allocate or Release whose reply said it failed. A
+ *    failover step (COMMIT_UPDATE) is not undone: the kernel has it, so
+ *    the table keeps it and the next commit writes it; its error says so.
  *
  * When the next batch starts depends on what a write costs (write_usec, a
  * moving average of the writer's time, each sample capped at 4 DELAY_USEC
@@ -214,7 +216,8 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 		} else if (p->kind == COMMIT_UPDATE)
 			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,
 							 "Failed to record the failover step in the state directory %s: %s; "
-							 "the kernel has it, the state file not: call the step again",
+							 "the kernel has it, and the state file gets it with the next "
+							 "commit: call the step again to be sure",
 							 m->state_dir, strerror(-r));
 		else if (p->kind == COMMIT_ALLOCATE)
 			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,

@@ -24,13 +24,16 @@
  * if its header names the allocations.json that is there (length and CRC):
  * a state file written or edited after the header was is never overridden
  * by older records. A torn record ends the run, and was never acknowledged:
- * replies wait for the fdatasync.
+ * replies wait for the fdatasync. So does a record whose write failed: its
+ * first block is overwritten with zeros, and the records before it, which
+ * were acknowledged, stay (journal_drop_failed_record()).
  *
  * Checkpoint (state.c): allocations.json is replaced the old way, then a new
  * header with a new random epoch is written, which makes every record in the
  * file stale at once; records start again at block 1. A checkpoint happens
- * when a record does not fit, at start when records were replayed, and at
- * a clean stop, so a stopped iovd leaves allocations.json alone current.
+ * when a record does not fit, on every commit after a record failed (until
+ * one succeeds), at start when records were replayed, and at a clean stop,
+ * so a stopped iovd leaves allocations.json alone current.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -342,8 +345,21 @@ int journal_reset(struct manager *m, uint32_t state_crc, uint64_t state_len, siz
 	if (!(j = journal_get(m)))
 		return -ENOMEM;
 	j->usable = false;
-	if (j->retry_usec && now_usec(CLOCK_MONOTONIC) < j->retry_usec)
-		return -EAGAIN; /* a failure a moment ago: allocations.json alone until then */
+	j->seq = 0; /* allocations.json was just written: it holds every record */
+	if (j->retry_usec && now_usec(CLOCK_MONOTONIC) < j->retry_usec) {
+		/* a failure a moment ago: allocations.json alone until then. A
+		 * journal kept for its records after that failure goes: they are
+		 * in allocations.json now, and its header may name one with the
+		 * same bytes as the one just written */
+		if (j->fd >= 0) {
+			closep(&j->fd);
+			if (unlinkat(m->state_dir_fd, JOURNAL_FILE, 0) < 0 && errno != ENOENT)
+				log_error("Failed to remove %s/%s: %m", m->state_dir, JOURNAL_FILE);
+			else
+				(void)fsync(m->state_dir_fd);
+		}
+		return -EAGAIN;
+	}
 	j->retry_usec = 0;
 	want = MAX(want, (uint64_t)SIZE_MIN);
 	want = MIN(want, (uint64_t)SIZE_MAX_);
@@ -384,20 +400,53 @@ fail:
 }
 
 /*
- * After a failed write the record may be on disk all the same, under an
- * epoch whose header names the allocations.json that is there: it would be
- * read at the next start as a commit, though its requests were answered as
- * failed. So the file goes (and is made again, with a new epoch, once
- * RETRY_USEC have passed: a disk that fails writes is not given a 4 MiB
- * file on every commit meanwhile).
+ * After a failed write the record may be on disk all the same, whole, under
+ * an epoch whose header names the allocations.json that is there: it would
+ * be read at the next start as a commit, though its requests were answered
+ * as failed. The records before it were acknowledged, though, and until a
+ * checkpoint the journal alone holds them: deleting the file (as iovd did
+ * before) lost them whenever the checkpoint that takes the commit instead
+ * failed too. So only the failed record goes: its first block is written
+ * with zeros and flushed. A run ends at a block without a record's magic,
+ * quietly (the "damaged record followed by another" check is for a record
+ * whose magic is right and CRC wrong), so the next start reads the records
+ * before it and nothing after it. The journal takes no more records until a
+ * checkpoint has replaced allocations.json (state_commit() checkpoints every
+ * commit meanwhile, and commit_flush() at exit, as journal_records() is not
+ * 0), and a new journal starts only RETRY_USEC after the failure: a disk
+ * that fails writes is not given a 4 MiB file on every commit meanwhile.
+ *
+ * When the zeros cannot be written either, the journal still stays when it
+ * holds acknowledged records: a crash before the next checkpoint may then
+ * read the failed record as a commit, which is logged, but losing the
+ * acknowledged ones is certain otherwise. With no record before it, the
+ * file goes, as nothing in it is needed.
  */
-static void journal_discard(struct manager *m)
+static void journal_drop_failed_record(struct manager *m)
 {
 	struct journal *j = m->journal;
+	char zeros[BLOCK] = { 0 };
+	int r;
 
 	j->usable = false;
-	j->seq = 0;
 	j->retry_usec = now_usec(CLOCK_MONOTONIC) + RETRY_USEC;
+	r = pwrite_all(j->fd, zeros, (size_t)MIN((uint64_t)BLOCK, j->size - j->off), (off_t)j->off);
+	if (r >= 0 && fdatasync(j->fd) < 0)
+		r = negative_errno();
+	if (r >= 0) {
+		if (j->seq > 0)
+			log_error("%s/%s: the failed record is marked invalid; the %" PRIu64 " records before it "
+				  "are kept until %s/allocations.json is written", m->state_dir, JOURNAL_FILE, j->seq,
+				  m->state_dir);
+		return;
+	}
+	if (j->seq > 0) {
+		log_error("Failed to mark the failed record of %s/%s invalid: %s; the journal is kept for the %" PRIu64
+			  " acknowledged records before it, and if iovd stops uncleanly before %s/allocations.json is "
+			  "written, the next start may read the failed record as a commit",
+			  m->state_dir, JOURNAL_FILE, strerror(-r), j->seq, m->state_dir);
+		return;
+	}
 	closep(&j->fd);
 	if ((unlinkat(m->state_dir_fd, JOURNAL_FILE, 0) < 0 && errno != ENOENT) || fsync(m->state_dir_fd) < 0)
 		log_error("Failed to remove %s/%s after a failed write: %m; a record of that write may be read "
@@ -409,8 +458,9 @@ static void journal_discard(struct manager *m)
  * Appends the state text as the next record and waits until it is on disk.
  * -ENOSPC: it does not fit, or the journal is not usable: the caller makes a
  * checkpoint instead. -ENOMEM: nothing was written. Any other error: the
- * write failed, and the journal is gone (journal_discard()); the caller makes
- * a checkpoint too. Runs on the writer thread.
+ * write failed, the record is dropped and the journal takes no more until a
+ * checkpoint (journal_drop_failed_record()); the caller makes a checkpoint
+ * too. Runs on the writer thread.
  */
 int journal_append(struct manager *m, const char *text, size_t len)
 {
@@ -436,7 +486,7 @@ int journal_append(struct manager *m, const char *text, size_t len)
 		r = negative_errno();
 	if (r < 0) {
 		log_error("Failed to write %s/%s: %s", m->state_dir, JOURNAL_FILE, strerror(-r));
-		journal_discard(m);
+		journal_drop_failed_record(m);
 		return r;
 	}
 	j->seq = rec.seq;

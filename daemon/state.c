@@ -572,8 +572,9 @@ int state_commit(struct manager *m, const char *text, size_t len)
 {
 	int r = journal_append(m, text, len);
 
-	/* a record that does not fit, or a journal that failed (and is gone):
-	 * allocations.json takes the commit */
+	/* a record that does not fit, a record that failed (dropped, the
+	 * journal keeping the ones before it), or a journal that takes no
+	 * records since one failed: allocations.json takes the commit */
 	return r < 0 && r != -ENOMEM ? state_checkpoint(m, text, len) : r;
 }
 

@@ -15,6 +15,7 @@
  */
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -862,22 +863,31 @@ Test(iovd, failed_commits_put_the_vf_back)
 }
 
 /*
- * Faults on the flushes of iovd's side (a forked child of this binary):
- * these definitions take the place of libc's for every object linked here.
- * The fault_sync_at-th fdatasync (counted from 1) sleeps fault_sync_usec
- * first; with fault_sync_fails it fails with EIO, and so do the two fsync
- * calls after it (the journal's removal and the checkpoint that takes the
- * commit instead), so that the commit fails as a whole.
+ * Faults on the flushes of iovd's side (a forked child of this binary), or
+ * of this process in the journal's own tests: these definitions take the
+ * place of libc's for every object linked here. The fault_sync_at-th
+ * fdatasync (counted from 1) writes a byte to fault_sync_started[1] (so a
+ * test knows that commit is under way, however slow the machine), then
+ * sleeps fault_sync_usec; with fault_sync_fails it fails with EIO, and so
+ * do the fault_sync_fails - 1 fdatasyncs after it and the next fsync of a
+ * regular file (the checkpoint that takes the commit instead), so that the
+ * commit fails as a whole.
  */
 static unsigned fault_sync_at, fault_sync_fails, fault_sync_calls, fault_fsyncs_left;
 static long fault_sync_usec;
+static int fault_sync_started[2] = { -1, -1 };
 
 int fdatasync(int fd)
 {
-	if (fault_sync_at && ++fault_sync_calls == fault_sync_at) {
-		usleep((useconds_t)fault_sync_usec);
-		if (fault_sync_fails) {
-			fault_fsyncs_left = 2;
+	if (fault_sync_at && ++fault_sync_calls >= fault_sync_at) {
+		if (fault_sync_calls == fault_sync_at) {
+			if (fault_sync_started[1] >= 0)
+				(void)!write(fault_sync_started[1], "s", 1);
+			usleep((useconds_t)fault_sync_usec);
+		}
+		if (fault_sync_calls < fault_sync_at + fault_sync_fails) {
+			if (fault_sync_calls == fault_sync_at)
+				fault_fsyncs_left = 1;
 			errno = EIO;
 			return -1;
 		}
@@ -887,7 +897,9 @@ int fdatasync(int fd)
 
 int fsync(int fd)
 {
-	if (fault_fsyncs_left > 0) {
+	struct stat st;
+
+	if (fault_fsyncs_left > 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		fault_fsyncs_left--;
 		errno = EIO;
 		return -1;
@@ -895,8 +907,25 @@ int fsync(int fd)
 	return (int)syscall(SYS_fsync, fd);
 }
 
+/* A pipe for fault_sync_at's fdatasync to say it started; made before iovd is forked. */
+static void fault_sync_pipe(void)
+{
+	cr_assert_eq(pipe2(fault_sync_started, O_CLOEXEC), 0);
+}
+
+/* Waits until iovd's fault_sync_at-th fdatasync started (that commit is being written). */
+static void fault_sync_wait_started(void)
+{
+	struct pollfd pfd = { .fd = fault_sync_started[0], .events = POLLIN };
+	char c;
+
+	cr_assert_eq(poll(&pfd, 1, 60 * 1000), 1, "iovd's slow fdatasync did not start within 60 s");
+	cr_assert_eq(read(fault_sync_started[0], &c, 1), 1);
+}
+
 struct async_allocate {
 	bool done;
+	unsigned order; /* of its reply among the replies, from 1 */
 	char error[512];
 	char address[64];
 };
@@ -907,8 +936,10 @@ static int on_allocate_reply(sd_bus_message *reply, void *userdata, sd_bus_error
 	const sd_bus_error *e = sd_bus_message_get_error(reply);
 	const char *path, *address, *node;
 	int32_t group;
+	static unsigned replies;
 
 	a->done = true;
+	a->order = ++replies;
 	if (e)
 		snprintf(a->error, sizeof(a->error), "%s: %s", e->name, e->message);
 	else if (sd_bus_message_read(reply, "osis", &path, &address, &group, &node) >= 0)
@@ -924,7 +955,7 @@ static void two_allocates_one_slow_commit(struct peer *p, struct async_allocate 
 	cr_assert_geq(sd_bus_call_method_async(p->bus, &s1, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate",
 					       on_allocate_reply, first, "ssa{sv}", "p0", "vm-1", 0), 0);
 	cr_assert_geq(sd_bus_flush(p->bus), 0);
-	usleep(100000); /* the first batch is being written */
+	fault_sync_wait_started(); /* the first batch is being written */
 	cr_assert_geq(sd_bus_call_method_async(p->bus, &s2, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate",
 					       on_allocate_reply, second, "ssa{sv}", "p0", "vm-2", 0), 0);
 	while (!first->done || !second->done) {
@@ -979,6 +1010,7 @@ static struct peer *two_allocates_after_two_commits(bool pipelined, bool fails, 
 	fault_sync_at = 3;
 	fault_sync_usec = 400000;
 	fault_sync_fails = fails;
+	fault_sync_pipe();
 	p = start(NULL, true);
 	two_commits(p);
 	two_allocates_one_slow_commit(p, first, second);
@@ -1035,11 +1067,70 @@ Test(iovd, a_batch_written_during_a_slow_commit_is_committed)
 	cr_assert_str_empty(second.error, "second: %s", second.error);
 	cr_assert_str_eq(first.address, "0000:01:10.0");
 	cr_assert_str_eq(second.address, "0000:01:10.2");
+	cr_assert(first.order == 1 && second.order == 2, "replies out of order: first %u, second %u", first.order,
+		  second.order);
 	stop(p);
 	state = durable_state(p);
 	cr_assert_not_null(state);
 	cr_assert(strstr(state, "\"vm-1\"") && strstr(state, "\"vm-2\"") && !strstr(state, "\"vm-0\""), "%s", state);
 	free(state);
+}
+
+/*
+ * vm-a's Release is acknowledged while the journal alone holds it (record 1);
+ * then an Allocate's record fails, and so does the checkpoint that takes it
+ * instead. The Release must survive: a failed record once took the whole
+ * journal with it, and allocations.json listed vm-a again (the inverse, a
+ * lost Allocate, hands its VF out twice). Returns with iovd still running.
+ */
+static struct peer *a_failed_commit_after_an_acknowledged_record(unsigned fails)
+{
+	struct peer *p;
+	char *path = NULL;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+
+	commit_pipeline_below_usec = UINT64_MAX;
+	fault_sync_at = 3;
+	fault_sync_usec = 1000;
+	fault_sync_fails = fails;
+	p = start(NULL, true);
+	cr_assert_eq(allocate(p, "vm-a", NULL, 0, NULL, NULL, &path, NULL), 0); /* checkpoint, header: fdatasync 1 */
+	release(p, path); /* record 1, fdatasync 2: acknowledged */
+	free(path);
+	path = NULL;
+	/* fdatasync 3 fails (and with fails 2 the zeros over its record too), then the checkpoint's fsync */
+	cr_assert_lt(allocate(p, "vm-c", NULL, 0, NULL, &e, &path, NULL), 0);
+	cr_assert(strstr(e.message ?: "", "Failed to record the allocation"), "%s", e.message);
+	sd_bus_error_free(&e);
+	free(path);
+	return p;
+}
+
+static void assert_durable_without_vm_a_and_vm_c(struct peer *p)
+{
+	char *state = durable_state(p);
+
+	cr_assert_not_null(state);
+	cr_assert(!strstr(state, "\"vm-a\""), "vm-a's acknowledged Release is lost: %s", state);
+	cr_assert(!strstr(state, "\"vm-c\""), "vm-c's failed Allocate is committed: %s", state);
+	free(state);
+}
+
+Test(iovd, a_failed_record_keeps_the_acknowledged_records_before_it_at_a_clean_stop)
+{
+	struct peer *p = a_failed_commit_after_an_acknowledged_record(1);
+
+	stop(p);
+	assert_durable_without_vm_a_and_vm_c(p);
+}
+
+/* Even the zeros over the failed record fail to reach the disk: the journal stays for record 1. */
+Test(iovd, a_failed_record_that_cannot_be_dropped_keeps_the_journal)
+{
+	struct peer *p = a_failed_commit_after_an_acknowledged_record(2);
+
+	stop(p);
+	assert_durable_without_vm_a_and_vm_c(p);
 }
 
 /* ---- state files ------------------------------------------------------------------------------ */
@@ -1605,4 +1696,58 @@ Test(iovd, journal_a_failed_write_is_never_read_as_a_commit)
 	cr_assert_str_eq(slurp(dir, "/allocations.json"), "{\"d\":4}\n");
 	cr_assert_eq(journal_records(m), 0);
 	manager_free(m);
+}
+
+/* A failed record is dropped alone: the record before it stays readable, and nothing counts it as damage. */
+Test(iovd, journal_a_failed_record_is_dropped_and_the_ones_before_it_stay)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	struct manager *m = journal_manager(dir);
+	uint64_t seq = 0;
+	char *text;
+
+	fault_sync_at = 3; /* the header is fdatasync 1, record 1 is 2, record 2 fails */
+	fault_sync_fails = 1;
+	cr_assert_eq(state_commit(m, "{\"a\":1}", 7), 0);
+	cr_assert_eq(state_commit(m, "{\"b\":2}", 7), 0);
+	/* the record fails, and so does the checkpoint that takes it instead */
+	cr_assert_eq(state_commit(m, "{\"c\":3}", 7), -EIO);
+	cr_assert_str_eq(slurp(dir, "/allocations.json"), "{\"a\":1}\n");
+	cr_assert_eq(journal_records(m), 1, "the acknowledged record is not counted: no checkpoint at exit");
+	text = journal_newest(dir, &seq); /* asserts journal_read() >= 0: not refused as damage */
+	cr_assert_str_eq(text, "{\"b\":2}");
+	cr_assert_eq(seq, 1);
+	free(text);
+	/* no record appended meanwhile: the next commit is a checkpoint, and the journal's records are stale */
+	cr_assert_eq(state_commit(m, "{\"d\":4}", 7), 0);
+	cr_assert_str_eq(slurp(dir, "/allocations.json"), "{\"d\":4}\n");
+	cr_assert_eq(journal_records(m), 0);
+	cr_assert_null(journal_newest(dir, &seq));
+	snprintf(path, sizeof(path), "%s/allocations.journal", dir);
+	cr_assert_neq(access(path, F_OK), 0, "the journal of before the failure is left (within the retry time)");
+	manager_free(m);
+}
+
+/* As a_failed_record_keeps_the_acknowledged_records_before_it_at_a_clean_stop, killed instead of stopped
+ * (here, after the journal's helpers): what a restart loads has the Release and not the failed Allocate. */
+Test(iovd, a_failed_record_keeps_the_acknowledged_records_before_it_after_a_crash)
+{
+	struct peer *p = a_failed_commit_after_an_acknowledged_record(1);
+	uint64_t seq = 0;
+	char *text;
+	int status;
+
+	cr_assert_eq(kill(p->pid, SIGKILL), 0);
+	cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
+	p->bus = sd_bus_flush_close_unref(p->bus);
+	text = journal_newest(p->state, &seq);
+	cr_assert_not_null(text, "the journal's acknowledged record is gone: a restart loads allocations.json: %s",
+			   slurp(p->state, "/allocations.json"));
+	cr_assert_eq(seq, 1);
+	cr_assert(!strstr(text, "\"vm-a\"") && !strstr(text, "\"vm-c\""), "%s", text);
+	free(text);
+	/* and the restart is not refused (the zeroed record is no damage) */
+	fault_sync_at = 0; /* the restarted iovd is forked from this process again: no faults there */
+	restart(p);
+	stop(p);
 }
