@@ -101,8 +101,14 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
   </policy>
-  <!-- root may monitor the bus (BecomeMonitor), as system.conf says too -->
+  <!-- root may monitor the bus (BecomeMonitor), as system.conf says too; so
+       may the user running the tests, whose dbus-daemon this is (it takes
+       BecomeMonitor from its own uid), so that the cases that watch the bus
+       with dbus-monitor run without root too -->
   <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+  <policy user="{user}"> <!-- a uid: it may have no name -->
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
   </policy>
   <!-- and iovd's own policy file, as installed -->
@@ -112,6 +118,11 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
   <limit name="max_replies_per_connection">1024</limit>
 </busconfig>
 """
+
+
+def bus_conf(socket, policy):
+    """BUS_CONF for a bus on socket with iovd's policy file policy, run by this uid."""
+    return BUS_CONF.format(socket=socket, policy=policy, user=os.geteuid())
 
 
 class Bus:
@@ -125,7 +136,7 @@ class Bus:
         self.address = "unix:path=" + self.socket
         conf = os.path.join(self.dir, "bus.conf")
         with open(conf, "w") as f:
-            f.write(BUS_CONF.format(socket=self.socket, policy=POLICY))
+            f.write(bus_conf(self.socket, POLICY))
         self.log = open(os.path.join(tmp, "dbus-daemon.log"), "w")
         self.proc = subprocess.Popen(["dbus-daemon", "--nofork", "--nopidfile", "--config-file=" + conf],
                                      stdout=self.log, stderr=subprocess.STDOUT)

@@ -232,7 +232,7 @@ iovd_bus_start() {
     IOVD_DIR=$1
     IOVD_BUS=unix:path=$1/bus
     python3 -c 'import sys; sys.path.insert(0, sys.argv[2]); import iovdtest
-print(iovdtest.BUS_CONF.format(socket=sys.argv[1], policy=iovdtest.POLICY))' "$1/bus" "$REPO/tests/daemon" \
+print(iovdtest.bus_conf(sys.argv[1], iovdtest.POLICY))' "$1/bus" "$REPO/tests/daemon" \
         >"$1/bus.conf"
     dbus-daemon --nofork --nopidfile --config-file="$1/bus.conf" >"$1/bus.log" 2>&1 &
     IOVD_BUS_PID=$!
