@@ -909,12 +909,9 @@ _public_ int iovk_datapath_run(struct iovk_datapath *dp)
 		return -EBUSY;
 	if (dp->n_ports < 2 || dp->n_ports % 2)
 		return set_error(dp->ctx, -EINVAL, "%u port(s): ports forward in pairs (1<->2, 3<->4, ...)", dp->n_ports);
+	/* A stop that came before the run (SIGTERM while iovctl sets up, once
+	 * its handler is in) is kept: the control loop ends at once. */
 	dp->running = true;
-	__atomic_store_n(&dp->stopping, 0, __ATOMIC_RELAXED);
-	/* a stop of an earlier run left stop_fd readable: unread, this run's
-	 * control loop would return at once and its workers never sleep */
-	if (read(dp->stop_fd, &(uint64_t){ 0 }, sizeof(uint64_t)) < 0 && errno != EAGAIN)
-		log_warn(dp->ctx, "reading the stop eventfd: %m");
 	r = units_build(dp);
 	if (r >= 0 && dp->control_path)
 		r = control_listen(dp);
@@ -931,8 +928,11 @@ _public_ int iovk_datapath_run(struct iovk_datapath *dp)
 	workers_free(dp);
 	/* the flag also ends a port's waits on its device (dp_wait_for()): down
 	 * again, so that those of port_free() and of ports added before the next
-	 * run are whole */
+	 * run are whole; and stop_fd read, or the next run's control loop would
+	 * return at once and its workers never sleep */
 	__atomic_store_n(&dp->stopping, 0, __ATOMIC_RELAXED);
+	if (read(dp->stop_fd, &(uint64_t){ 0 }, sizeof(uint64_t)) < 0 && errno != EAGAIN)
+		log_warn(dp->ctx, "reading the stop eventfd: %m");
 	dp->running = false;
 	return r < 0 ? r : 0;
 }
