@@ -236,11 +236,21 @@ $(BUILDDIR)/fixtures/.stamp: tests/fixtures/mkfixtures.py
 # Unit and CLI tests run under ASan+UBSan in their own build tree.
 ASAN_DIR := $(BUILDDIR)/asan
 
+# Leaks fail the unit tests. LeakSanitizer reports when a test's worker
+# exits, after criterion has counted the test as passed, and criterion
+# ignores the worker's exit status: so ASan writes its reports to files
+# (log_path), and any report fails the run.
+UNIT_ASAN_REPORTS := $(abspath $(ASAN_DIR)/tmp/asan-reports)
 check-unit: check-pkgs
 	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/tests/unit-tests $(ASAN_DIR)/fixtures/.stamp
-	rm -rf $(ASAN_DIR)/tmp && mkdir -p $(ASAN_DIR)/tmp
-	TMPDIR=$(abspath $(ASAN_DIR)/tmp) IOVKIT_TEST_FIXTURES=$(abspath $(ASAN_DIR)/fixtures) \
-		IOVKIT_TEST_PCI_IDS=$(abspath tests/fixtures/pci.ids) $(ASAN_DIR)/tests/unit-tests --jobs 2
+	rm -rf $(ASAN_DIR)/tmp && mkdir -p $(ASAN_DIR)/tmp $(UNIT_ASAN_REPORTS)
+	rc=0; ASAN_OPTIONS=$${ASAN_OPTIONS:+$$ASAN_OPTIONS:}detect_leaks=1:log_path=$(UNIT_ASAN_REPORTS)/asan \
+		TMPDIR=$(abspath $(ASAN_DIR)/tmp) IOVKIT_TEST_FIXTURES=$(abspath $(ASAN_DIR)/fixtures) \
+		IOVKIT_TEST_PCI_IDS=$(abspath tests/fixtures/pci.ids) $(ASAN_DIR)/tests/unit-tests --jobs 2 || rc=$$?; \
+	if [ -n "$$(ls -A $(UNIT_ASAN_REPORTS))" ]; then \
+		cat $(UNIT_ASAN_REPORTS)/*; \
+		echo "check-unit: AddressSanitizer reported the errors above ($(UNIT_ASAN_REPORTS))" >&2; exit 1; \
+	fi; exit $$rc
 
 check-cli: check-pkgs
 	$(MAKE) --no-print-directory BUILDDIR=$(ASAN_DIR) SANITIZE=1 $(ASAN_DIR)/iovctl $(ASAN_DIR)/fixtures/.stamp

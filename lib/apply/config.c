@@ -73,9 +73,10 @@ void config_truncate(struct iovk_config *c, size_t n_files, size_t n_pfs, size_t
 
 _public_ int iovk_config_new(struct iovk_ctx *ctx, struct iovk_config **ret_config)
 {
-	struct iovk_config *c = calloc(1, sizeof(*c));
+	struct iovk_config *c;
 
 	assert_return(ctx && ret_config, -EINVAL);
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->n_ref = 1;

@@ -18,9 +18,10 @@ struct iovk_vfio_mapping_list {
 
 _public_ int iovk_vfio_mapping_list_new(struct iovk_vfio_mapping_list **ret_list)
 {
-	struct iovk_vfio_mapping_list *l = calloc(1, sizeof(*l));
+	struct iovk_vfio_mapping_list *l;
 
 	assert_return(ret_list, -EINVAL);
+	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	*ret_list = l;
