@@ -107,7 +107,7 @@ struct vfio_port {
 	uint16_t qsize;
 	unsigned n_queues;
 	struct vp_vq_layout layout;
-	struct iovk_vfio_buffer *guard, *drv_mem, *dev_mem, *rx_mem, *tx_mem;
+	struct iovk_vfio_buffer *drv_mem, *dev_mem, *rx_mem, *tx_mem;
 	uint64_t drv_iova, dev_iova, rx_iova, tx_iova;
 	struct vfio_queue *q;
 	/* the control queue (n_queues > 1 only): set up at ctrl_off in drv_mem/dev_mem,
@@ -479,27 +479,6 @@ static int map_buffer(struct vfio_port *p, size_t size, unsigned flags, struct i
 				 iovk_vfio_buffer_get_size(*ret_buf), &o, ret_iova);
 }
 
-/*
- * The allocator hands out the lowest IOVA first, and that can be 0, which
- * virtio devices take for "not set up": QEMU ignores a queue whose
- * descriptor table is at 0 (virtio_queue_notify_vq() does nothing, the
- * region caches are never built). So IOVA 0 gets a zero page, read-only for
- * the device, when it is valid at all.
- */
-static int guard_iova_zero(struct vfio_port *p, size_t page)
-{
-	const struct iovk_iova_range *ranges;
-	size_t n;
-	struct iovk_vfio_dma_map_opts o =
-		IOVK_OPTS(iovk_vfio_dma_map_opts, .flags = IOVK_VFIO_DMA_READ | IOVK_VFIO_DMA_FIXED_IOVA, .iova = 0);
-	int r = iovk_vfio_iommu_get_iova_ranges(p->iommu, &ranges, &n);
-
-	if (r < 0 || n == 0 || ranges[0].start != 0)
-		return 0;
-	r = iovk_vfio_buffer_new(p->ctx, page, 0, &p->guard);
-	return r < 0 ? r : iovk_vfio_dma_map(p->iommu, iovk_vfio_buffer_get_addr(p->guard), page, &o, NULL);
-}
-
 static int map_bars(struct vfio_port *p)
 {
 	const struct vp_cap_loc *locs[] = { &p->caps.common, &p->caps.notify, &p->caps.isr, &p->caps.device };
@@ -802,7 +781,6 @@ static void vfio_free(void *port)
 	iovk_vfio_device_unref(p->dev);
 	/* the last reference unmaps every buffer */
 	iovk_vfio_iommu_unref(p->iommu);
-	iovk_vfio_buffer_free(p->guard);
 	iovk_vfio_buffer_free(p->drv_mem);
 	iovk_vfio_buffer_free(p->dev_mem);
 	iovk_vfio_buffer_free(p->rx_mem);
@@ -939,9 +917,9 @@ int dp_vfio_port_new(struct iovk_ctx *ctx, const struct iovk_dp_port_spec *spec,
 			drv_size += p->ctrl_layout.driver_size + page;
 			dev_size += p->ctrl_layout.device_size + page;
 		}
-		r = guard_iova_zero(p, page);
-		if (r >= 0)
-			r = map_buffer(p, drv_size, IOVK_VFIO_DMA_READ, &p->drv_mem, &p->drv_iova);
+		/* None of these lands at IOVA 0, which QEMU takes for a queue
+		 * not set up: lib/vfio's allocator never hands it out. */
+		r = map_buffer(p, drv_size, IOVK_VFIO_DMA_READ, &p->drv_mem, &p->drv_iova);
 		if (r >= 0)
 			r = map_buffer(p, dev_size, IOVK_VFIO_DMA_READ | IOVK_VFIO_DMA_WRITE, &p->dev_mem, &p->dev_iova);
 		if (r >= 0)

@@ -7,6 +7,15 @@
  * of extents, which the kernel bounds anyway (dma_entry_limit, 65535 by
  * default); a tree would pay off only far above that. Ends are inclusive so
  * that a range ending at 2^64-1 needs no 65-bit arithmetic.
+ *
+ * iovk_iova_alloc() never hands out the first page, [0, IOVK_IOVA_ALLOC_MIN),
+ * even where it is valid IOVA space. The kernel's own DMA API never does
+ * either (dma-iommu's iova domain starts at pfn 1), so devices and their
+ * emulators are tested with no DMA at 0, and some take address 0 for "not
+ * set": QEMU ignores a virtqueue whose descriptor table is at 0
+ * (virtio_queue_notify_vq() does nothing, no error anywhere). The page
+ * stays in the free space: iovk_iova_reserve() takes it for a caller that
+ * asks for IOVA 0 at a fixed address.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -171,11 +180,20 @@ static int carve(struct iovk_iova_allocator *a, size_t i, struct extent e)
 	return 0;
 }
 
+/* Where iovk_iova_alloc() may start in e: past the first page. */
+static uint64_t alloc_floor(struct extent e)
+{
+	return e.start < IOVK_IOVA_ALLOC_MIN ? IOVK_IOVA_ALLOC_MIN : e.start;
+}
+
 static bool fits_some_range(const struct iovk_iova_allocator *a, uint64_t size)
 {
-	for (size_t i = 0; i < a->n_ranges; i++)
-		if (a->ranges[i].end - a->ranges[i].start >= size - 1)
+	for (size_t i = 0; i < a->n_ranges; i++) {
+		uint64_t start = alloc_floor(a->ranges[i]);
+
+		if (start <= a->ranges[i].end && a->ranges[i].end - start >= size - 1)
 			return true;
+	}
 	return false;
 }
 
@@ -195,10 +213,10 @@ _public_ int iovk_iova_alloc(struct iovk_iova_allocator *a, uint64_t size, uint6
 		return -ENOSPC;
 	for (size_t i = 0; i < a->n_free; i++) {
 		struct extent f = a->free[i];
-		uint64_t start = (f.start + (align - 1)) & ~(align - 1);
+		uint64_t floor = alloc_floor(f), start = (floor + (align - 1)) & ~(align - 1);
 
 		/* Rounding up wrapped past 2^64, or left the extent. */
-		if (start < f.start || start > f.end)
+		if (start < floor || start > f.end)
 			continue;
 		if (f.end - start < size - 1)
 			continue;

@@ -33,8 +33,9 @@ Test(iova, allocates_inside_ranges_and_skips_the_hole)
 	uint64_t iova;
 
 	cr_assert_eq(iovk_iova_allocator_new(guest_ranges, 2, &a), 0);
+	/* the range starts at 0, the first allocation at the second page */
 	cr_assert_eq(iovk_iova_alloc(a, 0x1000, 0x1000, &iova), 0);
-	cr_expect_eq(iova, 0);
+	cr_expect_eq(iova, 0x1000);
 	/* 4 GiB does not fit below the MSI hole: it goes above it */
 	cr_assert_eq(iovk_iova_alloc(a, 1ull << 32, 1ull << 30, &iova), 0);
 	cr_expect_eq(iova, 1ull << 32);
@@ -86,14 +87,61 @@ Test(iova, top_of_the_64bit_space)
 	cr_assert_eq(iovk_iova_allocator_new(all, 1, &a), 0);
 	cr_expect_eq(iovk_iova_allocator_get_free(a), UINT64_MAX);
 	cr_assert_eq(iovk_iova_reserve(a, UINT64_MAX - 0xfff, 0x1000), 0);
-	cr_assert_eq(iovk_iova_alloc(a, 1ull << 63, 1ull << 63, &iova), 0);
-	cr_expect_eq(iova, 0);
-	/* the next 2^63-aligned block would be 2^63, which holds the reserved top page */
+	/* the 2^63-aligned blocks are 0 (never handed out) and 2^63, which
+	 * holds the reserved top page */
 	cr_expect_eq(iovk_iova_alloc(a, 1ull << 63, 1ull << 63, &iova), -ENOSPC);
 	cr_assert_eq(iovk_iova_free(a, UINT64_MAX - 0xfff, 0x1000), 0);
 	cr_assert_eq(iovk_iova_alloc(a, 1ull << 63, 1ull << 63, &iova), 0);
 	cr_expect_eq(iova, 1ull << 63);
+	/* all of the low half but page 0, which only a reserve takes */
+	cr_assert_eq(iovk_iova_alloc(a, (1ull << 63) - 0x1000, 0, &iova), 0);
+	cr_expect_eq(iova, 0x1000);
+	cr_expect_eq(iovk_iova_allocator_get_free(a), 0x1000);
+	cr_expect_eq(iovk_iova_alloc(a, 1, 0, &iova), -ENOSPC);
+	cr_assert_eq(iovk_iova_reserve(a, 0, 0x1000), 0);
 	cr_expect_eq(iovk_iova_allocator_get_free(a), 0);
+	iovk_iova_allocator_free(a);
+}
+
+/*
+ * IOVA 0 is never handed out (lib/vfio/iova.c: dma-iommu never does, QEMU
+ * takes a virtqueue at 0 for "not set"), whatever the size and alignment,
+ * and also not after page 0 was reserved and freed again.
+ */
+Test(iova, never_hands_out_page_zero)
+{
+	struct iovk_iova_allocator *a;
+	const struct iovk_iova_range low[1] = { { 0, 0xffff } };
+	const struct iovk_iova_range page0[1] = { { 0, 0xfff } };
+	uint64_t iova;
+
+	cr_expect_eq(IOVK_IOVA_ALLOC_MIN, 0x1000);
+	/* a range that is only page 0 can never hold an allocation */
+	cr_assert_eq(iovk_iova_allocator_new(page0, 1, &a), 0);
+	cr_expect_eq(iovk_iova_alloc(a, 1, 0, &iova), -EOVERFLOW);
+	cr_expect_eq(iovk_iova_reserve(a, 0, 0x1000), 0);
+	iovk_iova_allocator_free(a);
+
+	cr_assert_eq(iovk_iova_allocator_new(low, 1, &a), 0);
+	/* the whole range does not fit above page 0 */
+	cr_expect_eq(iovk_iova_alloc(a, 0x10000, 0, &iova), -EOVERFLOW);
+	cr_assert_eq(iovk_iova_alloc(a, 1, 0, &iova), 0);
+	cr_expect_eq(iova, 0x1000);
+	cr_assert_eq(iovk_iova_free(a, iova, 1), 0);
+	/* an alignment of 64 KiB (rounds 0x1000 up past the range) */
+	cr_expect_eq(iovk_iova_alloc(a, 0x1000, 0x10000, &iova), -ENOSPC);
+	cr_assert_eq(iovk_iova_alloc(a, 0xf000, 0x1000, &iova), 0);
+	cr_expect_eq(iova, 0x1000);
+	cr_expect_eq(iovk_iova_alloc(a, 1, 0, &iova), -ENOSPC);
+	/* page 0 is valid IOVA space: a fixed mapping there is reserved */
+	cr_expect_eq(iovk_iova_allocator_get_free(a), 0x1000);
+	cr_assert_eq(iovk_iova_reserve(a, 0, 0x1000), 0);
+	cr_expect_eq(iovk_iova_reserve(a, 0, 0x1000), -EBUSY);
+	cr_assert_eq(iovk_iova_free(a, 0, 0x1000), 0);
+	cr_assert_eq(iovk_iova_free(a, 0x1000, 0xf000), 0);
+	/* freed and merged with its neighbour, page 0 is still not handed out */
+	cr_assert_eq(iovk_iova_alloc(a, 0x1000, 0, &iova), 0);
+	cr_expect_eq(iova, 0x1000);
 	iovk_iova_allocator_free(a);
 }
 
@@ -166,6 +214,8 @@ static void property_run(const struct iovk_iova_range *ranges, size_t n_ranges, 
 
 		if (r == 0) {
 			ok++;
+			cr_assert_geq(iova, IOVK_IOVA_ALLOC_MIN, "round %d: 0x%llx is in page 0", round,
+				      (unsigned long long)iova);
 			cr_assert(inside_one_range(ranges, n_ranges, iova, size),
 				  "round %d: 0x%llx+0x%llx outside the valid ranges", round, (unsigned long long)iova,
 				  (unsigned long long)size);
@@ -181,9 +231,12 @@ static void property_run(const struct iovk_iova_range *ranges, size_t n_ranges, 
 		}
 		cr_assert_eq(r, -ENOSPC, "round %d: alloc failed with %d", round, r);
 		enospc++;
-		/* Exhaustion must be real: no aligned free slot of that size. */
-		for (size_t i = 0; i < n_ranges; i++)
-			for (uint64_t s = (ranges[i].start + align - 1) / align * align;
+		/* Exhaustion must be real: no aligned free slot of that size
+		 * (page 0 is never one). */
+		for (size_t i = 0; i < n_ranges; i++) {
+			uint64_t lo = ranges[i].start < IOVK_IOVA_ALLOC_MIN ? IOVK_IOVA_ALLOC_MIN : ranges[i].start;
+
+			for (uint64_t s = (lo + align - 1) / align * align;
 			     s <= ranges[i].end && ranges[i].end - s >= size - 1; s += align) {
 				bool free_slot = true;
 
@@ -193,6 +246,7 @@ static void property_run(const struct iovk_iova_range *ranges, size_t n_ranges, 
 				cr_assert(!free_slot, "round %d: -ENOSPC although 0x%llx+0x%llx is free", round,
 					  (unsigned long long)s, (unsigned long long)size);
 			}
+		}
 	}
 	cr_expect_gt(ok, 100);
 	cr_expect_gt(enospc, 0, "the run never exhausted the space: make it smaller");
@@ -219,6 +273,18 @@ Test(iova, property_random_alloc_free)
 
 	rng_state = 0x9e3779b97f4a7c15ull;
 	property_run(ranges, 3, 0x1000, 20000);
+}
+
+Test(iova, property_range_from_zero)
+{
+	/* the testbed's first range starts at IOVA 0: never handed out */
+	const struct iovk_iova_range ranges[2] = {
+		{ 0, 32 * 0x1000 - 1 },
+		{ 0x40000, 0x40000 + 40 * 0x1000 - 1 },
+	};
+
+	rng_state = 0x5eed0ull;
+	property_run(ranges, 2, 0x1000, 20000);
 }
 
 Test(iova, property_unaligned_range_edges)

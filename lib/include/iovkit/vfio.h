@@ -205,11 +205,20 @@ int iovk_iova_allocator_new(const struct iovk_iova_range *ranges, size_t n,
 struct iovk_iova_allocator *iovk_iova_allocator_free(struct iovk_iova_allocator *a);
 
 /*
+ * The lowest IOVA iovk_iova_alloc() hands out: the first page is never
+ * allocated, as the kernel's DMA API never allocates IOVA page 0
+ * (dma-iommu starts at pfn 1) and devices may take address 0 for "not set"
+ * (QEMU ignores a virtqueue at 0). iovk_iova_reserve() can still take it.
+ */
+#define IOVK_IOVA_ALLOC_MIN UINT64_C(0x1000)
+
+/*
  * Allocates size bytes aligned to align (a power of two; 0 means 1), lowest
- * address first. Returns 0, -EINVAL for size 0 or a bad alignment,
- * -EOVERFLOW when size is larger than every valid range (it can never
- * fit), -ENOSPC when the free space left cannot hold it (or
- * IOVK_IOVA_MAX_ALLOCATIONS are live).
+ * address first, never below IOVK_IOVA_ALLOC_MIN. Returns 0, -EINVAL for
+ * size 0 or a bad alignment, -EOVERFLOW when size is larger than every
+ * valid range above IOVK_IOVA_ALLOC_MIN (it can never fit), -ENOSPC when
+ * the free space left cannot hold it (or IOVK_IOVA_MAX_ALLOCATIONS are
+ * live).
  */
 int iovk_iova_alloc(struct iovk_iova_allocator *a, uint64_t size, uint64_t align, uint64_t *ret_iova);
 /*
@@ -222,7 +231,8 @@ int iovk_iova_reserve(struct iovk_iova_allocator *a, uint64_t iova, uint64_t siz
 /* Returns 0 or -ENOENT when [iova, iova + size) is not an allocation. */
 int iovk_iova_free(struct iovk_iova_allocator *a, uint64_t iova, uint64_t size);
 size_t iovk_iova_allocator_get_n_allocations(const struct iovk_iova_allocator *a);
-/* Bytes still free (saturates at UINT64_MAX). */
+/* Bytes neither allocated nor reserved, the first page included while it
+ * is (saturates at UINT64_MAX). */
 uint64_t iovk_iova_allocator_get_free(const struct iovk_iova_allocator *a);
 
 /* ---- The shadow list of DMA mappings ------------------------------------ */
