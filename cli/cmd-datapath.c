@@ -190,7 +190,7 @@ static int datapath_run(struct cli *cli, int argc, char **argv)
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":jh", longopts, NULL)) >= 0) {
-		struct iovk_dp_port_spec spec;
+		struct iovk_dp_port_spec spec = IOVK_DP_PORT_SPEC_INIT;
 
 		switch (c) {
 		case 'p':

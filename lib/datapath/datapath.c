@@ -144,9 +144,13 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
 	return 0;
 }
 
+/* The first struct iovk_dp_port_spec with a sz: callers built against it
+ * pass this sz, and must keep working when members are appended. */
+#define PORT_SPEC_SZ_V1 offsetofend(struct iovk_dp_port_spec, vfio_mode)
+
 _public_ int iovk_dp_port_spec_parse(const char *text, struct iovk_dp_port_spec *ret_spec)
 {
-	struct iovk_dp_port_spec spec = { .queues = 1 };
+	struct iovk_dp_port_spec spec = { .sz = sizeof(spec), .queues = 1 };
 	_cleanup_free_ char *copy = NULL;
 	const char *colon;
 	char *opt, *save = NULL, *name;
@@ -154,6 +158,10 @@ _public_ int iovk_dp_port_spec_parse(const char *text, struct iovk_dp_port_spec 
 
 	assert_return(text, -EINVAL);
 	assert_return(ret_spec, -EINVAL);
+	/* no context to name the error in: the caller's -EINVAL it is */
+	if (opts_valid(NULL, ret_spec, ret_spec->sz, PORT_SPEC_SZ_V1, sizeof(spec), "iovk_dp_port_spec",
+		       "IOVK_DP_PORT_SPEC_INIT") < 0)
+		return -EINVAL;
 	colon = strchr(text, ':');
 	if (!colon)
 		return -EINVAL;
@@ -193,7 +201,9 @@ _public_ int iovk_dp_port_spec_parse(const char *text, struct iovk_dp_port_spec 
 		} else
 			return -EINVAL;
 	}
-	*ret_spec = spec;
+	/* Back in the caller's layout, no more than the sz it knows; what lies
+	 * past ours is zero (checked above) and stays so. */
+	result_store(ret_spec, &spec, sizeof(spec));
 	return 0;
 }
 
@@ -295,7 +305,7 @@ _public_ int iovk_datapath_add_port_ops(struct iovk_datapath *dp, const struct i
 
 _public_ int iovk_datapath_add_port(struct iovk_datapath *dp, const char *spec_text, unsigned *ret_index)
 {
-	struct iovk_dp_port_spec spec;
+	struct iovk_dp_port_spec spec = IOVK_DP_PORT_SPEC_INIT;
 	const struct iovk_dp_port_ops *ops;
 	void *impl = NULL;
 	int r;

@@ -234,7 +234,7 @@ Test(args, datapath)
 	struct iovk_ctx *ctx = fixture_ctx("sriov-nic");
 	struct iovk_datapath_options small = { .sz = 8 };
 	struct iovk_datapath *dp = NULL;
-	struct iovk_dp_port_spec spec;
+	struct iovk_dp_port_spec spec = IOVK_DP_PORT_SPEC_INIT;
 	char *json = NULL;
 
 	cr_assert_eq(iovk_dp_port_spec_parse(NULL, &spec), -EINVAL);

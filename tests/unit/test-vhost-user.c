@@ -12,6 +12,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -394,9 +395,38 @@ Test(vhost_user, hostile_ring_breaks_only_its_queue)
 	close(err);
 }
 
+/* The spec is sized (IOVK_DP_PORT_SPEC_INIT): a smaller one, or a larger
+ * one asking for members this library does not know, is refused and left
+ * alone; a larger one with those members zero is filled, its tail kept. */
+Test(vhost_user, port_spec_sz)
+{
+	struct iovk_dp_port_spec s = { .sz = 0, .kind = IOVK_DP_PORT_VFIO };
+	struct {
+		struct iovk_dp_port_spec s;
+		uint64_t newer;
+	} big;
+
+	cr_expect_eq(iovk_dp_port_spec_parse("tap:t0", &s), -EINVAL);
+	s.sz = offsetof(struct iovk_dp_port_spec, vfio_mode);
+	cr_expect_eq(iovk_dp_port_spec_parse("tap:t0", &s), -EINVAL);
+	cr_expect_eq(s.kind, IOVK_DP_PORT_VFIO, "untouched on failure");
+
+	memset(&big, 0, sizeof(big));
+	big.s.sz = sizeof(big);
+	cr_assert_eq(iovk_dp_port_spec_parse("vhost-user:/run/vm1.sock,queues=2", &big.s), 0);
+	cr_expect_eq(big.s.sz, sizeof(big));
+	cr_expect_eq(big.s.kind, IOVK_DP_PORT_VHOST_USER);
+	cr_expect_eq(big.s.queues, 2);
+	cr_expect_eq(big.newer, 0);
+	big.newer = 1;
+	big.s.queues = 7;
+	cr_expect_eq(iovk_dp_port_spec_parse("tap:t0", &big.s), -EINVAL);
+	cr_expect_eq(big.s.queues, 7, "untouched on failure");
+}
+
 Test(vhost_user, port_specs)
 {
-	struct iovk_dp_port_spec s;
+	struct iovk_dp_port_spec s = IOVK_DP_PORT_SPEC_INIT;
 
 	cr_assert_eq(iovk_dp_port_spec_parse("vhost-user:/run/vm1.sock,client,queues=4", &s), 0);
 	cr_assert_eq(s.kind, IOVK_DP_PORT_VHOST_USER);

@@ -227,7 +227,7 @@ Test(virtio_pci, mq_config_is_checked)
 
 Test(virtio_pci, port_spec_mode)
 {
-	struct iovk_dp_port_spec s;
+	struct iovk_dp_port_spec s = IOVK_DP_PORT_SPEC_INIT;
 
 	cr_assert_eq(iovk_dp_port_spec_parse("vfio:0000:01:00.0,mode=iommufd", &s), 0);
 	cr_assert_eq(s.kind, IOVK_DP_PORT_VFIO);

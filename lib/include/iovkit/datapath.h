@@ -137,7 +137,13 @@ enum iovk_dp_port_kind {
 #define IOVK_DP_MAX_QUEUES 16
 #define IOVK_DP_NAME_MAX 108 /* sun_path */
 
+/*
+ * Filled by iovk_dp_port_spec_parse(). It starts with its size, set by the
+ * caller (IOVK_DP_PORT_SPEC_INIT), so members can be appended without a
+ * program built against this header overflowing its copy (libbpf's .sz).
+ */
 struct iovk_dp_port_spec {
+	size_t sz; /* sizeof(struct iovk_dp_port_spec) */
 	enum iovk_dp_port_kind kind;
 	char name[IOVK_DP_NAME_MAX]; /* socket path, interface name or PCI address */
 	bool client;                 /* vhost-user: connect instead of listening */
@@ -146,9 +152,13 @@ struct iovk_dp_port_spec {
 	unsigned queue;              /* af-xdp: the netdev's queue */
 	int vfio_mode;               /* vfio: enum iovk_vfio_mode (<iovkit/vfio.h>), 0: auto */
 };
+#define IOVK_DP_PORT_SPEC_INIT { .sz = sizeof(struct iovk_dp_port_spec) }
 
-/* Parses a SPEC. Returns 0, or -EINVAL for text that is not one (kind,
- * option or number unknown or out of range, a name too long or empty). */
+/* Parses a SPEC into *ret_spec, as far as its sz reaches (sz is kept).
+ * Returns 0, or -EINVAL for text that is not one (kind, option or number
+ * unknown or out of range, a name too long or empty), or for a ret_spec
+ * whose sz is too small or which has non-zero bytes past the members this
+ * library knows; *ret_spec is untouched then. */
 int iovk_dp_port_spec_parse(const char *text, struct iovk_dp_port_spec *ret_spec);
 /* "vhost-user", "tap", "af-xdp", "vfio"; NULL for an unknown kind. */
 const char *iovk_dp_port_kind_to_string(enum iovk_dp_port_kind kind);
