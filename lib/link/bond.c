@@ -348,18 +348,28 @@ _public_ int iovk_bond_set_active_slave(struct iovk_ctx *ctx, const char *bond, 
 /* ---- waiting for the kernel's word --------------------------------------------------- */
 
 /*
- * A bond and one of its slaves, watched: subscribed to RTNLGRP_LINK first
- * (a change between that and the first read is not missed), then each of
- * the two links read once (RTM_GETLINK of that one link), then read again
- * by ifindex each time the kernel's RTM_NEWLINK notifications of those two
- * links wake the wait. The kernel sends them from inside the
- * request that changed the links (rtnetlink_event() for
- * NETDEV_CHANGELOWERSTATE on each slave whose state changed, then
- * NETDEV_BONDING_FAILOVER on the bond), so they are queued on the
- * subscribed socket before the request's ACK comes back. The first version
- * read a whole RTM_GETLINK dump, every link parsed by libnl, at each look:
- * a planned switch took 66 ms at p99 under TCG, against the 117 ms of the
- * miimon failover it is to beat tenfold (issue 11).
+ * A bond and one of its slaves, watched: each of the two links read once
+ * (RTM_GETLINK of that one link), then read again by ifindex each time the
+ * kernel's RTM_NEWLINK notifications of those two links wake the wait. The
+ * subscription to RTNLGRP_LINK (a second socket, mon) comes before the first
+ * read a wait rests on, so a change between the two is not missed. The
+ * kernel sends the notifications from inside the request that changed the
+ * links (rtnetlink_event() for NETDEV_CHANGELOWERSTATE on each slave whose
+ * state changed, then NETDEV_BONDING_FAILOVER on the bond), so they are
+ * queued on the subscribed socket before the request's ACK comes back. The
+ * first version read a whole RTM_GETLINK dump, every link parsed by libnl,
+ * at each look: a planned switch took 66 ms at p99 under TCG, against the
+ * 117 ms of the miimon failover it is to beat tenfold (issue 11).
+ *
+ * A planned switch subscribes only when it has to wait: in active-backup
+ * mode the kernel switches inside the IFLA_BOND_ACTIVE_SLAVE request when
+ * the slave's link is up (bond_change_active_slave() under RTNL), so the
+ * look right after the request's ACK finds the switch done, and the
+ * subscribed socket, its notifications and their reads were all cost (in
+ * the test guest under TCG: a socket, five system calls to set it up and
+ * four notifications to read and drop, ~1 ms of a PrepareMigration).
+ * Subscribed after that look, the wait reads both links again before it
+ * sleeps, as any wait does.
  *
  * A notification is never the answer: mon checks no sequence numbers and
  * any process in the netns can unicast to its port id, so only the
@@ -421,9 +431,11 @@ static int watch_notified(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-/* Every notification queued on the subscribed socket, without blocking. */
+/* Every notification queued on the subscribed socket, without blocking; nothing when not subscribed. */
 static void watch_drain(struct bond_watch *w)
 {
+	if (!w->mon)
+		return;
 	/* nl_recvmsgs_report(): -NLE_AGAIN when none is left (the socket does not
 	 * block), -NLE_NOMEM on an overrun (ENOBUFS: what was lost, the GETLINK
 	 * that follows reads), > 0 for what it read */
@@ -450,14 +462,11 @@ static void watch_drain(struct bond_watch *w)
  */
 #define WATCH_MSG_BUF (32u * 1024)
 
-static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bond, const char *slave)
+/* mon: subscribed to the kernel's link notifications; see struct bond_watch. */
+static int watch_subscribe(struct iovk_ctx *ctx, struct bond_watch *w)
 {
 	int r;
 
-	*w = (struct bond_watch){ .bond_name = bond, .slave_name = slave };
-	r = route_nl_open(ctx, &w->sk);
-	if (r < 0)
-		return r;
 	w->mon = nl_socket_alloc();
 	if (!w->mon)
 		return -ENOMEM;
@@ -473,7 +482,22 @@ static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bo
 	if (r >= 0)
 		r = nl_socket_set_nonblocking(w->mon);
 	if (r < 0)
-		return set_error(ctx, nle_to_errno(r), "%s: subscribing to link notifications: %s", bond, nl_geterror(r));
+		return set_error(ctx, nle_to_errno(r), "%s: subscribing to link notifications: %s", w->bond_name,
+				 nl_geterror(r));
+	return 0;
+}
+
+/* The request socket and both links read; subscribed first when subscribe (else watch_wait() does it). */
+static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bond, const char *slave, bool subscribe)
+{
+	int r;
+
+	*w = (struct bond_watch){ .bond_name = bond, .slave_name = slave };
+	r = route_nl_open(ctx, &w->sk);
+	if (r >= 0 && subscribe)
+		r = watch_subscribe(ctx, w);
+	if (r < 0)
+		return r;
 	r = read_bond_link(ctx, w->sk, bond, &w->bond);
 	return r < 0 ? r : link_read(ctx, w->sk, slave, &w->slave);
 }
@@ -521,6 +545,12 @@ static int watch_wait(struct iovk_ctx *ctx, struct bond_watch *w, bool (*done_fn
 	char why[256] = "";
 	int r;
 
+	/* before the look the wait rests on: a change after it wakes the poll */
+	if (!w->mon) {
+		r = watch_subscribe(ctx, w);
+		if (r < 0)
+			return r;
+	}
 	for (;;) {
 		struct pollfd p = { .fd = nl_socket_get_fd(w->mon), .events = POLLIN };
 		struct timespec ts;
@@ -558,7 +588,7 @@ static int bond_wait(struct iovk_ctx *ctx, const char *bond, const char *slave, 
 	uint64_t start = now_usec(CLOCK_MONOTONIC);
 	int r;
 
-	r = watch_open(ctx, &w, bond, slave);
+	r = watch_open(ctx, &w, bond, slave, true);
 	if (r >= 0)
 		r = watch_wait(ctx, &w, done_fn, start + (uint64_t)timeout_ms * 1000, timeout_ms, what);
 	watch_close(&w);
@@ -595,7 +625,7 @@ _public_ int iovk_bond_switch(struct iovk_ctx *ctx, const char *bond, const char
 	assert_return(ctx && bond && slave, -EINVAL);
 	clear_error(ctx);
 	snprintf(what, sizeof(what), "%s: making %s its active slave", bond, slave);
-	r = watch_open(ctx, &w, bond, slave);
+	r = watch_open(ctx, &w, bond, slave, false);
 	if (r < 0)
 		goto out;
 	if (!is_slave(&w)) {
@@ -624,10 +654,14 @@ _public_ int iovk_bond_switch(struct iovk_ctx *ctx, const char *bond, const char
 		if (r < 0)
 			goto out;
 	}
-	/* what came before the request, taken now: what the look after it takes is the request's */
+	/* what came before the request, taken now (when the MII wait subscribed) */
 	watch_drain(&w);
 	r = request_active_slave(ctx, w.sk, w.bond.info.ifindex, &w.slave, what);
+	/* the kernel has switched inside the request (see struct bond_watch): one
+	 * look; a switch still to come is waited for on notifications */
 	if (r >= 0)
+		r = watch_refresh(ctx, &w);
+	if (r >= 0 && !switch_done(&w))
 		r = watch_wait(ctx, &w, switch_done, deadline, timeout_ms, "become its active slave");
 out:
 	watch_close(&w);

@@ -184,8 +184,9 @@ int iovk_bond_wait_link_up(struct iovk_ctx *ctx, const char *bond, const char *s
 /*
  * A planned switch, what a migration's PrepareMigration does: makes slave
  * the bond's active slave and returns once the kernel reports it (as
- * iovk_bond_set_active_slave() then iovk_bond_wait_active(), on one pair of
- * sockets and without reading any link but the two). Sets slave up first
+ * iovk_bond_set_active_slave() then iovk_bond_wait_active(), without reading
+ * any link but the two, and subscribing to link notifications only when the
+ * kernel has not switched by the request's answer). Sets slave up first
  * when it is down and waits for the bond to see its link (MII up). 0 at
  * once when slave is active already. Bounded by timeout_ms in all:
  * -ETIMEDOUT naming what the kernel reported last; -EINVAL when slave is
