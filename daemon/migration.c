@@ -24,6 +24,11 @@
  * read from the kernel rather than reading the bond again, and the
  * MigrationStep signal goes after the reply (commit.c), so the bus daemon
  * routes the reply first; it also means a signal reports a step on disk.
+ * Measured again (per-phase timestamps, 100 rounds): the switch's own
+ * notification socket and the writer thread's two hand-offs were another
+ * ~1 ms each; a switch now subscribes only when it has to wait
+ * (lib/link/bond.c), and a lone step is committed on the loop's thread
+ * (commit_now()).
  */
 #include <inttypes.h>
 #include <string.h>

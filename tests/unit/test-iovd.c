@@ -26,6 +26,7 @@
 
 #include "fixture.h"
 #include "common/strict-json.h"
+#include "common/time-util.h"
 #include "daemon/iovd.h"
 
 struct peer {
@@ -1074,6 +1075,69 @@ Test(iovd, a_batch_written_during_a_slow_commit_is_committed)
 	cr_assert_not_null(state);
 	cr_assert(strstr(state, "\"vm-1\"") && strstr(state, "\"vm-2\"") && !strstr(state, "\"vm-0\""), "%s", state);
 	free(state);
+}
+
+/* A failover step of owner; 0 and its failover_state, or the negative errno with *error set. */
+static int migration_step(struct peer *p, const char *method, const char *owner, sd_bus_error *error,
+			  char state[static 32])
+{
+	sd_bus_message *reply = NULL;
+	const char *key, *s;
+	int r;
+
+	r = sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, method, error, &reply, "s", owner);
+	if (r < 0)
+		return r;
+	state[0] = 0;
+	cr_assert_gt(sd_bus_message_enter_container(reply, 'a', "{sv}"), 0);
+	while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+		cr_assert_geq(sd_bus_message_read(reply, "s", &key), 0);
+		if (strcmp(key, "failover_state") == 0) {
+			cr_assert_geq(sd_bus_message_read(reply, "v", "s", &s), 0);
+			snprintf(state, 32, "%s", s);
+		} else
+			cr_assert_geq(sd_bus_message_skip(reply, "v"), 0);
+		cr_assert_geq(sd_bus_message_exit_container(reply), 0);
+	}
+	sd_bus_message_unref(reply);
+	return 0;
+}
+
+/*
+ * A failover step alone, with quick writes, is written on the loop's thread
+ * (commit_now()): its reply still waits for its fdatasync (0.3 s here), a
+ * failed one answers the error that says the next commit writes it, and
+ * the next commit (here the clean stop's) does.
+ */
+Test(iovd, a_failover_step_written_on_the_loop_waits_for_its_flush)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char state[32], *text;
+	struct peer *p;
+	uint64_t t;
+
+	commit_pipeline_below_usec = UINT64_MAX;
+	fault_sync_at = 3;
+	fault_sync_usec = 300000;
+	fault_sync_fails = 1;
+	p = start(NULL, true);
+	/* a checkpoint and the journal's header (fdatasync 1), then record 1 (fdatasync 2) */
+	cr_assert_eq(allocate(p, "vm-f", "failover", 's', "guest", NULL, NULL, NULL), 0);
+	cr_assert_eq(migration_step(p, "PrepareMigration", "vm-f", &e, state), 0, "%s", e.message);
+	cr_assert_str_eq(state, "prepared");
+	/* fdatasync 3: 0.3 s, then EIO, and the checkpoint that takes the commit fails too */
+	t = now_usec(CLOCK_MONOTONIC);
+	cr_assert_lt(migration_step(p, "AbortMigration", "vm-f", &e, state), 0);
+	t = now_usec(CLOCK_MONOTONIC) - t;
+	cr_assert_geq(t, 300000, "the failed step answered after %" PRIu64 " us, before its fdatasync ended", t);
+	cr_assert(strstr(e.message ?: "", "Failed to record the failover step") &&
+		  strstr(e.message ?: "", "the next commit"), "%s", e.message);
+	sd_bus_error_free(&e);
+	stop(p);
+	text = durable_state(p);
+	cr_assert_not_null(text);
+	cr_assert(strstr(text, "\"vm-f\"") && strstr(text, "\"state\":\"active\""), "%s", text);
+	free(text);
 }
 
 /*
