@@ -78,10 +78,11 @@ unsigned vu_rx_burst(struct vu_dev *d, unsigned q, struct iovk_dp_pkt *pkts, uns
 		struct iovec *iov = next;
 		unsigned nseg = 0, left = hdr;
 		uint32_t len = 0;
-		uint16_t head;
+		dp_chain_t head;
 		int k = dp_vq_pop(&r->vq, DP_VQ_DEVICE_READS, iov, DP_CHAIN_MAX_SEGS, &nseg, &len, &head);
 
-		if (_unlikely_(k == -EPROTO))
+		/* -EAGAIN: a packed ring has no more (dp_vq_avail() could not count them) */
+		if (_unlikely_(k == -EPROTO || k == -EAGAIN))
 			break;
 		r->heads[r->n_heads++] = head;
 		if (_unlikely_(k < 0 || len <= hdr)) {
@@ -222,13 +223,14 @@ unsigned vu_tx_burst(struct vu_dev *d, unsigned q, const struct iovk_dp_pkt *pkt
 	for (unsigned p = 0; p < n && avail > 0; p++) {
 		const struct iovk_dp_pkt *pkt = &pkts[p];
 		unsigned nf = 0, nm = 0, si = 0, chains = 1, slot0 = slots;
+		struct dp_vq_pos pos0 = dp_vq_tell(&r->vq);
 		uint32_t cap = 0;
-		uint16_t head;
+		dp_chain_t head;
 		size_t soff = 0, in_first;
 		int k = dp_vq_pop(&r->vq, DP_VQ_DEVICE_WRITES, first, DP_CHAIN_MAX_SEGS, &nf, &cap, &head);
 
 		avail--;
-		if (k == -EPROTO)
+		if (k == -EPROTO || k == -EAGAIN)
 			goto out;
 		if (k < 0 || cap < hdr || (!d->mrg_rxbuf && cap < hdr + pkt->len)) {
 			/* a buffer we cannot use: handed back empty, the frame dropped */
@@ -253,13 +255,14 @@ unsigned vu_tx_burst(struct vu_dev *d, unsigned q, const struct iovk_dp_pkt *pkt
 		for (size_t left = pkt->len - in_first; left > 0;) {
 			size_t c;
 
-			if (avail == 0) {
+			if (avail > 0)
+				k = dp_vq_pop(&r->vq, DP_VQ_DEVICE_WRITES, more, DP_CHAIN_MAX_SEGS, &nm, &cap, &head);
+			if (avail == 0 || k == -EAGAIN) {
 				/* not enough buffers for this frame: give back what it took */
-				r->vq.last_avail = (uint16_t)(r->vq.last_avail - chains);
+				dp_vq_seek(&r->vq, pos0);
 				slots = slot0;
 				goto out;
 			}
-			k = dp_vq_pop(&r->vq, DP_VQ_DEVICE_WRITES, more, DP_CHAIN_MAX_SEGS, &nm, &cap, &head);
 			avail--;
 			if (k == -EPROTO)
 				goto out;
@@ -430,6 +433,10 @@ static int port_control(void *port, bool readable)
 	log_debug(p->ctx, "%s: message %u flags 0x%x size %u fds %u", p->path, m.hdr.request, m.hdr.flags,
 		  m.hdr.size, n_fds);
 	r = vu_handle_message(&p->dev, &m, fds, n_fds, &reply, err, sizeof(err));
+	if (r >= 0 && m.hdr.request == 2 /* SET_FEATURES */)
+		/* the ring layout is the frontend's choice: the log says which it made */
+		log_info(p->ctx, "%s: features 0x%llx acked: %s rings", p->path, (unsigned long long)p->dev.features,
+			 p->dev.features & (1ull << 34 /* VIRTIO_F_RING_PACKED */) ? "packed" : "split");
 	for (unsigned i = 0; i < n_fds; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

@@ -55,6 +55,7 @@ enum {
 #define F_VERSION_1 (1ull << 32)
 #define F_MRG_RXBUF (1ull << 15)
 #define F_EVENT_IDX (1ull << 29)
+#define F_RING_PACKED (1ull << 34)
 #define PF_REPLY_ACK (1ull << 3)
 #define PF_LOG_SHMFD (1ull << 1)
 /* u64 payload of SET_VRING_KICK/CALL/ERR: ring index and "no fd" */
@@ -138,8 +139,10 @@ void vu_dev_done(struct vu_dev *d)
 	if (!d->rings)
 		return;
 	vu_dev_reset(d);
-	for (unsigned i = 0; i < 2 * d->max_queue_pairs; i++)
+	for (unsigned i = 0; i < 2 * d->max_queue_pairs; i++) {
 		free(d->rings[i].iov);
+		free(d->rings[i].shadow);
+	}
 	free(d->rings);
 	d->rings = NULL;
 }
@@ -200,13 +203,41 @@ static int ring_start(struct vu_dev *d, struct vu_ring *r, char *err, size_t err
 	r->vq.n_broken = n_broken;
 	r->vq.call_fd = call_fd;
 	r->vq.err_fd = err_fd;
+	/* the layout is fixed while the ring runs: a SET_FEATURES meanwhile does not change it */
+	r->vq.packed = d->features & F_RING_PACKED;
+	if (r->vq.packed) {
+		uint16_t at = r->base & 0x7fff;
+
+		/* a burst's used entries: never more than the ring's descriptors */
+		if (r->shadow_size < r->num) {
+			struct dp_used_elem *sh = realloc(r->shadow, r->num * sizeof(*sh));
+
+			if (!sh)
+				return bad(err, err_size, -ENOMEM, "ring %td: %s", r - d->rings, strerror(ENOMEM));
+			r->shadow = sh;
+			r->shadow_size = r->num;
+		}
+		r->vq.shadow = r->shadow;
+		if (at >= r->num) {
+			r->started = false;
+			return bad(err, err_size, -EINVAL, "ring %td: base %u outside the packed ring of %u", r - d->rings,
+				   at, r->num);
+		}
+	}
 	k = ring_map(d, r);
 	if (k < 0) {
 		r->started = false;
 		return bad(err, err_size, k, "ring %td: addresses outside guest memory or bad size %u",
 			   r - d->rings, r->num);
 	}
-	r->vq.last_avail = r->vq.last_used = r->base;
+	if (r->vq.packed) {
+		/* packed: the position and the avail wrap counter in bit 15; every
+		 * chain taken was used before the ring stopped, so used is there too */
+		r->vq.last_avail = r->vq.last_used = r->base & 0x7fff;
+		r->vq.avail_wrap = r->vq.used_wrap = r->base >> 15;
+	} else {
+		r->vq.last_avail = r->vq.last_used = r->base;
+	}
 	ring_apply_features(d, r);
 	dp_vq_suppress_kicks(&r->vq);
 	r->n_heads = 0;
@@ -408,12 +439,16 @@ static int dispatch(struct vu_dev *d, struct vu_msg *m, int *fds, unsigned n_fds
 		if (m->hdr.request == VU_SET_VRING_NUM) {
 			uint32_t num = m->payload.state.num;
 
-			if (num == 0 || num > DP_VQ_MAX_SIZE || (num & (num - 1)))
+			/* a packed ring's size need not be a power of two (2.8.10.1) */
+			if (num == 0 || num > DP_VQ_MAX_SIZE || (!(d->features & F_RING_PACKED) && (num & (num - 1))))
 				k = bad(err, es, -EINVAL, "SET_VRING_NUM: ring %u: size %u", m->payload.state.index, num);
 			else
 				r->num = num;
 		} else if (m->hdr.request == VU_SET_VRING_BASE) {
-			if (m->payload.state.num > 0xffff)
+			/* packed: bits 16-31 say where used is; a frontend that stopped
+			 * us left nothing in flight, so it is where avail is, and a
+			 * frontend that says otherwise gets used = avail, as from DPDK */
+			if (m->payload.state.num > 0xffff && !(d->features & F_RING_PACKED))
 				k = bad(err, es, -EINVAL, "SET_VRING_BASE: ring %u: index %u", m->payload.state.index,
 					m->payload.state.num);
 			else
@@ -421,8 +456,19 @@ static int dispatch(struct vu_dev *d, struct vu_msg *m, int *fds, unsigned n_fds
 		} else if (m->hdr.request == VU_SET_VRING_ENABLE) {
 			r->enabled = m->payload.state.num != 0;
 		} else {
-			/* stop the ring: where we are is where the frontend resumes */
-			m->payload.state.num = r->started ? r->vq.last_avail : r->base;
+			/* stop the ring: where we are is where the frontend resumes.
+			 * Packed: bits 0-14 the position, 15 the avail wrap counter,
+			 * and the same for used in bits 16-31 (vhost-user's "vring
+			 * descriptor indices for packed virtqueues"): all we took was
+			 * used, so used stands where avail does */
+			bool packed = r->started ? r->vq.packed : (d->features & F_RING_PACKED);
+
+			if (r->started && packed)
+				m->payload.state.num = (uint32_t)r->vq.last_avail | (uint32_t)r->vq.avail_wrap << 15;
+			else
+				m->payload.state.num = r->started ? r->vq.last_avail : r->base;
+			if (packed)
+				m->payload.state.num |= (m->payload.state.num & 0xffff) << 16;
 			r->base = (uint16_t)m->payload.state.num;
 			r->started = false;
 			if (r->kick_fd >= 0)

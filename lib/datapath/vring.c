@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The split-ring walker (virtio 1.2, 2.7) against a hostile driver.
+ * The ring walkers, split (virtio 1.2, 2.7) and packed (2.8), against a
+ * hostile driver.
  *
  * What a guest can do to us, and what stops it:
  *  - an address outside its memory: every descriptor and indirect table
@@ -16,6 +17,15 @@
  *    segment array is dropped (-E2BIG), not trusted.
  * A broken ring is not touched again until the frontend sets it up anew
  * (dp_vq_init()), which is virtio's NEEDS_RESET; err_fd tells the frontend.
+ *
+ * Packed rings have no indices to check, so the rules there are: a chain
+ * is at most the ring long (the walk counts, and positions wrap with the
+ * wrap counter, never past the ring), an INDIRECT descriptor is a list on
+ * its own (2.8.7: not with NEXT, not inside a chain), and the driver never
+ * has more descriptors out than the ring holds (vq->pending): reusing one we
+ * have not marked used is what a driver must not do (2.8, "A driver MUST NOT
+ * change a descriptor unless it observes the VIRTQ_DESC_F_USED bit ...
+ * changed"), and it is what would overrun the burst's used entries here.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -89,8 +99,13 @@ void dp_vq_init(struct dp_vq *vq, const struct dp_mem *mem)
 	vq->desc = NULL;
 	vq->avail = NULL;
 	vq->used = NULL;
+	vq->pdesc = NULL;
+	vq->driver_event = vq->device_event = NULL;
 	vq->size = 0;
 	vq->last_avail = vq->last_used = vq->signalled_used = 0;
+	/* 2.8.1: both wrap counters start at 1 */
+	vq->avail_wrap = vq->used_wrap = true;
+	vq->pending = 0;
 	vq->signalled_used_valid = false;
 	vq->mem_hint = 0;
 	vq->broken = false;
@@ -105,6 +120,21 @@ int dp_vq_set_addr(struct dp_vq *vq, uint32_t size, uint64_t desc_uva, uint64_t 
 	uint64_t desc_len = 16ull * size, avail_len = 6 + 2ull * size, used_len = 6 + 8ull * size;
 	uint8_t *d, *a, *u;
 
+	if (vq->packed) {
+		/* 2.8.10.1: descriptors 16-aligned, each event suppression area 4 bytes, 4-aligned */
+		if (size == 0 || size > DP_VQ_MAX_SIZE || (desc_uva & 15) || (avail_uva & 3) || (used_uva & 3))
+			return -EINVAL;
+		d = dp_mem_uva(vq->mem, desc_uva, desc_len);
+		a = dp_mem_uva(vq->mem, avail_uva, sizeof(struct vring_packed_desc_event));
+		u = dp_mem_uva(vq->mem, used_uva, sizeof(struct vring_packed_desc_event));
+		if (!d || !a || !u)
+			return -EFAULT;
+		vq->pdesc = (struct vring_packed_desc *)d;
+		vq->driver_event = (struct vring_packed_desc_event *)a;
+		vq->device_event = (struct vring_packed_desc_event *)u;
+		vq->size = size;
+		return 0;
+	}
 	if (size == 0 || size > DP_VQ_MAX_SIZE || (size & (size - 1)))
 		return -EINVAL;
 	if ((desc_uva & 15) || (avail_uva & 1) || (used_uva & 3))
@@ -145,7 +175,7 @@ struct desc_copy {
 	uint64_t addr;
 	uint32_t len;
 	uint16_t flags;
-	uint16_t next;
+	uint16_t next; /* split: the next descriptor; packed: the buffer id */
 };
 
 static inline struct desc_copy desc_read(const struct vring_desc *p)
@@ -156,19 +186,95 @@ static inline struct desc_copy desc_read(const struct vring_desc *p)
 	return (struct desc_copy){ .addr = v->addr, .len = v->len, .flags = v->flags, .next = v->next };
 }
 
-int dp_vq_pop_chain(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov, unsigned *ret_n,
-		    uint32_t *ret_len, uint16_t *ret_head)
+/* A chain's segments as the walk gathers them. */
+struct walk {
+	struct iovec *iov;
+	unsigned max_iov, n;
+	uint64_t total;
+	uint16_t want; /* VRING_DESC_F_WRITE for DEVICE_WRITES, else 0 */
+	bool writable_seen, too_many;
+};
+
+/*
+ * One descriptor of a chain into the walk: its buffer, if of the direction
+ * wanted, through the memory table, split at region ends. -EPROTO (the ring
+ * broken, naming the chain by `head`) for a readable descriptor after a
+ * writable one or a buffer outside guest memory.
+ */
+static int walk_desc(struct dp_vq *vq, struct walk *w, uint32_t head, uint32_t idx, uint64_t addr, uint32_t len,
+		     uint16_t flags)
+{
+	uint64_t left = len;
+
+	if (flags & VRING_DESC_F_WRITE)
+		w->writable_seen = true;
+	else if (w->writable_seen)
+		/* 2.7.4.2, 2.8 "Scatter-Gather Support": device-readable descriptors come first */
+		return dp_vq_break(vq, "chain at head %u: readable descriptor %u after a writable one", head, idx);
+	if ((flags & VRING_DESC_F_WRITE) != w->want || len == 0)
+		return 0;
+	w->total += len;
+	while (left > 0) {
+		uint64_t got = left;
+		uint8_t *p = dp_mem_gpa(vq->mem, addr, &got);
+
+		if (!p)
+			return dp_vq_break(vq, "chain at head %u: buffer 0x%llx+%u outside guest memory", head,
+					   (unsigned long long)(addr - (len - left)), len);
+		if (w->n < w->max_iov) {
+			w->iov[w->n].iov_base = p;
+			w->iov[w->n].iov_len = got;
+			w->n++;
+		} else {
+			/* keep walking: the rest of the chain must still be checked */
+			w->too_many = true;
+		}
+		addr += got;
+		left -= got;
+	}
+	return 0;
+}
+
+/* An indirect table's place in our memory (*ret): whole in one region,
+ * 16-aligned, a whole number of 16-byte descriptors, at most a ring's worth
+ * (2.7.5.3.1, and 2.8.5's default limit). Else the ring breaks: -EPROTO. */
+static int indirect_table(struct dp_vq *vq, uint32_t head, uint64_t addr, uint32_t len, const void **ret)
+{
+	uint64_t tlen = len;
+	const void *t;
+
+	if (len == 0 || len % 16 || len / 16 > vq->size)
+		return dp_vq_break(vq, "chain at head %u: indirect table of %u bytes", head, len);
+	t = dp_mem_gpa(vq->mem, addr, &tlen);
+	if (!t || tlen != len || (addr & 15))
+		return dp_vq_break(vq, "chain at head %u: indirect table at 0x%llx+%u outside guest memory", head,
+				   (unsigned long long)addr, len);
+	*ret = t;
+	return 0;
+}
+
+/* The walk's result: -E2BIG for a chain too long for the caller's segments. */
+static int walk_done(const struct walk *w, unsigned *ret_n, uint32_t *ret_len)
+{
+	if (w->too_many || w->total > UINT32_MAX) {
+		*ret_n = 0;
+		*ret_len = 0;
+		return -E2BIG;
+	}
+	*ret_n = w->n;
+	*ret_len = (uint32_t)w->total;
+	return 0;
+}
+
+static int pop_split(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov, unsigned *ret_n,
+		     uint32_t *ret_len, dp_chain_t *ret_head)
 {
 	const struct vring_desc *table = vq->desc;
 	uint16_t head = __atomic_load_n(&vq->avail->ring[vq->last_avail & (vq->size - 1)], __ATOMIC_RELAXED);
 	uint32_t table_size = vq->size, idx = head, seen = 0;
-	uint16_t want = dir == DP_VQ_DEVICE_WRITES ? VRING_DESC_F_WRITE : 0;
-	bool indirect = false, writable_seen = false, too_many = false;
-	uint64_t total = 0;
-	unsigned n = 0;
+	struct walk w = { .iov = iov, .max_iov = max_iov, .want = dir == DP_VQ_DEVICE_WRITES ? VRING_DESC_F_WRITE : 0 };
+	bool indirect = false;
 
-	if (vq->broken)
-		return -EPROTO;
 	if (head >= vq->size)
 		return dp_vq_break(vq, "avail entry %u: head %u outside the ring of %u", vq->last_avail, head, vq->size);
 	vq->last_avail++;
@@ -185,67 +291,108 @@ int dp_vq_pop_chain(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, uns
 		d = desc_read(&table[idx]);
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
-			uint64_t tlen = d.len;
-
 			if (indirect)
 				return dp_vq_break(vq, "chain at head %u: indirect descriptor inside an indirect table", head);
 			if (d.flags & VRING_DESC_F_NEXT)
 				return dp_vq_break(vq, "chain at head %u: descriptor %u is both INDIRECT and NEXT", head, idx);
-			if (d.len == 0 || d.len % sizeof(struct vring_desc) || d.len / sizeof(struct vring_desc) > vq->size)
-				return dp_vq_break(vq, "chain at head %u: indirect table of %u bytes", head, d.len);
-			table = (const struct vring_desc *)dp_mem_gpa(vq->mem, d.addr, &tlen);
-			if (!table || tlen != d.len || (d.addr & 15))
-				return dp_vq_break(vq, "chain at head %u: indirect table at 0x%llx+%u outside guest memory",
-						   head, (unsigned long long)d.addr, d.len);
+			if (indirect_table(vq, head, d.addr, d.len, (const void **)&table) < 0)
+				return -EPROTO;
 			table_size = d.len / sizeof(struct vring_desc);
 			indirect = true;
 			idx = 0;
 			seen = 0;
 			continue;
 		}
-
-		if (d.flags & VRING_DESC_F_WRITE)
-			writable_seen = true;
-		else if (writable_seen)
-			/* 2.7.4.2: device-readable descriptors come first */
-			return dp_vq_break(vq, "chain at head %u: readable descriptor %u after a writable one", head, idx);
-
-		if ((d.flags & VRING_DESC_F_WRITE) == want && d.len > 0) {
-			uint64_t addr = d.addr, left = d.len;
-
-			total += d.len;
-			while (left > 0) {
-				uint64_t got = left;
-				uint8_t *p = dp_mem_gpa(vq->mem, addr, &got);
-
-				if (!p)
-					return dp_vq_break(vq, "chain at head %u: buffer 0x%llx+%u outside guest memory", head,
-							   (unsigned long long)d.addr, d.len);
-				if (n < max_iov) {
-					iov[n].iov_base = p;
-					iov[n].iov_len = got;
-					n++;
-				} else {
-					/* keep walking: the rest of the chain must still be checked */
-					too_many = true;
-				}
-				addr += got;
-				left -= got;
-			}
-		}
+		if (walk_desc(vq, &w, head, idx, d.addr, d.len, d.flags) < 0)
+			return -EPROTO;
 		if (!(d.flags & VRING_DESC_F_NEXT))
 			break;
 		idx = d.next;
 	}
 	*ret_head = head;
-	if (too_many || total > UINT32_MAX) {
-		*ret_n = 0;
-		*ret_len = 0;
-		return -E2BIG;
+	return walk_done(&w, ret_n, ret_len);
+}
+
+int dp_vq_pop_chain(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov, unsigned *ret_n,
+		    uint32_t *ret_len, dp_chain_t *ret_head)
+{
+	if (vq->broken)
+		return -EPROTO;
+	if (vq->packed)
+		return dp_vq_pop_packed(vq, dir, iov, max_iov, ret_n, ret_len, ret_head);
+	return pop_split(vq, dir, iov, max_iov, ret_n, ret_len, ret_head);
+}
+
+static inline struct desc_copy pdesc_read(const struct vring_packed_desc *p)
+{
+	/* once, into locals, as desc_read() */
+	const volatile struct vring_packed_desc *v = p;
+
+	return (struct desc_copy){ .addr = v->addr, .len = v->len, .flags = v->flags, .next = v->id };
+}
+
+int dp_vq_pop_packed(struct dp_vq *vq, enum dp_vq_dir dir, struct iovec *iov, unsigned max_iov, unsigned *ret_n,
+		     uint32_t *ret_len, dp_chain_t *ret_head)
+{
+	struct walk w = { .iov = iov, .max_iov = max_iov, .want = dir == DP_VQ_DEVICE_WRITES ? VRING_DESC_F_WRITE : 0 };
+	uint16_t first = vq->last_avail, pos = first, id;
+	bool wrap = vq->avail_wrap;
+	uint32_t ndesc = 0;
+
+	if (vq->broken)
+		return -EPROTO;
+	/* the driver makes a list's first descriptor available last (2.8.6):
+	 * once it is, the whole list is there; acquire orders the reads after */
+	if (!dp_packed_desc_avail(__atomic_load_n(&vq->pdesc[first].flags, __ATOMIC_ACQUIRE), wrap))
+		return -EAGAIN;
+	for (;;) {
+		struct desc_copy d = pdesc_read(&vq->pdesc[pos]);
+
+		/* the list is at most the ring long, and with what we hold
+		 * unpublished never more than the ring: past that the driver
+		 * reuses descriptors it has not got back, or loops */
+		if (vq->pending + ++ndesc > vq->size)
+			return dp_vq_break(vq, "chain at head %u: %u descriptors with %u not yet used, ring of %u", first, ndesc,
+					   vq->pending, vq->size);
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			const struct vring_packed_desc *table;
+
+			/* 2.8.7: an indirect descriptor is a list on its own */
+			if (ndesc > 1 || (d.flags & VRING_DESC_F_NEXT))
+				return dp_vq_break(vq, "chain at head %u: INDIRECT descriptor %u in a list linked by NEXT", first, pos);
+			if (indirect_table(vq, first, d.addr, d.len, (const void **)&table) < 0)
+				return -EPROTO;
+			/* every entry, in order; WRITE is their only flag (2.8.7), the rest are ignored */
+			for (uint32_t i = 0; i < d.len / sizeof(*table); i++) {
+				struct desc_copy e = pdesc_read(&table[i]);
+
+				if (walk_desc(vq, &w, first, i, e.addr, e.len, e.flags & VRING_DESC_F_WRITE) < 0)
+					return -EPROTO;
+			}
+			id = d.next;
+			break;
+		}
+		if (walk_desc(vq, &w, first, pos, d.addr, d.len, d.flags) < 0)
+			return -EPROTO;
+		if (!(d.flags & VRING_DESC_F_NEXT)) {
+			/* the buffer id is the last descriptor's (2.8.6) */
+			id = d.next;
+			break;
+		}
+		if (++pos == vq->size) {
+			pos = 0;
+			wrap = !wrap;
+		}
 	}
-	*ret_n = n;
-	*ret_len = (uint32_t)total;
-	return 0;
+	if (++pos == vq->size) {
+		pos = 0;
+		wrap = !wrap;
+	}
+	vq->last_avail = pos;
+	vq->avail_wrap = wrap;
+	vq->pending += ndesc;
+	*ret_head = ndesc << 16 | id;
+	return walk_done(&w, ret_n, ret_len);
 }
 
 /*
@@ -266,6 +413,80 @@ static inline void dp_store_load_barrier(void)
 #endif
 }
 
+static void notify_driver(const struct dp_vq *vq)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN only when the counter is full: the driver has plenty to read */
+	if (vq->call_fd >= 0 && write(vq->call_fd, &one, sizeof(one)) < 0) {
+	}
+}
+
+/*
+ * Packed: the used descriptors in place, each at the position of its
+ * list's first descriptor (2.8.6), the burst's first one's flags last so
+ * the driver, which polls that one, sees the burst whole (as 2.8.9 asks of
+ * multi-buffer requests). Flags: AVAIL and USED both our wrap counter
+ * (2.8.1), WRITE when len counts bytes written (2.8.3).
+ */
+static void publish_packed(struct dp_vq *vq, unsigned n)
+{
+	uint16_t first = vq->last_used, pos = first, old = vq->signalled_used, first_flags = 0, flags;
+	bool wrap = vq->used_wrap, notify;
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct dp_used_elem *e = &vq->shadow[i];
+		struct vring_packed_desc *d = &vq->pdesc[pos];
+		uint16_t f = (uint16_t)((e->len ? VRING_DESC_F_WRITE : 0) |
+					(wrap ? (1u << VRING_PACKED_DESC_F_AVAIL | 1u << VRING_PACKED_DESC_F_USED) : 0));
+
+		d->id = e->id;
+		d->len = e->len;
+		if (i == 0)
+			first_flags = f;
+		else
+			__atomic_store_n(&d->flags, f, __ATOMIC_RELEASE);
+		if (_dp_unlikely(vq->log_used && vq->log))
+			dp_log_write(vq->log, dp_mem_hva_to_gpa(vq->mem, d), sizeof(*d));
+		/* ndesc is 1..size: the walker counted it, and vq->pending bounds the sum */
+		pos = (uint16_t)(pos + e->ndesc);
+		if (pos >= vq->size) {
+			pos = (uint16_t)(pos - vq->size);
+			wrap = !wrap;
+		}
+		vq->pending = vq->pending > e->ndesc ? vq->pending - e->ndesc : 0;
+	}
+	__atomic_store_n(&vq->pdesc[first].flags, first_flags, __ATOMIC_RELEASE);
+	vq->last_used = pos;
+	vq->used_wrap = wrap;
+
+	/* the flags stores before the driver's event area load (2.8,
+	 * "Receiving Used Buffers": the driver re-checks after enabling) */
+	dp_store_load_barrier();
+	flags = __atomic_load_n(&vq->driver_event->flags, __ATOMIC_RELAXED) & 3;
+	if (flags == VRING_PACKED_EVENT_FLAG_DISABLE) {
+		notify = false;
+	} else if (flags != VRING_PACKED_EVENT_FLAG_DESC || !vq->event_idx || !vq->signalled_used_valid) {
+		notify = true;
+	} else {
+		/* EVENT_IDX in packed form: off_wrap names a ring position and the
+		 * lap it is in; the positions are made one linear count (a lap
+		 * back is size back) so vring_need_event() can compare them */
+		uint16_t off_wrap = __atomic_load_n(&vq->driver_event->off_wrap, __ATOMIC_RELAXED);
+		uint16_t off = off_wrap & 0x7fff;
+
+		if (pos <= old)
+			old = (uint16_t)(old - vq->size);
+		if (!!(off_wrap >> VRING_PACKED_EVENT_F_WRAP_CTR) != wrap)
+			off = (uint16_t)(off - vq->size);
+		notify = vring_need_event(off, pos, old);
+	}
+	vq->signalled_used = pos;
+	vq->signalled_used_valid = true;
+	if (notify)
+		notify_driver(vq);
+}
+
 void dp_vq_used_publish(struct dp_vq *vq, unsigned n)
 {
 	uint16_t old = vq->last_used, new_idx = (uint16_t)(old + n);
@@ -273,6 +494,10 @@ void dp_vq_used_publish(struct dp_vq *vq, unsigned n)
 
 	if (n == 0)
 		return;
+	if (vq->packed) {
+		publish_packed(vq, n);
+		return;
+	}
 	if (_dp_unlikely(vq->log_used && vq->log)) {
 		/* the entries, then the index (2.7.8's layout: flags, idx, ring) */
 		for (unsigned i = 0; i < n; i++) {
@@ -307,11 +532,6 @@ void dp_vq_used_publish(struct dp_vq *vq, unsigned n)
 		dp_store_load_barrier();
 		notify = !(__atomic_load_n(&vq->avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT);
 	}
-	if (notify && vq->call_fd >= 0) {
-		uint64_t one = 1;
-
-		/* EAGAIN only when the counter is full: the driver has plenty to read */
-		if (write(vq->call_fd, &one, sizeof(one)) < 0) {
-		}
-	}
+	if (notify)
+		notify_driver(vq);
 }

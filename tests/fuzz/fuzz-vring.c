@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The split-ring walker (lib/datapath/vring.c) on guest memory the input
- * fills: descriptors, avail ring, indirect tables and indices are all the
- * fuzzer's. Guest memory is two regions, adjacent in guest physical
+ * The ring walkers (lib/datapath/vring.c), split and packed (the first
+ * byte's top bit), on guest memory the input fills: descriptors, avail
+ * ring, indirect tables, indices and wrap counters are all the fuzzer's. Guest memory is two regions, adjacent in guest physical
  * addresses but apart in ours, so buffers that straddle them are split.
  * Oracles: every segment handed out lies inside guest memory and their
  * lengths add up to the chain's; a chain never has more segments than
  * asked for; a broken ring stays broken and hands out nothing more; the
- * walk ends (libFuzzer's timeout catches an unbounded one).
+ * walk ends (libFuzzer's timeout catches an unbounded one). Packed rings
+ * also: a chain takes 1..size ring descriptors, never more out at once than
+ * the ring holds (the used entries kept for a burst cannot overflow), and
+ * the positions stay inside the ring.
  */
 #include <errno.h>
 
@@ -19,6 +22,7 @@
 #define GPA 0x40000ull
 
 static uint8_t *region[2];
+static struct dp_used_elem shadow[256];
 
 static int inside(const void *p, size_t len)
 {
@@ -40,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned max_iov, rounds = 0;
 	enum dp_vq_dir dir;
 	uint16_t start;
+	bool packed, event_idx;
 
 	if (size < 4)
 		return 0;
@@ -49,9 +54,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!region[0] || !region[1])
 			abort();
 	}
-	qsz = 1u << (data[0] % 9); /* 1 .. 256 */
+	/* packed rings need not be a power of two */
+	packed = data[0] & 0x80;
+	qsz = packed ? 1u + (data[0] & 0x7f) * 2u : 1u << (data[0] % 9); /* 1 .. 255, 1 .. 256 */
 	dir = data[1] & 1 ? DP_VQ_DEVICE_WRITES : DP_VQ_DEVICE_READS;
 	max_iov = 1 + (data[1] >> 1) % DP_CHAIN_MAX_SEGS;
+	event_idx = data[1] & 0x80; /* a bit max_iov does not use */
 	start = (uint16_t)(data[2] | data[3] << 8);
 	data += 4;
 	size -= 4;
@@ -67,10 +75,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mem.r[0] = (struct dp_mem_region){ .gpa = GPA, .size = REGION, .uva = 0x1000000, .hva = region[0] };
 	mem.r[1] = (struct dp_mem_region){ .gpa = GPA + REGION, .size = REGION, .uva = 0x3000000, .hva = region[1] };
 	dp_vq_init(&vq, &mem);
-	/* descriptors at the start of region 0, avail at 8 KiB, used at 12 KiB */
+	vq.packed = packed;
+	vq.shadow = shadow;
+	/* descriptors at the start of region 0, avail (driver area) at 8 KiB, used (device area) at 12 KiB */
 	FUZZ_CHECK(dp_vq_set_addr(&vq, qsz, 0x1000000, 0x1000000 + 8192, 0x1000000 + 12288) == 0, "size %u", qsz);
-	vq.last_avail = vq.last_used = start;
-	vq.event_idx = qsz & 2;
+	if (packed) {
+		/* as vhost-user's SET_VRING_BASE gives it: position, and the wrap counter in bit 15 */
+		vq.last_avail = vq.last_used = (uint16_t)((start & 0x7fff) % qsz);
+		vq.avail_wrap = vq.used_wrap = start >> 15;
+	} else {
+		vq.last_avail = vq.last_used = start;
+	}
+	vq.event_idx = event_idx;
 
 	for (;;) {
 		int n = dp_vq_avail(&vq, 32);
@@ -80,10 +96,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int i = 0; i < n; i++) {
 			unsigned segs = 0;
 			uint32_t len = 0;
-			uint16_t head = 0;
+			dp_chain_t head = 0;
 			uint64_t sum = 0;
 			int r = dp_vq_pop(&vq, dir, iov, max_iov, &segs, &len, &head);
 
+			if (r == -EAGAIN) {
+				FUZZ_CHECK(packed, "-EAGAIN from a split ring");
+				n = i; /* the burst ends at the first descriptor not available */
+				break;
+			}
 			if (r == -EPROTO) {
 				FUZZ_CHECK(vq.broken, "-EPROTO without a broken ring");
 				FUZZ_CHECK(dp_vq_pop(&vq, dir, iov, max_iov, &segs, &len, &head) == -EPROTO,
@@ -91,7 +112,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				return 0;
 			}
 			FUZZ_CHECK(r == 0 || r == -E2BIG, "pop returned %d", r);
-			FUZZ_CHECK(head < qsz, "head %u, ring %u", head, qsz);
+			if (packed) {
+				FUZZ_CHECK((head >> 16) >= 1 && (head >> 16) <= qsz, "chain of %u descriptors, ring %u",
+					   head >> 16, qsz);
+				FUZZ_CHECK(vq.pending <= qsz && (unsigned)i < qsz, "%u descriptors out, %d chains, ring %u",
+					   vq.pending, i + 1, qsz);
+				FUZZ_CHECK(vq.last_avail < qsz, "position %u, ring %u", vq.last_avail, qsz);
+			} else {
+				FUZZ_CHECK(head < qsz, "head %u, ring %u", head, qsz);
+			}
 			FUZZ_CHECK(segs <= max_iov, "%u segments, room for %u", segs, max_iov);
 			for (unsigned k = 0; k < segs; k++) {
 				FUZZ_CHECK(inside(iov[k].iov_base, iov[k].iov_len), "segment %u outside guest memory", k);
@@ -101,6 +130,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			dp_vq_used_put(&vq, (unsigned)i, head, dir == DP_VQ_DEVICE_WRITES ? len : 0);
 		}
 		dp_vq_used_publish(&vq, (unsigned)n);
+		FUZZ_CHECK(!packed || (vq.last_used < qsz && vq.pending == 0), "used position %u, %u still out",
+			   vq.last_used, vq.pending);
 	}
 	return 0;
 }

@@ -141,8 +141,8 @@ Test(vhost_user, offers_what_the_issue_asks)
 	bool reply;
 
 	cr_assert_eq(send_msg(1, 1, NULL, 0, -1, &m, &reply), 0);
-	/* VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, MQ, PROTOCOL_FEATURES, LOG_ALL, IN_ORDER */
-	cr_assert_eq(m.payload.u64, FEATURES | (1ull << 22) | (1ull << 26) | (1ull << 35));
+	/* VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, MQ, PROTOCOL_FEATURES, LOG_ALL, IN_ORDER, RING_PACKED */
+	cr_assert_eq(m.payload.u64, FEATURES | (1ull << 22) | (1ull << 26) | (1ull << 35) | (1ull << 34));
 	cr_assert_eq(send_msg(15, 1, NULL, 0, -1, &m, &reply), 0);
 	cr_assert_eq(m.payload.u64, (1ull << 0) | (1ull << 1) | (1ull << 3)); /* MQ, LOG_SHMFD, REPLY_ACK */
 	cr_assert_eq(send_msg(17, 1, NULL, 0, -1, &m, &reply), 0);
@@ -446,4 +446,144 @@ Test(vhost_user, port_specs)
 			      "nic:eth0", "tap", "vhost-user:/x,queues=1x", "af-xdp:e,queue=-1", "vhost-user:,client" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(iovk_dp_port_spec_parse(bad[i], &s), -EINVAL, "'%s' parsed", bad[i]);
+}
+
+/* ---- packed rings (VIRTIO_F_RING_PACKED): the same frontend's view ---- */
+
+#define F_PACKED (1ull << 34)
+#define P_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
+#define P_USED (1u << VRING_PACKED_DESC_F_USED)
+
+/* One descriptor made available at pos in the colour of the driver's wrap counter, flags last. */
+static void packed_post(uint64_t ring, uint16_t pos, bool wrap, uint64_t addr, uint32_t len, uint16_t flags, uint16_t id)
+{
+	struct vring_packed_desc *d = &((struct vring_packed_desc *)(guest + ring))[pos];
+
+	d->addr = addr;
+	d->len = len;
+	d->id = id;
+	__atomic_store_n(&d->flags, (uint16_t)(flags | (wrap ? P_AVAIL : P_USED)), __ATOMIC_RELEASE);
+}
+
+static void packed_tx_frame(uint16_t pos, bool wrap, uint16_t id, const char *text)
+{
+	uint8_t *buf = guest + BUF + id * 256u;
+
+	memset(buf, 0, 12);
+	memcpy(buf + 12, text, strlen(text));
+	packed_post(TX_DESC, pos, wrap, BUF + id * 256u, 12 + (uint32_t)strlen(text), 0, id);
+}
+
+Test(vhost_user, packed_ring_base_keeps_the_wrap_counter_across_a_restart)
+{
+	struct vring_packed_desc *td = (struct vring_packed_desc *)(guest + TX_DESC);
+	struct iovk_dp_pkt pkts[8];
+	struct vu_msg m;
+	uint32_t st[2] = { 1, 0 };
+	bool reply;
+
+	handshake(FEATURES | F_PACKED);
+	/* resume at the ring's last position, wrap counter 1 (bit 15) */
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 0x8000 | (QSZ - 1));
+	cr_assert(dev.rings[1].vq.packed);
+	packed_tx_frame(QSZ - 1, true, 4, "last of a lap");
+	packed_tx_frame(0, false, 5, "first of the next");
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 2);
+	cr_assert_eq(memcmp(pkts[0].seg[0].iov_base, "last of a lap", pkts[0].len), 0);
+	cr_assert_eq(memcmp(pkts[1].seg[0].iov_base, "first of the next", pkts[1].len), 0);
+	vu_rx_release(&dev, 0);
+	/* used in place, each in the colour of its lap */
+	cr_assert_eq(td[QSZ - 1].id, 4);
+	cr_assert_eq(td[QSZ - 1].flags & (P_AVAIL | P_USED), P_AVAIL | P_USED);
+	cr_assert_eq(td[0].id, 5);
+	cr_assert_eq(td[0].flags & (P_AVAIL | P_USED), 0);
+
+	/* stopped: position 1, wrap counter 0, for avail (bits 0-15) and used (16-31) */
+	cr_assert_eq(send_msg(11, 1, st, 8, -1, &m, &reply), 0);
+	cr_assert(reply);
+	cr_assert_eq(m.payload.state.num, 0x00010001, "state 0x%x", m.payload.state.num);
+	packed_tx_frame(1, false, 6, "after the restart");
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 0, "a stopped ring moves nothing");
+	/* a restarted frontend (QEMU sends both halves) resumes there: the new frame, once */
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 0);
+	/* SET_VRING_BASE as QEMU sends it, then the kick that starts the ring */
+	cr_assert_eq(send_msg(11, 1, st, 8, -1, NULL, &reply), 0);
+	cr_assert_eq(msg_state(10, 1, m.payload.state.num), 0);
+	{
+		int efd = eventfd(0, 0);
+
+		cr_assert_eq(msg_u64(12, 1, efd), 0);
+		close(efd);
+	}
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 1);
+	cr_assert_eq(memcmp(pkts[0].seg[0].iov_base, "after the restart", pkts[0].len), 0);
+	vu_rx_release(&dev, 0);
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 0);
+	/* a base past the ring's end is refused, not walked */
+	cr_assert_eq(send_msg(11, 1, st, 8, -1, &m, &reply), 0);
+	cr_assert_eq(msg_state(10, 1, QSZ), 0);
+	{
+		int efd = eventfd(0, 0);
+
+		cr_assert_lt(msg_u64(12, 1, efd), 0);
+		close(efd);
+	}
+	cr_assert_not(dev.rings[1].started);
+}
+
+Test(vhost_user, packed_mergeable_buffers_and_a_frame_that_waits)
+{
+	struct vring_packed_desc *rd = (struct vring_packed_desc *)(guest + RX_DESC);
+	static uint8_t frame[3000];
+	struct iovec seg = { frame, sizeof(frame) };
+	struct iovk_dp_pkt pkt = { .seg = &seg, .len = 3000, .n_seg = 1 };
+	uint8_t *b0 = guest + BUF, *b1 = guest + BUF + 2048;
+
+	for (unsigned i = 0; i < sizeof(frame); i++)
+		frame[i] = (uint8_t)(i * 7);
+	handshake(FEATURES | F_PACKED);
+	ring_setup(0, RX_DESC, RX_AVAIL, RX_USED, 0x8000);
+	/* one 2 KiB buffer for a 3000-byte frame: it waits, the ring untouched */
+	packed_post(RX_DESC, 0, true, BUF, 2048, VRING_DESC_F_WRITE, 10);
+	cr_assert_eq(vu_tx_burst(&dev, 0, &pkt, 1), 0);
+	cr_assert_eq(rd[0].len, 2048);
+	cr_assert_eq(rd[0].flags, VRING_DESC_F_WRITE | P_AVAIL, "the driver's descriptor was overwritten");
+	cr_assert_eq(dev.rings[0].vq.last_avail, 0);
+	cr_assert_eq(dev.rings[0].vq.pending, 0);
+	/* a second buffer: the frame goes out in both, num_buffers 2 */
+	packed_post(RX_DESC, 1, true, BUF + 2048, 2048, VRING_DESC_F_WRITE, 11);
+	cr_assert_eq(vu_tx_burst(&dev, 0, &pkt, 1), 1);
+	cr_assert_eq(rd[0].id, 10);
+	cr_assert_eq(rd[0].len, 2048);
+	cr_assert_eq(rd[0].flags, VRING_DESC_F_WRITE | P_AVAIL | P_USED);
+	cr_assert_eq(rd[1].id, 11);
+	cr_assert_eq(rd[1].len, 12 + 3000 - 2048);
+	cr_assert_eq(b0[10] | b0[11] << 8, 2);
+	cr_assert_eq(memcmp(b0 + 12, frame, 2036), 0);
+	cr_assert_eq(memcmp(b1, frame + 2036, 3000 - 2036), 0);
+}
+
+Test(vhost_user, packed_hostile_ring_breaks_only_its_queue)
+{
+	struct iovk_dp_pkt pkts[8];
+	int err = eventfd(0, EFD_NONBLOCK);
+	uint64_t v;
+
+	handshake(FEATURES | F_PACKED);
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 0x8000);
+	ring_setup(3, 0x6000, 0x7000, 0x8000, 0x8000);
+	cr_assert_eq(msg_u64(14, 1, err), 0);
+	/* a buffer outside the memory table */
+	packed_post(TX_DESC, 0, true, MEMSZ + 4096, 64, 0, 1);
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 0);
+	cr_assert(dev.rings[1].vq.broken);
+	cr_assert(strstr(dev.rings[1].vq.broken_reason, "outside guest memory"), "%s", dev.rings[1].vq.broken_reason);
+	cr_assert_eq(read(err, &v, 8), 8);
+	/* queue 1 keeps going */
+	memset(guest + BUF + 4096, 0, 12);
+	packed_post(0x6000, 0, true, BUF + 4096, 80, 0, 1);
+	cr_assert_eq(vu_rx_burst(&dev, 1, pkts, 8), 1);
+	cr_assert_eq(pkts[0].len, 80 - 12);
+	vu_rx_release(&dev, 1);
+	close(err);
 }
