@@ -355,6 +355,55 @@ failover_igb_cleanup() {
     return 0
 }
 
+# ---- the datapath's vfio port against a tap (cases 76, 77, 78) ----
+# dp_vfio_setup NET PEER TAP: NET (a virtio-net function) bound to vfio-pci,
+# a tap device TAP up, the NIC PEER up (the state it had is kept for
+# dp_vfio_cleanup); sets DP_DIR (a temporary directory) and DP_SOCK (the
+# datapath's control socket in it). Set the EXIT trap first: a failure here
+# is cleaned up too.
+dp_vfio_setup() {
+    DP_NET=$1 DP_PEER=$2 DP_TAP=$3 DP=
+    DP_DIR=$(mktemp -d)
+    DP_SOCK=$DP_DIR/dp.sock
+    DP_PEER_WAS_UP=$(ip -o link show dev "$DP_PEER" | grep -c '[<,]UP[,>]' || true)
+    run_iovctl 0 bind "$DP_NET" vfio-pci
+    modprobe tun 2>/dev/null || true # built in on the iommufd kernel
+    ip tuntap add dev "$DP_TAP" mode tap
+    ip link set dev "$DP_TAP" up
+    ip link set dev "$DP_PEER" up
+}
+# dp_stats: the running datapath's counters (iovctl datapath stats --json).
+dp_stats() { "$IOVCTL" datapath stats --json --control "$DP_SOCK"; }
+# dp_vfio_run PORT-ARGS...: `iovctl --verbose datapath run --json PORT-ARGS`
+# in the background (pid in DP), its final counters in $DP_DIR/final.json,
+# its log in $DP_DIR/dp.log; fails the case unless it answers within 30 s.
+dp_vfio_run() {
+    "$IOVCTL" --verbose datapath run --json "$@" --control "$DP_SOCK" >"$DP_DIR/final.json" 2>"$DP_DIR/dp.log" &
+    DP=$!
+    wait_for 30 dp_stats >/dev/null 2>&1 || fail "the datapath never answered on $DP_SOCK"
+}
+# dp_vfio_stop: SIGTERM; fails the case unless iovctl exits with 0.
+dp_vfio_stop() {
+    local rc=0
+    kill -TERM "$DP"
+    wait "$DP" || rc=$?
+    DP=
+    assert_eq "$rc" 0 "iovctl datapath run's exit status after SIGTERM"
+}
+# dp_vfio_cleanup RC: the EXIT trap's part for dp_vfio_setup: every interface
+# as it was (later cases bind the device again, and iovctl refuses an
+# interface that is up, and use the peer); the datapath's log when RC (the
+# case's exit status) is not 0.
+dp_vfio_cleanup() {
+    if [[ -n ${DP:-} ]]; then kill -TERM "$DP" 2>/dev/null || true; wait "$DP" 2>/dev/null || true; fi
+    (($1 == 0)) || sed 's/^/    dp: /' "${DP_DIR:-}/dp.log" 2>/dev/null || true
+    [[ -z ${DP_TAP:-} ]] || ip link del "$DP_TAP" 2>/dev/null || true
+    [[ -z ${DP_PEER:-} ]] || ((${DP_PEER_WAS_UP:-1})) || ip link set dev "$DP_PEER" down 2>/dev/null || true
+    [[ -z ${DP_NET:-} ]] || "$IOVCTL" restore "$DP_NET" >/dev/null 2>&1 || true
+    [[ -z ${DP_DIR:-} ]] || rm -rf "$DP_DIR"
+    return 0
+}
+
 if [[ ${IOVKIT_IN_VM:-} != 1 && ${IOVKIT_VM_ALLOW_HOST:-} != 1 ]]; then
     skip "must run inside the test guest (tests/vm/run-tests or tests/vm/run)"
 fi

@@ -20,47 +20,30 @@ NET=$VM_VFIO_NET_BDF
 PEER=$(netdev_by_mac "$VM_BOND_NET1_MAC")
 [[ -n $PEER ]] || fail "virtio-net port $VM_BOND_NET1_MAC not found"
 TAP=dpvf0
-T=$(mktemp -d)
-SOCK=$T/dp.sock
-DP= KN=
-peer_was_up=$(ip -o link show dev "$PEER" | grep -c '[<,]UP[,>]' || true)
+KN=
 
-# every interface as it was: later cases bind the device again (iovctl
-# refuses an interface that is up) and use the peer
+# the kernel's netdev goes down again too: later cases bind the device again
+# (iovctl refuses an interface that is up)
 cleanup() {
     local rc=$?
-    if [[ -n $DP ]]; then kill -TERM "$DP" 2>/dev/null || true; wait "$DP" 2>/dev/null || true; fi
-    ((rc == 0)) || sed 's/^/    dp: /' "$T/dp.log" 2>/dev/null || true
-    ip link del "$TAP" 2>/dev/null || true
     [[ -z $KN ]] || ip link set dev "$KN" down 2>/dev/null || true
-    ((peer_was_up)) || ip link set dev "$PEER" down 2>/dev/null || true
-    "$IOVCTL" restore "$NET" >/dev/null 2>&1 || true
-    rm -rf "$T"
+    dp_vfio_cleanup "$rc"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM
 
-stats() { "$IOVCTL" datapath stats --json --control "$SOCK"; }
-
-run_iovctl 0 bind "$NET" vfio-pci
-modprobe tun 2>/dev/null || true # built in on the iommufd kernel
-ip tuntap add dev "$TAP" mode tap
-ip link set dev "$TAP" up
-ip link set dev "$PEER" up
+dp_vfio_setup "$NET" "$PEER" "$TAP"
 
 # two queue pairs on a device without MQ (no mq=on): refused, saying why
 rc=0
 timeout 60 "$IOVCTL" datapath run --port "vfio:$NET,queues=2,mode=$VFIO_MODE" --port "tap:$TAP" \
-    --control "$T/mq.sock" >/dev/null 2>"$T/mq.err" || rc=$?
+    --control "$DP_DIR/mq.sock" >/dev/null 2>"$DP_DIR/mq.err" || rc=$?
 assert_eq "$rc" 1 "exit status of queues=2 on a device without MQ"
-grep -q "2 queue pairs: the device does not offer VIRTIO_NET_F_MQ" "$T/mq.err" ||
-    fail "queues=2 without MQ: $(cat "$T/mq.err")"
+grep -q "2 queue pairs: the device does not offer VIRTIO_NET_F_MQ" "$DP_DIR/mq.err" ||
+    fail "queues=2 without MQ: $(cat "$DP_DIR/mq.err")"
 
-"$IOVCTL" datapath run --json --port "vfio:$NET,mode=$VFIO_MODE" --port "tap:$TAP" --control "$SOCK" \
-    >"$T/final.json" 2>"$T/dp.log" &
-DP=$!
-wait_for 30 stats >/dev/null 2>&1 || fail "the datapath never answered on $SOCK"
-s=$(stats)
+dp_vfio_run --port "vfio:$NET,mode=$VFIO_MODE" --port "tap:$TAP"
+s=$(dp_stats)
 assert_eq "$(json_get ports.0.type <<<"$s")" vfio "port 1's type"
 assert_eq "$(json_get ports.0.state <<<"$s")" running "port 1's state"
 assert_eq "$(json_get ports.0.queues.0.ready <<<"$s")" true "queue 0 ready"
@@ -70,7 +53,7 @@ info "a frame from $PEER came out of the vfio port onto $TAP"
 frame_across dpvf-from-tap "$TAP" "$PEER"
 info "a frame written to $TAP left through the vfio port and reached $PEER"
 
-s=$(stats)
+s=$(dp_stats)
 JSON=$s python3 - <<'EOF' || fail "counters not as expected: $s"
 import json, os
 p = json.loads(os.environ["JSON"])["ports"]
@@ -81,12 +64,8 @@ q = v["queues"][0]
 assert not q["broken"] and q["broken_count"] == 0, q
 EOF
 
-kill -TERM "$DP"
-rc=0
-wait "$DP" || rc=$?
-DP=
-assert_eq "$rc" 0 "iovctl datapath run's exit status after SIGTERM"
-assert_eq "$(json_get ports.0.state <"$T/final.json")" running "state in the final counters"
+dp_vfio_stop
+assert_eq "$(json_get ports.0.state <"$DP_DIR/final.json")" running "state in the final counters"
 
 # released: the kernel's driver takes the device back and it moves frames
 run_iovctl 0 restore "$NET"

@@ -23,58 +23,36 @@ NET=$VM_MQ_NET_BDF
 PEER=$(netdev_by_mac "$VM_MQ_PEER_MAC")
 [[ -n $PEER ]] || fail "peer virtio-net $VM_MQ_PEER_MAC not found"
 TAP=dpmq0
-T=$(mktemp -d)
-SOCK=$T/dp.sock
 FLOWS=$REPO/tests/vm/flows.py
 N=32
-DP=
 
-cleanup() {
-    local rc=$?
-    if [[ -n $DP ]]; then kill -TERM "$DP" 2>/dev/null || true; wait "$DP" 2>/dev/null || true; fi
-    ((rc == 0)) || sed 's/^/    dp: /' "$T/dp.log" 2>/dev/null || true
-    ip link del "$TAP" 2>/dev/null || true
-    ip link set dev "$PEER" down 2>/dev/null || true
-    "$IOVCTL" restore "$NET" >/dev/null 2>&1 || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
+trap 'dp_vfio_cleanup $?' EXIT
 trap 'exit 143' TERM
 
-stats() { "$IOVCTL" datapath stats --json --control "$SOCK"; }
-
-run_iovctl 0 bind "$NET" vfio-pci
-modprobe tun 2>/dev/null || true
-ip tuntap add dev "$TAP" mode tap
-ip link set dev "$TAP" up
-ip link set dev "$PEER" up
-
-"$IOVCTL" --verbose datapath run --json --port "vfio:$NET,queues=2,mode=$VFIO_MODE" --port "tap:$TAP" --control "$SOCK" \
-    >"$T/final.json" 2>"$T/dp.log" &
-DP=$!
-wait_for 30 stats >/dev/null 2>&1 || fail "the datapath never answered on $SOCK"
-grep -q "2 queue pair(s).*MQ" "$T/dp.log" || fail "the port did not say it set up 2 pairs with MQ: $(cat "$T/dp.log")"
-s=$(stats)
+dp_vfio_setup "$NET" "$PEER" "$TAP"
+dp_vfio_run --port "vfio:$NET,queues=2,mode=$VFIO_MODE" --port "tap:$TAP"
+grep -q "2 queue pair(s).*MQ" "$DP_DIR/dp.log" || fail "the port did not say it set up 2 pairs with MQ: $(cat "$DP_DIR/dp.log")"
+s=$(dp_stats)
 assert_eq "$(json_get ports.0.state <<<"$s")" running "port 1's state"
 assert_eq "$(json_get ports.0.queues.1.ready <<<"$s")" true "queue 1 ready"
 
 # every flow from the peer comes out on the tap, by content (sent again
 # each second until then: the first may meet the bridge still learning)
-python3 "$FLOWS" recv "$TAP" mq "$N" 40 >"$T/recv" &
+python3 "$FLOWS" recv "$TAP" mq "$N" 40 >"$DP_DIR/recv" &
 rx=$!
-wait_for 10 grep -q ready "$T/recv" || fail "receiver on $TAP did not start"
+wait_for 10 grep -q ready "$DP_DIR/recv" || fail "receiver on $TAP did not start"
 for _ in $(seq 30); do
     python3 "$FLOWS" send "$PEER" "$VM_MQ_NET_MAC" "$N" mq
     kill -0 "$rx" 2>/dev/null || break
     sleep 1
 done
-wait "$rx" || fail "flows from $PEER did not all reach $TAP through the vfio port: $(cat "$T/recv")"
+wait "$rx" || fail "flows from $PEER did not all reach $TAP through the vfio port: $(cat "$DP_DIR/recv")"
 info "$N flows from $PEER came out of the vfio port onto $TAP by content"
 
 # and the reverse: a frame written to the tap leaves through the device
 frame_across dpmq-from-tap "$TAP" "$PEER"
 
-s=$(stats)
+s=$(dp_stats)
 JSON=$s python3 - <<'PY' || fail "counters not as expected: $s"
 import json, os
 p = json.loads(os.environ["JSON"])["ports"]
@@ -91,8 +69,4 @@ for q in (q0, q1):
 PY
 info "receive queues: $(JSON=$s python3 -c 'import json,os; print(" / ".join(str(q["rx_packets"]) for q in json.loads(os.environ["JSON"])["ports"][0]["queues"]))')"
 
-kill -TERM "$DP"
-rc=0
-wait "$DP" || rc=$?
-DP=
-assert_eq "$rc" 0 "iovctl datapath run's exit status after SIGTERM"
+dp_vfio_stop

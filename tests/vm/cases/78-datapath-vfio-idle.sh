@@ -21,24 +21,10 @@ NET=$VM_VFIO_NET_BDF
 PEER=$(netdev_by_mac "$VM_BOND_NET1_MAC")
 [[ -n $PEER ]] || fail "virtio-net port $VM_BOND_NET1_MAC not found"
 TAP=dpidle0
-T=$(mktemp -d)
-SOCK=$T/dp.sock
-DP=
-peer_was_up=$(ip -o link show dev "$PEER" | grep -c '[<,]UP[,>]' || true)
 
-cleanup() {
-    local rc=$?
-    if [[ -n $DP ]]; then kill -TERM "$DP" 2>/dev/null || true; wait "$DP" 2>/dev/null || true; fi
-    ((rc == 0)) || sed 's/^/    dp: /' "$T/dp.log" 2>/dev/null || true
-    ip link del "$TAP" 2>/dev/null || true
-    ((peer_was_up)) || ip link set dev "$PEER" down 2>/dev/null || true
-    "$IOVCTL" restore "$NET" >/dev/null 2>&1 || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
+trap 'dp_vfio_cleanup $?' EXIT
 trap 'exit 143' TERM
 
-stats() { "$IOVCTL" datapath stats --json --control "$SOCK"; }
 # the process's CPU time (user + system) in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$DP/stat"; }
 TCK=$(getconf CLK_TCK)
@@ -53,29 +39,21 @@ msix_count() {
 idle_cpu() {
     local c0 c1 s0 s1 used
     sleep 1
-    s0=$(json_get workers.0.sleeps <<<"$(stats)")
+    s0=$(json_get workers.0.sleeps <<<"$(dp_stats)")
     c0=$(cpu_ticks)
     sleep 4
     c1=$(cpu_ticks)
-    s1=$(json_get workers.0.sleeps <<<"$(stats)")
+    s1=$(json_get workers.0.sleeps <<<"$(dp_stats)")
     used=$(awk -v t=$((c1 - c0)) -v h="$TCK" 'BEGIN { printf "%.2f", t / h }')
     info "$1: ${used} s of CPU in 4 s, $((s1 - s0)) sleeps"
     awk -v u="$used" 'BEGIN { exit !(u < 1.0) }' || fail "$1: the idle datapath used ${used} s of CPU in 4 s (polling?)"
     ((s1 > s0)) || fail "$1: the worker's sleeps stayed at $s0"
 }
 
-run_iovctl 0 bind "$NET" vfio-pci
-modprobe tun 2>/dev/null || true
-ip tuntap add dev "$TAP" mode tap
-ip link set dev "$TAP" up
-ip link set dev "$PEER" up
-
-"$IOVCTL" --verbose datapath run --json --port "vfio:$NET,mode=$VFIO_MODE" --port "tap:$TAP" --control "$SOCK" \
-    >"$T/final.json" 2>"$T/dp.log" &
-DP=$!
-wait_for 30 stats >/dev/null 2>&1 || fail "the datapath never answered on $SOCK"
-grep -q "MSI-X when idle" "$T/dp.log" || fail "the vfio port did not take MSI-X: $(cat "$T/dp.log")"
-assert_eq "$(json_get workers.0.interrupt_mode <<<"$(stats)")" true "the worker's interrupt mode"
+dp_vfio_setup "$NET" "$PEER" "$TAP"
+dp_vfio_run --port "vfio:$NET,mode=$VFIO_MODE" --port "tap:$TAP"
+grep -q "MSI-X when idle" "$DP_DIR/dp.log" || fail "the vfio port did not take MSI-X: $(cat "$DP_DIR/dp.log")"
+assert_eq "$(json_get workers.0.interrupt_mode <<<"$(dp_stats)")" true "the worker's interrupt mode"
 idle_cpu "before traffic"
 
 m0=$(msix_count)
@@ -88,7 +66,7 @@ frame_across dpidle-from-tap "$TAP" "$PEER"
 info "a frame written to $TAP woke the worker and left through the vfio port"
 idle_cpu "after traffic"
 
-s=$(stats)
+s=$(dp_stats)
 JSON=$s python3 - <<'PY' || fail "counters not as expected: $s"
 import json, os
 p = json.loads(os.environ["JSON"])["ports"]
@@ -98,8 +76,4 @@ q = p[0]["queues"][0]
 assert not q["broken"] and q["broken_count"] == 0, q
 PY
 
-kill -TERM "$DP"
-rc=0
-wait "$DP" || rc=$?
-DP=
-assert_eq "$rc" 0 "iovctl datapath run's exit status after SIGTERM"
+dp_vfio_stop
