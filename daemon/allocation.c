@@ -49,6 +49,7 @@ void allocation_free(struct allocation *a)
 	free(a->vf_pf);
 	strv_free(a->devices);
 	failover_free(a->failover);
+	free(a->fixed_json);
 	free(a);
 }
 

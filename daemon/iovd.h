@@ -129,6 +129,8 @@ struct allocation {
 	char **devices;
 	bool passthrough;
 	struct failover *failover;    /* its failover group (failover.c), NULL when none */
+	char *fixed_json;             /* the state file's text of every field but failover (state.c), made once */
+	size_t fixed_json_len;
 };
 
 /*

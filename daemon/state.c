@@ -446,7 +446,8 @@ int state_load(struct manager *m)
 	return r;
 }
 
-static struct json_object *allocation_to_json(const struct allocation *a)
+/* Every field but the failover group: what does not change once an Allocate is queued for its commit. */
+static struct json_object *allocation_fixed_to_json(const struct allocation *a)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -485,9 +486,39 @@ static struct json_object *allocation_to_json(const struct allocation *a)
 		json_object_object_add(v, "previous", vf_settings_to_json(&a->vf_previous));
 		json_object_object_add(o, "vf", v);
 	}
-	if (a->failover)
-		json_object_object_add(o, "failover", failover_to_json(a->failover));
 	return o;
+}
+
+/*
+ * The allocation's fixed fields as JSON text without its closing brace,
+ * made once: an allocation is complete when it enters the table (manager.c
+ * allocate(), state_parse()), and nothing changes these fields afterwards;
+ * a failover step changes only the failover group, serialized every time.
+ * Building each allocation's json-c objects anew was most of what a commit
+ * cost the loop (63,000 instructions for 8 allocations, callgrind), and a
+ * quick write waits for it.
+ */
+static const char *allocation_fixed_text(struct allocation *a, size_t *ret_len)
+{
+	struct json_object *o;
+	const char *text;
+	size_t len;
+
+	if (!a->fixed_json) {
+		o = allocation_fixed_to_json(a);
+		text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+							  &len);
+		/* "{...}": the brace goes, so that the failover group can follow */
+		if (text && len >= 2 && text[len - 1] == '}') {
+			a->fixed_json = strndup(text, len - 1);
+			a->fixed_json_len = len - 1;
+		}
+		json_object_put(o);
+		if (!a->fixed_json)
+			return NULL;
+	}
+	*ret_len = a->fixed_json_len;
+	return a->fixed_json;
 }
 
 /*
@@ -496,22 +527,48 @@ static struct json_object *allocation_to_json(const struct allocation *a)
  */
 int state_serialize(struct manager *m, char **ret_text, size_t *ret_len)
 {
-	struct json_object *root = json_object_new_object(), *list = json_object_new_array();
-	const char *text;
-	size_t len;
+	_cleanup_free_ char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+	bool first = true, ok = true;
 
-	json_object_object_add(root, "version", json_object_new_int(STATE_VERSION));
-	json_object_object_add(root, "next_id", json_object_new_uint64(m->next_id));
-	for (size_t i = 0; i < m->n_allocs; i++)
-		if (!m->allocs[i]->releasing)
-			json_object_array_add(list, allocation_to_json(m->allocs[i]));
-	json_object_object_add(root, "allocations", list);
-	text = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-						  &len);
-	*ret_text = text ? strndup(text, len) : NULL;
-	*ret_len = len;
-	json_object_put(root);
-	return *ret_text ? 0 : -ENOMEM;
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "{\"version\":%d,\"next_id\":%" PRIu64 ",\"allocations\":[", STATE_VERSION, m->next_id);
+	for (size_t i = 0; ok && i < m->n_allocs; i++) {
+		struct allocation *a = m->allocs[i];
+		const char *fixed;
+		size_t len;
+
+		if (a->releasing)
+			continue;
+		fixed = allocation_fixed_text(a, &len);
+		ok = fixed != NULL;
+		if (!ok)
+			break;
+		if (!first)
+			fputc(',', f);
+		first = false;
+		fwrite(fixed, 1, len, f);
+		if (a->failover) {
+			struct json_object *o = failover_to_json(a->failover);
+			const char *text = json_object_to_json_string_ext(
+				o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+			ok = text != NULL;
+			if (ok)
+				fprintf(f, ",\"failover\":%s", text);
+			json_object_put(o);
+		}
+		fputc('}', f);
+	}
+	fputs("]}", f);
+	ok = ok && !ferror(f);
+	if (fclose(f) != 0 || !ok || !buf)
+		return -ENOMEM;
+	*ret_text = TAKE_PTR(buf);
+	*ret_len = size;
+	return 0;
 }
 
 /*
