@@ -8,7 +8,8 @@
  * eventfd wakes it at once (many more sleeps than the 100 ms bound alone
  * would allow in the time) and a frame that came with it is forwarded; a
  * queue that says something is pending is not slept on; a stop wakes it;
- * and a port without the hooks keeps its worker polling. The first test
+ * a sleep that times out re-arms and sleeps on without polling; and a port
+ * without the hooks keeps its worker polling. The first test
  * makes the sleep bound 10 s (dp_sleep_ms), so that the 100 ms timeout
  * cannot stand in for the wake it checks.
  */
@@ -33,6 +34,7 @@ struct fake {
 	int armed;     /* rx_interrupts(on) without its off */
 	int refused;   /* arms refused because something was pending */
 	int arrive_on_arm; /* frames that become pending as the queue is armed */
+	int polls;     /* rx_burst calls */
 	uint8_t frame[64];
 	struct iovec seg;
 };
@@ -41,6 +43,7 @@ static unsigned fake_rx(void *port, unsigned q, struct iovk_dp_pkt *pkts, unsign
 {
 	struct fake *f = port;
 
+	__atomic_fetch_add(&f->polls, 1, __ATOMIC_RELAXED);
 	if (__atomic_load_n(&f->pending, __ATOMIC_ACQUIRE) <= 0 || n == 0)
 		return 0;
 	__atomic_fetch_sub(&f->pending, 1, __ATOMIC_ACQ_REL);
@@ -153,6 +156,11 @@ static double now(void)
 		(cond);                                            \
 	})
 
+static bool both_armed(struct fake *a, struct fake *b)
+{
+	return __atomic_load_n(&a->armed, __ATOMIC_RELAXED) && __atomic_load_n(&b->armed, __ATOMIC_RELAXED);
+}
+
 /* A datapath over port a (sleepy_ops) and port b (ops_b), with its context. */
 static struct iovk_datapath *two_ports(struct iovk_ctx **ret_ctx, void *a, const struct iovk_dp_port_ops *ops_b, void *b)
 {
@@ -163,6 +171,18 @@ static struct iovk_datapath *two_ports(struct iovk_ctx **ret_ctx, void *a, const
 	cr_assert_eq(iovk_datapath_new(*ret_ctx, &opts, &dp), 0);
 	cr_assert_eq(iovk_datapath_add_port_ops(dp, &sleepy_ops, a, "fake:a", NULL), 0);
 	cr_assert_eq(iovk_datapath_add_port_ops(dp, ops_b, b, "fake:b", NULL), 0);
+	return dp;
+}
+
+/* Two sleepy ports' datapath running on *th, once its worker armed both queues. */
+static struct iovk_datapath *run_until_armed(struct iovk_ctx **ret_ctx, struct fake *a, struct fake *b, pthread_t *th)
+{
+	struct iovk_datapath *dp;
+
+	cr_assert(a->efd >= 0 && b->efd >= 0);
+	dp = two_ports(ret_ctx, a, &sleepy_ops, b);
+	cr_assert_eq(pthread_create(th, NULL, run_thread, dp), 0);
+	cr_assert(WAIT_FOR(both_armed(a, b)), "the idle worker never armed both queues");
 	return dp;
 }
 
@@ -178,12 +198,7 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 
 	/* sleeps of 10 s, not 100 ms: every wake below must come from an fd */
 	dp_sleep_ms = 10000;
-	cr_assert(a.efd >= 0 && b.efd >= 0);
-	dp = two_ports(&ctx, &a, &sleepy_ops, &b);
-	cr_assert_eq(pthread_create(&th, NULL, run_thread, dp), 0);
-
-	cr_assert(WAIT_FOR(__atomic_load_n(&a.armed, __ATOMIC_RELAXED) && __atomic_load_n(&b.armed, __ATOMIC_RELAXED)),
-		  "the idle worker never armed both queues");
+	dp = run_until_armed(&ctx, &a, &b, &th);
 	cr_assert_eq(write(b.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
 	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") >= 1), "the idle worker never slept");
 	cr_assert_eq(worker_u64(dp, "interrupt_mode"), 1);
@@ -205,7 +220,7 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 	cr_assert_eq(write(a.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
 	cr_assert(WAIT_FOR(port_tx(dp, 1) == 1), "the frame was not forwarded");
 	/* the disarm after the wake cleared the flags: set again, it is going back to sleep */
-	cr_assert(WAIT_FOR(__atomic_load_n(&a.armed, __ATOMIC_RELAXED) && __atomic_load_n(&b.armed, __ATOMIC_RELAXED)),
+	cr_assert(WAIT_FOR(both_armed(&a, &b)),
 		  "it did not go back to sleep");
 
 	/* frames that arrive as the worker arms (after a wake through a's fd):
@@ -217,7 +232,7 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 	cr_assert_gt(__atomic_load_n(&b.refused, __ATOMIC_RELAXED), 0);
 
 	/* a stop wakes the sleeping worker through stop_fd: well within the 10 s sleep */
-	cr_assert(WAIT_FOR(__atomic_load_n(&a.armed, __ATOMIC_RELAXED) && __atomic_load_n(&b.armed, __ATOMIC_RELAXED)),
+	cr_assert(WAIT_FOR(both_armed(&a, &b)),
 		  "it did not go back to sleep");
 	usleep(20000);
 	t0 = now();
@@ -226,6 +241,50 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 	elapsed = now() - t0;
 	cr_assert(elapsed < 3, "stopping a sleeping worker took %.3f s", elapsed);
 	cr_assert_eq((intptr_t)ret, 0);
+	iovk_datapath_unref(dp);
+	iovk_ctx_unref(ctx);
+	close(a.efd);
+	close(b.efd);
+}
+
+/* A sleep that times out re-arms and sleeps on, the queues armed: it does
+ * not go back to polling with interrupts off (a frame then came without
+ * its interrupt; VM case 78 failed on it), yet an arm a reset undid is
+ * made again and a frame that raised nothing is taken at the re-arm. */
+Test(datapath_sleep, a_timed_out_sleep_rearms_without_polling)
+{
+	struct fake a = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) }, b = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
+	struct iovk_datapath *dp;
+	struct iovk_ctx *ctx;
+	pthread_t th;
+	uint64_t s0, n_sleeps;
+	int p0, n_polls;
+
+	dp_sleep_ms = 10;
+	dp = run_until_armed(&ctx, &a, &b, &th);
+	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") >= 1), "the idle worker never slept");
+
+	/* 300 ms of 10 ms sleeps with nothing written: timeouts only */
+	s0 = worker_u64(dp, "sleeps");
+	p0 = __atomic_load_n(&a.polls, __ATOMIC_RELAXED);
+	usleep(300000);
+	n_sleeps = worker_u64(dp, "sleeps") - s0;
+	n_polls = __atomic_load_n(&a.polls, __ATOMIC_RELAXED) - p0;
+	cr_assert_geq(n_sleeps, 3, "only %" PRIu64 " sleeps of 10 ms in 300 ms", n_sleeps);
+	cr_assert_eq(n_polls, 0, "%d polls over %" PRIu64 " timed-out sleeps: the worker left its sleep", n_polls, n_sleeps);
+	cr_assert(both_armed(&a, &b),
+		  "a queue disarmed between timed-out sleeps");
+
+	/* a reset cleared the arm behind the worker's back: armed again at the next timeout */
+	__atomic_store_n(&a.armed, 0, __ATOMIC_RELAXED);
+	cr_assert(WAIT_FOR(__atomic_load_n(&a.armed, __ATOMIC_RELAXED)), "not re-armed after a timeout");
+
+	/* a frame that raised no interrupt: the re-arm sees it and the worker polls it */
+	__atomic_store_n(&a.pending, 1, __ATOMIC_RELEASE);
+	cr_assert(WAIT_FOR(port_tx(dp, 1) == 1), "a frame that came without an interrupt was not forwarded");
+
+	cr_assert_eq(iovk_datapath_stop(dp), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
 	iovk_datapath_unref(dp);
 	iovk_ctx_unref(ctx);
 	close(a.efd);
@@ -406,6 +465,12 @@ static int no_fd(void *port)
 	return -1;
 }
 
+/* the failing port is not a struct fake: fake_rx would write past it */
+static unsigned no_rx(void *port, unsigned q, struct iovk_dp_pkt *pkts, unsigned n)
+{
+	return 0;
+}
+
 Test(datapath_control, a_failed_port_backs_off)
 {
 	struct iovk_dp_port_ops ops = sleepy_ops;
@@ -416,6 +481,7 @@ Test(datapath_control, a_failed_port_backs_off)
 	pthread_t th;
 	int calls;
 
+	ops.rx_burst = no_rx;
 	ops.rx_wait_fd = NULL;
 	ops.rx_interrupts = NULL;
 	ops.control = failing_control;

@@ -111,8 +111,10 @@ struct iovk_dp_port_ops {
 	 * or -1 (this queue is only polled); asked once, before the workers
 	 * start. rx_interrupts(on=true): from now on make that fd readable on
 	 * arrival; returns false when something already arrived (or the queue
-	 * cannot say now), and the worker polls instead. on=false: back to
-	 * polling, the fd drained. Worker thread, the queue's own. */
+	 * cannot say now), and the worker polls instead; called again on an
+	 * armed queue each time a sleep times out (100 ms), so it must be
+	 * harmless twice. on=false: back to polling, the fd drained. Worker
+	 * thread, the queue's own. */
 	int (*rx_wait_fd)(void *port, unsigned q);
 	bool (*rx_interrupts)(void *port, unsigned q, bool on);
 };
