@@ -310,10 +310,18 @@ static int set_mem_table(struct vu_dev *d, struct vu_msg *m, int *fds, unsigned 
 	for (unsigned i = 0; i < 2 * d->max_queue_pairs; i++) {
 		struct vu_ring *r = &d->rings[i];
 
-		/* memory hotplug moves rings: translate again, keep the indices */
-		if (r->started && ring_map(d, r) < 0) {
+		if (!r->started)
+			continue;
+		/* memory hotplug moves rings: translate again, keep the indices.
+		 * The size cannot change under a running ring (SET_VRING_NUM is
+		 * refused then), but the positions and the packed shadow were
+		 * checked against vq.size at start: a remap at any other size
+		 * would let them point past the ring, so it breaks it instead */
+		if (r->num != r->vq.size ||
+		    (r->vq.packed && (r->shadow_size < r->num || r->vq.last_avail >= r->num || r->vq.last_used >= r->num)))
+			dp_vq_break(&r->vq, "ring of %u entries remapped at size %u", r->vq.size, r->num);
+		else if (ring_map(d, r) < 0)
 			dp_vq_break(&r->vq, "ring no longer inside the new memory table");
-		}
 	}
 	unlock_all(d);
 	return 0;
@@ -440,7 +448,13 @@ static int dispatch(struct vu_dev *d, struct vu_msg *m, int *fds, unsigned n_fds
 			uint32_t num = m->payload.state.num;
 
 			/* a packed ring's size need not be a power of two (2.8.10.1) */
-			if (num == 0 || num > DP_VQ_MAX_SIZE || (!(d->features & F_RING_PACKED) && (num & (num - 1))))
+			/* the size is fixed while the ring runs (libvhost-user and DPDK
+			 * apply it only before the start): the shadow, the positions
+			 * and the walked descriptors were all checked against it */
+			if (r->started)
+				k = bad(err, es, -EBUSY, "SET_VRING_NUM: ring %u: size %u while the ring runs",
+					m->payload.state.index, num);
+			else if (num == 0 || num > DP_VQ_MAX_SIZE || (!(d->features & F_RING_PACKED) && (num & (num - 1))))
 				k = bad(err, es, -EINVAL, "SET_VRING_NUM: ring %u: size %u", m->payload.state.index, num);
 			else
 				r->num = num;

@@ -389,7 +389,9 @@ Test(vhost_user, hostile_ring_breaks_only_its_queue)
 	((struct vring_avail *)(guest + 0x7000))->idx = 1;
 	cr_assert_eq(vu_rx_burst(&dev, 1, pkts, 8), 1);
 	vu_rx_release(&dev, 1);
-	/* the frontend resets the broken ring: it works again */
+	/* the frontend resets the broken ring (stops it first, as QEMU does:
+	 * a running ring's size may not change): it works again */
+	cr_assert_eq(msg_state(11, 1, 0), 0);
 	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 1);
 	cr_assert_not(dev.rings[1].vq.broken);
 	close(err);
@@ -586,4 +588,72 @@ Test(vhost_user, packed_hostile_ring_breaks_only_its_queue)
 	cr_assert_eq(pkts[0].len, 80 - 12);
 	vu_rx_release(&dev, 1);
 	close(err);
+}
+
+/*
+ * A running packed ring keeps its size: SET_VRING_NUM then is refused, and a
+ * memory table sent after it remaps the ring at the size it started with.
+ * Accepted, a larger size let a burst take more chains than the shadow holds
+ * (a heap overflow in dp_vq_used_put() from the release); the assertions come
+ * after the burst so ASan sees that before they fail.
+ */
+Test(vhost_user, packed_ring_cannot_grow_while_it_runs, .timeout = 10)
+{
+	struct iovk_dp_pkt pkts[2 * QSZ];
+	unsigned got;
+	int k;
+
+	handshake(FEATURES | F_PACKED);
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 0x8000);
+	k = msg_state(8, 1, 2 * QSZ);
+	mem_table();
+	for (uint16_t i = 0; i < 2 * QSZ; i++)
+		packed_tx_frame(i, true, i, "grown");
+	got = vu_rx_burst(&dev, 0, pkts, 2 * QSZ);
+	vu_rx_release(&dev, 0);
+	cr_assert_eq(k, -EBUSY);
+	cr_assert_eq(dev.rings[1].vq.size, QSZ);
+	cr_assert_eq(got, QSZ, "%u chains taken from a ring of %u", got, QSZ);
+	cr_assert_not(dev.rings[1].vq.broken);
+}
+
+/* Smaller: the position (12) would be past the new ring's end, and the packed
+ * indices are not masked, so the device would walk outside the checked ring. */
+Test(vhost_user, packed_ring_cannot_shrink_while_it_runs, .timeout = 10)
+{
+	struct iovk_dp_pkt pkts[8];
+	int k;
+
+	handshake(FEATURES | F_PACKED);
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 0x8000 | 12);
+	k = msg_state(8, 1, 4);
+	mem_table();
+	packed_tx_frame(12, true, 1, "shrunk");
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 1);
+	vu_rx_release(&dev, 0);
+	cr_assert_eq(k, -EBUSY);
+	cr_assert_eq(dev.rings[1].vq.size, QSZ);
+	cr_assert_eq(dev.rings[1].vq.last_avail, 13);
+	cr_assert_eq(dev.rings[1].vq.last_used, 13);
+	/* stopped, the size may change; the next start checks the base against it */
+	cr_assert_eq(msg_state(11, 1, 0), 0);
+	cr_assert_eq(msg_state(8, 1, 4), 0);
+}
+
+/* Should a running ring's size and its recorded one ever differ, a new memory
+ * table breaks the ring rather than remap it at a size its shadow and
+ * positions were not checked against. */
+Test(vhost_user, packed_ring_remapped_at_another_size_breaks, .timeout = 10)
+{
+	struct iovk_dp_pkt pkts[2 * QSZ];
+
+	handshake(FEATURES | F_PACKED);
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 0x8000);
+	dev.rings[1].num = 2 * QSZ;
+	mem_table();
+	for (uint16_t i = 0; i < 2 * QSZ; i++)
+		packed_tx_frame(i, true, i, "remapped");
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 2 * QSZ), 0);
+	cr_assert(dev.rings[1].vq.broken);
+	cr_assert(strstr(dev.rings[1].vq.broken_reason, "remapped at size"), "%s", dev.rings[1].vq.broken_reason);
 }
