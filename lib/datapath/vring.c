@@ -446,7 +446,8 @@ static void publish_packed(struct dp_vq *vq, unsigned n)
 			first_flags = f;
 		else
 			__atomic_store_n(&d->flags, f, __ATOMIC_RELEASE);
-		if (_dp_unlikely(vq->log_used && vq->log))
+		/* the first one is logged after its flags store, below */
+		if (_dp_unlikely(vq->log_used && vq->log) && i)
 			dp_log_write(vq->log, dp_mem_hva_to_gpa(vq->mem, d), sizeof(*d));
 		/* ndesc is 1..size: the walker counted it, and vq->pending bounds the sum */
 		pos = (uint16_t)(pos + e->ndesc);
@@ -457,6 +458,11 @@ static void publish_packed(struct dp_vq *vq, unsigned n)
 		vq->pending = vq->pending > e->ndesc ? vq->pending - e->ndesc : 0;
 	}
 	__atomic_store_n(&vq->pdesc[first].flags, first_flags, __ATOMIC_RELEASE);
+	/* logged after the store, not before: QEMU may sync the bitmap in
+	 * between, and would then copy the page without these flags and never
+	 * see it dirty again (the log is written after the data it covers) */
+	if (_dp_unlikely(vq->log_used && vq->log))
+		dp_log_write(vq->log, dp_mem_hva_to_gpa(vq->mem, &vq->pdesc[first]), sizeof(vq->pdesc[first]));
 	vq->last_used = pos;
 	vq->used_wrap = wrap;
 
