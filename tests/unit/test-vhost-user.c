@@ -657,3 +657,22 @@ Test(vhost_user, packed_ring_remapped_at_another_size_breaks, .timeout = 10)
 	cr_assert(dev.rings[1].vq.broken);
 	cr_assert(strstr(dev.rings[1].vq.broken_reason, "remapped at size"), "%s", dev.rings[1].vq.broken_reason);
 }
+
+/* Stopped in a lap whose avail wrap counter is 1, the base carries bit 15
+ * (and bit 31 for used): a frontend resuming from it sees the lap. */
+Test(vhost_user, packed_ring_base_carries_wrap_counter_one)
+{
+	struct iovk_dp_pkt pkts[8];
+	struct vu_msg m;
+	uint32_t st[2] = { 1, 0 };
+	bool reply;
+
+	handshake(FEATURES | F_PACKED);
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 0x8000 | 2);
+	packed_tx_frame(2, true, 3, "in lap one");
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 1);
+	vu_rx_release(&dev, 0);
+	cr_assert_eq(send_msg(11, 1, st, 8, -1, &m, &reply), 0);
+	cr_assert(reply);
+	cr_assert_eq(m.payload.state.num, 0x80038003, "state 0x%x", m.payload.state.num);
+}

@@ -1013,3 +1013,51 @@ Test(vring_packed, event_idx_in_packed_form)
 	use_one(7);
 	cr_assert(signalled(efd), "position 1 of the second lap");
 }
+
+/*
+ * off_wrap's wrap bit names the lap of its position: here the driver asks
+ * for position 5 of the lap it is in (wrap 1) and the device publishes 4, 5
+ * and 0 of the next lap in one burst, ending at position 1 in wrap 0. The
+ * burst passed the event: signal. Read as the current lap's (wrap 0)
+ * position 5, it would lie ahead and stay quiet.
+ */
+Test(vring_packed, event_idx_of_the_previous_lap_inside_a_burst)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	dp_chain_t head;
+
+	vq.call_fd = efd;
+	vq.event_idx = true;
+	driver_event()->flags = VRING_PACKED_EVENT_FLAG_DESC;
+	vq.last_avail = vq.last_used = drv_next = 3;
+	use_one(0); /* position 3, wrap 1: the first publish signals */
+	cr_assert(signalled(efd));
+	driver_event()->off_wrap = 5 | 1u << VRING_PACKED_EVENT_F_WRAP_CTR;
+	for (unsigned i = 0; i < 3; i++)
+		post1(GPA_BASE + BUF_OFF, 64, 0, (uint16_t)(1 + i));
+	for (unsigned i = 0; i < 3; i++) {
+		cr_assert_eq(ppop(DP_VQ_DEVICE_READS, 2, &head), 0);
+		dp_vq_used_put(&vq, i, head, 0);
+	}
+	dp_vq_used_publish(&vq, 3);
+	cr_assert_eq(vq.last_used, 1);
+	cr_assert_eq(vq.used_wrap, false);
+	cr_assert(signalled(efd), "position 5 of wrap 1 was used in the burst");
+	close(efd);
+}
+
+/* 2.8.1: AVAIL == USED == the driver's wrap counter is a used descriptor
+ * (the device's own write-back of this lap), never an available one. */
+Test(vring_packed, used_descriptor_of_this_lap_is_not_available)
+{
+	dp_chain_t head;
+
+	pdesc(0)->addr = GPA_BASE + BUF_OFF;
+	pdesc(0)->len = 64;
+	pdesc(0)->id = 1;
+	__atomic_store_n(&pdesc(0)->flags, (uint16_t)(F_AVAIL | F_USED), __ATOMIC_RELEASE);
+	cr_assert_eq(dp_vq_avail(&vq, 32), 0);
+	cr_assert_eq(ppop(DP_VQ_DEVICE_READS, 2, &head), -EAGAIN);
+	cr_assert_eq(vq.last_avail, 0);
+	cr_assert_not(vq.broken);
+}
