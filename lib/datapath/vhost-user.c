@@ -505,12 +505,21 @@ static int dispatch(struct vu_dev *d, struct vu_msg *m, int *fds, unsigned n_fds
 		r->log_gpa = m->payload.addr.log;
 		r->addr_flags = m->payload.addr.flags;
 		r->addr_set = true;
-		k = 0;
-		if (r->started)
-			/* new addresses for a running ring: begin it again */
-			k = ring_start(d, r, err, es);
+		/*
+		 * A running ring gets new addresses when QEMU turns dirty
+		 * logging on or off at a migration's start or end
+		 * (vhost_dev_set_log() sends SET_VRING_ADDR with or without
+		 * VHOST_VRING_F_LOG for every ring, running or not): translate
+		 * them and keep where the ring is. Beginning it again at the
+		 * base of its last start took chains again that were used long
+		 * ago. Addresses outside guest memory break the ring.
+		 */
+		if (r->started && ring_map(d, r) < 0)
+			dp_vq_break(&r->vq, "new addresses of a running ring outside guest memory");
+		else if (r->started)
+			ring_apply_features(d, r);
 		dp_unlock(&r->lock);
-		return k;
+		return 0;
 	case VU_SET_VRING_KICK:
 	case VU_SET_VRING_CALL:
 	case VU_SET_VRING_ERR: {

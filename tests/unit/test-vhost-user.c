@@ -676,3 +676,41 @@ Test(vhost_user, packed_ring_base_carries_wrap_counter_one)
 	cr_assert(reply);
 	cr_assert_eq(m.payload.state.num, 0x80038003, "state 0x%x", m.payload.state.num);
 }
+
+/* QEMU turns dirty logging on at a migration's start by sending every
+ * running ring its addresses again with VHOST_VRING_F_LOG: the ring goes on
+ * where it is, logging its used ring, and takes no chain twice. */
+Test(vhost_user, new_addresses_of_a_running_ring_keep_its_place, .timeout = 10)
+{
+	struct iovk_dp_pkt pkts[8];
+	struct {
+		uint32_t index, flags;
+		uint64_t desc, used, avail, log;
+	} a = { 1, 1 /* VHOST_VRING_F_LOG */, UVA + TX_DESC, UVA + TX_USED, UVA + TX_AVAIL, TX_USED };
+	struct vu_msg m;
+	uint32_t st[2] = { 1, 0 };
+	bool reply;
+
+	handshake(FEATURES);
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 0);
+	tx_chain(0, 3, "first frame");
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 1);
+	vu_rx_release(&dev, 0);
+	cr_assert_eq(send_msg(9, 1, &a, sizeof(a), -1, NULL, &reply), 0);
+	cr_assert(dev.rings[1].started);
+	cr_assert(dev.rings[1].vq.log_used, "the ring's VHOST_VRING_F_LOG was not taken");
+	/* the first frame is not taken again; the second one is */
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 0, "a used chain was taken again");
+	tx_chain(1, 5, "second frame");
+	cr_assert_eq(vu_rx_burst(&dev, 0, pkts, 8), 1);
+	cr_assert_eq(memcmp(pkts[0].seg[0].iov_base, "second frame", pkts[0].len), 0);
+	vu_rx_release(&dev, 0);
+	cr_assert_eq(((struct vring_used *)(guest + TX_USED))->idx, 2);
+	cr_assert_eq(send_msg(11, 1, st, 8, -1, &m, &reply), 0);
+	cr_assert_eq(m.payload.state.num, 2);
+	/* addresses outside guest memory break the running ring, and only it */
+	a.desc = UVA + MEMSZ;
+	ring_setup(1, TX_DESC, TX_AVAIL, TX_USED, 2);
+	cr_assert_eq(send_msg(9, 1, &a, sizeof(a), -1, NULL, &reply), 0);
+	cr_assert(dev.rings[1].vq.broken);
+}
