@@ -323,7 +323,7 @@ static void commit_now(struct manager *m);
  * loop took its result, against 250-480 us writing, with 8 clients). 8
  * clients' allocate+release cycles on ext4, interleaved, 7 rounds each
  * (bench/iovd-bench): median 3,844 cycles/s written here against 2,927
- * through the writer, p99 of a cycle 3.7-4.7 ms against 4.4-7.3 ms. The
+ * through the writer, p99 of a cycle 3.7-5.4 ms against 4.4-7.3 ms. The
  * loop does not take requests during the write, but the requests waiting
  * in the socket join the next batch all the same. Slow writes go through
  * the writer, which batches stragglers (maybe_start()).
