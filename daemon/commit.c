@@ -109,6 +109,16 @@ struct committer {
 	uint64_t sum_wake_usec, sum_write_usec, sum_done_usec;
 };
 
+/* A write took t us: into the exit notice's sum and write_usec's moving
+ * average. The lock is held. */
+static void write_time_add(struct committer *c, uint64_t t)
+{
+	c->sum_write_usec += t;
+	/* capped: one checkpoint (tens of ms) would end pipelining for dozens of commits */
+	t = t < 4 * DELAY_USEC ? t : 4 * DELAY_USEC;
+	c->write_usec = c->write_usec ? (7 * c->write_usec + t) / 8 : t;
+}
+
 static void *writer_main(void *userdata)
 {
 	struct manager *m = userdata;
@@ -130,12 +140,8 @@ static void *writer_main(void *userdata)
 		pthread_mutex_lock(&c->lock);
 		c->sum_wake_usec += t - c->queued_usec;
 		c->written_usec = now_usec(CLOCK_MONOTONIC);
-		t = c->written_usec - t;
-		c->sum_write_usec += t;
+		write_time_add(c, c->written_usec - t);
 		c->result = r;
-		/* capped: one checkpoint (tens of ms) would end pipelining for dozens of commits */
-		t = t < 4 * DELAY_USEC ? t : 4 * DELAY_USEC;
-		c->write_usec = c->write_usec ? (7 * c->write_usec + t) / 8 : t;
 		c->job = false;
 		pthread_cond_broadcast(&c->cond);
 		if (write(c->done_fd, &one, sizeof(one)) < 0)
@@ -429,9 +435,7 @@ static void commit_now(struct manager *m)
 		t = now_usec(CLOCK_MONOTONIC) - t;
 		pthread_mutex_lock(&c->lock);
 		/* the exit notice's split: all of it the write (no wake-up, no hand-back) */
-		c->sum_write_usec += t;
-		t = t < 4 * DELAY_USEC ? t : 4 * DELAY_USEC;
-		c->write_usec = c->write_usec ? (7 * c->write_usec + t) / 8 : t;
+		write_time_add(c, t);
 		c->pipelined = c->write_usec < commit_pipeline_below_usec;
 		pthread_mutex_unlock(&c->lock);
 	}
