@@ -451,6 +451,9 @@ int journal_read(struct manager *m, bool has_state, uint32_t state_crc, uint64_t
 int journal_reset(struct manager *m, uint32_t state_crc, uint64_t state_len, size_t record_len);
 /* The state as the next record, durable on return; -ENOSPC: make a checkpoint instead. */
 int journal_append(struct manager *m, const char *text, size_t len);
+/* Whether state_commit() of len bytes is a journal record (one fdatasync), not a checkpoint. Only while no
+ * write is in flight. */
+bool journal_fits(const struct manager *m, size_t len);
 uint64_t journal_records(const struct manager *m);
 bool journal_is_open(const struct manager *m);
 void journal_free(struct manager *m);

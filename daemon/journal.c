@@ -469,7 +469,7 @@ int journal_append(struct manager *m, const char *text, size_t len)
 	_cleanup_free_ char *buf = NULL;
 	int r;
 
-	if (!j || !j->usable || len > RECORD_MAX || j->off + sizeof(rec) + len > j->size)
+	if (!journal_fits(m, len))
 		return -ENOSPC;
 	rec.epoch = j->epoch;
 	rec.seq = j->seq + 1;
@@ -492,6 +492,13 @@ int journal_append(struct manager *m, const char *text, size_t len)
 	j->seq = rec.seq;
 	j->off += round_up(sizeof(rec) + len);
 	return 0;
+}
+
+bool journal_fits(const struct manager *m, size_t len)
+{
+	const struct journal *j = m->journal;
+
+	return j && j->usable && len <= RECORD_MAX && j->off + sizeof(struct record) + len <= j->size;
 }
 
 bool journal_is_open(const struct manager *m)

@@ -1054,6 +1054,49 @@ static void a_failed_commit_fails_its_batch_only(bool pipelined)
 	free(state);
 }
 
+/*
+ * With quick writes (pipelined), a checkpoint still goes to the writer
+ * thread: iovd's first commit replaces allocations.json and makes the
+ * journal (its header's fdatasync takes 1 s here), and while it is written
+ * the loop answers a property read. Written on the loop's thread, the read
+ * would wait for the whole checkpoint.
+ */
+Test(iovd, a_checkpoint_is_written_off_the_loop)
+{
+	struct async_allocate first = {};
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_slot *slot = NULL;
+	char *version = NULL;
+	struct peer *p;
+
+	commit_pipeline_below_usec = UINT64_MAX;
+	fault_sync_at = 1;
+	fault_sync_usec = 1000000;
+	fault_sync_pipe();
+	p = start(NULL, true);
+	cr_assert_geq(sd_bus_call_method_async(p->bus, &slot, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate",
+					       on_allocate_reply, &first, "ssa{sv}", "p0", "vm-1", 0), 0);
+	cr_assert_geq(sd_bus_flush(p->bus), 0);
+	fault_sync_wait_started(); /* the checkpoint is being written */
+	cr_assert_geq(sd_bus_get_property_string(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Version", &e, &version),
+		      0, "%s", e.message);
+	/* the call above queued what came before its reply: an Allocate reply sent first is dispatched now */
+	while (sd_bus_process(p->bus, NULL) > 0)
+		;
+	cr_assert_not(first.done, "the property read was answered after the checkpoint");
+	while (!first.done) {
+		int r = sd_bus_process(p->bus, NULL);
+
+		cr_assert_geq(r, 0);
+		if (r == 0)
+			cr_assert_geq(sd_bus_wait(p->bus, 5 * 1000000), 0);
+	}
+	cr_assert_str_empty(first.error, "%s", first.error);
+	sd_bus_slot_unref(slot);
+	free(version);
+	stop(p);
+}
+
 Test(iovd, a_failed_commit_fails_its_batch_only_pipelined)
 {
 	a_failed_commit_fails_its_batch_only(true);
