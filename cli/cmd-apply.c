@@ -231,10 +231,8 @@ static void fail_text_only(struct cli *cli, const char *message)
 
 int fail_config(struct cli *cli, int err, const char *what)
 {
-	if (err == -EINVAL) {
-		fail_lib(cli, err, "Invalid configuration");
-		return EXIT_USAGE;
-	}
+	if (err == -EINVAL)
+		return fail_lib_usage(cli, err, "Invalid configuration");
 	return fail_lib(cli, err, "%s", what);
 }
 
@@ -247,10 +245,8 @@ int load_config(struct cli *cli, struct iovk_config *config, const char *path)
 		r = iovk_config_add_directory(config, path);
 	else
 		r = iovk_config_add_file(config, path);
-	if (r == -EBADMSG || r == -EINVAL || r == -EFBIG || r == -E2BIG) {
-		fail_lib(cli, r, "Invalid configuration");
-		return EXIT_USAGE;
-	}
+	if (r == -EBADMSG || r == -EINVAL || r == -EFBIG || r == -E2BIG)
+		return fail_lib_usage(cli, r, "Invalid configuration");
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to read the configuration");
 	return EXIT_OK;

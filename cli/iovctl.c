@@ -127,7 +127,8 @@ void json_array_printer_end(struct json_array_printer *p)
 	json_object_put(p->holder);
 }
 
-static int vfail(struct cli *cli, int err, const char *detail, const char *format, va_list ap)
+/* usage: the failure is the caller's input (exit 2); the JSON error says so as usage_error()'s does. */
+static int vfail(struct cli *cli, int err, bool usage, const char *detail, const char *format, va_list ap)
 {
 	char msg[2048];
 	int n;
@@ -157,10 +158,12 @@ static int vfail(struct cli *cli, int err, const char *detail, const char *forma
 			json_object_object_add(e, "errno_name", json_object_new_string(name ? name : "?"));
 			json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
 		}
+		if (usage)
+			json_object_object_add(e, "usage", json_object_new_boolean(true));
 		json_object_object_add(o, "error", e);
 		print_json(o);
 	}
-	return EXIT_FAILED;
+	return usage ? EXIT_USAGE : EXIT_FAILED;
 }
 
 int fail(struct cli *cli, int err, const char *format, ...)
@@ -169,7 +172,7 @@ int fail(struct cli *cli, int err, const char *format, ...)
 	int r;
 
 	va_start(ap, format);
-	r = vfail(cli, err, NULL, format, ap);
+	r = vfail(cli, err, false, NULL, format, ap);
 	va_end(ap);
 	return r;
 }
@@ -180,7 +183,7 @@ int fail_detail(struct cli *cli, int err, const char *detail, const char *format
 	int r;
 
 	va_start(ap, format);
-	r = vfail(cli, err, detail, format, ap);
+	r = vfail(cli, err, false, detail, format, ap);
 	va_end(ap);
 	return r;
 }
@@ -191,7 +194,18 @@ int fail_lib(struct cli *cli, int err, const char *format, ...)
 	int r;
 
 	va_start(ap, format);
-	r = vfail(cli, err, cli->ctx ? iovk_ctx_get_error(cli->ctx) : NULL, format, ap);
+	r = vfail(cli, err, false, cli->ctx ? iovk_ctx_get_error(cli->ctx) : NULL, format, ap);
+	va_end(ap);
+	return r;
+}
+
+int fail_lib_usage(struct cli *cli, int err, const char *format, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, format);
+	r = vfail(cli, err, true, cli->ctx ? iovk_ctx_get_error(cli->ctx) : NULL, format, ap);
 	va_end(ap);
 	return r;
 }
@@ -427,6 +441,9 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
+		/* with --json, the error document every other usage error prints */
+		if (cli.json)
+			return usage_error(&cli, NULL, "expected a command");
 		help(stderr);
 		return EXIT_USAGE;
 	}

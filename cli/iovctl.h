@@ -32,6 +32,9 @@ struct command {
 int fail(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
 /* Same, naming the library's description of the failure after the text. */
 int fail_lib(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
+/* fail_lib() for a failure that is the caller's input (a configuration file):
+ * exit status 2, and the JSON error has "usage": true as usage_error()'s has. */
+int fail_lib_usage(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
 /* Same, with the description given (the library's, saved before later calls cleared it). */
 int fail_detail(struct cli *cli, int err, const char *detail, const char *format, ...) _printf_(4, 5);
 int usage_error(struct cli *cli, const char *cmd, const char *format, ...) _printf_(3, 4);
