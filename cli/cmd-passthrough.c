@@ -16,6 +16,9 @@ static const char passthrough_help[] =
 static const char prepare_help[] =
 	"Usage: iovctl passthrough prepare [--json] [--force] [--failover STANDBY_MAC] BDF\n"
 	"\n"
+	"BDF: a PCI address (0000:3b:00.0, 3b:00.0), libvirt's pci_0000_3b_00_0, or a\n"
+	"network interface of the device.\n"
+	"\n"
 	"Check the device's IOMMU group, then bind every endpoint of it to vfio-pci (all\n"
 	"or nothing; bridges stay on pcieport) and print the QEMU -device arguments and\n"
 	"the libvirt <hostdev> elements for every endpoint of the group.\n"
@@ -43,7 +46,8 @@ static const char release_help[] =
 	"Usage: iovctl passthrough release [--json] BDF\n"
 	"\n"
 	"Put the endpoints of the group that 'iovctl passthrough prepare' moved back on\n"
-	"their previous drivers (from its record; BDF may be any endpoint of the group)\n"
+	"their previous drivers (from its record; BDF may be any endpoint of the group,\n"
+	"named as for prepare)\n"
 	"and remove the record. Devices that were on vfio-pci before prepare stay there.\n"
 	"Without a record there is nothing to release: exit status 0.\n";
 
@@ -185,21 +189,6 @@ static int parse_one_bdf(struct cli *cli, const char *cmd, const char *help, int
 	return EXIT_OK;
 }
 
-/* A malformed address is a usage error, before anything is read; messages use the canonical form. */
-static bool address_ok(struct cli *cli, const char *cmd, const char *address, char canonical[static IOVK_PCI_ADDR_MAX],
-		       int *ret_exit)
-{
-	struct iovk_pci_addr a;
-
-	if (iovk_pci_addr_parse(address, &a) >= 0) {
-		iovk_pci_addr_format(&a, canonical);
-		return true;
-	}
-	*ret_exit = usage_error(cli, cmd, "'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F, hex)",
-				address);
-	return false;
-}
-
 static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 {
 	struct iovk_ctx *ctx = cli->ctx;
@@ -218,7 +207,9 @@ static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 		return i == -1 ? EXIT_OK : EXIT_USAGE;
 	if (argc - i != 1)
 		return usage_error(cli, "passthrough prepare", "expected one device address");
-	if (!address_ok(cli, "passthrough prepare", argv[i], canonical, &ex))
+	/* a malformed name is a usage error before anything is read; messages use the canonical form */
+	ex = resolve_device(cli, "passthrough prepare", argv[i], canonical);
+	if (ex != EXIT_OK)
 		return ex;
 	address = canonical;
 	if (failover) {
@@ -327,7 +318,8 @@ static int passthrough_release(struct cli *cli, int argc, char **argv)
 	r = parse_one_bdf(cli, "passthrough release", release_help, argc, argv, &i);
 	if (r != EXIT_OK)
 		return r < 0 ? EXIT_OK : r;
-	if (!address_ok(cli, "passthrough release", argv[i], canonical, &ex))
+	ex = resolve_device(cli, "passthrough release", argv[i], canonical);
+	if (ex != EXIT_OK)
 		return ex;
 	address = canonical;
 	r = iovk_passthrough_release(ctx, address, &p);

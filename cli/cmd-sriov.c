@@ -24,12 +24,17 @@ static const char list_help[] =
 static const char show_help[] =
 	"Usage: iovctl sriov show [--json] PF\n"
 	"\n"
+	"PF: a PCI address (0000:3b:00.0, 3b:00.0), libvirt's pci_0000_3b_00_0, or a\n"
+	"network interface of the PF (ens1f0).\n"
+	"\n"
 	"Show one SR-IOV PF: total and enabled VFs, routing-ID offset and stride, VF\n"
 	"device id, autoprobe, network interfaces, and each VF with its driver, IOMMU\n"
 	"group and network interfaces.\n";
 
 static const char set_help[] =
 	"Usage: iovctl sriov set [--json] PF --numvfs N [--no-autoprobe] [--force] [--timeout MS]\n"
+	"\n"
+	"PF: a PCI address, libvirt's pci_DDDD_BB_DD_F or a network interface of it.\n"
 	"\n"
 	"Set the number of VFs of PF to N (0 removes them). The kernel changes a\n"
 	"non-zero count only through 0, so N -> M removes all VFs first. Removing\n"
@@ -196,22 +201,21 @@ static int sriov_list(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* Reads the PF; a malformed address is a usage error. */
-static int read_pf(struct cli *cli, const char *cmd, const char *what, const char *address,
+/* Reads the PF at its canonical address; messages name it as the argument did. */
+static int read_pf(struct cli *cli, const char *what, const char *arg, const char *address,
 		   struct iovk_sriov_pf **ret_pf)
 {
 	int r = iovk_sriov_pf_new(cli->ctx, address, ret_pf);
 
-	if (r == -EINVAL)
-		return usage_error(cli, cmd, "%s", iovk_ctx_get_error(cli->ctx));
 	if (r < 0)
-		return fail_lib(cli, r, "Failed to %s %s", what, address);
+		return fail_lib(cli, r, "Failed to %s %s", what, arg);
 	return EXIT_OK;
 }
 
 static int sriov_show(struct cli *cli, int argc, char **argv)
 {
 	struct iovk_sriov_pf *pf = NULL;
+	char address[IOVK_PCI_ADDR_MAX];
 	int r, i;
 
 	i = parse_cmd_opts(cli, "sriov show", show_help, argc, argv, NULL);
@@ -219,7 +223,10 @@ static int sriov_show(struct cli *cli, int argc, char **argv)
 		return i == -1 ? EXIT_OK : EXIT_USAGE;
 	if (argc - i != 1)
 		return usage_error(cli, "sriov show", "expected one PF address");
-	r = read_pf(cli, "sriov show", "read", argv[i], &pf);
+	r = resolve_device(cli, "sriov show", argv[i], address);
+	if (r != EXIT_OK)
+		return r;
+	r = read_pf(cli, "read", argv[i], address, &pf);
 	if (r != EXIT_OK)
 		return r;
 	if (cli->json)
@@ -301,6 +308,7 @@ static int sriov_set(struct cli *cli, int argc, char **argv)
 		{},
 	};
 	struct iovk_sriov_pf *pf = NULL;
+	char address[IOVK_PCI_ADDR_MAX];
 	unsigned n, timeout_ms = 0, flags = 0;
 	bool changed;
 	int r, i, before;
@@ -322,9 +330,12 @@ static int sriov_set(struct cli *cli, int argc, char **argv)
 	if (no_autoprobe)
 		flags |= IOVK_SRIOV_NO_AUTOPROBE;
 
-	/* Read first: a malformed address is a usage error, an unknown
+	/* Read first: a malformed name is a usage error, an unknown
 	 * device or a non-PF a failure, and the text output says what was. */
-	r = read_pf(cli, "sriov set", "read", argv[i], &pf);
+	r = resolve_device(cli, "sriov set", argv[i], address);
+	if (r != EXIT_OK)
+		return r;
+	r = read_pf(cli, "read", argv[i], address, &pf);
 	if (r != EXIT_OK)
 		return r;
 	before = iovk_sriov_pf_get_numvfs(pf);
@@ -333,16 +344,16 @@ static int sriov_set(struct cli *cli, int argc, char **argv)
 	if (force && (unsigned)before != n && before > 0) {
 		_cleanup_free_ char *text = NULL;
 
-		if (vfs_in_use(cli, argv[i], &text) && text)
+		if (vfs_in_use(cli, address, &text) && text)
 			fprintf(stderr, "iovctl: warning: removing the VFs of %s although they are in use (--force): %s\n",
 				argv[i], text);
 	}
-	r = iovk_sriov_set_numvfs(cli->ctx, argv[i], n, flags, timeout_ms);
+	r = iovk_sriov_set_numvfs(cli->ctx, address, n, flags, timeout_ms);
 	if (r == -EBUSY && !force) {
 		/* Was it the VFs in use? The public check says, not the text. */
 		_cleanup_free_ char *text = strdup(iovk_ctx_get_error(cli->ctx));
 
-		if (vfs_in_use(cli, argv[i], NULL))
+		if (vfs_in_use(cli, address, NULL))
 			return fail(cli, r, "Failed to set %s to %u VFs (--force removes VFs in use): %s", argv[i], n,
 				    text ? skip_address(text, argv[i]) : "");
 		return fail(cli, r, "Failed to set %s to %u VFs: %s", argv[i], n, text ? skip_address(text, argv[i]) : "");
@@ -351,7 +362,7 @@ static int sriov_set(struct cli *cli, int argc, char **argv)
 		return fail_lib(cli, r, "Failed to set %s to %u VFs", argv[i], n);
 	changed = r > 0;
 
-	r = read_pf(cli, "sriov set", "read back", argv[i], &pf);
+	r = read_pf(cli, "read back", argv[i], address, &pf);
 	if (r != EXIT_OK)
 		return r;
 	if (cli->json) {

@@ -12,14 +12,14 @@ static const char vf_help[] =
 	"                     [min_tx_rate MBPS] [max_tx_rate MBPS]\n"
 	"\n"
 	"VF settings that the PF's driver enforces, read and written through the PF's\n"
-	"network interface (rtnetlink), with iproute2's words. PF is a PCI address or\n"
-	"the PF's network interface name.\n"
+	"network interface (rtnetlink), with iproute2's words. PF is a PCI address,\n"
+	"libvirt's pci_DDDD_BB_DD_F or the PF's network interface name.\n"
 	"'iovctl vf COMMAND --help' describes each command.\n";
 
 static const char list_help[] =
 	"Usage: iovctl vf list [--json] PF\n"
 	"\n"
-	"List the VFs of PF (a PCI address or a network interface name) as its driver\n"
+	"List the VFs of PF (a PCI address, libvirt's name or a network interface) as its driver\n"
 	"reports them: admin MAC, VLAN (with QoS and protocol), spoof checking, trust,\n"
 	"link state, min/max tx rate, and in JSON the VF's stats. Where the VF has its\n"
 	"own network interface, its effective MAC too: an admin MAC takes effect only\n"
@@ -214,6 +214,19 @@ static void print_list(const struct iovk_vf_list *list)
 		print_mac_notes(iovk_vf_list_get_vf(list, i));
 }
 
+/*
+ * libvirt's pci_DDDD_BB_DD_F as the PF's canonical address, as the other
+ * commands take it; anything else as given: an interface name stays a name,
+ * since the PF may have no PCI device (netdevsim) and is looked up over
+ * rtnetlink.
+ */
+static const char *pf_arg(struct cli *cli, const char *arg, char buf[static IOVK_PCI_ADDR_MAX])
+{
+	if (strncmp(arg, "pci_", 4) == 0 && iovk_device_resolve_name(cli->ctx, arg, buf) >= 0)
+		return buf;
+	return arg;
+}
+
 /* Reads the VFs of pf; a malformed PF name is a usage error. */
 static int read_list(struct cli *cli, const char *cmd, const char *pf, struct iovk_vf_list **ret_list)
 {
@@ -229,6 +242,7 @@ static int read_list(struct cli *cli, const char *cmd, const char *pf, struct io
 static int vf_list(struct cli *cli, int argc, char **argv)
 {
 	struct iovk_vf_list *list = NULL;
+	char address[IOVK_PCI_ADDR_MAX];
 	int r, i;
 
 	i = parse_cmd_opts(cli, "vf list", list_help, argc, argv, NULL);
@@ -236,7 +250,7 @@ static int vf_list(struct cli *cli, int argc, char **argv)
 		return i == -1 ? EXIT_OK : EXIT_USAGE;
 	if (argc - i != 1)
 		return usage_error(cli, "vf list", "expected one PF (a PCI address or a network interface name)");
-	r = read_list(cli, "vf list", argv[i], &list);
+	r = read_list(cli, "vf list", pf_arg(cli, argv[i], address), &list);
 	if (r != EXIT_OK)
 		return r;
 	if (cli->json)
@@ -304,6 +318,7 @@ static int vf_set(struct cli *cli, int argc, char **argv)
 	struct iovk_vf_set_result res = IOVK_VF_SET_RESULT_INIT;
 	struct iovk_vf_list *list = NULL;
 	const struct iovk_vf_info *vf;
+	char address[IOVK_PCI_ADDR_MAX];
 	const char *pf;
 	unsigned index;
 	int r, i;
@@ -313,7 +328,7 @@ static int vf_set(struct cli *cli, int argc, char **argv)
 		return i == -1 ? EXIT_OK : EXIT_USAGE;
 	if (argc - i < 2)
 		return usage_error(cli, "vf set", "expected a PF, a VF number and settings");
-	pf = argv[i];
+	pf = pf_arg(cli, argv[i], address);
 	if (!parse_index(argv[i + 1], &index))
 		return usage_error(cli, "vf set", "'%s' is not a VF number", argv[i + 1]);
 	if (iovk_vf_settings_parse(cli->ctx, argc - i - 2, argv + i + 2, &settings) < 0)

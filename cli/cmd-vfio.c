@@ -18,6 +18,7 @@ static const char vfio_help[] =
 	"       iovctl vfio reset [--json] [--hot] [--mode MODE] [--vf-token UUID] BDF\n"
 	"\n"
 	"Open a device through VFIO and describe it, prove it usable, or reset it.\n"
+	"BDF: a PCI address (0000:3b:00.0, 3b:00.0) or libvirt's pci_0000_3b_00_0.\n"
 	"'iovctl vfio COMMAND --help' describes each command.\n";
 
 static const char info_help[] =
@@ -83,6 +84,7 @@ static int parse_and_open(struct cli *cli, const char *cmd, const char *help, in
 		{ "mode", true, &mode_s }, { "vf-token", true, &token }, { allow_hot ? "hot" : NULL, false, &hot }, {}
 	};
 	enum iovk_vfio_mode mode = IOVK_VFIO_MODE_AUTO;
+	char address[IOVK_PCI_ADDR_MAX];
 	struct iovk_device *d;
 	int r, i;
 
@@ -97,9 +99,10 @@ static int parse_and_open(struct cli *cli, const char *cmd, const char *help, in
 	if (mode_s && iovk_vfio_mode_from_string(mode_s, &mode) < 0)
 		return usage_error(cli, cmd, "--mode takes auto, container, type1v2, type1 or iommufd, not '%s'",
 				   mode_s);
-	r = iovk_device_new(cli->ctx, argv[i], &d);
-	if (r == -EINVAL)
-		return usage_error(cli, cmd, "%s", iovk_ctx_get_error(cli->ctx));
+	r = resolve_device(cli, cmd, argv[i], address);
+	if (r != EXIT_OK)
+		return r;
+	r = iovk_device_new(cli->ctx, address, &d);
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to open %s through VFIO", argv[i]);
 	snprintf(c->address, sizeof(c->address), "%s", iovk_device_get_address(d));
