@@ -65,9 +65,14 @@ static void print_group_text(struct iovk_iommu_group *g)
 	const struct iovk_reserved_region *rr;
 	size_t n_rr;
 
-	printf("group %d%s%s: %s\n", iovk_iommu_group_get_number(g), iovk_iommu_group_get_type(g) ? " " : "",
-	       iovk_iommu_group_get_type(g) ?: "",
-	       viable ? "viable" : n_block == 1 ? "not viable, 1 device blocks it" : "not viable");
+	printf("group %d%s%s: ", iovk_iommu_group_get_number(g), iovk_iommu_group_get_type(g) ? " " : "",
+	       iovk_iommu_group_get_type(g) ?: "");
+	if (viable)
+		printf("viable\n");
+	else if (n_block == 1)
+		printf("not viable, 1 device blocks it\n");
+	else
+		printf("not viable, %zu devices block it\n", n_block);
 	for (struct iovk_device *const *p = iovk_iommu_group_get_devices(g); *p; p++) {
 		const char *reason = NULL, *dn = iovk_device_get_device_name(*p);
 		bool safe = iovk_device_is_vfio_safe(*p, &reason);
