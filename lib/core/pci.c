@@ -267,15 +267,14 @@ static int strcmp_ptr(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int read_netdevs(struct iovk_device *d, int dfd, bool may_have)
+/* The entries of the "net" directory below dirfd/path ("net" or "virtioN/net") pushed to d->netdevs. */
+static int push_net_entries(struct iovk_device *d, int dirfd, const char *path, size_t *n)
 {
-	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char buf[4096] __attribute__((aligned(8)));
-	size_t n = 0;
 	ssize_t len;
 	int r;
 
-	fd = may_have ? openat(dfd, "net", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (fd >= 0)
 		while ((len = getdents64(fd, buf, sizeof(buf))) > 0)
 			for (ssize_t off = 0; off < len;) {
@@ -284,10 +283,45 @@ static int read_netdevs(struct iovk_device *d, int dfd, bool may_have)
 				off += de->d_reclen;
 				if (de->d_name[0] == '.')
 					continue;
-				r = strv_push(&d->netdevs, &n, de->d_name);
+				r = strv_push(&d->netdevs, n, de->d_name);
 				if (r < 0)
 					return r;
 			}
+	return 0;
+}
+
+static int read_netdevs(struct iovk_device *d, int dfd, bool may_have)
+{
+	size_t n = 0;
+	int r;
+
+	if (may_have) {
+		r = push_net_entries(d, dfd, "net", &n);
+		if (r < 0)
+			return r;
+	}
+	/* virtio-pci makes a virtio device, virtioN/, and virtio-net's interface
+	 * is that device's (the PCI function's "net" is empty): read it there,
+	 * as the host-use check does (in-use.c), or "show" would list none for
+	 * the interface that carries the host's traffic in most VMs */
+	if (may_have && strcmp(d->driver, "virtio-pci") == 0) {
+		_cleanup_closedir_ DIR *dir = NULL;
+		int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct dirent *de;
+
+		dir = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!dir && fd >= 0)
+			close(fd);
+		while (dir && (de = readdir(dir)))
+			if (strncmp(de->d_name, "virtio", 6) == 0 && isdigit((unsigned char)de->d_name[6])) {
+				char path[NAME_MAX + 8];
+
+				snprintf(path, sizeof(path), "%s/net", de->d_name);
+				r = push_net_entries(d, dfd, path, &n);
+				if (r < 0)
+					return r;
+			}
+	}
 	if (!d->netdevs) {
 		d->netdevs = calloc(1, sizeof(char *));
 		return d->netdevs ? 0 : -ENOMEM;
@@ -485,6 +519,19 @@ static int libvirt_name_parse(const char *name, struct iovk_pci_addr *ret)
 	return iovk_pci_addr_parse(text, ret);
 }
 
+/* Whether the sysfs device directory dev is on the virtio bus. */
+static bool is_virtio_device(const char *dev)
+{
+	_cleanup_free_ char *link = NULL, *target = NULL;
+	const char *base;
+
+	if (asprintf(&link, "%s/subsystem", dev) < 0)
+		return false;
+	target = realpath(link, NULL);
+	base = target ? strrchr(target, '/') : NULL;
+	return base && strcmp(base + 1, "virtio") == 0;
+}
+
 _public_ int iovk_device_resolve_name(struct iovk_ctx *ctx, const char *name,
 				      char ret_address[static IOVK_PCI_ADDR_MAX])
 {
@@ -515,6 +562,12 @@ _public_ int iovk_device_resolve_name(struct iovk_ctx *ctx, const char *name,
 		return set_error(ctx, -ENODEV, "%s: no such network interface (%s %s)", name, link,
 				 path_exists(link) ? "has no device: a virtual interface" : "does not exist");
 	}
+	/* virtio-net's interface belongs to the virtio device virtio-pci made,
+	 * virtioN/ below the PCI function: that function is the device
+	 * (dpdk-devbind takes a VM's virtio NIC by interface name too). Only
+	 * virtio's: any other parent (a USB NIC's controller) is not it. */
+	if (iovk_pci_addr_parse(strrchr(dev, '/') + 1, &addr) < 0 && is_virtio_device(dev))
+		*strrchr(dev, '/') = '\0';
 	if (iovk_pci_addr_parse(strrchr(dev, '/') + 1, &addr) < 0)
 		return set_error(ctx, -ENODEV, "%s: the network interface's device %s is not a PCI function", name,
 				 dev);

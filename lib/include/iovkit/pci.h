@@ -88,7 +88,8 @@ const char *const *iovk_device_get_vfs(const struct iovk_device *d);
  * The canonical PCI address of what an operator names a device by: a PCI
  * address (DDDD:BB:DD.F or BB:DD.F), libvirt's node device name
  * (pci_0000_3b_00_0, as virsh nodedev-list prints it), or a network
- * interface whose device is a PCI function (as dpdk-devbind accepts). An
+ * interface whose device is a PCI function (as dpdk-devbind accepts), or a
+ * virtio device of one (virtio-net on virtio-pci, a VM's NIC). An
  * address is only parsed (iovk_device_new() says whether a device is
  * there); an interface is looked up in sysfs. Returns 0, -EINVAL when name
  * has none of these forms, -ENODEV for an interface that does not exist or
