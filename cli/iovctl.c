@@ -303,6 +303,21 @@ int resolve_device(struct cli *cli, const char *cmd, const char *arg, char canon
 	return EXIT_OK;
 }
 
+/*
+ * Whether the command line asks for JSON anywhere (up to "--"): a usage
+ * error can be found before getopt reaches a --json after it ("iovctl list
+ * --bogus --json"), and a script that asked for JSON reads stdout.
+ */
+static bool json_asked(const struct cli *cli)
+{
+	if (cli->json)
+		return true;
+	for (int i = 1; i < cli->argc && strcmp(cli->argv[i], "--") != 0; i++)
+		if (strcmp(cli->argv[i], "--json") == 0 || strcmp(cli->argv[i], "-j") == 0)
+			return true;
+	return false;
+}
+
 int usage_error(struct cli *cli, const char *cmd, const char *format, ...)
 {
 	char msg[2048];
@@ -313,7 +328,7 @@ int usage_error(struct cli *cli, const char *cmd, const char *format, ...)
 	va_end(ap);
 	fprintf(stderr, "iovctl: %s%s%s\nTry 'iovctl %s%s--help'.\n", cmd ?: "", cmd ? ": " : "", msg, cmd ?: "",
 		cmd ? " " : "");
-	if (cli->json) {
+	if (json_asked(cli)) {
 		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
 
 		/* the error object every failure prints (iovctl(8) JSON OUTPUT) */
@@ -407,7 +422,7 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{},
 	};
-	struct cli cli = {};
+	struct cli cli = { .argc = argc, .argv = argv };
 	unsigned long timeout = 0;
 	char *end;
 	int c, r;

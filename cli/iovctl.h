@@ -20,6 +20,9 @@ struct cli {
 	struct iovk_ctx *ctx;
 	bool json;
 	int verbose;
+	/* the whole command line, for a usage error found before its --json */
+	int argc;
+	char **argv;
 };
 
 struct command {
