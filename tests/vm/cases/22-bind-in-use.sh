@@ -4,7 +4,7 @@
 # rtnetlink): iovctl bind, unbind and bind --group refuse it naming each
 # reason, and nothing changes (driver link, override, no record); --force
 # binds it to vfio-pci, says what it overrode, and restore puts virtio-pci
-# back and the interface reappears.
+# back and the interface reappears. The interface's name names the device.
 . "$(dirname "$0")/../lib.sh"
 require_iovctl
 
@@ -47,6 +47,18 @@ EOF
     [[ ! -e /run/iovkit/previous-driver/$BDF ]] || fail "a refused $args left a previous-driver record"
 done
 assert_eq "$(netdev_by_mac "$VM_VFIO_NET_MAC")" "$ifc" "the interface after the refusals"
+
+# the interface names the device (virtio-net's is below virtioN/ of the
+# PCI function), and the device lists it: dpdk-devbind's way of naming it
+run_iovctl 0 show --json "$ifc"
+JSON=$out python3 -c '
+import json, os, sys
+d = json.loads(os.environ["JSON"])
+assert d["address"] == sys.argv[1] and d["net"] == [sys.argv[2]], (d["address"], d["net"])
+' "$BDF" "$ifc" || fail "show $ifc: $out"
+run_iovctl 1 bind --json "$ifc" vfio-pci
+[[ $err == *"$BDF (virtio-pci): its network interface $ifc is up"* ]] || fail "bind $ifc: $err"
+assert_eq "$(sysfs_driver "$BDF")" virtio-pci "driver after a refused bind by interface name"
 
 # --force: done, said, and undone by restore
 run_iovctl 0 bind --json --force "$BDF" vfio-pci
