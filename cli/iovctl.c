@@ -298,8 +298,10 @@ int resolve_device(struct cli *cli, const char *cmd, const char *arg, char canon
 
 	if (r == -EINVAL)
 		return usage_error(cli, cmd, "%s", iovk_ctx_get_error(cli->ctx));
+	/* "sriov set: cannot find ens9: no such network interface (...)": cmd is
+	 * a command's name, not a verb ("Failed to sriov set ens9") */
 	if (r < 0)
-		return fail_lib(cli, r, "Failed to %s %s", cmd, arg);
+		return fail_lib(cli, r, "%s: cannot find %s", cmd, arg);
 	return EXIT_OK;
 }
 
