@@ -78,6 +78,7 @@ struct dp_worker {
 	struct dp_unit *units;
 	unsigned n_units;
 	int sleep_fd;         /* epoll over the units' rx_wait_fd and stop_fd; -1: always polls */
+	bool interrupt_mode;  /* had a sleep_fd: kept for the counters after the run closed it */
 	uint64_t sleeps;      /* times it waited for an interrupt */
 	uint64_t packets;     /* forwarded (received) */
 	uint64_t busy_cycles; /* TSC cycles in bursts that moved packets */
@@ -246,6 +247,8 @@ oom:
 	return -ENOMEM;
 }
 
+static void workers_free(struct iovk_datapath *dp);
+
 static void datapath_free(struct iovk_datapath *dp)
 {
 	for (unsigned i = 0; i < dp->n_ports; i++) {
@@ -254,6 +257,7 @@ static void datapath_free(struct iovk_datapath *dp)
 		free(dp->ports[i].qs);
 	}
 	free(dp->ports);
+	workers_free(dp);
 	if (dp->stop_fd >= 0)
 		close(dp->stop_fd);
 	free(dp->cpus);
@@ -489,6 +493,7 @@ static int worker_sleep_setup(struct iovk_datapath *dp, struct dp_worker *w)
 			return set_error(dp->ctx, negative_errno(), "%s queue %u: epoll_ctl: %m", p->name, w->units[u].rxq);
 	}
 	w->sleep_fd = TAKE_FD(ep);
+	w->interrupt_mode = true;
 	return 0;
 }
 
@@ -496,6 +501,7 @@ static int units_build(struct iovk_datapath *dp)
 {
 	unsigned n_units = 0, k = 0;
 
+	workers_free(dp); /* the last run's, kept for its counters */
 	dp->n_workers = dp->n_cpus ? (unsigned)dp->n_cpus : 1;
 	dp->workers = calloc_lines(dp->n_workers, sizeof(*dp->workers));
 	if (!dp->workers)
@@ -538,13 +544,22 @@ static void workers_stop(struct iovk_datapath *dp)
 			pthread_join(dp->workers[w].thread, NULL);
 }
 
-static void workers_free(struct iovk_datapath *dp)
+/* What a stopped worker holds, but not its counters: iovk_datapath_stats_json()
+ * after the run (iovctl's final counters) still shows them. */
+static void workers_release(struct iovk_datapath *dp)
 {
 	for (unsigned w = 0; w < dp->n_workers; w++) {
 		free(dp->workers[w].units);
+		dp->workers[w].units = NULL;
 		if (dp->workers[w].sleep_fd >= 0)
 			close(dp->workers[w].sleep_fd);
+		dp->workers[w].sleep_fd = -1;
 	}
+}
+
+static void workers_free(struct iovk_datapath *dp)
+{
+	workers_release(dp);
 	free(dp->workers);
 	dp->workers = NULL;
 	dp->n_workers = 0;
@@ -668,7 +683,7 @@ _public_ int iovk_datapath_stats_json(struct iovk_datapath *dp, char **ret_json)
 		json_object_object_add(o, "packets", json_u64(__atomic_load_n(&wk->packets, __ATOMIC_RELAXED)));
 		json_object_object_add(o, "busy_cycles", json_u64(__atomic_load_n(&wk->busy_cycles, __ATOMIC_RELAXED)));
 		json_object_object_add(o, "cycles", json_u64(__atomic_load_n(&wk->cycles, __ATOMIC_RELAXED)));
-		json_object_object_add(o, "interrupt_mode", json_object_new_boolean(wk->sleep_fd >= 0));
+		json_object_object_add(o, "interrupt_mode", json_object_new_boolean(wk->interrupt_mode));
 		json_object_object_add(o, "sleeps", json_u64(__atomic_load_n(&wk->sleeps, __ATOMIC_RELAXED)));
 		json_object_array_add(workers, o);
 	}
@@ -953,7 +968,7 @@ _public_ int iovk_datapath_run(struct iovk_datapath *dp)
 		dp->control_fd = -1;
 		unlink(dp->control_path);
 	}
-	workers_free(dp);
+	workers_release(dp);
 	/* the flag also ends a port's waits on its device (dp_wait_for()): down
 	 * again, so that those of port_free() and of ports added before the next
 	 * run are whole; and stop_fd read, or the next run's control loop would

@@ -213,7 +213,8 @@ int iovk_datapath_stop(struct iovk_datapath *dp);
  * "tx_dropped", "rx_errors", "rx_dropped", "tx_errors", "ready", "broken", "broken_count", "broken_reason"}],
  * and the same counters summed}], "workers": [{"worker", "cpu", "units", "packets",
  * "busy_cycles", "cycles", "interrupt_mode", "sleeps"}]} (iovctl's vocabulary, doc/iovctl.schema.json). Counters are read while the workers run, so one queue's are
- * consistent only with themselves. Returns 0 or -ENOMEM; *ret_json is malloc'd.
+ * consistent only with themselves. After iovk_datapath_run() returned, "workers" are
+ * that run's, stopped, until the next run. Returns 0 or -ENOMEM; *ret_json is malloc'd.
  */
 int iovk_datapath_stats_json(struct iovk_datapath *dp, char **ret_json);
 /* The same from a running datapath, over its control socket at path.
