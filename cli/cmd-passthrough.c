@@ -231,11 +231,19 @@ static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 		snprintf(text, sizeof(text), "%s", iovk_ctx_get_error(ctx));
 		if (iovk_passthrough_check(ctx, address, &plan) >= 0) {
 			struct iovk_in_use *forced = NULL;
+			size_t n_blocking = 0;
 
 			/* check() knows no --force: leave out what it overrode */
 			if (force && iovk_device_check_in_use(ctx, address, 0, &forced) < 0)
 				forced = NULL;
-			ex = fail_blocked(cli, r, iovk_passthrough_get_address(plan), text, plan, forced);
+			for (size_t k = 0; k < iovk_passthrough_get_n_blockers(plan); k++)
+				n_blocking += !overridden(forced, iovk_passthrough_get_blocker(plan, k));
+			/* EBUSY with nothing in the way is the bind's (another driver
+			 * took the device, rolled back): a failure, not a refusal, and
+			 * without "blockers", as bind prints it */
+			ex = n_blocking > 0
+				     ? fail_blocked(cli, r, iovk_passthrough_get_address(plan), text, plan, forced)
+				     : fail_detail(cli, r, text, "Failed to prepare %s for passthrough", address);
 			iovk_in_use_free(forced);
 			iovk_passthrough_free(plan);
 			return ex;
