@@ -128,6 +128,10 @@ int main(int argc, char **argv)
 	/* A bind waits for the lock other iovkit processes hold; bound it
 	 * well below D-Bus's default 25 s method timeout. */
 	iovk_ctx_set_timeout_ms(m->ctx, 10000);
+	/* One NETLINK_ROUTE socket for the daemon's life (it never forks or
+	 * changes namespace): a failover step's switch skips a socket's set-up
+	 * and close, ~0.5 ms of a PrepareMigration in the test guest (issue 11). */
+	iovk_ctx_set_keep_netlink(m->ctx, true);
 
 	r = config_load(config, &m->config);
 	if (r < 0)

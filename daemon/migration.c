@@ -28,7 +28,10 @@
  * notification socket and the writer thread's two hand-offs were another
  * ~1 ms each; a switch now subscribes only when it has to wait
  * (lib/link/bond.c), and a lone step is committed on the loop's thread
- * (commit_now()).
+ * (commit_now()). And the switch's requests go over the one NETLINK_ROUTE
+ * socket iovd's context keeps (main.c): opening and closing one per switch
+ * was 0.4 + 0.2 ms at p50 (2 runs of 100 interleaved, under load 4.5; 0.06
+ * ms left, the check that nothing waits on the kept socket).
  */
 #include <inttypes.h>
 #include <string.h>

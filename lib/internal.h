@@ -23,6 +23,8 @@ struct pci_names {
 	char *vendor_name, *device_name, *class_name;
 };
 
+struct nl_sock;
+
 struct iovk_ctx {
 	int n_ref;
 	char *sysfs_root;
@@ -39,6 +41,12 @@ struct iovk_ctx {
 	bool hwdb_failed;
 	struct pci_names *names; /* names looked up so far, one per vendor:device:class */
 	size_t n_names;
+	/* the kept NETLINK_ROUTE socket (iovk_ctx_set_keep_netlink(), core/netlink.c) */
+	bool keep_nl;
+	bool nl_lent;   /* a call holds it now (route_nl_get()) */
+	bool nl_broken; /* closed when given back: an exchange on it failed, or it was retired */
+	pid_t nl_pid;   /* the process that opened it: a child after fork() opens its own */
+	struct nl_sock *nl;
 	char error[1024];
 };
 

@@ -7,6 +7,7 @@
 #include <systemd/sd-hwdb.h>
 
 #include "../internal.h"
+#include "netlink.h"
 
 static int set_path(char **field, const char *path)
 {
@@ -78,6 +79,7 @@ fail:
 /* Frees what the last reference held (DEFINE_PUBLIC_REF_UNREF below). */
 static void ctx_free(struct iovk_ctx *ctx)
 {
+	route_nl_close_kept(ctx);
 	if (ctx->pacc)
 		pci_cleanup(ctx->pacc);
 	sd_hwdb_unref(ctx->hwdb);
@@ -180,7 +182,16 @@ _public_ int iovk_ctx_set_timeout_ms(struct iovk_ctx *ctx, unsigned timeout_ms)
 	if (timeout_ms == 0)
 		return -EINVAL;
 	ctx->timeout_ms = timeout_ms;
+	/* the kept socket has the old bound (SO_RCVTIMEO): the next call opens one with this */
+	route_nl_retire_kept(ctx);
 	return 0;
+}
+
+_public_ void iovk_ctx_set_keep_netlink(struct iovk_ctx *ctx, bool keep)
+{
+	ctx->keep_nl = keep;
+	if (!keep)
+		route_nl_retire_kept(ctx);
 }
 
 _public_ unsigned iovk_ctx_get_timeout_ms(const struct iovk_ctx *ctx)

@@ -2,6 +2,7 @@
 /* The rtnetlink exchange shared by lib/sriov and lib/link: see netlink.h. */
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <linux/netlink.h>
 #include <netlink/attr.h>
@@ -71,6 +72,72 @@ int route_nl_open(struct iovk_ctx *ctx, struct nl_sock **ret)
 	return 0;
 }
 
+void route_nl_close_kept(struct iovk_ctx *ctx)
+{
+	/* a child closes its copy of the parent's descriptor: the parent's socket stays */
+	if (ctx->nl)
+		nl_socket_free(ctx->nl);
+	ctx->nl = NULL;
+	ctx->nl_lent = ctx->nl_broken = false;
+}
+
+void route_nl_retire_kept(struct iovk_ctx *ctx)
+{
+	if (ctx->nl_lent)
+		ctx->nl_broken = true;
+	else
+		route_nl_close_kept(ctx);
+}
+
+/*
+ * Whatever waits on the kept socket is dropped before it is lent: an
+ * answer left by a call cut short is closed with the socket
+ * (route_nl_put()), but a privileged process in the namespace can unicast
+ * to any port id, and a stray message would otherwise be read as the next
+ * call's answer (libnl's sequence check would fail that call). A
+ * zero-length read consumes a datagram whole; one system call when the
+ * queue is empty.
+ */
+static void drain(struct nl_sock *sk)
+{
+	while (recv(nl_socket_get_fd(sk), NULL, 0, MSG_DONTWAIT | MSG_TRUNC) >= 0)
+		;
+}
+
+int route_nl_get(struct iovk_ctx *ctx, struct route_nl *ret)
+{
+	int r;
+
+	*ret = (struct route_nl){ .ctx = ctx };
+	if (!ctx->keep_nl || ctx->nl_lent)
+		return route_nl_open(ctx, &ret->sk);
+	if (ctx->nl && ctx->nl_pid != getpid())
+		route_nl_close_kept(ctx);
+	if (!ctx->nl) {
+		r = route_nl_open(ctx, &ctx->nl);
+		if (r < 0)
+			return r;
+		ctx->nl_pid = getpid();
+	} else
+		drain(ctx->nl);
+	ctx->nl_lent = true;
+	*ret = (struct route_nl){ .ctx = ctx, .sk = ctx->nl, .kept = true };
+	return 0;
+}
+
+void route_nl_put(struct route_nl *nl)
+{
+	if (nl->kept) {
+		nl->ctx->nl_lent = false;
+		/* what a failed exchange left queued is not the next call's answer;
+		 * or the context stopped keeping it, or changed its timeout, meanwhile */
+		if (nl->ctx->nl_broken)
+			route_nl_close_kept(nl->ctx);
+	} else if (nl->sk)
+		nl_socket_free(nl->sk);
+	*nl = (struct route_nl){};
+}
+
 static int cb_ack(struct nl_msg *msg, void *arg)
 {
 	struct route_nl_answer *a = arg;
@@ -137,6 +204,7 @@ int route_nl_exchange(struct iovk_ctx *ctx, struct nl_sock *sk, struct nl_msg *m
 	nl_cb_err(cb, NL_CB_CUSTOM, cb_error, a);
 	r = nl_send_auto(sk, msg);
 	if (r < 0) {
+		ctx->nl_broken = ctx->nl_broken || sk == ctx->nl;
 		nl_cb_put(cb);
 		return set_error(ctx, nle_to_errno(r), "%s: sending the netlink request: %s", what, nl_geterror(r));
 	}
@@ -146,6 +214,7 @@ int route_nl_exchange(struct iovk_ctx *ctx, struct nl_sock *sk, struct nl_msg *m
 			break;
 		if (r < 0) {
 			nl_cb_put(cb);
+			ctx->nl_broken = ctx->nl_broken || sk == ctx->nl;
 			if (nle_to_errno(r) == -ETIMEDOUT)
 				return set_error(ctx, -ETIMEDOUT, "%s: no answer from the kernel within %u ms", what,
 						 ctx->timeout_ms);

@@ -51,6 +51,29 @@ int nle_to_errno(int nle);
  */
 int route_nl_open(struct iovk_ctx *ctx, struct nl_sock **ret);
 
+/* One call's socket: sk, and whether it is the context's kept one (given back, not closed). */
+struct route_nl {
+	struct iovk_ctx *ctx;
+	struct nl_sock *sk;
+	bool kept;
+};
+
+/*
+ * The socket for one call into *ret: the context's kept socket when it
+ * keeps one (iovk_ctx_set_keep_netlink(); opened at first use, anything
+ * queued on it since dropped), else a new one as route_nl_open() makes. A
+ * call that holds the kept socket already, and a child after fork(), get a
+ * new one. Give it back with route_nl_put() (_cleanup_route_nl_).
+ */
+int route_nl_get(struct iovk_ctx *ctx, struct route_nl *ret);
+/* Gives a socket back: a kept one stays open unless an exchange on it failed; any other is closed. */
+void route_nl_put(struct route_nl *nl);
+#define _cleanup_route_nl_ _cleanup_(route_nl_put)
+/* Closes the context's kept socket, if any (the next call opens another). */
+void route_nl_close_kept(struct iovk_ctx *ctx);
+/* The same, or when a call holds it now, once that call gives it back. */
+void route_nl_retire_kept(struct iovk_ctx *ctx);
+
 /* What came back for one request. */
 struct route_nl_answer {
 	/* Called for each reply message (RTM_NEWLINK of a GET, each part of a dump); NULL: none wanted. */

@@ -89,15 +89,15 @@ static int bond_read(struct iovk_ctx *ctx, struct nl_sock *sk, const char *name,
 
 _public_ int iovk_bond_read(struct iovk_ctx *ctx, const char *name, struct iovk_bond **ret)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	int r;
 
 	assert_return(ctx && name && ret, -EINVAL);
 	clear_error(ctx);
-	r = route_nl_open(ctx, &sk);
+	r = route_nl_get(ctx, &nl);
 	if (r < 0)
 		return r;
-	return bond_read(ctx, sk, name, ret);
+	return bond_read(ctx, nl.sk, name, ret);
 }
 
 _public_ const char *iovk_bond_get_name(const struct iovk_bond *b)
@@ -175,7 +175,7 @@ _public_ int iovk_bond_get_slave(const struct iovk_bond *b, size_t i, struct iov
 _public_ int iovk_bond_create(struct iovk_ctx *ctx, const char *name, const struct iovk_bond_opts *opts)
 {
 	struct iovk_bond_opts o = IOVK_BOND_OPTS_INIT;
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	_cleanup_nlmsg_ struct nl_msg *msg = NULL;
 	struct nlattr *info, *data, *targets;
 	char what[IOVK_IFNAMSIZ + 64];
@@ -197,7 +197,7 @@ _public_ int iovk_bond_create(struct iovk_ctx *ctx, const char *name, const stru
 				 "(at most 255)", name, o.n_arp_targets, IOVK_BOND_ARP_TARGETS_MAX, o.fail_over_mac,
 				 o.num_peer_notif);
 	snprintf(what, sizeof(what), "%s: creating an active-backup bond", name);
-	r = route_nl_open(ctx, &sk);
+	r = route_nl_get(ctx, &nl);
 	if (r < 0)
 		return r;
 	r = link_msg_linkinfo(0, NLM_F_CREATE | NLM_F_EXCL, name, "bond", &msg, &info);
@@ -223,7 +223,7 @@ _public_ int iovk_bond_create(struct iovk_ctx *ctx, const char *name, const stru
 	}
 	nla_nest_end(msg, data);
 	nla_nest_end(msg, info);
-	return link_request(ctx, sk, msg, what, 0, NULL);
+	return link_request(ctx, nl.sk, msg, what, 0, NULL);
 }
 
 /* The link called name, which must be a bond (-EMEDIUMTYPE). */
@@ -238,19 +238,19 @@ static int read_bond_link(struct iovk_ctx *ctx, struct nl_sock *sk, const char *
 }
 
 /* A socket, the bond (a bond, or -EMEDIUMTYPE) and the slave, read. */
-static int open_bond_and_slave(struct iovk_ctx *ctx, struct nl_sock **sk, const char *bond, const char *slave,
+static int open_bond_and_slave(struct iovk_ctx *ctx, struct route_nl *nl, const char *bond, const char *slave,
 			       struct link_state *ret_bond, struct link_state *ret_slave)
 {
-	int r = route_nl_open(ctx, sk);
+	int r = route_nl_get(ctx, nl);
 
 	if (r >= 0)
-		r = read_bond_link(ctx, *sk, bond, ret_bond);
-	return r < 0 ? r : link_read(ctx, *sk, slave, ret_slave);
+		r = read_bond_link(ctx, nl->sk, bond, ret_bond);
+	return r < 0 ? r : link_read(ctx, nl->sk, slave, ret_slave);
 }
 
 _public_ int iovk_bond_enslave(struct iovk_ctx *ctx, const char *bond, const char *slave)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	_cleanup_rtnl_link_ struct rtnl_link *changes = rtnl_link_alloc();
 	struct link_state b, s;
 	char what[2 * IOVK_IFNAMSIZ + 64], master[IOVK_IFNAMSIZ];
@@ -260,13 +260,13 @@ _public_ int iovk_bond_enslave(struct iovk_ctx *ctx, const char *bond, const cha
 	clear_error(ctx);
 	if (!changes)
 		return -ENOMEM;
-	r = open_bond_and_slave(ctx, &sk, bond, slave, &b, &s);
+	r = open_bond_and_slave(ctx, &nl, bond, slave, &b, &s);
 	if (r < 0)
 		return r;
 	if (s.info.master_ifindex == b.info.ifindex)
 		return 0;
 	if (s.info.master_ifindex) {
-		r = link_name_of(ctx, sk, s.info.master_ifindex, master);
+		r = link_name_of(ctx, nl.sk, s.info.master_ifindex, master);
 		return set_error(ctx, -EBUSY, "%s: cannot enslave it to %s: it is a port of %s already", slave, bond,
 				 r >= 0 && master[0] ? master : "another master");
 	}
@@ -277,17 +277,17 @@ _public_ int iovk_bond_enslave(struct iovk_ctx *ctx, const char *bond, const cha
 		if (!down)
 			return -ENOMEM;
 		rtnl_link_unset_flags(down, IFF_UP);
-		r = link_change(ctx, sk, s.info.ifindex, down, what, 0, NULL);
+		r = link_change(ctx, nl.sk, s.info.ifindex, down, what, 0, NULL);
 		if (r < 0)
 			return r;
 	}
 	rtnl_link_set_master(changes, b.info.ifindex);
-	return link_change(ctx, sk, s.info.ifindex, changes, what, 0, NULL);
+	return link_change(ctx, nl.sk, s.info.ifindex, changes, what, 0, NULL);
 }
 
 _public_ int iovk_bond_release(struct iovk_ctx *ctx, const char *slave)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	_cleanup_rtnl_link_ struct rtnl_link *changes = rtnl_link_alloc();
 	struct link_state s;
 	char what[IOVK_IFNAMSIZ + 64];
@@ -297,14 +297,14 @@ _public_ int iovk_bond_release(struct iovk_ctx *ctx, const char *slave)
 	clear_error(ctx);
 	if (!changes)
 		return -ENOMEM;
-	r = link_open_read(ctx, &sk, slave, &s);
+	r = link_open_read(ctx, &nl, slave, &s);
 	if (r < 0)
 		return r;
 	if (!s.info.master_ifindex)
 		return set_error(ctx, -ENOENT, "%s: it is in no bond", slave);
 	snprintf(what, sizeof(what), "%s: releasing it from its bond", slave);
 	rtnl_link_set_master(changes, 0);
-	return link_change(ctx, sk, s.info.ifindex, changes, what, 0, NULL);
+	return link_change(ctx, nl.sk, s.info.ifindex, changes, what, 0, NULL);
 }
 
 /* The IFLA_BOND_ACTIVE_SLAVE request for the bond at bond_ifindex and the slave s. */
@@ -329,20 +329,20 @@ static int request_active_slave(struct iovk_ctx *ctx, struct nl_sock *sk, int bo
 
 _public_ int iovk_bond_set_active_slave(struct iovk_ctx *ctx, const char *bond, const char *slave)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	struct link_state b, s;
 	char what[2 * IOVK_IFNAMSIZ + 64];
 	int r;
 
 	assert_return(ctx && bond && slave, -EINVAL);
 	clear_error(ctx);
-	r = open_bond_and_slave(ctx, &sk, bond, slave, &b, &s);
+	r = open_bond_and_slave(ctx, &nl, bond, slave, &b, &s);
 	if (r < 0)
 		return r;
 	snprintf(what, sizeof(what), "%s: making %s its active slave", bond, slave);
 	if (s.info.master_ifindex != b.info.ifindex)
 		return set_error(ctx, -EINVAL, "%s: %s is not one of its slaves", what, slave);
-	return request_active_slave(ctx, sk, b.info.ifindex, &s, what);
+	return request_active_slave(ctx, nl.sk, b.info.ifindex, &s, what);
 }
 
 /* ---- waiting for the kernel's word --------------------------------------------------- */
@@ -380,7 +380,8 @@ _public_ int iovk_bond_set_active_slave(struct iovk_ctx *ctx, const char *bond, 
  * wait.
  */
 struct bond_watch {
-	struct nl_sock *sk, *mon;
+	struct route_nl nl; /* requests and reads (the context's kept socket, if it keeps one) */
+	struct nl_sock *mon;
 	struct nl_cb *mon_cb; /* mon's callbacks: watch_notified() */
 	const char *bond_name, *slave_name;
 	struct link_state bond, slave;
@@ -389,8 +390,7 @@ struct bond_watch {
 
 static void watch_close(struct bond_watch *w)
 {
-	if (w->sk)
-		nl_socket_free(w->sk);
+	route_nl_put(&w->nl);
 	if (w->mon)
 		nl_socket_free(w->mon);
 	if (w->mon_cb)
@@ -402,8 +402,8 @@ static int watch_refresh(struct iovk_ctx *ctx, struct bond_watch *w)
 {
 	int r;
 
-	r = link_read_index(ctx, w->sk, w->bond.info.ifindex, w->bond_name, &w->bond);
-	return r < 0 ? r : link_read_index(ctx, w->sk, w->slave.info.ifindex, w->slave_name, &w->slave);
+	r = link_read_index(ctx, w->nl.sk, w->bond.info.ifindex, w->bond_name, &w->bond);
+	return r < 0 ? r : link_read_index(ctx, w->nl.sk, w->slave.info.ifindex, w->slave_name, &w->slave);
 }
 
 /* One notification: only the kernel's RTM_DELLINK of the bond or the slave is kept (see struct bond_watch). */
@@ -493,13 +493,13 @@ static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bo
 	int r;
 
 	*w = (struct bond_watch){ .bond_name = bond, .slave_name = slave };
-	r = route_nl_open(ctx, &w->sk);
+	r = route_nl_get(ctx, &w->nl);
 	if (r >= 0 && subscribe)
 		r = watch_subscribe(ctx, w);
 	if (r < 0)
 		return r;
-	r = read_bond_link(ctx, w->sk, bond, &w->bond);
-	return r < 0 ? r : link_read(ctx, w->sk, slave, &w->slave);
+	r = read_bond_link(ctx, w->nl.sk, bond, &w->bond);
+	return r < 0 ? r : link_read(ctx, w->nl.sk, slave, &w->slave);
 }
 
 static bool is_slave(const struct bond_watch *w)
@@ -519,7 +519,7 @@ static void describe(struct iovk_ctx *ctx, const struct bond_watch *w, char *why
 	if (w->bond.bond.active_slave == (uint32_t)s->info.ifindex)
 		memcpy(active, s->info.name, IOVK_IFNAMSIZ);
 	else if (w->bond.bond.active_slave)
-		(void)link_name_of(ctx, w->sk, (int)w->bond.bond.active_slave, active);
+		(void)link_name_of(ctx, w->nl.sk, (int)w->bond.bond.active_slave, active);
 	snprintf(why, size, "the bond reports %s as its active slave, and %s as %s, MII %s",
 		 active[0] ? active : "no slave", s->info.name, s->slave.state == BOND_STATE_ACTIVE ? "active" : "backup",
 		 s->slave.mii_status == BOND_LINK_UP ? "up" : "down");
@@ -645,7 +645,7 @@ _public_ int iovk_bond_switch(struct iovk_ctx *ctx, const char *bond, const char
 		}
 		snprintf(label, sizeof(label), "%s: setting it up", slave);
 		rtnl_link_set_flags(up, IFF_UP);
-		r = link_change(ctx, w.sk, w.slave.info.ifindex, up, label, 0, NULL);
+		r = link_change(ctx, w.nl.sk, w.slave.info.ifindex, up, label, 0, NULL);
 		if (r < 0)
 			goto out;
 	}
@@ -656,7 +656,7 @@ _public_ int iovk_bond_switch(struct iovk_ctx *ctx, const char *bond, const char
 	}
 	/* what came before the request, taken now (when the MII wait subscribed) */
 	watch_drain(&w);
-	r = request_active_slave(ctx, w.sk, w.bond.info.ifindex, &w.slave, what);
+	r = request_active_slave(ctx, w.nl.sk, w.bond.info.ifindex, &w.slave, what);
 	/* the kernel has switched inside the request (see struct bond_watch): one
 	 * look; a switch still to come is waited for on notifications */
 	if (r >= 0)

@@ -56,8 +56,8 @@ int link_parse_msg(struct nl_msg *msg, struct link_state *ret);
 int link_read(struct iovk_ctx *ctx, struct nl_sock *sk, const char *name, struct link_state *ret);
 /* The same by ifindex (a link renamed meanwhile is still found); label names it in errors. */
 int link_read_index(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, const char *label, struct link_state *ret);
-/* A socket (*sk, the caller frees it) and the link called name read over it. */
-int link_open_read(struct iovk_ctx *ctx, struct nl_sock **sk, const char *name, struct link_state *ret);
+/* A socket (route_nl_get(): the caller gives it back) and the link called name read over it. */
+int link_open_read(struct iovk_ctx *ctx, struct route_nl *nl, const char *name, struct link_state *ret);
 /*
  * Every link of the namespace, ordered by ifindex (a dump); with
  * master_ifindex, those whose master it is, as far as the kernel filters

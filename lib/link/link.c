@@ -296,11 +296,11 @@ int link_dump(struct iovk_ctx *ctx, struct nl_sock *sk, int master_ifindex, stru
 	return 0;
 }
 
-int link_open_read(struct iovk_ctx *ctx, struct nl_sock **sk, const char *name, struct link_state *ret)
+int link_open_read(struct iovk_ctx *ctx, struct route_nl *nl, const char *name, struct link_state *ret)
 {
-	int r = route_nl_open(ctx, sk);
+	int r = route_nl_get(ctx, nl);
 
-	return r < 0 ? r : link_read(ctx, *sk, name, ret);
+	return r < 0 ? r : link_read(ctx, nl->sk, name, ret);
 }
 
 int link_name_of(struct iovk_ctx *ctx, struct nl_sock *sk, int ifindex, char name[static IOVK_IFNAMSIZ])
@@ -360,7 +360,7 @@ int link_msg_linkinfo(int ifindex, int nlm_flags, const char *name, const char *
 
 _public_ int iovk_link_get(struct iovk_ctx *ctx, const char *name, struct iovk_link_info *ret)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	struct link_state s;
 	int r;
 
@@ -369,7 +369,7 @@ _public_ int iovk_link_get(struct iovk_ctx *ctx, const char *name, struct iovk_l
 	r = result_valid(ctx, ret, sizeof(size_t) + IOVK_IFNAMSIZ, "iovk_link_info");
 	if (r < 0)
 		return r;
-	r = link_open_read(ctx, &sk, name, &s);
+	r = link_open_read(ctx, &nl, name, &s);
 	if (r < 0)
 		return r;
 	result_store(ret, &s.info, sizeof(s.info));
@@ -384,17 +384,17 @@ _public_ int iovk_link_get(struct iovk_ctx *ctx, const char *name, struct iovk_l
 static int change_and_check(struct iovk_ctx *ctx, const char *name, struct rtnl_link *changes, const char *what,
 			    bool (*check)(const struct link_state *s, const void *want), const void *want)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	struct link_state s;
 	char label[IOVK_IFNAMSIZ + 64];
 	int r;
 
 	snprintf(label, sizeof(label), "%s: %s", name, what);
-	r = link_open_read(ctx, &sk, name, &s);
+	r = link_open_read(ctx, &nl, name, &s);
 	if (r >= 0)
-		r = link_change(ctx, sk, s.info.ifindex, changes, label, 0, NULL);
+		r = link_change(ctx, nl.sk, s.info.ifindex, changes, label, 0, NULL);
 	if (r >= 0)
-		r = link_read(ctx, sk, name, &s);
+		r = link_read(ctx, nl.sk, name, &s);
 	if (r < 0)
 		return r;
 	if (!check(&s, want))
@@ -468,7 +468,7 @@ _public_ int iovk_link_set_mtu(struct iovk_ctx *ctx, const char *name, unsigned 
 
 _public_ int iovk_link_delete(struct iovk_ctx *ctx, const char *name)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	_cleanup_rtnl_link_ struct rtnl_link *l = rtnl_link_alloc();
 	_cleanup_nlmsg_ struct nl_msg *msg = NULL;
 	struct link_state s;
@@ -479,7 +479,7 @@ _public_ int iovk_link_delete(struct iovk_ctx *ctx, const char *name)
 	clear_error(ctx);
 	if (!l)
 		return -ENOMEM;
-	r = link_open_read(ctx, &sk, name, &s);
+	r = link_open_read(ctx, &nl, name, &s);
 	if (r < 0)
 		return r;
 	rtnl_link_set_ifindex(l, s.info.ifindex);
@@ -487,5 +487,5 @@ _public_ int iovk_link_delete(struct iovk_ctx *ctx, const char *name)
 	if (r < 0)
 		return set_error(ctx, nle_to_errno(r), "%s: building the netlink request: %s", name, nl_geterror(r));
 	snprintf(what, sizeof(what), "%s: deleting it", name);
-	return link_request(ctx, sk, msg, what, 0, NULL);
+	return link_request(ctx, nl.sk, msg, what, 0, NULL);
 }

@@ -129,7 +129,7 @@ _public_ int iovk_macvtap_create(struct iovk_ctx *ctx, const char *lower, const 
 				 struct iovk_macvtap_info *ret)
 {
 	struct iovk_macvtap_opts o = IOVK_MACVTAP_OPTS_INIT;
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	_cleanup_rtnl_link_ struct rtnl_link *l = NULL;
 	_cleanup_nlmsg_ struct nl_msg *msg = NULL;
 	struct link_state low, made;
@@ -157,9 +157,9 @@ _public_ int iovk_macvtap_create(struct iovk_ctx *ctx, const char *lower, const 
 	snprintf(what, sizeof(what), "%s: creating macvtap %s (mode %s)", lower, o.name ?: "(a name the kernel picks)",
 		 iovk_macvtap_mode_to_string(o.mode));
 
-	r = link_open_read(ctx, &sk, lower, &low);
+	r = link_open_read(ctx, &nl, lower, &low);
 	if (r >= 0 && !o.name)
-		r = max_ifindex(ctx, sk, &since);
+		r = max_ifindex(ctx, nl.sk, &since);
 	if (r < 0)
 		return r;
 	l = rtnl_link_macvtap_alloc();
@@ -180,20 +180,20 @@ _public_ int iovk_macvtap_create(struct iovk_ctx *ctx, const char *lower, const 
 		r = rtnl_link_build_add_request(l, NLM_F_CREATE | NLM_F_EXCL, &msg);
 	if (r < 0)
 		return set_error(ctx, nle_to_errno(r), "%s: building the netlink request: %s", what, nl_geterror(r));
-	r = link_request(ctx, sk, msg, what, -EINVAL,
+	r = link_request(ctx, nl.sk, msg, what, -EINVAL,
 			 " (a netdev with a passthru macvtap takes no other macvtap, and a passthru macvtap wants its "
 			 "netdev alone)");
 	if (r < 0)
 		return r;
-	r = o.name ? link_read(ctx, sk, o.name, &made) : find_new_macvtap(ctx, sk, low.info.ifindex, since, &made);
+	r = o.name ? link_read(ctx, nl.sk, o.name, &made) : find_new_macvtap(ctx, nl.sk, low.info.ifindex, since, &made);
 	if (r < 0)
 		return r;
-	return ret ? macvtap_info(ctx, sk, &made, ret) : 0;
+	return ret ? macvtap_info(ctx, nl.sk, &made, ret) : 0;
 }
 
 _public_ int iovk_macvtap_get(struct iovk_ctx *ctx, const char *name, struct iovk_macvtap_info *ret)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	struct link_state s;
 	int r;
 
@@ -202,8 +202,8 @@ _public_ int iovk_macvtap_get(struct iovk_ctx *ctx, const char *name, struct iov
 	r = result_valid(ctx, ret, sizeof(*ret), "iovk_macvtap_info");
 	if (r < 0)
 		return r;
-	r = link_open_read(ctx, &sk, name, &s);
+	r = link_open_read(ctx, &nl, name, &s);
 	if (r < 0)
 		return r;
-	return macvtap_info(ctx, sk, &s, ret);
+	return macvtap_info(ctx, nl.sk, &s, ret);
 }

@@ -259,7 +259,7 @@ static int read_vf(struct iovk_ctx *ctx, struct nl_sock *sk, struct pf_ref *ref,
 _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, const struct iovk_vf_settings *settings,
 			 struct iovk_vf_set_result *result)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	_cleanup_close_ int lock = -1;
 	struct iovk_vf_set_result res = IOVK_VF_SET_RESULT_INIT;
 	struct iovk_vf_list *before = NULL, *after = NULL;
@@ -285,11 +285,11 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 	r = vf_resolve_pf(ctx, pf, &ref);
 	if (r < 0)
 		goto out;
-	r = route_nl_open(ctx, &sk);
+	r = route_nl_get(ctx, &nl);
 	if (r < 0)
 		goto out;
 	/* Check first, so a bad request does not wait for the lock... */
-	r = read_vf(ctx, sk, &ref, index, &before, &link, &cur);
+	r = read_vf(ctx, nl.sk, &ref, index, &before, &link, &cur);
 	if (r < 0)
 		goto out;
 	before = iovk_vf_list_unref(before);
@@ -299,7 +299,7 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 	if (r < 0)
 		goto out;
 	/* ...and again under it: another process may have changed the VF. */
-	r = read_vf(ctx, sk, &ref, index, &before, &link, &cur);
+	r = read_vf(ctx, nl.sk, &ref, index, &before, &link, &cur);
 	if (r < 0)
 		goto out;
 
@@ -330,7 +330,7 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 
 		if (!(todo & group))
 			continue;
-		r = write_field(ctx, sk, link, &ref, index, group, &want, &refused);
+		r = write_field(ctx, nl.sk, link, &ref, index, group, &want, &refused);
 		if (r >= 0) {
 			written |= group;
 			res.changed |= todo & group;
@@ -361,7 +361,7 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 				res.rolled_back = false;
 				continue;
 			}
-			k = write_field(ctx, sk, link, &ref, index, back, &old, &refused_back);
+			k = write_field(ctx, nl.sk, link, &ref, index, back, &old, &refused_back);
 			if (k < 0) {
 				append(msg, sizeof(msg), "; putting back %s failed: %s", d2, strerror(-k));
 				res.rolled_back = false;
@@ -379,7 +379,7 @@ _public_ int iovk_vf_set(struct iovk_ctx *ctx, const char *pf, unsigned index, c
 	}
 
 	/* Drivers may accept a setting and not apply it: read back. */
-	r = read_vf(ctx, sk, &ref, index, &after, NULL, &now);
+	r = read_vf(ctx, nl.sk, &ref, index, &after, NULL, &now);
 	if (r < 0)
 		goto out;
 	res.ignored = iovk_vf_settings_diff(&want, now, &unverifiable) & res.changed;

@@ -421,7 +421,7 @@ fail:
 
 _public_ int iovk_vf_list_new(struct iovk_ctx *ctx, const char *pf, struct iovk_vf_list **ret_list)
 {
-	_cleanup_nl_socket_ struct nl_sock *sk = NULL;
+	_cleanup_route_nl_ struct route_nl nl = {};
 	struct pf_ref ref;
 	int r;
 
@@ -430,9 +430,9 @@ _public_ int iovk_vf_list_new(struct iovk_ctx *ctx, const char *pf, struct iovk_
 	r = vf_resolve_pf(ctx, pf, &ref);
 	if (r < 0)
 		return r;
-	r = route_nl_open(ctx, &sk);
+	r = route_nl_get(ctx, &nl);
 	if (r >= 0)
-		r = vf_read_vfs(ctx, sk, &ref, ret_list, NULL);
+		r = vf_read_vfs(ctx, nl.sk, &ref, ret_list, NULL);
 	vf_pf_ref_done(&ref);
 	return r;
 }

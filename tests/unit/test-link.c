@@ -4,11 +4,16 @@
  * a bond slave's IFLA_INFO_SLAVE_DATA), on attributes built here as the
  * kernel lays them out; the macvtap mode words; and the checks the public
  * calls make before they send anything. The calls themselves meet the
- * kernel in tests/host/run-tests (macvtap, links) and the VM tier (bonds).
+ * kernel in tests/host/run-tests (macvtap, links) and the VM tier (bonds);
+ * here only reads of lo, for the socket a context keeps.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <linux/if.h>
 
@@ -240,4 +245,169 @@ Test(link, newlink_message_read_raw)
 	msg = newlink("a-name-of-20-chars-x", true);
 	cr_assert_eq(link_parse_msg(msg, &s), -EBADMSG);
 	nlmsg_free(msg);
+}
+
+/* ---- the context's kept NETLINK_ROUTE socket (iovk_ctx_set_keep_netlink()) ---------- */
+
+/* The inode of the one socket descriptor in /proc/self/fd that is not in before[] (0: none). */
+static unsigned long new_socket(const unsigned long *before, size_t n_before, size_t *ret_n)
+{
+	unsigned long found = 0;
+	size_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d))) {
+		char path[64], target[64];
+		unsigned long ino;
+		ssize_t k;
+		bool old = false;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		k = readlink(path, target, sizeof(target) - 1);
+		if (k <= 0)
+			continue;
+		target[k] = 0;
+		if (sscanf(target, "socket:[%lu]", &ino) != 1)
+			continue;
+		n++;
+		for (size_t i = 0; i < n_before; i++)
+			old = old || before[i] == ino;
+		if (!old) {
+			cr_assert_eq(found, 0, "two new sockets");
+			found = ino;
+		}
+	}
+	closedir(d);
+	if (ret_n)
+		*ret_n = n;
+	return found;
+}
+
+/* Every socket open now into ino[] (at most max); returns how many. */
+static size_t sockets_now(unsigned long *ino, size_t max)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	size_t n = 0;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d))) {
+		char path[64], target[64];
+		ssize_t k;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		k = readlink(path, target, sizeof(target) - 1);
+		if (k <= 0)
+			continue;
+		target[k] = 0;
+		if (n < max && sscanf(target, "socket:[%lu]", &ino[n]) == 1)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static struct iovk_ctx *ctx_reading_lo(void)
+{
+	struct iovk_link_info l = IOVK_LINK_INFO_INIT;
+	struct iovk_ctx *ctx = NULL;
+	int r;
+
+	cr_assert_eq(iovk_ctx_new(&ctx), 0);
+	r = iovk_link_get(ctx, "lo", &l);
+	if (r == -EPERM || r == -EACCES || r == -EAFNOSUPPORT)
+		cr_skip_test("no NETLINK_ROUTE here: %s", iovk_ctx_get_error(ctx));
+	cr_assert_eq(r, 0, "%s", iovk_ctx_get_error(ctx));
+	cr_assert_str_eq(l.name, "lo");
+	return ctx;
+}
+
+Test(link, kept_socket_serves_every_call_until_let_go)
+{
+	struct iovk_link_info l = IOVK_LINK_INFO_INIT;
+	struct iovk_ctx *ctx = ctx_reading_lo();
+	unsigned long before[256], kept;
+	size_t n0 = sockets_now(before, 256), n;
+
+	/* by default a call leaves no socket behind */
+	cr_assert_eq(iovk_link_get(ctx, "lo", &l), 0);
+	cr_assert_eq(new_socket(before, n0, &n), 0);
+	cr_assert_eq(n, n0);
+
+	iovk_ctx_set_keep_netlink(ctx, true);
+	cr_assert_eq(iovk_link_get(ctx, "lo", &l), 0);
+	kept = new_socket(before, n0, &n);
+	cr_assert_neq(kept, 0, "the kept socket is open after the call");
+	cr_assert_eq(n, n0 + 1);
+	/* the next calls use it, and a kernel's refusal (no such link) keeps it */
+	cr_assert_eq(iovk_link_get(ctx, "lo", &l), 0);
+	cr_assert_eq(iovk_link_get(ctx, "iovk-no-such0", &l), -ENODEV);
+	cr_assert_eq(new_socket(before, n0, &n), kept);
+	cr_assert_eq(n, n0 + 1);
+	cr_assert_eq(iovk_link_get(ctx, "lo", &l), 0);
+	cr_assert_str_eq(l.name, "lo");
+
+	/* a new timeout needs a new socket (SO_RCVTIMEO): the next call opens it */
+	cr_assert_eq(iovk_ctx_set_timeout_ms(ctx, 5000), 0);
+	cr_assert_eq(new_socket(before, n0, &n), 0);
+	cr_assert_eq(iovk_link_get(ctx, "lo", &l), 0);
+	kept = new_socket(before, n0, &n);
+	cr_assert_neq(kept, 0);
+
+	iovk_ctx_set_keep_netlink(ctx, false);
+	cr_assert_eq(new_socket(before, n0, &n), 0);
+	cr_assert_eq(n, n0);
+	iovk_ctx_set_keep_netlink(ctx, true);
+	cr_assert_eq(iovk_link_get(ctx, "lo", &l), 0);
+	cr_assert_neq(new_socket(before, n0, NULL), 0);
+	/* the last unref closes it */
+	iovk_ctx_unref(ctx);
+	cr_assert_eq(new_socket(before, n0, &n), 0);
+	cr_assert_eq(n, n0);
+}
+
+Test(link, kept_socket_is_not_shared_with_a_child)
+{
+	struct iovk_link_info l = IOVK_LINK_INFO_INIT;
+	struct iovk_ctx *ctx = ctx_reading_lo();
+	unsigned long before[256], kept;
+	size_t n0 = sockets_now(before, 256);
+	int status;
+	pid_t pid;
+
+	iovk_ctx_set_keep_netlink(ctx, true);
+	cr_assert_eq(iovk_link_get(ctx, "lo", &l), 0);
+	kept = new_socket(before, n0, NULL);
+	cr_assert_neq(kept, 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		unsigned long mine[256];
+		size_t n;
+		bool parents = false, own = false;
+
+		/* its own socket for its calls, and its copy of the parent's closed
+		 * (plain checks: no criterion asserts in a child of the test) */
+		if (iovk_link_get(ctx, "lo", &l) < 0 || strcmp(l.name, "lo") != 0)
+			_exit(1);
+		n = sockets_now(mine, 256);
+		for (size_t i = 0; i < n; i++) {
+			bool old = false;
+
+			for (size_t j = 0; j < n0; j++)
+				old = old || mine[i] == before[j];
+			parents = parents || mine[i] == kept;
+			own = own || (!old && mine[i] != kept);
+		}
+		_exit(parents ? 2 : own ? 0 : 3);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "child: 1 its call failed, 2 it still holds the parent's socket, 3 it kept none of its own");
+	/* the parent's socket is its own still */
+	cr_assert_eq(iovk_link_get(ctx, "lo", &l), 0);
+	cr_assert_eq(new_socket(before, n0, NULL), kept);
+	iovk_ctx_unref(ctx);
 }

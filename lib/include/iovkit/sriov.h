@@ -162,7 +162,8 @@ int iovk_sriov_set_drivers_autoprobe(struct iovk_ctx *ctx, const char *address, 
  * PCI address.
  *
  * Netlink: every call opens its own NETLINK_ROUTE socket and closes it before
- * it returns; the context holds none, so a context stays cheap, can be used
+ * it returns, unless the context keeps one (iovk_ctx_set_keep_netlink());
+ * by default the context holds none, so a context stays cheap, can be used
  * after fork(), and each call acts in the network namespace the calling
  * thread is in at that moment. Each answer from the kernel is awaited at most
  * the context's timeout (iovk_ctx_set_timeout_ms()). Netlink always reaches
