@@ -519,24 +519,28 @@ static int libvirt_name_parse(const char *name, struct iovk_pci_addr *ret)
 	return iovk_pci_addr_parse(text, ret);
 }
 
-/* Whether the sysfs device directory dev is on the virtio bus. */
-static bool is_virtio_device(const char *dev)
+/* 1 when the sysfs device directory dev is on the virtio bus, 0 when not (or it has no bus), or -errno. */
+static int is_virtio_device(const char *dev)
 {
 	_cleanup_free_ char *link = NULL, *target = NULL;
 	const char *base;
 
 	if (asprintf(&link, "%s/subsystem", dev) < 0)
-		return false;
+		return -ENOMEM;
 	target = realpath(link, NULL);
-	base = target ? strrchr(target, '/') : NULL;
+	if (!target)
+		return errno == ENOENT ? 0 : negative_errno();
+	base = strrchr(target, '/');
 	return base && strcmp(base + 1, "virtio") == 0;
 }
 
 _public_ int iovk_device_resolve_name(struct iovk_ctx *ctx, const char *name,
 				      char ret_address[static IOVK_PCI_ADDR_MAX])
 {
-	_cleanup_free_ char *link = NULL, *dev = NULL;
+	_cleanup_free_ char *link = NULL, *dev = NULL, *parent = NULL;
 	struct iovk_pci_addr addr;
+	const char *base;
+	int r;
 
 	assert_return(ctx && name && ret_address, -EINVAL);
 	clear_error(ctx);
@@ -554,23 +558,37 @@ _public_ int iovk_device_resolve_name(struct iovk_ctx *ctx, const char *name,
 	/* Resolved, not read: the link's last component may be ".." */
 	dev = realpath(link, NULL);
 	if (!dev) {
-		int r = negative_errno();
-
+		r = negative_errno();
 		if (r != -ENOENT)
 			return set_error(ctx, r, "%s: reading %s: %s", name, link, strerror(-r));
 		link[strlen(link) - strlen("/device")] = '\0';
 		return set_error(ctx, -ENODEV, "%s: no such network interface (%s %s)", name, link,
 				 path_exists(link) ? "has no device: a virtual interface" : "does not exist");
 	}
+	/* realpath() gives an absolute path: there is a '/' */
+	base = strrchr(dev, '/');
+	if (iovk_pci_addr_parse(base + 1, &addr) >= 0) {
+		iovk_pci_addr_format(&addr, ret_address);
+		return 0;
+	}
 	/* virtio-net's interface belongs to the virtio device virtio-pci made,
 	 * virtioN/ below the PCI function: that function is the device
 	 * (dpdk-devbind takes a VM's virtio NIC by interface name too). Only
 	 * virtio's: any other parent (a USB NIC's controller) is not it. */
-	if (iovk_pci_addr_parse(strrchr(dev, '/') + 1, &addr) < 0 && is_virtio_device(dev))
-		*strrchr(dev, '/') = '\0';
-	if (iovk_pci_addr_parse(strrchr(dev, '/') + 1, &addr) < 0)
+	r = is_virtio_device(dev);
+	if (r < 0)
+		return set_error(ctx, r, "%s: reading %s/subsystem: %s", name, dev, strerror(-r));
+	if (r == 0)
 		return set_error(ctx, -ENODEV, "%s: the network interface's device %s is not a PCI function", name,
 				 dev);
+	parent = base > dev ? strndup(dev, (size_t)(base - dev)) : strdup("/");
+	if (!parent)
+		return -ENOMEM;
+	if (iovk_pci_addr_parse(strrchr(parent, '/') + 1, &addr) < 0)
+		/* virtio-mmio, vDPA: a virtio device, but not one a PCI function made */
+		return set_error(ctx, -ENODEV,
+				 "%s: the network interface's device %s is a virtio device on %s, not on a PCI function",
+				 name, dev, parent);
 	iovk_pci_addr_format(&addr, ret_address);
 	return 0;
 }
