@@ -185,13 +185,15 @@ static int datapath_run(struct cli *cli, int argc, char **argv)
 	struct iovk_datapath *dp = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	size_t n_specs = 0, n_cpus = 0;
-	int c, r;
+	int c, r, li = 0;
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":jh", longopts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, ":jh", longopts, &li)) >= 0) {
 		struct iovk_dp_port_spec spec = IOVK_DP_PORT_SPEC_INIT;
 
+		if (c != ':' && c != '?' && longopts[li].has_arg && optarg_is_json(optarg))
+			return usage_error(cli, "datapath run", "option '--%s' needs an argument", longopts[li].name);
 		switch (c) {
 		case 'p':
 			if (iovk_dp_port_spec_parse(optarg, &spec) < 0)
@@ -221,10 +223,8 @@ static int datapath_run(struct cli *cli, int argc, char **argv)
 		case 'h':
 			fputs(run_help, stdout);
 			return EXIT_OK;
-		case ':':
-			return usage_error(cli, "datapath run", "option '%s' needs an argument", argv[optind - 1]);
 		default:
-			return usage_error(cli, "datapath run", "unknown option '%s'", argv[optind - 1]);
+			return getopt_error(cli, "datapath run", c, argv);
 		}
 	}
 	if (optind < argc)

@@ -314,10 +314,35 @@ static bool json_asked(const struct cli *cli)
 {
 	if (cli->json)
 		return true;
-	for (int i = 1; i < cli->argc && strcmp(cli->argv[i], "--") != 0; i++)
-		if (strcmp(cli->argv[i], "--json") == 0 || strcmp(cli->argv[i], "-j") == 0)
+	for (int i = 1; i < cli->argc && strcmp(cli->argv[i], "--") != 0; i++) {
+		const char *a = cli->argv[i];
+		size_t n = strlen(a);
+
+		/* as getopt_long() takes it: --json or an abbreviation (--js), -j alone or in a cluster (-vj) */
+		if ((n >= 3 && n <= 6 && strncmp(a, "--json", n) == 0) ||
+		    (a[0] == '-' && a[1] != '-' && strchr(a + 1, 'j')))
 			return true;
+	}
 	return false;
+}
+
+bool optarg_is_json(const char *arg)
+{
+	return arg && (strcmp(arg, "--json") == 0 || strcmp(arg, "-j") == 0);
+}
+
+int getopt_error(struct cli *cli, const char *cmd, int c, char **argv)
+{
+	const char *typed = argv[optind - 1];
+	char shortopt[3] = { '-', (char)optopt, '\0' };
+
+	/* a long option is argv[optind - 1] itself; a short one may sit in a
+	 * cluster, or be its last letter (optind moved past it) */
+	if (strncmp(typed, "--", 2) != 0 && optopt > 0 && optopt < 0x80)
+		typed = shortopt;
+	if (c == ':')
+		return usage_error(cli, cmd, "option '%s' needs an argument", typed);
+	return usage_error(cli, cmd, "unknown option '%s'", typed);
 }
 
 int usage_error(struct cli *cli, const char *cmd, const char *format, ...)
@@ -402,12 +427,14 @@ int parse_cmd_opts(struct cli *cli, const char *cmd, const char *help_text, int 
 			fputs(help_text, stdout);
 			return -1;
 		case ':':
-			usage_error(cli, cmd, "option '%s' needs an argument", argv[optind - 1]);
-			return -2;
 		case '?':
-			usage_error(cli, cmd, "unknown option '%s'", argv[optind - 1]);
+			getopt_error(cli, cmd, c, argv);
 			return -2;
 		default:
+			if (opts[c - 0x100].has_arg && optarg_is_json(optarg)) {
+				usage_error(cli, cmd, "option '--%s' needs an argument", opts[c - 0x100].name);
+				return -2;
+			}
 			*opts[c - 0x100].value = opts[c - 0x100].has_arg ? optarg : "1";
 		}
 	}
@@ -451,10 +478,8 @@ int main(int argc, char **argv)
 		case 'V':
 			puts("iovctl " IOVKIT_VERSION);
 			return EXIT_OK;
-		case ':':
-			return usage_error(&cli, NULL, "option '%s' needs an argument", argv[optind - 1]);
 		default:
-			return usage_error(&cli, NULL, "unknown option '%s'", argv[optind - 1]);
+			return getopt_error(&cli, NULL, c, argv);
 		}
 	}
 	if (optind >= argc) {

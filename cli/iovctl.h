@@ -41,6 +41,11 @@ int fail_lib_usage(struct cli *cli, int err, const char *format, ...) _printf_(3
 /* Same, with the description given (the library's, saved before later calls cleared it). */
 int fail_detail(struct cli *cli, int err, const char *detail, const char *format, ...) _printf_(4, 5);
 int usage_error(struct cli *cli, const char *cmd, const char *format, ...) _printf_(3, 4);
+/* The usage error for what getopt_long() refused (c is ':' or '?'), naming the option as typed:
+ * "-x" from a cluster ("-vx"), where argv[optind - 1] is not the option. */
+int getopt_error(struct cli *cli, const char *cmd, int c, char **argv);
+/* Whether an option's argument is really iovctl's --json or -j: "--port --json" left the value out. */
+bool optarg_is_json(const char *arg);
 
 /* Prints a json object (and releases it) with a trailing newline. */
 void print_json(struct json_object *o);
