@@ -47,7 +47,7 @@ static const char release_help[] =
 	"\n"
 	"Put the endpoints of the group that 'iovctl passthrough prepare' moved back on\n"
 	"their previous drivers (from its record; BDF may be any endpoint of the group,\n"
-	"named as for prepare)\n"
+	"by PCI address or libvirt name: on vfio-pci it has no network interface)\n"
 	"and remove the record. Devices that were on vfio-pci before prepare stay there.\n"
 	"Without a record there is nothing to release: exit status 0.\n";
 

@@ -18,7 +18,8 @@ static const char vfio_help[] =
 	"       iovctl vfio reset [--json] [--hot] [--mode MODE] [--vf-token UUID] BDF\n"
 	"\n"
 	"Open a device through VFIO and describe it, prove it usable, or reset it.\n"
-	"BDF: a PCI address (0000:3b:00.0, 3b:00.0) or libvirt's pci_0000_3b_00_0.\n"
+	"BDF: a PCI address (0000:3b:00.0, 3b:00.0), libvirt's pci_0000_3b_00_0 or a\n"
+	"network interface name (the PCI function it belongs to).\n"
 	"'iovctl vfio COMMAND --help' describes each command.\n";
 
 static const char info_help[] =

@@ -428,10 +428,14 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
  * state_commit(), so the reply still follows the fdatasync.
  *
  * Only a journal record is written here. A checkpoint (the record does not
- * fit, about every thousandth commit; or the journal failed) replaces
- * allocations.json: two fsyncs and a rename, 0.7 ms at the median and 2 to
- * 20 ms at times on the ext4 here, for which the loop would answer nothing,
- * not even a property read. It goes to the writer thread.
+ * fit, about every thousandth commit; or the journal took no records since
+ * one failed) replaces allocations.json: two fsyncs and a rename, 0.7 ms at
+ * the median and 2 to 20 ms at times on the ext4 here, for which the loop
+ * would answer nothing, not even a property read. It goes to the writer
+ * thread. The one exception: the record written here fails, and
+ * state_commit() makes the checkpoint that takes the commit at once, on
+ * this thread (an I/O error: rare, and the commits after it go through
+ * the writer until a record succeeds).
  */
 static void commit_now(struct manager *m)
 {

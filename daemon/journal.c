@@ -460,7 +460,7 @@ static void journal_drop_failed_record(struct manager *m)
  * checkpoint instead. -ENOMEM: nothing was written. Any other error: the
  * write failed, the record is dropped and the journal takes no more until a
  * checkpoint (journal_drop_failed_record()); the caller makes a checkpoint
- * too. Runs on the writer thread.
+ * too. Runs on the writer thread, or on the loop's while the writer is idle (commit.c).
  */
 int journal_append(struct manager *m, const char *text, size_t len)
 {
