@@ -153,6 +153,7 @@ _public_ int iovk_dp_port_spec_parse(const char *text, struct iovk_dp_port_spec 
 {
 	struct iovk_dp_port_spec spec = { .sz = sizeof(spec), .queues = 1 };
 	_cleanup_free_ char *copy = NULL;
+	struct iovk_pci_addr addr;
 	const char *colon;
 	char *opt, *save = NULL, *name;
 	bool found = false;
@@ -180,6 +181,10 @@ _public_ int iovk_dp_port_spec_parse(const char *text, struct iovk_dp_port_spec 
 	if (!name || colon[1] == ',' || strlen(name) >= sizeof(spec.name))
 		return -EINVAL;
 	memcpy(spec.name, name, strlen(name) + 1);
+	/* a malformed address is the caller's error, found here rather than
+	 * after VFIO's container was opened for it */
+	if (spec.kind == IOVK_DP_PORT_VFIO && iovk_pci_addr_parse(spec.name, &addr) < 0)
+		return -EINVAL;
 	while ((opt = strtok_r(NULL, ",", &save))) {
 		bool vhost = spec.kind == IOVK_DP_PORT_VHOST_USER, xdp = spec.kind == IOVK_DP_PORT_AF_XDP;
 

@@ -236,6 +236,10 @@ Test(virtio_pci, port_spec_mode)
 	cr_assert_eq(s.vfio_mode, IOVK_VFIO_MODE_AUTO);
 	cr_assert_eq(iovk_dp_port_spec_parse("vfio:0000:01:00.0,mode=vdpa", &s), -EINVAL);
 	cr_assert_eq(iovk_dp_port_spec_parse("tap:t0,mode=container", &s), -EINVAL);
+	/* the address is checked with the spec, before any VFIO object is opened for it */
+	cr_assert_eq(iovk_dp_port_spec_parse("vfio:zz", &s), -EINVAL);
+	cr_assert_eq(iovk_dp_port_spec_parse("vfio:0000:01:00.8", &s), -EINVAL);
+	cr_assert_eq(iovk_dp_port_spec_parse("vfio:01:00.0,queues=2", &s), 0);
 }
 
 Test(virtio_pci, ring_sizes)
