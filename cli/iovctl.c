@@ -127,6 +127,25 @@ void json_array_printer_end(struct json_array_printer *p)
 	json_object_put(p->holder);
 }
 
+/* The error object every failure prints with --json (iovctl(8) JSON OUTPUT); usage: the caller's input. */
+static void print_json_error(const char *msg, int err, bool usage)
+{
+	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	if (err < 0) {
+		const char *name = strerrorname_np(-err);
+
+		json_object_object_add(e, "errno", json_object_new_int(-err));
+		json_object_object_add(e, "errno_name", json_object_new_string(name ? name : "?"));
+		json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
+	}
+	if (usage)
+		json_object_object_add(e, "usage", json_object_new_boolean(true));
+	json_object_object_add(o, "error", e);
+	print_json(o);
+}
+
 /* usage: the failure is the caller's input (exit 2); the JSON error says so as usage_error()'s does. */
 static int vfail(struct cli *cli, int err, bool usage, const char *detail, const char *format, va_list ap)
 {
@@ -147,22 +166,8 @@ static int vfail(struct cli *cli, int err, bool usage, const char *detail, const
 	else if (err < 0 && n >= 0 && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(-err));
 	fprintf(stderr, "iovctl: %s\n", msg);
-	if (cli->json) {
-		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
-
-		json_object_object_add(e, "message", json_object_new_string(msg));
-		if (err < 0) {
-			const char *name = strerrorname_np(-err);
-
-			json_object_object_add(e, "errno", json_object_new_int(-err));
-			json_object_object_add(e, "errno_name", json_object_new_string(name ? name : "?"));
-			json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
-		}
-		if (usage)
-			json_object_object_add(e, "usage", json_object_new_boolean(true));
-		json_object_object_add(o, "error", e);
-		print_json(o);
-	}
+	if (cli->json)
+		print_json_error(msg, err, usage);
 	return usage ? EXIT_USAGE : EXIT_FAILED;
 }
 
@@ -355,18 +360,8 @@ int usage_error(struct cli *cli, const char *cmd, const char *format, ...)
 	va_end(ap);
 	fprintf(stderr, "iovctl: %s%s%s\nTry 'iovctl %s%s--help'.\n", cmd ?: "", cmd ? ": " : "", msg, cmd ?: "",
 		cmd ? " " : "");
-	if (json_asked(cli)) {
-		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
-
-		/* the error object every failure prints (iovctl(8) JSON OUTPUT) */
-		json_object_object_add(e, "message", json_object_new_string(msg));
-		json_object_object_add(e, "errno", json_object_new_int(EINVAL));
-		json_object_object_add(e, "errno_name", json_object_new_string("EINVAL"));
-		json_object_object_add(e, "errno_text", json_object_new_string(strerror(EINVAL)));
-		json_object_object_add(e, "usage", json_object_new_boolean(true));
-		json_object_object_add(o, "error", e);
-		print_json(o);
-	}
+	if (json_asked(cli))
+		print_json_error(msg, -EINVAL, true);
 	return EXIT_USAGE;
 }
 
