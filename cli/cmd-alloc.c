@@ -105,7 +105,26 @@ static const char *bus_error_meaning(const char *name)
 	return NULL;
 }
 
-/* A failed call: stderr names the D-Bus error; --json prints it as well. */
+/*
+ * The errno of each of iovd's errors (iovd(8) ERRORS), for the JSON error's
+ * errno triple: sd-bus maps the org.freedesktop.DBus.Error.* names itself
+ * (ServiceUnknown EHOSTUNREACH, AccessDenied EACCES, ...) and any other name to
+ * EIO. The numbers are systemd's for its like errors (LimitsExceeded is
+ * ENOBUFS there) and the kernel's for an exhausted ID space (ENOSPC).
+ */
+static const sd_bus_error_map iovd_error_map[] = {
+	SD_BUS_ERROR_MAP(IOVD_ERR_POOL_EXHAUSTED, ENOSPC),
+	SD_BUS_ERROR_MAP(IOVD_ERR_LIMIT, ENOBUFS),
+	SD_BUS_ERROR_MAP(IOVD_ERR_NOT_FOUND, ENOENT),
+	SD_BUS_ERROR_MAP(IOVD_ERR_IN_USE, EBUSY),
+	SD_BUS_ERROR_MAP(IOVD_ERR_ACCESS_DENIED, EACCES),
+	SD_BUS_ERROR_MAP(IOVD_ERR_INVALID, EINVAL),
+	SD_BUS_ERROR_MAP(IOVD_ERR_NOT_SUPPORTED, EOPNOTSUPP),
+	SD_BUS_ERROR_MAP(IOVD_ERR_FAILED, EIO),
+	SD_BUS_ERROR_MAP_END,
+};
+
+/* A failed call: stderr names the D-Bus error; --json prints it as well, with its errno (iovd_error_map). */
 static int bus_fail(struct cli *cli, const char *cmd, const sd_bus_error *e, int r)
 {
 	const char *msg = e && sd_bus_error_is_set(e) ? e->message : strerror(r < 0 ? -r : EIO);
@@ -117,13 +136,11 @@ static int bus_fail(struct cli *cli, const char *cmd, const sd_bus_error *e, int
 		msg = joined;
 	fprintf(stderr, "iovctl: %s: %s%s%s%s\n", cmd, msg ?: "", name ? " (" : "", name ?: "", name ? ")" : "");
 	if (cli->json) {
-		struct json_object *o = json_object_new_object(), *j = json_object_new_object();
+		struct json_object *j = json_error_new(msg ?: "", name ? -sd_bus_error_get_errno(e) : r < 0 ? r : -EIO);
 
-		json_object_object_add(j, "message", json_object_new_string(msg ?: ""));
 		if (name)
 			json_object_object_add(j, "dbus_error", json_object_new_string(name));
-		json_object_object_add(o, "error", j);
-		print_json(o);
+		print_json_error(j);
 	}
 	return EXIT_FAILED;
 }
@@ -168,6 +185,7 @@ static int connect_bus(struct cli *cli, const char *cmd, const char *address, sd
 		address = getenv("IOVKIT_BUS_ADDRESS");
 	if (!address || !*address)
 		address = NULL;
+	(void)sd_bus_error_add_map(iovd_error_map); /* once per process: sd-bus ignores a map it has */
 	r = bus_connect(address, false, NULL, &bus);
 	if (r >= 0) {
 		*ret = bus;
@@ -893,7 +911,7 @@ static int resolve_allocation(struct cli *cli, sd_bus *bus, const char *arg, cha
 		}
 	}
 	json_object_put(list);
-	fail(cli, 0, "release: VF %s is not allocated", arg);
+	fail_text(cli, -ENOENT, "release: VF %s is not allocated", arg);
 	return -ENOENT;
 }
 

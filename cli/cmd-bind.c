@@ -302,7 +302,8 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		char **movers = NULL;
 
 		if (g < 0)
-			return fail(cli, 0, "Failed to bind the IOMMU group of %s: the device has no IOMMU group "
+			/* ENODEV: the library's errno for a device without a group (lib/vfio/device.c) */
+			return fail_text(cli, -ENODEV, "Failed to bind the IOMMU group of %s: the device has no IOMMU group "
 				    "(the IOMMU is off; see 'iovctl doctor')", argv[i]);
 		r = group_movers(cli, g, argv[i + 1], &movers);
 		if (r < 0)

@@ -145,7 +145,6 @@ static int fail_blocked(struct cli *cli, int err, const char *address, const cha
 			const struct iovk_passthrough *plan, const struct iovk_in_use *forced)
 {
 	const char *detail = text, *colon = strstr(text, ": ");
-	const char *name = strerrorname_np(-err);
 	char msg[2048];
 
 	/* The library's text starts with the address our words already name (see vfail()). */
@@ -154,13 +153,8 @@ static int fail_blocked(struct cli *cli, int err, const char *address, const cha
 	snprintf(msg, sizeof(msg), "Failed to prepare %s for passthrough: %s", address, detail);
 	fprintf(stderr, "iovctl: %s\n", msg);
 	if (cli->json) {
-		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
-		struct json_object *a = json_object_new_array();
+		struct json_object *e = json_error_new(msg, err), *a = json_object_new_array();
 
-		json_object_object_add(e, "message", json_object_new_string(msg));
-		json_object_object_add(e, "errno", json_object_new_int(-err));
-		json_object_object_add(e, "errno_name", json_object_new_string(name ?: "?"));
-		json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
 		json_object_object_add(e, "iommu_group", json_object_new_int(iovk_passthrough_get_iommu_group(plan)));
 		for (size_t i = 0; i < iovk_passthrough_get_n_blockers(plan); i++) {
 			const struct iovk_passthrough_blocker *b = iovk_passthrough_get_blocker(plan, i);
@@ -170,8 +164,7 @@ static int fail_blocked(struct cli *cli, int err, const char *address, const cha
 									 b->reason));
 		}
 		json_object_object_add(e, "blockers", a);
-		json_object_object_add(o, "error", e);
-		print_json(o);
+		print_json_error(e);
 	}
 	return EXIT_FAILED;
 }
@@ -248,7 +241,7 @@ static int passthrough_prepare(struct cli *cli, int argc, char **argv)
 			iovk_passthrough_free(plan);
 			return ex;
 		}
-		return fail(cli, 0, "Failed to prepare %s for passthrough: %s", address, text);
+		return fail_detail(cli, r, text, "Failed to prepare %s for passthrough", address);
 	}
 	if (r < 0)
 		return fail_lib(cli, r, "Failed to prepare %s for passthrough", address);

@@ -287,8 +287,8 @@ static int fail_set(struct cli *cli, int err, const struct iovk_vf_set_result *r
 	fail_lib(cli, err, "Failed to set %s VF %u", pf, index);
 	cli->json = json;
 	if (json) {
-		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
-		const char *name = strerrorname_np(-err), *detail = iovk_ctx_get_error(cli->ctx);
+		struct json_object *e;
+		const char *detail = iovk_ctx_get_error(cli->ctx);
 		const char *colon = strstr(detail, ": ");
 		char prefix[256];
 
@@ -298,16 +298,12 @@ static int fail_set(struct cli *cli, int err, const struct iovk_vf_set_result *r
 		if (colon && colon - detail < 24 && memmem(prefix, strlen(prefix), detail, (size_t)(colon - detail)))
 			detail = colon + 2;
 		snprintf(msg, sizeof(msg), "%s: %s", prefix, detail);
-		json_object_object_add(e, "message", json_object_new_string(msg));
-		json_object_object_add(e, "errno", json_object_new_int(-err));
-		json_object_object_add(e, "errno_name", json_object_new_string(name ?: "?"));
-		json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
+		e = json_error_new(msg, err);
 		json_object_object_add(e, "applied_settings", fields_to_json(res->changed & ~res->ignored));
 		json_object_object_add(e, "ignored_settings", fields_to_json(res->ignored));
 		json_object_object_add(e, "failed_settings", fields_to_json(res->failed));
 		json_object_object_add(e, "rolled_back", json_object_new_boolean(res->rolled_back));
-		json_object_object_add(o, "error", e);
-		print_json(o);
+		print_json_error(e);
 	}
 	return EXIT_FAILED;
 }

@@ -112,9 +112,11 @@ static int parse_and_open(struct cli *cli, const char *cmd, const char *help, in
 	/* Before the container: on a host where vfio is not loaded yet the
 	 * useful advice is to bind the device, not to load a module. */
 	if (!iovk_driver_is_vfio(c->driver))
-		/* errno 0: the text is the whole story (no strerror tail) */
-		return fail(cli, 0, "Failed to open %s through VFIO: %s%s, not to vfio-pci: bind it first: iovctl bind %s vfio-pci",
-			    c->address, c->driver[0] ? "it is bound to " : "it has no driver", c->driver, c->address);
+		/* the text is the whole story; the errno is the one iovk_vfio_device_open()
+		 * returns for the same refusal (lib/vfio/device.c) */
+		return fail_text(cli, c->driver[0] ? -EBUSY : -ENODEV,
+				 "Failed to open %s through VFIO: %s%s, not to vfio-pci: bind it first: iovctl bind %s vfio-pci",
+				 c->address, c->driver[0] ? "it is bound to " : "it has no driver", c->driver, c->address);
 
 	r = iovk_vfio_iommu_new(cli->ctx, mode, &c->iommu);
 	if (r < 0)

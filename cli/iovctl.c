@@ -127,27 +127,53 @@ void json_array_printer_end(struct json_array_printer *p)
 	json_object_put(p->holder);
 }
 
-/* The error object every failure prints with --json (iovctl(8) JSON OUTPUT); usage: the caller's input. */
-static void print_json_error(const char *msg, int err, bool usage)
+/*
+ * The error object every failure prints with --json (iovctl(8) JSON OUTPUT):
+ * the message and the errno triple; the caller adds its details (blockers,
+ * dbus_error, ...) before print_json_error(). Every failure has an errno: the
+ * kernel's, or the one the library returns for what it refused (ENODEV, EBUSY),
+ * so a script can branch on errno_name alone.
+ */
+struct json_object *json_error_new(const char *msg, int err)
 {
-	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+	struct json_object *e = json_object_new_object();
+	const char *name;
 
+	if (err >= 0)
+		err = -EIO; /* a caller's bug: still a number a script can read */
+	name = strerrorname_np(-err);
 	json_object_object_add(e, "message", json_object_new_string(msg));
-	if (err < 0) {
-		const char *name = strerrorname_np(-err);
+	json_object_object_add(e, "errno", json_object_new_int(-err));
+	json_object_object_add(e, "errno_name", json_object_new_string(name ? name : "?"));
+	json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
+	return e;
+}
 
-		json_object_object_add(e, "errno", json_object_new_int(-err));
-		json_object_object_add(e, "errno_name", json_object_new_string(name ? name : "?"));
-		json_object_object_add(e, "errno_text", json_object_new_string(strerror(-err)));
-	}
-	if (usage)
-		json_object_object_add(e, "usage", json_object_new_boolean(true));
+void print_json_error(struct json_object *e)
+{
+	struct json_object *o = json_object_new_object();
+
 	json_object_object_add(o, "error", e);
 	print_json(o);
 }
 
-/* usage: the failure is the caller's input (exit 2); the JSON error says so as usage_error()'s does. */
-static int vfail(struct cli *cli, int err, bool usage, const char *detail, const char *format, va_list ap)
+/* usage: the caller's input. */
+static void print_json_error_msg(const char *msg, int err, bool usage)
+{
+	struct json_object *e = json_error_new(msg, err);
+
+	if (usage)
+		json_object_object_add(e, "usage", json_object_new_boolean(true));
+	print_json_error(e);
+}
+
+/*
+ * usage: the failure is the caller's input (exit 2); the JSON error says so as usage_error()'s does.
+ * errno_tail: without a detail, stderr ends with strerror(err); false when the text is the whole story
+ * and err only the number for scripts (a refusal of the library's, not a kernel error).
+ */
+static int vfail(struct cli *cli, int err, bool usage, bool errno_tail, const char *detail, const char *format,
+		 va_list ap)
 {
 	char msg[2048];
 	int n;
@@ -163,11 +189,11 @@ static int vfail(struct cli *cli, int err, bool usage, const char *detail, const
 	}
 	if (detail && *detail && n >= 0 && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", detail);
-	else if (err < 0 && n >= 0 && (size_t)n < sizeof(msg))
+	else if (errno_tail && err < 0 && n >= 0 && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(-err));
 	fprintf(stderr, "iovctl: %s\n", msg);
 	if (cli->json)
-		print_json_error(msg, err, usage);
+		print_json_error_msg(msg, err, usage);
 	return usage ? EXIT_USAGE : EXIT_FAILED;
 }
 
@@ -177,7 +203,18 @@ int fail(struct cli *cli, int err, const char *format, ...)
 	int r;
 
 	va_start(ap, format);
-	r = vfail(cli, err, false, NULL, format, ap);
+	r = vfail(cli, err, false, true, NULL, format, ap);
+	va_end(ap);
+	return r;
+}
+
+int fail_text(struct cli *cli, int err, const char *format, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, format);
+	r = vfail(cli, err, false, false, NULL, format, ap);
 	va_end(ap);
 	return r;
 }
@@ -188,7 +225,7 @@ int fail_detail(struct cli *cli, int err, const char *detail, const char *format
 	int r;
 
 	va_start(ap, format);
-	r = vfail(cli, err, false, detail, format, ap);
+	r = vfail(cli, err, false, true, detail, format, ap);
 	va_end(ap);
 	return r;
 }
@@ -199,7 +236,7 @@ int fail_lib(struct cli *cli, int err, const char *format, ...)
 	int r;
 
 	va_start(ap, format);
-	r = vfail(cli, err, false, cli->ctx ? iovk_ctx_get_error(cli->ctx) : NULL, format, ap);
+	r = vfail(cli, err, false, true, cli->ctx ? iovk_ctx_get_error(cli->ctx) : NULL, format, ap);
 	va_end(ap);
 	return r;
 }
@@ -210,7 +247,7 @@ int fail_lib_usage(struct cli *cli, int err, const char *format, ...)
 	int r;
 
 	va_start(ap, format);
-	r = vfail(cli, err, true, cli->ctx ? iovk_ctx_get_error(cli->ctx) : NULL, format, ap);
+	r = vfail(cli, err, true, true, cli->ctx ? iovk_ctx_get_error(cli->ctx) : NULL, format, ap);
 	va_end(ap);
 	return r;
 }
@@ -281,17 +318,13 @@ int check_host_use(struct cli *cli, const char *action, const char *const *addre
 	fprintf(stderr, "iovctl: Failed to %s: in use by the host: %s; nothing was changed (--force takes it anyway)\n",
 		action, text);
 	if (cli->json) {
-		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+		struct json_object *e;
 		char msg[4096];
 
 		snprintf(msg, sizeof(msg), "Failed to %s: in use by the host: %s", action, text);
-		json_object_object_add(e, "message", json_object_new_string(msg));
-		json_object_object_add(e, "errno", json_object_new_int(EBUSY));
-		json_object_object_add(e, "errno_name", json_object_new_string("EBUSY"));
-		json_object_object_add(e, "errno_text", json_object_new_string(strerror(EBUSY)));
+		e = json_error_new(msg, -EBUSY);
 		json_object_object_add(e, "blockers", blockers);
-		json_object_object_add(o, "error", e);
-		print_json(o);
+		print_json_error(e);
 	} else
 		json_object_put(blockers);
 	return EXIT_FAILED;
@@ -361,7 +394,7 @@ int usage_error(struct cli *cli, const char *cmd, const char *format, ...)
 	fprintf(stderr, "iovctl: %s%s%s\nTry 'iovctl %s%s--help'.\n", cmd ?: "", cmd ? ": " : "", msg, cmd ?: "",
 		cmd ? " " : "");
 	if (json_asked(cli))
-		print_json_error(msg, -EINVAL, true);
+		print_json_error_msg(msg, -EINVAL, true);
 	return EXIT_USAGE;
 }
 

@@ -38,6 +38,9 @@ int fail_lib(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
 /* fail_lib() for a failure that is the caller's input (a configuration file):
  * exit status 2, and the JSON error has "usage": true as usage_error()'s has. */
 int fail_lib_usage(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
+/* fail() whose text is the whole story: no strerror tail on stderr, err only for
+ * the JSON error (the errno the library returns for the same refusal). */
+int fail_text(struct cli *cli, int err, const char *format, ...) _printf_(3, 4);
 /* Same, with the description given (the library's, saved before later calls cleared it). */
 int fail_detail(struct cli *cli, int err, const char *detail, const char *format, ...) _printf_(4, 5);
 int usage_error(struct cli *cli, const char *cmd, const char *format, ...) _printf_(3, 4);
@@ -49,6 +52,10 @@ bool optarg_is_json(const char *arg);
 
 /* Prints a json object (and releases it) with a trailing newline. */
 void print_json(struct json_object *o);
+/* A JSON error object {message, errno, errno_name, errno_text} (err < 0) for a
+ * command to add its details to; print_json_error() prints {"error": e} and releases it. */
+struct json_object *json_error_new(const char *msg, int err);
+void print_json_error(struct json_object *e);
 
 /* A JSON array printed as its elements come, in the bytes print_json()
  * gives the whole array: begin, add (takes the element), end. For before
