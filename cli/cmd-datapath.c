@@ -171,6 +171,38 @@ static int print_stats(struct cli *cli, const char *json, const char *from)
 	return EXIT_OK;
 }
 
+/*
+ * While the ports open, each failure the library logs at LOG_ERR (set_error())
+ * is also returned, and fail_detail() prints it with the port's number and
+ * spec: the log's copy would say it twice. Warnings pass, and once running
+ * everything does (a worker's failure is not returned until the end).
+ */
+static bool opening;
+
+static void datapath_log(void *userdata, int priority, const char *file, int line, const char *fn,
+			 const char *format, va_list args)
+{
+	if (opening && priority <= LOG_ERR)
+		return;
+	cli_log_stderr(userdata, priority, file, line, fn, format, args);
+}
+
+/* The library's text of a port that failed to open, without the head that
+ * names the port ("tap:x: ", "PATH: "): "port 1 (SPEC)" names it already. */
+static const char *port_error_detail(const char *spec, const char *text)
+{
+	const char *name = strchr(spec, ':');
+	/* the whole spec, the spec without its options, the name or path without them */
+	const char *heads[] = { spec, spec, name ? name + 1 : NULL };
+	size_t lens[] = { strlen(spec), strcspn(spec, ","), name ? strcspn(name + 1, ",") : 0 };
+
+	for (size_t k = 0; k < ELEMENTSOF(heads); k++)
+		if (heads[k] && lens[k] > 0 && strncmp(text, heads[k], lens[k]) == 0 &&
+		    strncmp(text + lens[k], ": ", 2) == 0)
+			return text + lens[k] + 2;
+	return text;
+}
+
 static int datapath_run(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -185,7 +217,7 @@ static int datapath_run(struct cli *cli, int argc, char **argv)
 	struct iovk_datapath *dp = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	size_t n_specs = 0, n_cpus = 0;
-	int c, r, li = 0;
+	int c, r, ex, li = 0;
 
 	optind = 0;
 	opterr = 0;
@@ -240,24 +272,27 @@ static int datapath_run(struct cli *cli, int argc, char **argv)
 			return fail(cli, r, "creating %s", iovk_ctx_get_run_dir(cli->ctx));
 	}
 	/* a guest breaking its ring is worth a line even without --verbose */
-	if (iovk_ctx_get_log_priority(cli->ctx) < LOG_WARNING) {
-		iovk_ctx_set_log_fn(cli->ctx, cli_log_stderr, NULL);
+	iovk_ctx_set_log_fn(cli->ctx, datapath_log, NULL);
+	if (iovk_ctx_get_log_priority(cli->ctx) < LOG_WARNING)
 		iovk_ctx_set_log_priority(cli->ctx, LOG_WARNING);
-	}
+	opening = true;
 
 	opts.cpus = cpus;
 	opts.n_cpus = n_cpus;
 	opts.control_path = control;
 	r = iovk_datapath_new(cli->ctx, &opts, &dp);
 	if (r < 0)
-		return fail(cli, r, "datapath run");
+		return fail_lib(cli, r, "datapath run");
 	for (size_t i = 0; i < n_specs; i++) {
 		r = iovk_datapath_add_port(dp, specs[i], NULL);
 		if (r < 0) {
+			ex = fail_detail(cli, r, port_error_detail(specs[i], iovk_ctx_get_error(cli->ctx)), "port %zu (%s)",
+					 i + 1, specs[i]);
 			iovk_datapath_unref(dp);
-			return fail_lib(cli, r, "port %zu (%s)", i + 1, specs[i]);
+			return ex;
 		}
 	}
+	opening = false;
 	running = dp;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
