@@ -138,34 +138,6 @@ static int group_movers(struct cli *cli, int g, const char *driver, char ***ret)
 }
 
 /*
- * The library failed with -EBUSY: when the host-use rule is why, name every
- * reason (with --json, as "blockers"); when it is not (another driver took
- * the device), the library's text. Asks the public check again rather than
- * reading the text. Returns EXIT_FAILED.
- */
-static int refused(struct cli *cli, int err, const char *action, const char *const *addresses, size_t n)
-{
-	_cleanup_free_ char *text = strdup(iovk_ctx_get_error(cli->ctx));
-	struct iovk_in_use *u = NULL;
-	const char *detail, *colon;
-	size_t reasons = 0;
-
-	for (size_t k = 0; k < n; k++) {
-		if (iovk_device_check_in_use(cli->ctx, addresses[k], 0, &u) >= 0)
-			reasons += iovk_in_use_get_n_reasons(u);
-		u = iovk_in_use_free(u);
-	}
-	if (reasons > 0)
-		return check_host_use(cli, action, addresses, n, false, NULL);
-	/* The library's text starts with the address the action names already. */
-	detail = text ?: "";
-	colon = strstr(detail, ": ");
-	if (n == 1 && colon && strncmp(detail, addresses[0], (size_t)(colon - detail)) == 0)
-		detail = colon + 2;
-	return fail(cli, err, "Failed to %s: %s", action, detail);
-}
-
-/*
  * Several devices, as dpdk-devbind takes them, but all or nothing as
  * --group is: every device resolved and read, and the host-use rule asked
  * of all of them, before the first is moved; when one bind fails, those
@@ -316,7 +288,7 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		}
 		r = iovk_iommu_group_bind(cli->ctx, g, argv[i + 1], flags, &changed);
 		if (r == -EBUSY && !force) {
-			ex = refused(cli, r, action, (const char *const *)movers, n);
+			ex = fail_refused(cli, r, action, (const char *const *)movers, n, "--force");
 			strv_free(movers);
 			return ex;
 		}
@@ -351,7 +323,7 @@ int cmd_bind(struct cli *cli, int argc, char **argv)
 		return EXIT_FAILED;
 	r = iovk_device_bind(cli->ctx, addr, argv[i + 1], flags, &res);
 	if (r == -EBUSY && !force)
-		return refused(cli, r, action, one, 1);
+		return fail_refused(cli, r, action, one, 1, "--force");
 	if (r < 0)
 		json_object_put(forced);
 	if (r < 0)
@@ -387,7 +359,7 @@ static int unbind_or_restore(struct cli *cli, const char *cmd, const char *help,
 		return EXIT_FAILED;
 	r = unbind ? iovk_device_unbind(cli->ctx, addr, flags, &res) : iovk_device_restore(cli->ctx, addr, flags, &res);
 	if (r == -EBUSY && !force)
-		return refused(cli, r, action, one, 1);
+		return fail_refused(cli, r, action, one, 1, "--force");
 	if (r < 0) {
 		json_object_put(forced);
 		return fail_lib(cli, r, "Failed to %s %s", cmd, addr);

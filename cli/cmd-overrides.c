@@ -229,9 +229,16 @@ static int apply_one(struct cli *cli, struct iovk_config *config, const char *ad
 	else
 		r = iovk_device_unbind(cli->ctx, address, flags, &br);
 	if (r < 0) {
-		int ret = fail_lib(cli, r, "Failed to apply %s's override (%s: %s): %s %s", address, o->file, o->path,
-				   o->driver ? "bind to" : "unbind", o->driver ?: "");
+		char action[1024];
+		int ret;
 
+		snprintf(action, sizeof(action), "apply %s's override (%s: %s): %s%s", address, o->file, o->path,
+			 o->driver ? "bind to " : "unbind", o->driver ?: "");
+		/* the host-use rule refused: the blockers, as bind lists them */
+		if (r == -EBUSY && !o->force)
+			ret = fail_refused(cli, r, action, &address, 1, "\"force\": true in the entry");
+		else
+			ret = fail_lib(cli, r, "Failed to %s", action);
 		iovk_overrides_unref(ov);
 		return ret;
 	}

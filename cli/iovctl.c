@@ -270,8 +270,9 @@ static struct json_object *in_use_reason_json(const struct iovk_in_use_reason *w
 	return blocker_to_json(why->address, why->driver, why->kind, why->object, why->reason);
 }
 
-int check_host_use(struct cli *cli, const char *action, const char *const *addresses, size_t n, bool force,
-		   struct json_object **forced)
+/* check_host_use(); force_hint: what takes the device anyway, for the refusal's words. */
+static int host_use(struct cli *cli, const char *action, const char *const *addresses, size_t n, bool force,
+		    struct json_object **forced, const char *force_hint)
 {
 	_cleanup_free_ char *text = NULL;
 	struct json_object *blockers = json_object_new_array();
@@ -315,8 +316,8 @@ int check_host_use(struct cli *cli, const char *action, const char *const *addre
 		json_object_put(blockers);
 		return EXIT_OK;
 	}
-	fprintf(stderr, "iovctl: Failed to %s: in use by the host: %s; nothing was changed (--force takes it anyway)\n",
-		action, text);
+	fprintf(stderr, "iovctl: Failed to %s: in use by the host: %s; nothing was changed (%s takes it anyway)\n",
+		action, text, force_hint);
 	if (cli->json) {
 		struct json_object *e;
 		char msg[4096];
@@ -328,6 +329,41 @@ int check_host_use(struct cli *cli, const char *action, const char *const *addre
 	} else
 		json_object_put(blockers);
 	return EXIT_FAILED;
+}
+
+int check_host_use(struct cli *cli, const char *action, const char *const *addresses, size_t n, bool force,
+		   struct json_object **forced)
+{
+	return host_use(cli, action, addresses, n, force, forced, "--force");
+}
+
+/*
+ * The library failed with -EBUSY: when the host-use rule is why, name every
+ * reason (with --json, as "blockers"); when it is not (another driver took
+ * the device), the library's text. Asks the public check again rather than
+ * reading the text. force_hint: what takes it anyway. Returns EXIT_FAILED.
+ */
+int fail_refused(struct cli *cli, int err, const char *action, const char *const *addresses, size_t n,
+		 const char *force_hint)
+{
+	_cleanup_free_ char *text = strdup(iovk_ctx_get_error(cli->ctx));
+	struct iovk_in_use *u = NULL;
+	const char *detail, *colon;
+	size_t reasons = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		if (iovk_device_check_in_use(cli->ctx, addresses[k], 0, &u) >= 0)
+			reasons += iovk_in_use_get_n_reasons(u);
+		u = iovk_in_use_free(u);
+	}
+	if (reasons > 0)
+		return host_use(cli, action, addresses, n, false, NULL, force_hint);
+	/* The library's text starts with the address the action names already. */
+	detail = text ?: "";
+	colon = strstr(detail, ": ");
+	if (n == 1 && colon && strncmp(detail, addresses[0], (size_t)(colon - detail)) == 0)
+		detail = colon + 2;
+	return fail(cli, err, "Failed to %s: %s", action, detail);
 }
 
 int resolve_device(struct cli *cli, const char *cmd, const char *arg, char canonical[static IOVK_PCI_ADDR_MAX])

@@ -115,6 +115,14 @@ int resolve_device(struct cli *cli, const char *cmd, const char *arg, char canon
  */
 int check_host_use(struct cli *cli, const char *action, const char *const *addresses, size_t n, bool force,
 		   struct json_object **forced);
+/*
+ * A library call failed with -EBUSY while moving the n addresses: when the
+ * host-use rule is why, check_host_use()'s refusal (with --json, the error's
+ * "blockers"; force_hint names what takes them anyway: "--force", or the
+ * configuration's "force"); else the library's text. Returns EXIT_FAILED.
+ */
+int fail_refused(struct cli *cli, int err, const char *action, const char *const *addresses, size_t n,
+		 const char *force_hint);
 const char *driver_or_none(const char *driver);
 /* A blocker as every command prints it: {address, driver, kind, object, reason}. */
 struct json_object *blocker_to_json(const char *address, const char *driver, enum iovk_in_use_kind kind,
