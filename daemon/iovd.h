@@ -322,6 +322,7 @@ struct failover {
 	char last_step[16];     /* not stored: the last step of this run, and what it took */
 	uint64_t last_step_usec;
 	uint64_t switch_usec;   /* bond: the last switch, set to the kernel's word */
+	uint64_t switch_confirmed_monotonic_usec; /* and when the kernel's word was read (CLOCK_MONOTONIC), 0: none yet */
 };
 /* How long a switch may take before the kernel confirms it, the slave's link coming up included. */
 #define FAILOVER_WAIT_MS 10000

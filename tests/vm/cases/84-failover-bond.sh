@@ -8,7 +8,9 @@
 # it) with the VF active; a bounded UDP stream runs across it while
 # `iovctl failover prepare` switches to the standby and `abort` switches
 # back, each confirmed by the kernel (the bond's active slave read here),
-# and the packets lost are counted. iovd killed with SIGKILL between steps:
+# and the packets lost are counted; each reply's switch_confirmed_monotonic_usec,
+# less its switch_usec, lies between this guest's CLOCK_MONOTONIC before the
+# call and after the reply. iovd killed with SIGKILL between steps:
 # after a prepare it comes back prepared; a kernel moved behind its back
 # (the VF made active again while iovd was dead: a step cut before its
 # commit) is rolled back at the start, and the log says so. complete
@@ -52,6 +54,20 @@ step() {
     local s=$1; shift
     run_iovctl 0 failover "$s" --json --bus-address "$IOVD_BUS" "$@"
 }
+# CLOCK_MONOTONIC in microseconds, the clock of iovd's switch_confirmed_monotonic_usec:
+# /proc/timer_list's "now at N nsecs" is the kernel's ktime_get()
+mono_usec() { awk '/^now at/ { printf "%d\n", $3 / 1000; exit }' /proc/timer_list; }
+# check_confirmed WHAT BEFORE AFTER: the switch in $out began after BEFORE (taken
+# before the call) and the kernel confirmed it before AFTER (taken after the reply)
+check_confirmed() {
+    local confirmed sw
+    confirmed=$(json_get failover_groups.0.switch_confirmed_monotonic_usec <<<"$out")
+    sw=$(json_get failover_groups.0.switch_usec <<<"$out")
+    [[ $confirmed =~ ^[0-9]+$ && $sw =~ ^[0-9]+$ ]] || fail "$1: no switch_confirmed_monotonic_usec/switch_usec in $out"
+    ((confirmed - sw >= $2 && confirmed <= $3)) ||
+        fail "$1: switch from $((confirmed - sw)) to $confirmed us (CLOCK_MONOTONIC) is not within the call, $2 to $3 us"
+    info "$1: the kernel confirmed the switch $((confirmed - $2)) us after the call, the reply came $(($3 - confirmed)) us later"
+}
 
 failover_igb_start "$T"
 ip link set dev "$STBY" up
@@ -89,15 +105,21 @@ python3 "$REPO/tests/vm/udp-stream.py" send 10.99.0.2 5000 $PPS $SECS >"$T/tx.js
 tx=$!
 wait_for 20 grep -q started "$T/tx.json" || fail "the sender did not start"
 sleep 1.5
+t0=$(mono_usec)
 step prepare vm-1
+t1=$(mono_usec)
 assert_eq "$(json_get failover_state <<<"$out")" prepared "state after prepare"
+check_confirmed prepare "$t0" "$t1"
 prep_switch=$(json_get failover_groups.0.switch_usec <<<"$out") prep_usec=$(json_get usec <<<"$out")
 # the reply's active slave is the one the switch's wait read from the kernel
 assert_eq "$(json_get failover_groups.0.active_slave <<<"$out")" "$STBY" "the prepare reply's active slave"
 assert_eq "$(active fobond0)" "$STBY" "active slave after prepare (the kernel's word)"
 sleep 1.5
+t0=$(mono_usec)
 step abort vm-1
+t1=$(mono_usec)
 assert_eq "$(json_get failover_state <<<"$out")" active "state after abort"
+check_confirmed abort "$t0" "$t1"
 abort_switch=$(json_get failover_groups.0.switch_usec <<<"$out") abort_usec=$(json_get usec <<<"$out")
 assert_eq "$(json_get failover_groups.0.active_slave <<<"$out")" "$VFN" "the abort reply's active slave"
 assert_eq "$(active fobond0)" "$VFN" "active slave after abort"
