@@ -38,12 +38,50 @@
  * vCPU, p50 of 2 runs of 100 under load ~4.5; the call 10.8 and 11.6 ms):
  * the call reaching iovd through the bus daemon 2.3-2.4 ms; the switch
  * 5.0-5.4 ms, of which the kernel's IFLA_BOND_ACTIVE_SLAVE request alone
- * is 3.5-3.7 (kernel work: the bond moves its address lists from one
- * slave to the other, through igbvf's mailbox and virtio-net's control
- * queue; read from the kernel's code, not profiled), the
- * two reads before it 1.0 and the one after it 0.5; the reply and the
- * signal built 0.6; the commit, the reply sent and its way back to the
+ * is 3.5-3.7 (profiled below), the two reads before it 1.0 and the one
+ * after it 0.5 (e569699 has since cut them to one after); the reply and
+ * the signal built 0.6; the commit, the reply sent and its way back to the
  * client 2.3-2.5. A Peer.Ping in the same runs: 5.4 and 6.6 ms.
+ * After e569699 and with the confirmation's moment in the reply
+ * (switch_confirmed_monotonic_usec), one run of 100 under load 1.4-2.5:
+ * PrepareMigration from the call to the standby active p50 4.6, p99 11.6
+ * ms (anchor/this 21.8x, 9.0x at p99), to the reply p50 7.0, p99 16.4;
+ * the switch p50 3.4 ms.
+ *
+ * The kernel's part, profiled (ftrace function_graph in that guest,
+ * bench/failover-ftrace; medians of 30 switches both ways, host load
+ * 3.5-3.8, so loose): rtnl_newlink 4.1 ms, of which
+ * bond_change_active_slave() 3.7:
+ *  - 2.2 ms, the four receive-filter updates of bond_hw_addr_swap(): the
+ *    bond's unicast and multicast lists unsynced from the old slave and
+ *    synced to the new one, each calling the slave's ndo_set_rx_mode
+ *    whatever the lists hold. igbvf 0.63 ms a call (two mailbox messages,
+ *    the multicast then the unicast list, each polled until the PF's igb
+ *    acks), virtio-net 0.33 (three control-queue commands: promisc,
+ *    allmulti, MAC table, each a trap to QEMU and a busy wait);
+ *  - 0.8 ms, netdev_lower_state_changed() of both slaves (an RTM_NEWLINK
+ *    built and broadcast for each), and 0.3 more for the bond's own
+ *    (do_setlink());
+ *  - 0.2 each: NETDEV_BONDING_FAILOVER's notifiers, the "making interface
+ *    ... the new active one" printk, the three works queued. Off the CPU
+ *    inside the request (a full trace with sched events): 0.3-0.6 ms, a
+ *    kworker woken by it running at a cond_resched().
+ * Nothing iovkit chooses shortens this without weakening a failover
+ * (untraced, iovk-link switch before e569699, its own socket; 40 each,
+ * p50, same load): the filter updates come with every active-backup
+ * switch, short lists or long (IPv6 off on the bond, fewer multicast
+ * entries: 6.7 against 5.3-5.7 ms as built);
+ * fail_over_mac active or follow would add a MAC change per switch
+ * through the same mailbox and control queue (from the kernel's code, not
+ * measured); resend_igmp 0 moves nothing (5.5: its resend is a delayed
+ * work, outside the request); an IPv4 address on the bond nothing (5.9).
+ * The other way: iovd's bonds are made with num_peer_notif 0
+ * (iovk_bond_create() without options sends 0; the kernel's default is
+ * 1), so no gratuitous ARP or unsolicited NA follows a switch. With 1 the
+ * request sends them itself: +2.6 ms (7.9), traced as ndisc's NA of the
+ * link-local 0.9-1.1 and, with an IPv4 address, the gratuitous ARP
+ * 0.2-1.0. They announce the bond's own addresses only, not the MACs of
+ * the VM behind it.
  */
 #include <inttypes.h>
 #include <string.h>
