@@ -75,13 +75,18 @@
  * through the same mailbox and control queue (from the kernel's code, not
  * measured); resend_igmp 0 moves nothing (5.5: its resend is a delayed
  * work, outside the request); an IPv4 address on the bond nothing (5.9).
- * The other way: iovd's bonds are made with num_peer_notif 0
- * (iovk_bond_create() without options sends 0; the kernel's default is
- * 1), so no gratuitous ARP or unsolicited NA follows a switch. With 1 the
- * request sends them itself: +2.6 ms (7.9), traced as ndisc's NA of the
+ * Peer notification: the kernel's default, num_peer_notif 1, sends a
+ * gratuitous ARP and an unsolicited NA for the bond's own addresses from
+ * inside the request: +2.6 ms (7.9), traced as ndisc's NA of the
  * link-local 0.9-1.1 and, with an IPv4 address, the gratuitous ARP
- * 0.2-1.0. They announce the bond's own addresses only, not the MACs of
- * the VM behind it.
+ * 0.2-1.0 (under TCG; on hardware, one transmit each). iovd's bonds were
+ * made with 0 until 2026-12-07, not by choice (iovk_bond_create() without
+ * options sent the zero of its options): an operator who puts the host's
+ * address on a bond iovd made would have had inbound traffic sent to the
+ * old slave's port after a switch, until the switch in the network
+ * learned the bond's MAC again (the host's next frame out, or its aging
+ * time, minutes). They are made with 1 now,
+ * as `ip link add type bond` makes them, and the switch is timed with it.
  */
 #include <inttypes.h>
 #include <string.h>

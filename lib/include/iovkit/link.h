@@ -135,12 +135,16 @@ struct iovk_bond_opts {
 	unsigned n_arp_targets;
 	uint32_t arp_targets[IOVK_BOND_ARP_TARGETS_MAX]; /* IPv4, network byte order */
 	uint8_t fail_over_mac;    /* 0 none (slaves take the bond's MAC), 1 active, 2 follow */
-	unsigned num_peer_notif;  /* gratuitous ARPs / unsolicited NAs after a switch (num_grat_arp) */
+	/* gratuitous ARPs / unsolicited NAs for the bond's addresses after a
+	 * switch (num_grat_arp); IOVK_BOND_OPTS_INIT: 1, the kernel's default,
+	 * as `ip link add ... type bond` makes it; 0 none */
+	unsigned num_peer_notif;
 };
-#define IOVK_BOND_OPTS_INIT { .sz = sizeof(struct iovk_bond_opts) }
+#define IOVK_BOND_OPTS_INIT { .sz = sizeof(struct iovk_bond_opts), .num_peer_notif = 1 }
 
 /*
- * Creates an active-backup bond called name (opts NULL: miimon 100 ms).
+ * Creates an active-backup bond called name (opts NULL: IOVK_BOND_OPTS_INIT
+ * with miimon 100 ms).
  * -EEXIST when the name is taken; -EOPNOTSUPP when the kernel has no
  * bonding module ("Unknown device type"); -EINVAL for options the kernel
  * refuses (arp_interval without targets), its reason in the error.

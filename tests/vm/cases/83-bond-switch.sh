@@ -46,6 +46,9 @@ sw() {
     assert_eq "$rc" "$3" "exit status of switch $1 $2 ($out)"
 }
 
+# made as `ip link add type bond` makes them: one peer notification after a switch
+assert_eq "$(ip -j -d link show dev sw0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["linkinfo"]["info_data"]["num_peer_notif"])')" 1 \
+    "sw0's num_peer_notif (IOVK_BOND_OPTS_INIT)"
 "$LINK" switch sw0 swa 5000 >/dev/null || fail "the first switch to swa"
 assert_eq "$(active sw0)" swa "active slave at the start"
 

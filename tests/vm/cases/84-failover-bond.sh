@@ -83,6 +83,9 @@ assert_eq "$(sysfs_driver "$VF")" igbvf "driver of $VF"
 VFN=$(netdev_of "$VF")
 [[ -n $VFN ]] || fail "$VF on igbvf has no netdev"
 assert_eq "$(active fobond0)" "$VFN" "active slave after alloc"
+# the bond iovd made notifies its peers after a switch, as the kernel's default bond does
+assert_eq "$(ip -j -d link show dev fobond0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["linkinfo"]["info_data"]["num_peer_notif"])')" 1 \
+    "fobond0's num_peer_notif"
 step status vm-1
 assert_eq "$(json_get failover_groups.0.failover_state <<<"$out")" active "state after alloc"
 assert_eq "$(json_get failover_groups.0.standby <<<"$out")" "$STBY" "standby in FailoverState"
