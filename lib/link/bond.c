@@ -654,6 +654,26 @@ static bool link_peek(int fd, const char *name, int *ret_ifindex, unsigned *ret_
 }
 
 /*
+ * Whether sysfs says the bond sees slave up (bonding_slave/mii_status) and
+ * is its master (the master link): what the kernel checks before it makes
+ * a slave active, read without the RTNL lock. A hint only, never the
+ * answer: the request and the bond's read decide. sysfs shows the network
+ * namespace it was mounted in, so in another one it may speak of another
+ * link; a wrong hint costs a refused request and its kernel log line, or
+ * the careful way, nothing else.
+ */
+static bool slave_ready(struct iovk_ctx *ctx, const char *bond, const char *slave)
+{
+	_cleanup_free_ char *mii = sysfs_path(ctx, "/class/net/%s/bonding_slave/mii_status", slave);
+	_cleanup_free_ char *master = sysfs_path(ctx, "/class/net/%s/master", slave);
+	_cleanup_free_ char *status = NULL;
+	char name[IOVK_IFNAMSIZ];
+
+	return mii && master && read_text(mii, &status) >= 0 && strcmp(status, "up") == 0 &&
+	       read_link_name(master, name, sizeof(name)) >= 0 && strcmp(name, bond) == 0;
+}
+
+/*
  * The switch at once, when nothing stands in its way: the request first,
  * then one read of the bond, the kernel's word. A planned switch on a
  * healthy bond (the standby up and enslaved, which is what a failover
@@ -661,15 +681,18 @@ static bool link_peek(int fd, const char *name, int *ret_ifindex, unsigned *ret_
  * against the five exchanges of the careful way (both links read before
  * and after): in the test guest under TCG each RTM_GETLINK is 0.25-0.5 ms
  * of the kernel building the whole link, and the switch is what issue 11
- * times. The names become ifindexes by SIOCGIFINDEX, and the slave's flags
- * (SIOCGIFFLAGS) must say up, running and enslaved, all without the RTNL
- * lock; the bond's read then says whether the kernel made that ifindex its
- * active slave. 1: done, w->bond holds that read. 0: not done, nothing
- * reported: the careful way follows, reads both links, does what is
- * missing and names what went wrong. Its cost is rare: a slave the bond
- * has not yet seen up (its MII poll lags the carrier) or not the bond's
- * own slave makes the kernel refuse, and log, once before the careful way
- * waits or reports.
+ * times. The names become ifindexes by SIOCGIFINDEX, the slave's flags
+ * (SIOCGIFFLAGS) must say up and running (operstate up), and sysfs that
+ * the bond is its master and sees its link up (slave_ready()), all
+ * without the RTNL lock; the bond's read then says whether the kernel made
+ * that ifindex its active slave. 1: done, w->bond holds that read. 0: not
+ * done, nothing reported: the careful way follows, reads both links, does
+ * what is missing and names what went wrong. An ioctl that fails (no such
+ * link, or one this process may not ask about) is that too: the careful
+ * way reads the links over netlink and reports what the kernel says.
+ * Checking first keeps the kernel's log clean: it refuses a slave that is
+ * not the bond's or whose link it has not yet seen up (its MII poll lags
+ * the carrier; updelay) with a KERN_ERR line.
  */
 static int switch_at_once(struct iovk_ctx *ctx, struct bond_watch *w, const char *what)
 {
@@ -679,7 +702,8 @@ static int switch_at_once(struct iovk_ctx *ctx, struct bond_watch *w, const char
 	int fd = nl_socket_get_fd(w->nl.sk), bond_ifindex, slave_ifindex, r;
 
 	if (!link_peek(fd, w->bond_name, &bond_ifindex, NULL) || !link_peek(fd, w->slave_name, &slave_ifindex, &flags) ||
-	    (flags & (IFF_UP | IFF_RUNNING | IFF_SLAVE)) != (IFF_UP | IFF_RUNNING | IFF_SLAVE))
+	    (flags & (IFF_UP | IFF_RUNNING | IFF_SLAVE)) != (IFF_UP | IFF_RUNNING | IFF_SLAVE) ||
+	    !slave_ready(ctx, w->bond_name, w->slave_name))
 		return 0;
 	r = active_slave_msg(bond_ifindex, slave_ifindex, &msg);
 	if (r >= 0)

@@ -190,17 +190,17 @@ int iovk_bond_wait_link_up(struct iovk_ctx *ctx, const char *bond, const char *s
  * the bond's active slave and returns once the kernel reports it (as
  * iovk_bond_set_active_slave() then iovk_bond_wait_active(), without reading
  * any link but the two, and subscribing to link notifications only when the
- * kernel has not switched by the request's answer). When slave is up, has
- * its carrier and is enslaved, the request goes first and one read of the
- * bond confirms it; otherwise, or when the kernel refuses that request
- * (it then logs why, e.g. a slave whose link the bond has not yet seen
- * up), both links are read and what is missing is done: sets slave up
- * first when it is down and waits for the bond to see its link (MII up).
- * 0 when slave is active already. Bounded by timeout_ms in all:
- * -ETIMEDOUT naming what the kernel reported last; -EINVAL when slave is
- * not one of the bond's slaves or the kernel refuses (its reason in the
- * error); -ENODEV when either link is deleted meanwhile. *ret_usec (may be
- * NULL): the time from the call to the kernel's word.
+ * kernel has not switched by the request's answer). When slave is up and
+ * running (operstate up), and the bond is its master and sees its link up
+ * (sysfs), the request goes first and one read of the bond confirms it;
+ * otherwise, or when the kernel refuses that request, both links are read
+ * and what is missing is done: sets slave up first when it is down and
+ * waits for the bond to see its link (MII up). 0 when slave is active
+ * already. Bounded by timeout_ms in all: -ETIMEDOUT naming what the kernel
+ * reported last; -EINVAL when slave is not one of the bond's slaves or
+ * the kernel refuses (its reason in the error); -EMEDIUMTYPE when bond is
+ * not a bond; -ENODEV when either link is missing or deleted meanwhile.
+ * *ret_usec (may be NULL): the time from the call to the kernel's word.
  */
 int iovk_bond_switch(struct iovk_ctx *ctx, const char *bond, const char *slave, unsigned timeout_ms,
 		     uint64_t *ret_usec);
