@@ -56,7 +56,8 @@ step() {
 }
 # CLOCK_MONOTONIC in microseconds, the clock of iovd's switch_confirmed_monotonic_usec:
 # /proc/timer_list's "now at N nsecs" is the kernel's ktime_get()
-mono_usec() { awk '/^now at/ { printf "%d\n", $3 / 1000; exit }' /proc/timer_list; }
+# (CLOCK_MONOTONIC), divided in bash: mawk's printf "%d" stops at 2^31 (35 min of uptime in us)
+mono_usec() { local l; l=$(grep -m1 '^now at' /proc/timer_list); l=${l#now at }; echo $((${l%% *} / 1000)); }
 # check_confirmed WHAT BEFORE AFTER: the switch in $out began after BEFORE (taken
 # before the call) and the kernel confirmed it before AFTER (taken after the reply)
 check_confirmed() {
