@@ -190,17 +190,34 @@ static int print_stats(struct cli *cli, const char *json, const char *from)
 /*
  * While the ports open, each failure the library logs at LOG_ERR (set_error())
  * is also returned, and fail_detail() prints it with the port's number and
- * spec: the log's copy would say it twice. Warnings pass, and once running
- * everything does (a worker's failure is not returned until the end).
+ * spec: the log's copy would say it twice. So those are held back, and
+ * when a port fails, the ones that are not the error returned (one a
+ * rollback's error replaced) are printed before it. Warnings pass, and
+ * once running everything does (a worker's failure is not returned until
+ * the end).
  */
 static bool opening;
+static char held[4][512];
+static size_t n_held;
 
 static void datapath_log(void *userdata, int priority, const char *file, int line, const char *fn,
 			 const char *format, va_list args)
 {
-	if (opening && priority <= LOG_ERR)
+	if (opening && priority <= LOG_ERR) {
+		if (n_held < ELEMENTSOF(held))
+			vsnprintf(held[n_held++], sizeof(held[0]), format, args);
 		return;
+	}
 	cli_log_stderr(userdata, priority, file, line, fn, format, args);
+}
+
+/* The held-back errors that are not error (the one about to be printed), printed; the rest dropped. */
+static void print_held(const char *error)
+{
+	for (size_t i = 0; i < n_held; i++)
+		if (strcmp(held[i], error) != 0)
+			fprintf(stderr, "iovctl: %s\n", held[i]);
+	n_held = 0;
 }
 
 /* The library's text of a port that failed to open, without the head that
@@ -297,16 +314,23 @@ static int datapath_run(struct cli *cli, int argc, char **argv)
 	opts.n_cpus = n_cpus;
 	opts.control_path = control;
 	r = iovk_datapath_new(cli->ctx, &opts, &dp);
-	if (r < 0)
+	if (r < 0) {
+		opening = false;
+		print_held(iovk_ctx_get_error(cli->ctx));
 		return fail_lib(cli, r, "datapath run");
+	}
+	n_held = 0;
 	for (size_t i = 0; i < n_specs; i++) {
 		r = iovk_datapath_add_port(dp, specs[i], NULL);
 		if (r < 0) {
+			opening = false;
+			print_held(iovk_ctx_get_error(cli->ctx));
 			ex = fail_detail(cli, r, port_error_detail(specs[i], iovk_ctx_get_error(cli->ctx)), "port %zu (%s)",
 					 i + 1, specs[i]);
 			iovk_datapath_unref(dp);
 			return ex;
 		}
+		n_held = 0;
 	}
 	opening = false;
 	running = dp;
