@@ -39,14 +39,23 @@
  * the call reaching iovd through the bus daemon 2.3-2.4 ms; the switch
  * 5.0-5.4 ms, of which the kernel's IFLA_BOND_ACTIVE_SLAVE request alone
  * is 3.5-3.7 (profiled below), the two reads before it 1.0 and the one
- * after it 0.5 (e569699 has since cut them to one after); the reply and
- * the signal built 0.6; the commit, the reply sent and its way back to the
- * client 2.3-2.5. A Peer.Ping in the same runs: 5.4 and 6.6 ms.
- * After e569699 and with the confirmation's moment in the reply
- * (switch_confirmed_monotonic_usec), one run of 100 under load 1.4-2.5:
- * PrepareMigration from the call to the standby active p50 4.6, p99 11.6
- * ms (anchor/this 21.8x, 9.0x at p99), to the reply p50 7.0, p99 16.4;
- * the switch p50 3.4 ms.
+ * after it 0.5; the reply and the signal built 0.6; the commit, the reply
+ * sent and its way back to the client 2.3-2.5. A Peer.Ping in the same
+ * runs: 5.4 and 6.6 ms. The switch has since read the bond once, after
+ * its request (iovk_bond_switch()'s switch_at_once()), and its bond sends
+ * the kernel's one peer notification (below).
+ *
+ * As it is now (bench/failover-run, 3 runs of 100, quiet machine, load
+ * 0.7-1.3, 2026-12-07): PrepareMigration from the call to the standby
+ * active (the reply's switch_confirmed_monotonic_usec) p50 4.5-6.5, p99
+ * 12.4-13.3 ms, against the miimon anchor's p99 103 ms: 7.8-8.3x at p99,
+ * short of issue 11's 10x; to the reply p99 14.9-15.9 ms (6.5-6.9x). The
+ * switch alone (the request to the bond's read) p50 3.6-4.5, p99 10.4-11.3
+ * ms: the kernel's work on these two emulated devices takes the budget by
+ * itself. The anchor is the veth bond's of the first part of the run: a
+ * miimon failover with no driver work, the quickest there is; on this
+ * bond's own it would carry the same ~4 ms of filter updates and
+ * notification.
  *
  * The kernel's part, profiled (ftrace function_graph in that guest,
  * bench/failover-ftrace; medians of 30 switches both ways, host load
@@ -67,7 +76,7 @@
  *    inside the request (a full trace with sched events): 0.3-0.6 ms, a
  *    kworker woken by it running at a cond_resched().
  * Nothing iovkit chooses shortens this without weakening a failover
- * (untraced, iovk-link switch before e569699, its own socket; 40 each,
+ * (untraced, iovk-link switch with its five reads and its own socket; 40 each,
  * p50, same load): the filter updates come with every active-backup
  * switch, short lists or long (IPv6 off on the bond, fewer multicast
  * entries: 6.7 against 5.3-5.7 ms as built);
