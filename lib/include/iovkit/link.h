@@ -191,7 +191,7 @@ int iovk_bond_wait_link_up(struct iovk_ctx *ctx, const char *bond, const char *s
  * iovk_bond_set_active_slave() then iovk_bond_wait_active(), without reading
  * any link but the two, and subscribing to link notifications only when the
  * kernel has not switched by the request's answer). When slave is up and
- * running (operstate up), and the bond is its master and sees its link up
+ * running (operstate up) and enslaved, and the bond sees its link up
  * (sysfs), the request goes first and one read of the bond confirms it;
  * otherwise, or when the kernel refuses that request, both links are read
  * and what is missing is done: sets slave up first when it is down and
