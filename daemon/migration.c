@@ -46,14 +46,15 @@
  * the kernel's one peer notification (below).
  *
  * As it is now (bench/failover-run, 3 runs of 100, quiet machine, load
- * 0.7-1.3, 2026-12-07): PrepareMigration from the call to the standby
- * active (the reply's switch_confirmed_monotonic_usec) p50 4.5-6.5, p99
- * 12.4-13.3 ms, against the miimon anchor's p99 103 ms: 7.8-8.3x at p99,
- * short of issue 11's 10x; to the reply p99 14.9-15.9 ms (6.5-6.9x). The
- * switch alone (the request to the bond's read) p50 3.6-4.5, p99 10.4-11.3
- * ms: the kernel's work on these two emulated devices takes the budget by
- * itself. The anchor is the veth bond's of the first part of the run: a
- * miimon failover with no driver work, the quickest there is; on this
+ * 0.7-1.0, 2026-12-07 19:26): PrepareMigration from the call to the
+ * standby active (the reply's switch_confirmed_monotonic_usec) p50
+ * 4.1-7.0, p99 11.8-13.4 ms, against the miimon anchor's p99 103-104 ms:
+ * 7.7-8.8x at p99, short of issue 11's 10x (14-25x at p50); to the reply
+ * p99 13.8-16.6 ms (6.2-7.5x). The switch alone (the request to the
+ * bond's read) p50 3.2-4.8, p99 9.0-12.4 ms: the kernel's work on these
+ * two emulated devices takes the budget by itself. A Peer.Ping p50
+ * 2.0-3.6 ms. The anchor is the veth bond's of the first part of the run:
+ * a miimon failover with no driver work, the quickest there is; on this
  * bond's own it would carry the same ~4 ms of filter updates and
  * notification.
  *
