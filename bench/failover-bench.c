@@ -23,6 +23,7 @@
  *
  *   failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]
  *   failover-bench --dbus BUS_ADDRESS OWNER ROUNDS [ANCHOR_P50_US ANCHOR_P99_US]
+ *   failover-bench --dbus BUS_ADDRESS OWNER ROUNDS --same-bond BOND VF STANDBY
  *
  * The second form is the whole path an orchestrator sees: PrepareMigration
  * and AbortMigration of OWNER's bond group through iovd, each timed two ways:
@@ -35,9 +36,18 @@
  *    the state file's fdatasync and the reply's way back through the bus.
  * Both are printed, each with its ratio to the anchor the first form
  * measured in the same run when its p50 and p99 are given: the miimon
- * failover of the veth bond, not of iovd's bond (whose VF's link this
- * bench does not drop): the quickest miimon failover there is, with no
- * driver work in its switch; beside them the
+ * failover of the veth bond: the quickest miimon failover there is, with
+ * no driver work in its switch. With --same-bond, the anchor is iovd's
+ * bond's own, as issue 11 asks ("the same bond left to its own link
+ * monitoring after the VF's link drops"): after each D-Bus round the VF's
+ * netdev is set down (its driver drops the carrier) at a random moment
+ * of the bond's 100 ms MII period, the bond's miimon failover to STANDBY
+ * is timed, and the VF is brought back and made active again; ROUNDS of
+ * these after the D-Bus rounds, not between them: D-Bus rounds that
+ * followed a round of this (even 200 ms later) switched ~1.5x slower,
+ * the igbvf VF just reopened (2026-12-07, 2 runs each way); and a miimon
+ * failover is the poll's timer first, which the machine's swings hardly
+ * move. Beside them the
  * switch's own time from the reply (failover_groups[0].switch_usec), and
  * the rest of the call (its time less the switch's), next to the floor of
  * any call: a Peer.Ping to iovd, a round trip through the bus daemon with
@@ -104,6 +114,11 @@ static void die(struct iovk_ctx *ctx, const char *what, int r)
 struct bench {
 	struct iovk_ctx *ctx;
 	const char *bond, *vf, *standby, *peer;
+	/* --same-bond: a link drop at a random moment of the MII poll's period
+	 * (up to phase_ms before it); 0 in the first form, whose rounds the
+	 * restore locks to the poll (the drop right after one: its worst case,
+	 * a full period) */
+	unsigned phase_ms;
 };
 
 static void pause_ms(unsigned ms)
@@ -133,8 +148,13 @@ static uint64_t planned_round(const struct bench *b, unsigned dwell_ms)
 /* B: the anchor, the VF's link dropped and miimon left to notice (timed, returned); then the VF again. */
 static uint64_t anchor_round(const struct bench *b)
 {
-	uint64_t t0 = now_us(), t;
-	int r = iovk_link_set_up(b->ctx, b->peer, false);
+	uint64_t t0, t;
+	int r;
+
+	if (b->phase_ms)
+		pause_ms((unsigned)random() % b->phase_ms);
+	t0 = now_us();
+	r = iovk_link_set_up(b->ctx, b->peer, false);
 
 	if (r >= 0)
 		r = iovk_bond_wait_active(b->ctx, b->bond, b->standby, 10000, NULL);
@@ -308,28 +328,37 @@ static void dbus_step(sd_bus *bus, const char *method, const char *owner, struct
 }
 
 /* Sorts v and prints "LABEL: p50 X us, p99 Y us", and the anchor's ratio to them when anchor50/99 are given. */
+/* Whose miimon failover the ratios of --dbus are to: the veth bond's of the first form, or iovd's bond's own. */
+static const char *anchor_name = "the veth bond's miimon failover";
+
 static void print_dist(const char *label, uint64_t *v, unsigned n, uint64_t anchor50, uint64_t anchor99)
 {
 	qsort(v, n, sizeof(*v), cmp_u64);
 	printf("%s, %u rounds: p50 %llu us, p99 %llu us", label, n, (unsigned long long)pct(v, n, 50),
 	       (unsigned long long)pct(v, n, 99));
 	if (anchor50 && anchor99)
-		printf("; ratio anchor (the veth bond's miimon failover)/this: p50 %.1fx, p99 %.1fx",
+		printf("; ratio anchor (%s)/this: p50 %.1fx, p99 %.1fx", anchor_name,
 		       (double)anchor50 / (double)pct(v, n, 50),
 		       (double)anchor99 / (double)pct(v, n, 99));
 	printf("\n");
 }
 
-static int dbus_main(const char *address, const char *owner, unsigned rounds, uint64_t anchor50, uint64_t anchor99)
+/*
+ * b: iovd's bond, its VF and standby, for an anchor of its own, ROUNDS of
+ * it after the D-Bus rounds (NULL: anchor50/99 as given).
+ */
+static int dbus_main(const char *address, const char *owner, unsigned rounds, uint64_t anchor50, uint64_t anchor99,
+		     const struct bench *b)
 {
 	uint64_t *call = calloc(rounds, sizeof(*call)), *confirmed = calloc(rounds, sizeof(*confirmed));
 	uint64_t *sw = calloc(rounds, sizeof(*sw)), *rest = calloc(rounds, sizeof(*rest));
 	uint64_t *ping = calloc(rounds, sizeof(*ping));
 	uint64_t *back = calloc(rounds, sizeof(*back)), *back_confirmed = calloc(rounds, sizeof(*back_confirmed));
+	uint64_t *anchor = calloc(rounds, sizeof(*anchor));
 	sd_bus *bus = NULL;
 	int r;
 
-	if (!call || !confirmed || !sw || !rest || !ping || !back || !back_confirmed || rounds == 0)
+	if (!call || !confirmed || !sw || !rest || !ping || !back || !back_confirmed || !anchor || rounds == 0)
 		return 2;
 	r = bus_connect(address, false, "failover-bench", &bus);
 	if (r < 0) {
@@ -357,6 +386,18 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds, ui
 		back[i] = st.reply;
 		back_confirmed[i] = st.confirmed;
 	}
+	/* the same bond left to miimon, after the D-Bus rounds: see the head */
+	for (unsigned i = 0; b && i < rounds; i++)
+		anchor[i] = anchor_round(b);
+	if (b) {
+		qsort(anchor, rounds, sizeof(*anchor), cmp_u64);
+		anchor50 = pct(anchor, rounds, 50);
+		anchor99 = pct(anchor, rounds, 99);
+		anchor_name = "this bond's own miimon failover";
+		printf("anchor: %s's miimon failover after %s's link drops (set down, at a random moment of the MII "
+		       "period), after the D-Bus rounds, %u rounds: p50 %llu us, p99 %llu us\n", b->bond, b->vf, rounds, (unsigned long long)anchor50,
+		       (unsigned long long)anchor99);
+	}
 	print_dist("PrepareMigration through iovd, issue 11's metric: the D-Bus call to the standby active "
 		   "(iovd's switch_confirmed_monotonic_usec, the kernel's word read)", confirmed, rounds, anchor50, anchor99);
 	print_dist("PrepareMigration through iovd, the D-Bus call to its reply (the above, then the state file's "
@@ -377,6 +418,7 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds, ui
 	free(ping);
 	free(back);
 	free(back_confirmed);
+	free(anchor);
 	return 0;
 }
 
@@ -392,10 +434,22 @@ int main(int argc, char **argv)
 
 	if ((argc == 5 || argc == 7) && strcmp(argv[1], "--dbus") == 0)
 		return dbus_main(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10),
-				 argc == 7 ? strtoull(argv[5], NULL, 10) : 0, argc == 7 ? strtoull(argv[6], NULL, 10) : 0);
+				 argc == 7 ? strtoull(argv[5], NULL, 10) : 0, argc == 7 ? strtoull(argv[6], NULL, 10) : 0,
+				 NULL);
+	if (argc == 9 && strcmp(argv[1], "--dbus") == 0 && strcmp(argv[5], "--same-bond") == 0) {
+		if (iovk_ctx_new(&ctx) < 0)
+			return 2;
+		iovk_ctx_set_keep_netlink(ctx, true);
+		/* the VF's link drops as the first form's veth peer's does: its netdev set down, its carrier gone */
+		b = (struct bench){ .ctx = ctx, .bond = argv[6], .vf = argv[7], .standby = argv[8], .peer = argv[7],
+				    .phase_ms = 100 };
+		srandom((unsigned)now_us());
+		return dbus_main(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10), 0, 0, &b);
+	}
 	if (argc != 7 && argc != 8) {
 		fprintf(stderr, "usage: failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]\n"
-				"       failover-bench --dbus BUS_ADDRESS OWNER ROUNDS [ANCHOR_P50_US ANCHOR_P99_US]\n");
+				"       failover-bench --dbus BUS_ADDRESS OWNER ROUNDS [ANCHOR_P50_US ANCHOR_P99_US]\n"
+				"       failover-bench --dbus BUS_ADDRESS OWNER ROUNDS --same-bond BOND VF STANDBY\n");
 		return 2;
 	}
 	standby_peer = argv[5];

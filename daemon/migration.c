@@ -46,17 +46,15 @@
  * the kernel's one peer notification (below).
  *
  * As it is now (bench/failover-run, 3 runs of 100, quiet machine, load
- * 0.7-1.0, 2026-12-07 19:26): PrepareMigration from the call to the
- * standby active (the reply's switch_confirmed_monotonic_usec) p50
- * 4.1-7.0, p99 11.8-13.4 ms, against the miimon anchor's p99 103-104 ms:
- * 7.7-8.8x at p99, short of issue 11's 10x (14-25x at p50); to the reply
- * p99 13.8-16.6 ms (6.2-7.5x). The switch alone (the request to the
- * bond's read) p50 3.2-4.8, p99 9.0-12.4 ms: the kernel's work on these
- * two emulated devices takes the budget by itself. A Peer.Ping p50
- * 2.0-3.6 ms. The anchor is the veth bond's of the first part of the run:
- * a miimon failover with no driver work, the quickest there is; on this
- * bond's own it would carry the same ~4 ms of filter updates and
- * notification.
+ * 0.6-0.9, 2026-12-07 19:55-19:59), against the same bond's own miimon
+ * failover (its VF's netdev set down at a random moment of the MII
+ * period: p50 49-62, p99 104-109 ms): PrepareMigration from the call to
+ * the standby active (the reply's switch_confirmed_monotonic_usec) p50
+ * 4.6-7.6, p99 10.1-14.9 ms, 7.3-10.3x at p99 (8.2-12.7x at p50), issue
+ * 11's 10x in one run of three; to the reply p99 16.3-18.0 ms (6.0-6.6x).
+ * The switch alone (the request to the bond's read) p50 3.6-5.5, p99
+ * 8.3-12.4 ms: the kernel's work on these two emulated devices takes most
+ * of the budget by itself. A Peer.Ping p50 2.5-4.0 ms.
  *
  * The kernel's part, profiled (ftrace function_graph in that guest,
  * bench/failover-ftrace; medians of 30 switches both ways, host load
