@@ -512,14 +512,14 @@ static int watch_read(struct iovk_ctx *ctx, struct bond_watch *w)
 	return r < 0 ? r : link_read(ctx, w->nl.sk, w->slave_name, &w->slave);
 }
 
-/* The request socket and both links read; subscribed first when subscribe (else watch_wait() does it). */
-static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bond, const char *slave, bool subscribe)
+/* The request socket, subscribed, then both links read: a wait that rests on them (bond_wait()). */
+static int watch_open(struct iovk_ctx *ctx, struct bond_watch *w, const char *bond, const char *slave)
 {
 	int r;
 
 	*w = (struct bond_watch){ .bond_name = bond, .slave_name = slave };
 	r = route_nl_get(ctx, &w->nl);
-	if (r >= 0 && subscribe)
+	if (r >= 0)
 		r = watch_subscribe(ctx, w);
 	return r < 0 ? r : watch_read(ctx, w);
 }
@@ -610,7 +610,7 @@ static int bond_wait(struct iovk_ctx *ctx, const char *bond, const char *slave, 
 	uint64_t start = now_usec(CLOCK_MONOTONIC);
 	int r;
 
-	r = watch_open(ctx, &w, bond, slave, true);
+	r = watch_open(ctx, &w, bond, slave);
 	if (r >= 0)
 		r = watch_wait(ctx, &w, done_fn, start + (uint64_t)timeout_ms * 1000, timeout_ms, what);
 	watch_close(&w);
