@@ -241,6 +241,11 @@ ASAN_DIR := $(BUILDDIR)/asan
 # ignores the worker's exit status: so ASan writes its reports to files
 # (log_path), and any report fails the run.
 UNIT_ASAN_REPORTS := $(abspath $(ASAN_DIR)/tmp/asan-reports)
+# criterion prints a failure's [FAIL] line when the test ends, in the middle
+# of a 2-minute run and among iovd's expected log lines, and CI shows only
+# the tail: the run's TAP report is kept, and a failed run ends with its
+# "not ok" entries (test name, file:line and assertion message).
+UNIT_TAP := $(abspath $(ASAN_DIR)/tmp/unit-tests.tap)
 # The plain -O2 build of the unit tests is compiled too, not run: gcc warns
 # at -O2 about things the sanitizer build (-O1) does not see (5fb6a83's
 # -Warray-bounds broke it unnoticed). Its library and daemon objects are
@@ -251,9 +256,14 @@ check-unit: check-pkgs
 	rm -rf $(ASAN_DIR)/tmp && mkdir -p $(ASAN_DIR)/tmp $(UNIT_ASAN_REPORTS)
 	rc=0; ASAN_OPTIONS=$${ASAN_OPTIONS:+$$ASAN_OPTIONS:}detect_leaks=1:log_path=$(UNIT_ASAN_REPORTS)/asan \
 		TMPDIR=$(abspath $(ASAN_DIR)/tmp) IOVKIT_TEST_FIXTURES=$(abspath $(ASAN_DIR)/fixtures) \
-		IOVKIT_TEST_PCI_IDS=$(abspath tests/fixtures/pci.ids) $(ASAN_DIR)/tests/unit-tests --jobs 2 || rc=$$?; \
-	if [ -n "$$(ls -A $(UNIT_ASAN_REPORTS))" ]; then \
-		cat $(UNIT_ASAN_REPORTS)/*; \
+		IOVKIT_TEST_PCI_IDS=$(abspath tests/fixtures/pci.ids) $(ASAN_DIR)/tests/unit-tests --jobs 2 \
+		--tap=$(UNIT_TAP) || rc=$$?; \
+	asan=; if [ -n "$$(ls -A $(UNIT_ASAN_REPORTS))" ]; then cat $(UNIT_ASAN_REPORTS)/*; asan=1; fi; \
+	if [ $$rc -ne 0 ]; then \
+		echo "check-unit: unit-tests exited with status $$rc; the tests that failed ($(UNIT_TAP)):" >&2; \
+		awk '/^not ok/ { p = 1; print; next } p && /^  / { print; next } { p = 0 }' $(UNIT_TAP) >&2; \
+	fi; \
+	if [ -n "$$asan" ]; then \
 		echo "check-unit: AddressSanitizer reported the errors above ($(UNIT_ASAN_REPORTS))" >&2; exit 1; \
 	fi; exit $$rc
 
