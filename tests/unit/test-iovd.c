@@ -869,14 +869,29 @@ Test(iovd, failed_commits_put_the_vf_back)
  * place of libc's for every object linked here. The fault_sync_at-th
  * fdatasync (counted from 1) writes a byte to fault_sync_started[1] (so a
  * test knows that commit is under way, however slow the machine), then
- * sleeps fault_sync_usec; with fault_sync_fails it fails with EIO, and so
- * do the fault_sync_fails - 1 fdatasyncs after it and the next fsync of a
- * regular file (the checkpoint that takes the commit instead), so that the
- * commit fails as a whole.
+ * sleeps fault_sync_usec, or with fault_sync_pipe() waits until the test
+ * calls fault_sync_release(): a test that checks what iovd does while a
+ * commit is written holds the commit for as long as its checks take, not
+ * for a time they were assumed to fit in (1 s for a property read under
+ * ASan on a loaded machine). With fault_sync_fails it fails with EIO, and
+ * so do the fault_sync_fails - 1 fdatasyncs after it and the next fsync of
+ * a regular file (the checkpoint that takes the commit instead), so that
+ * the commit fails as a whole.
  */
 static unsigned fault_sync_at, fault_sync_fails, fault_sync_calls, fault_fsyncs_left;
 static long fault_sync_usec;
-static int fault_sync_started[2] = { -1, -1 };
+static int fault_sync_started[2] = { -1, -1 }, fault_sync_hold[2] = { -1, -1 };
+
+/* Until the test's fault_sync_release(); bounded, so that a test that
+ * failed before its release still ends. */
+static void fault_sync_held(void)
+{
+	struct pollfd pfd = { .fd = fault_sync_hold[0], .events = POLLIN };
+	char c;
+
+	if (poll(&pfd, 1, 60 * 1000) == 1)
+		(void)!read(fault_sync_hold[0], &c, 1);
+}
 
 int fdatasync(int fd)
 {
@@ -884,7 +899,10 @@ int fdatasync(int fd)
 		if (fault_sync_calls == fault_sync_at) {
 			if (fault_sync_started[1] >= 0)
 				(void)!write(fault_sync_started[1], "s", 1);
-			usleep((useconds_t)fault_sync_usec);
+			if (fault_sync_hold[0] >= 0)
+				fault_sync_held();
+			else
+				usleep((useconds_t)fault_sync_usec);
 		}
 		if (fault_sync_calls < fault_sync_at + fault_sync_fails) {
 			if (fault_sync_calls == fault_sync_at)
@@ -908,10 +926,18 @@ int fsync(int fd)
 	return (int)syscall(SYS_fsync, fd);
 }
 
-/* A pipe for fault_sync_at's fdatasync to say it started; made before iovd is forked. */
+/* The pipes for fault_sync_at's fdatasync to say it started and to wait for
+ * fault_sync_release(); made before iovd is forked. */
 static void fault_sync_pipe(void)
 {
 	cr_assert_eq(pipe2(fault_sync_started, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(fault_sync_hold, O_CLOEXEC), 0);
+}
+
+/* Lets the held fdatasync go on. */
+static void fault_sync_release(void)
+{
+	cr_assert_eq(write(fault_sync_hold[1], "r", 1), 1);
 }
 
 /* Waits until iovd's fault_sync_at-th fdatasync started (that commit is being written). */
@@ -948,10 +974,26 @@ static int on_allocate_reply(sd_bus_message *reply, void *userdata, sd_bus_error
 	return 0;
 }
 
-/* Two Allocates: the first one's commit is slow, the second joins the next batch while it is written. */
-static void two_allocates_one_slow_commit(struct peer *p, struct async_allocate *first, struct async_allocate *second)
+/* Whether path exists within 10 s. */
+static bool appears(const char *path)
+{
+	for (int i = 0; i < 10000 && access(path, F_OK) != 0; i++)
+		usleep(1000);
+	return access(path, F_OK) == 0;
+}
+
+/*
+ * Two Allocates: the first one's commit is held (fault_sync_pipe()) while the
+ * second is sent, which joins the next batch. Pipelined, the loop writes the
+ * first itself and reads the second only after it; through the writer, the
+ * loop takes the second (its marker, VF 0000:01:10.2, is written) while the
+ * first is held.
+ */
+static void two_allocates_one_slow_commit(struct peer *p, bool pipelined, struct async_allocate *first,
+					  struct async_allocate *second)
 {
 	sd_bus_slot *s1 = NULL, *s2 = NULL;
+	char marker[PATH_MAX];
 
 	cr_assert_geq(sd_bus_call_method_async(p->bus, &s1, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate",
 					       on_allocate_reply, first, "ssa{sv}", "p0", "vm-1", 0), 0);
@@ -959,6 +1001,12 @@ static void two_allocates_one_slow_commit(struct peer *p, struct async_allocate 
 	fault_sync_wait_started(); /* the first batch is being written */
 	cr_assert_geq(sd_bus_call_method_async(p->bus, &s2, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate",
 					       on_allocate_reply, second, "ssa{sv}", "p0", "vm-2", 0), 0);
+	cr_assert_geq(sd_bus_flush(p->bus), 0);
+	if (!pipelined) {
+		snprintf(marker, sizeof(marker), "%s/run/iovd-allocated/0000:01:10.2", p->state);
+		cr_assert(appears(marker), "vm-2's Allocate was not taken while vm-1's commit was written");
+	}
+	fault_sync_release();
 	while (!first->done || !second->done) {
 		int r = sd_bus_process(p->bus, NULL);
 
@@ -1001,7 +1049,7 @@ static void two_commits(struct peer *p)
 }
 
 /* Starts iovd, makes two commits, then two Allocates whose first commit (the third
- * fdatasync) takes 0.4 s and fails when fails; pipelined or not as asked. */
+ * fdatasync) is held while the second comes, and fails when fails; pipelined or not as asked. */
 static struct peer *two_allocates_after_two_commits(bool pipelined, bool fails, struct async_allocate *first,
 						     struct async_allocate *second)
 {
@@ -1009,12 +1057,11 @@ static struct peer *two_allocates_after_two_commits(bool pipelined, bool fails, 
 
 	commit_pipeline_below_usec = pipelined ? UINT64_MAX : 0;
 	fault_sync_at = 3;
-	fault_sync_usec = 400000;
 	fault_sync_fails = fails;
 	fault_sync_pipe();
 	p = start(NULL, true);
 	two_commits(p);
-	two_allocates_one_slow_commit(p, first, second);
+	two_allocates_one_slow_commit(p, pipelined, first, second);
 	return p;
 }
 
@@ -1057,9 +1104,10 @@ static void a_failed_commit_fails_its_batch_only(bool pipelined)
 /*
  * With quick writes (pipelined), a checkpoint still goes to the writer
  * thread: iovd's first commit replaces allocations.json and makes the
- * journal (its header's fdatasync takes 1 s here), and while it is written
- * the loop answers a property read. Written on the loop's thread, the read
- * would wait for the whole checkpoint.
+ * journal (its header's fdatasync is held until the test lets it go), and
+ * while it is written the loop answers a property read. Written on the
+ * loop's thread, the read would wait for the whole checkpoint, which waits
+ * for the test: the read fails at its 10 s timeout.
  */
 Test(iovd, a_checkpoint_is_written_off_the_loop)
 {
@@ -1071,19 +1119,20 @@ Test(iovd, a_checkpoint_is_written_off_the_loop)
 
 	commit_pipeline_below_usec = UINT64_MAX;
 	fault_sync_at = 1;
-	fault_sync_usec = 1000000;
 	fault_sync_pipe();
 	p = start(NULL, true);
+	cr_assert_geq(sd_bus_set_method_call_timeout(p->bus, 10 * 1000000), 0);
 	cr_assert_geq(sd_bus_call_method_async(p->bus, &slot, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Allocate",
 					       on_allocate_reply, &first, "ssa{sv}", "p0", "vm-1", 0), 0);
 	cr_assert_geq(sd_bus_flush(p->bus), 0);
-	fault_sync_wait_started(); /* the checkpoint is being written */
+	fault_sync_wait_started(); /* the checkpoint is being written, until the release below */
 	cr_assert_geq(sd_bus_get_property_string(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Version", &e, &version),
-		      0, "%s", e.message);
+		      0, "the property read was not answered during the checkpoint: %s", e.message);
 	/* the call above queued what came before its reply: an Allocate reply sent first is dispatched now */
 	while (sd_bus_process(p->bus, NULL) > 0)
 		;
-	cr_assert_not(first.done, "the property read was answered after the checkpoint");
+	cr_assert_not(first.done, "the Allocate was answered before its checkpoint was written");
+	fault_sync_release();
 	while (!first.done) {
 		int r = sd_bus_process(p->bus, NULL);
 
