@@ -35,6 +35,7 @@ struct fake {
 	int refused;   /* arms refused because something was pending */
 	int arrive_on_arm; /* frames that become pending as the queue is armed */
 	int polls;     /* rx_burst calls */
+	int disarms;   /* rx_interrupts(off), each after its eventfd was drained */
 	uint8_t frame[64];
 	struct iovec seg;
 };
@@ -84,6 +85,7 @@ static bool fake_interrupts(void *port, unsigned q, bool on)
 		__atomic_store_n(&f->armed, 0, __ATOMIC_RELAXED);
 		if (read(f->efd, &v, sizeof(v)) < 0) {
 		}
+		__atomic_fetch_add(&f->disarms, 1, __ATOMIC_RELEASE);
 		return true;
 	}
 	/* a frame the device wrote just as the worker armed: seen by the arm only */
@@ -161,6 +163,20 @@ static bool both_armed(struct fake *a, struct fake *b)
 	return __atomic_load_n(&a->armed, __ATOMIC_RELAXED) && __atomic_load_n(&b->armed, __ATOMIC_RELAXED);
 }
 
+/*
+ * Asleep again after a wake (da, db: the disarm counts before it): both
+ * queues disarmed since, which drained their eventfds, and armed after
+ * that. The worker counts a sleep as it wakes, before that disarm: a write
+ * that came in between was drained with the wake's, and the worker then
+ * slept its whole sleep with nothing to wake it. The write that follows
+ * this wakes it.
+ */
+static bool asleep_again(struct fake *a, struct fake *b, int da, int db)
+{
+	return __atomic_load_n(&a->disarms, __ATOMIC_ACQUIRE) > da && __atomic_load_n(&b->disarms, __ATOMIC_ACQUIRE) > db &&
+	       both_armed(a, b);
+}
+
 /* A datapath over port a (sleepy_ops) and port b (ops_b), with its context. */
 static struct iovk_datapath *two_ports(struct iovk_ctx **ret_ctx, void *a, const struct iovk_dp_port_ops *ops_b, void *b)
 {
@@ -195,10 +211,13 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 	void *ret;
 	uint64_t one = 1, s0, n_sleeps;
 	double t0, elapsed;
+	int da, db;
 
 	/* sleeps of 10 s, not 100 ms: every wake below must come from an fd */
 	dp_sleep_ms = 10000;
 	dp = run_until_armed(&ctx, &a, &b, &th);
+	da = __atomic_load_n(&a.disarms, __ATOMIC_ACQUIRE);
+	db = __atomic_load_n(&b.disarms, __ATOMIC_ACQUIRE);
 	cr_assert_eq(write(b.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
 	cr_assert(WAIT_FOR(worker_u64(dp, "sleeps") >= 1), "the idle worker never slept");
 	cr_assert_eq(worker_u64(dp, "interrupt_mode"), 1);
@@ -208,7 +227,11 @@ Test(datapath_sleep, idle_worker_sleeps_and_wakes_on_its_eventfd)
 	 * doing, however loaded the host (a count of sleeps per elapsed time
 	 * failed at load 6) */
 	for (int i = 0; i < 5; i++) {
+		cr_assert(WAIT_FOR(asleep_again(&a, &b, da, db)), "write %d: the worker did not sleep again after the wake before it",
+			  i);
 		s0 = worker_u64(dp, "sleeps");
+		da = __atomic_load_n(&a.disarms, __ATOMIC_ACQUIRE);
+		db = __atomic_load_n(&b.disarms, __ATOMIC_ACQUIRE);
 		cr_assert_eq(write(b.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
 		n_sleeps = 0;
 		cr_assert(WAIT_FOR((n_sleeps = worker_u64(dp, "sleeps") - s0) >= 1),
