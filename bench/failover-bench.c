@@ -47,8 +47,9 @@
  * followed a round of this (even 200 ms later) switched ~1.5x slower,
  * the igbvf VF just reopened (2026-12-07, 2 runs each way); and a miimon
  * failover is the poll's timer first, which the machine's swings hardly
- * move. Beside them the
- * switch's own time from the reply (failover_groups[0].switch_usec), and
+ * move. Beside them the switch's own time from the reply
+ * (failover_groups[0].switch_usec), the metric less it (the call reaching
+ * iovd through the bus daemon, and iovd's checks before the switch), and
  * the rest of the call (its time less the switch's), next to the floor of
  * any call: a Peer.Ping to iovd, a round trip through the bus daemon with
  * no work in iovd, one before each round.
@@ -352,13 +353,13 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds, ui
 {
 	uint64_t *call = calloc(rounds, sizeof(*call)), *confirmed = calloc(rounds, sizeof(*confirmed));
 	uint64_t *sw = calloc(rounds, sizeof(*sw)), *rest = calloc(rounds, sizeof(*rest));
-	uint64_t *ping = calloc(rounds, sizeof(*ping));
+	uint64_t *ping = calloc(rounds, sizeof(*ping)), *before = calloc(rounds, sizeof(*before));
 	uint64_t *back = calloc(rounds, sizeof(*back)), *back_confirmed = calloc(rounds, sizeof(*back_confirmed));
 	uint64_t *anchor = calloc(rounds, sizeof(*anchor));
 	sd_bus *bus = NULL;
 	int r;
 
-	if (!call || !confirmed || !sw || !rest || !ping || !back || !back_confirmed || !anchor || rounds == 0)
+	if (!call || !confirmed || !sw || !rest || !ping || !before || !back || !back_confirmed || !anchor || rounds == 0)
 		return 2;
 	r = bus_connect(address, false, "failover-bench", &bus);
 	if (r < 0) {
@@ -382,6 +383,7 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds, ui
 		confirmed[i] = st.confirmed;
 		sw[i] = st.sw;
 		rest[i] = st.reply > st.sw ? st.reply - st.sw : 0;
+		before[i] = st.confirmed > st.sw ? st.confirmed - st.sw : 0;
 		dbus_step(bus, "AbortMigration", owner, &st);
 		back[i] = st.reply;
 		back_confirmed[i] = st.confirmed;
@@ -409,6 +411,8 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds, ui
 		   rounds, 0, 0);
 	print_dist("the rest of PrepareMigration's call (call to reply less the switch: D-Bus, iovd, the state file)",
 		   rest, rounds, 0, 0);
+	print_dist("the call to PrepareMigration's switch (the metric less the switch: the bus daemon's hop to iovd, "
+		   "iovd's checks)", before, rounds, 0, 0);
 	print_dist("a D-Bus round trip to iovd doing nothing (Peer.Ping)", ping, rounds, 0, 0);
 	sd_bus_flush_close_unref(bus);
 	free(call);
@@ -416,6 +420,7 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds, ui
 	free(sw);
 	free(rest);
 	free(ping);
+	free(before);
 	free(back);
 	free(back_confirmed);
 	free(anchor);
