@@ -28,10 +28,10 @@
  * The second form is the whole path an orchestrator sees: PrepareMigration
  * and AbortMigration of OWNER's bond group through iovd, each timed two ways:
  *  - issue 11's metric, from the call to the standby being active (the
- *    kernel's confirmation): the reply's
- *    failover_groups[0].switch_confirmed_monotonic_usec, the moment iovd
- *    read the kernel's word, less this process's CLOCK_MONOTONIC at the
- *    call (one guest, one clock);
+ *    kernel's confirmation): the latest switch_confirmed_monotonic_usec
+ *    of the reply's failover_groups, the moment iovd read the kernel's
+ *    word, less this process's CLOCK_MONOTONIC at the call (one guest,
+ *    one clock);
  *  - from the call to its reply, what a caller waits for: that, and then
  *    the state file's fdatasync and the reply's way back through the bus.
  * Both are printed, each with its ratio to the anchor the first form
@@ -47,9 +47,9 @@
  * followed a round of this (even 200 ms later) switched ~1.5x slower,
  * the igbvf VF just reopened (2026-12-07, 2 runs each way); and a miimon
  * failover is the poll's timer first, which the machine's swings hardly
- * move. Beside them the switch's own time from the reply
- * (failover_groups[0].switch_usec), the metric less it (the call reaching
- * iovd through the bus daemon, and iovd's checks before the switch), and
+ * move. Beside them the switch's own time from the reply (the sum of
+ * the groups' switch_usec), the metric less it (the call reaching iovd
+ * through the bus daemon, and iovd's checks before the switch), and
  * the rest of the call (its time less the switch's), next to the floor of
  * any call: a Peer.Ping to iovd, a round trip through the bus daemon with
  * no work in iovd, one before each round.
@@ -297,7 +297,10 @@ static void dbus_step(sd_bus *bus, const char *method, const char *owner, struct
 		fprintf(stderr, "failover-bench: %s %s: %s\n", method, owner, e.message ?: strerror(-r));
 		exit(1);
 	}
-	/* the reply's failover_groups: aa{sv}, the first group's switch_usec and switch_confirmed_monotonic_usec */
+	/* the reply's failover_groups, aa{sv}: an owner with several bond groups
+	 * is switched when the last of them is, and iovd switches them one
+	 * after another: the latest switch_confirmed_monotonic_usec, and the
+	 * sum of their switch_usec */
 	ret->sw = 0;
 	r = sd_bus_message_enter_container(reply, 'a', "{sv}");
 	while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
@@ -308,8 +311,16 @@ static void dbus_step(sd_bus *bus, const char *method, const char *owner, struct
 			r = sd_bus_message_enter_container(reply, 'v', "aa{sv}");
 			if (r >= 0)
 				r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
-			if (r > 0 && (r = sd_bus_message_enter_container(reply, 'a', "{sv}")) > 0)
-				r = read_dict_u64(reply, "switch_usec", &ret->sw, "switch_confirmed_monotonic_usec", &confirmed);
+			while (r > 0 && (r = sd_bus_message_enter_container(reply, 'a', "{sv}")) > 0) {
+				uint64_t sw = 0, c = 0;
+
+				r = read_dict_u64(reply, "switch_usec", &sw, "switch_confirmed_monotonic_usec", &c);
+				if (r >= 0)
+					r = sd_bus_message_exit_container(reply);
+				ret->sw += sw;
+				if (c > confirmed)
+					confirmed = c;
+			}
 			break;
 		}
 		if (r >= 0)
