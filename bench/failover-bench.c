@@ -23,7 +23,7 @@
  *
  *   failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]
  *   failover-bench --dbus BUS_ADDRESS OWNER ROUNDS [ANCHOR_P50_US ANCHOR_P99_US]
- *   failover-bench --dbus BUS_ADDRESS OWNER ROUNDS --same-bond BOND VF STANDBY
+ *   failover-bench --dbus BUS_ADDRESS OWNER ROUNDS --same-bond BOND VF STANDBY [RECEIVER LOSS_ROUNDS]
  *
  * The second form is the whole path an orchestrator sees: PrepareMigration
  * and AbortMigration of OWNER's bond group through iovd, each timed two ways:
@@ -52,7 +52,12 @@
  * through the bus daemon, and iovd's checks before the switch), and
  * the rest of the call (its time less the switch's), next to the floor of
  * any call: a Peer.Ping to iovd, a round trip through the bus daemon with
- * no work in iovd, one before each round.
+ * no work in iovd, one before each round. With RECEIVER, an interface on
+ * the bond's wire (in the guest, a third port of QEMU's hub), the packets
+ * lost through iovd's bond: the stream below read there, first for a
+ * second with no switch (the path's own loss), then over LOSS_ROUNDS
+ * PrepareMigration and AbortMigration, then over LOSS_ROUNDS of the
+ * bond's miimon failover.
  *
  * VF and STANDBY are the bond's slaves (veths here); VF_PEER is the other
  * end of VF's veth: setting it down drops VF's carrier as a VF's link going
@@ -71,6 +76,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "common/bus-util.h"
@@ -120,6 +126,9 @@ struct bench {
 	 * restore locks to the poll (the drop right after one: its worst case,
 	 * a full period) */
 	unsigned phase_ms;
+	/* --same-bond's RECEIVER: an interface on the bond's wire, where the
+	 * stream's frames are read whichever slave sent them (NULL: none) */
+	const char *receiver;
 };
 
 static void pause_ms(unsigned ms)
@@ -175,6 +184,7 @@ static uint64_t anchor_round(const struct bench *b)
 
 static struct {
 	int tx, rx[2];
+	uint8_t src[6];       /* the bond's MAC: a VF's anti-spoofing passes it */
 	atomic_uint next;     /* the next frame's number */
 	atomic_bool stop;
 	uint8_t *seen;        /* by number: read on a peer */
@@ -195,10 +205,11 @@ static int packet_socket(const char *ifname)
 
 static void *stream_send(void *arg)
 {
-	uint8_t f[64] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0xfa, 0x01,
+	uint8_t f[64] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0,
 			  STREAM_ETHERTYPE >> 8, STREAM_ETHERTYPE & 0xff };
 	struct timespec next;
 
+	memcpy(f + 6, stream.src, sizeof(stream.src));
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	while (!atomic_load(&stream.stop)) {
 		uint32_t n = atomic_load(&stream.next);
@@ -240,6 +251,40 @@ static void *stream_recv(void *arg)
 			}
 	}
 	return NULL;
+}
+
+static pthread_t stream_tx_thread, stream_rx_thread;
+
+/* The stream from bond, read on rx0 and rx1 (NULL: rx0 alone), running when it returns. */
+static void stream_start(const char *bond, const char *rx0, const char *rx1)
+{
+	struct ifreq ifr = { 0 };
+
+	stream.seen = calloc(STREAM_MAX, 1);
+	if (!stream.seen)
+		exit(1);
+	stream.tx = packet_socket(bond);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bond);
+	if (ioctl(stream.tx, SIOCGIFHWADDR, &ifr) < 0) {
+		fprintf(stderr, "failover-bench: the MAC of %s: %m\n", bond);
+		exit(1);
+	}
+	memcpy(stream.src, ifr.ifr_hwaddr.sa_data, sizeof(stream.src));
+	stream.rx[0] = packet_socket(rx0);
+	stream.rx[1] = rx1 ? packet_socket(rx1) : -1;
+	if (pthread_create(&stream_rx_thread, NULL, stream_recv, NULL) != 0 ||
+	    pthread_create(&stream_tx_thread, NULL, stream_send, NULL) != 0)
+		exit(1);
+	pause_ms(100);
+}
+
+/* Stops the stream once the frames in flight have been read. */
+static void stream_stop(void)
+{
+	pause_ms(200);
+	atomic_store(&stream.stop, true);
+	pthread_join(stream_tx_thread, NULL);
+	pthread_join(stream_rx_thread, NULL);
 }
 
 /* Frames numbered [from, to) that neither peer read. */
@@ -356,11 +401,53 @@ static void print_dist(const char *label, uint64_t *v, unsigned n, uint64_t anch
 }
 
 /*
+ * The packets lost through iovd's bond (b), read on b->receiver: first a
+ * second with no switch (the path's own loss), then loss_rounds
+ * PrepareMigration and AbortMigration, then loss_rounds of the bond's
+ * miimon failover; printed after the timings.
+ */
+static char loss_line[512];
+
+static void dbus_loss(sd_bus *bus, const char *owner, const struct bench *b, unsigned loss_rounds)
+{
+	struct step_times st;
+	uint32_t s0, s1, s2, s3;
+	unsigned quiet, planned, anchor;
+
+	stream_start(b->bond, b->receiver, NULL);
+	s0 = atomic_load(&stream.next);
+	pause_ms(1000);
+	s1 = atomic_load(&stream.next);
+	for (unsigned i = 0; i < loss_rounds; i++) {
+		dbus_step(bus, "PrepareMigration", owner, &st);
+		pause_ms(20);
+		dbus_step(bus, "AbortMigration", owner, &st);
+		pause_ms(20);
+	}
+	s2 = atomic_load(&stream.next);
+	for (unsigned i = 0; i < loss_rounds; i++) {
+		(void)anchor_round(b);
+		pause_ms(20);
+	}
+	s3 = atomic_load(&stream.next);
+	stream_stop();
+	quiet = stream_lost(s0, s1);
+	planned = stream_lost(s1, s2);
+	anchor = stream_lost(s2, s3);
+	snprintf(loss_line, sizeof(loss_line),
+		 "packets lost through %s, one frame every %u us, read on %s: with no switch %u of %u (1 s); "
+		 "PrepareMigration and AbortMigration %u of %u over %u switches (%.2f a switch); its miimon "
+		 "failover %u of %u over %u failovers (%.2f a failover)", b->bond, STREAM_GAP_US, b->receiver, quiet,
+		 s1 - s0, planned, s2 - s1, 2 * loss_rounds, (double)planned / (2 * loss_rounds), anchor, s3 - s2,
+		 loss_rounds, (double)anchor / loss_rounds);
+}
+
+/*
  * b: iovd's bond, its VF and standby, for an anchor of its own, ROUNDS of
  * it after the D-Bus rounds (NULL: anchor50/99 as given).
  */
 static int dbus_main(const char *address, const char *owner, unsigned rounds, uint64_t anchor50, uint64_t anchor99,
-		     const struct bench *b)
+		     const struct bench *b, unsigned loss_rounds)
 {
 	uint64_t *call = calloc(rounds, sizeof(*call)), *confirmed = calloc(rounds, sizeof(*confirmed));
 	uint64_t *sw = calloc(rounds, sizeof(*sw)), *rest = calloc(rounds, sizeof(*rest));
@@ -411,6 +498,8 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds, ui
 		       "period), after the D-Bus rounds, %u rounds: p50 %llu us, p99 %llu us\n", b->bond, b->vf, rounds, (unsigned long long)anchor50,
 		       (unsigned long long)anchor99);
 	}
+	if (b && b->receiver && loss_rounds)
+		dbus_loss(bus, owner, b, loss_rounds);
 	print_dist("PrepareMigration through iovd, issue 11's metric: the D-Bus call to the standby active "
 		   "(iovd's switch_confirmed_monotonic_usec, the kernel's word read)", confirmed, rounds, anchor50, anchor99);
 	print_dist("PrepareMigration through iovd, the D-Bus call to its reply (the above, then the state file's "
@@ -425,6 +514,8 @@ static int dbus_main(const char *address, const char *owner, unsigned rounds, ui
 	print_dist("the call to PrepareMigration's switch (the metric less the switch: the bus daemon's hop to iovd, "
 		   "iovd's checks)", before, rounds, 0, 0);
 	print_dist("a D-Bus round trip to iovd doing nothing (Peer.Ping)", ping, rounds, 0, 0);
+	if (loss_line[0])
+		printf("%s\n", loss_line);
 	sd_bus_flush_close_unref(bus);
 	free(call);
 	free(confirmed);
@@ -446,26 +537,27 @@ int main(int argc, char **argv)
 	uint64_t *planned, *anchor;
 	unsigned rounds, loss_rounds, lost_planned, lost_anchor;
 	uint32_t s0, s1, s2;
-	pthread_t tx, rx;
 
 	if ((argc == 5 || argc == 7) && strcmp(argv[1], "--dbus") == 0)
 		return dbus_main(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10),
 				 argc == 7 ? strtoull(argv[5], NULL, 10) : 0, argc == 7 ? strtoull(argv[6], NULL, 10) : 0,
-				 NULL);
-	if (argc == 9 && strcmp(argv[1], "--dbus") == 0 && strcmp(argv[5], "--same-bond") == 0) {
+				 NULL, 0);
+	if ((argc == 9 || argc == 11) && strcmp(argv[1], "--dbus") == 0 && strcmp(argv[5], "--same-bond") == 0) {
 		if (iovk_ctx_new(&ctx) < 0)
 			return 2;
 		iovk_ctx_set_keep_netlink(ctx, true);
 		/* the VF's link drops as the first form's veth peer's does: its netdev set down, its carrier gone */
 		b = (struct bench){ .ctx = ctx, .bond = argv[6], .vf = argv[7], .standby = argv[8], .peer = argv[7],
-				    .phase_ms = 100 };
+				    .phase_ms = 100, .receiver = argc == 11 ? argv[9] : NULL };
 		srandom((unsigned)now_us());
-		return dbus_main(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10), 0, 0, &b);
+		return dbus_main(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10), 0, 0, &b,
+				 argc == 11 ? (unsigned)strtoul(argv[10], NULL, 10) : 0);
 	}
 	if (argc != 7 && argc != 8) {
 		fprintf(stderr, "usage: failover-bench BOND VF STANDBY VF_PEER STANDBY_PEER ROUNDS [LOSS_ROUNDS]\n"
 				"       failover-bench --dbus BUS_ADDRESS OWNER ROUNDS [ANCHOR_P50_US ANCHOR_P99_US]\n"
-				"       failover-bench --dbus BUS_ADDRESS OWNER ROUNDS --same-bond BOND VF STANDBY\n");
+				"       failover-bench --dbus BUS_ADDRESS OWNER ROUNDS --same-bond BOND VF STANDBY "
+				"[RECEIVER LOSS_ROUNDS]\n");
 		return 2;
 	}
 	standby_peer = argv[5];
@@ -485,15 +577,7 @@ int main(int argc, char **argv)
 		anchor[i] = anchor_round(&b);
 	}
 	/* the packets lost: planned switches there and back, then miimon failovers */
-	stream.seen = calloc(STREAM_MAX, 1);
-	if (!stream.seen)
-		return 1;
-	stream.tx = packet_socket(b.bond);
-	stream.rx[0] = packet_socket(b.peer);
-	stream.rx[1] = packet_socket(standby_peer);
-	if (pthread_create(&rx, NULL, stream_recv, NULL) != 0 || pthread_create(&tx, NULL, stream_send, NULL) != 0)
-		return 1;
-	pause_ms(100);
+	stream_start(b.bond, b.peer, standby_peer);
 	s0 = atomic_load(&stream.next);
 	for (unsigned i = 0; i < loss_rounds; i++) {
 		(void)planned_round(&b, 20);
@@ -505,10 +589,7 @@ int main(int argc, char **argv)
 		pause_ms(20);
 	}
 	s2 = atomic_load(&stream.next);
-	pause_ms(200); /* the last frames read */
-	atomic_store(&stream.stop, true);
-	pthread_join(tx, NULL);
-	pthread_join(rx, NULL);
+	stream_stop();
 	lost_planned = stream_lost(s0, s1);
 	lost_anchor = stream_lost(s1, s2);
 
