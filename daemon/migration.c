@@ -45,19 +45,22 @@
  * its request (iovk_bond_switch()'s switch_at_once()), and its bond sends
  * the kernel's one peer notification (below).
  *
- * As it is now (bench/failover-run, 3 runs of 100, quiet machine, load
- * 0.4-0.9, 2026-12-07 21:47-21:50), against the same bond's own miimon
+ * As it is now (bench/failover-run, 6 runs of 100, quiet machine, load
+ * 0.1-1.1, 2026-12-07 21:47-21:59), against the same bond's own miimon
  * failover (its VF's netdev set down at a random moment of the MII
- * period: p50 52-53, p99 108-111 ms): PrepareMigration from the call to
+ * period: p50 51-63, p99 102-111 ms): PrepareMigration from the call to
  * the standby active (the reply's switch_confirmed_monotonic_usec) p50
- * 5.2-6.6, p99 8.0-12.3 ms: 8.8x, 13.9x and 10.2x at p99, issue 11's 10x
- * in two runs of three; to the reply p99 12.2-14.8 ms (7.3-9.1x). The
+ * 4.7-6.6, p99 8.0-14.4 ms: 8.8, 13.9, 10.2, 9.3, 7.1 and 9.2x at p99,
+ * issue 11's 10x in two runs of six; to the reply p99 12.2-16.6 ms. The
  * switch alone (iovk_bond_switch, its look at the slave to the bond's
- * read) p50 4.1-4.8, p99 6.4-11.3 ms: in the first run the kernel's work
- * on these two emulated devices took more than the 10.8 ms of the budget
- * by itself. What comes before it, the call's way to iovd through the bus
- * daemon and iovd's checks: p50 0.8-1.3, p99 2.7-4.8 ms. A Peer.Ping p50
- * 2.0-3.0 ms. (The day's earlier runs, 19:55-19:59: 7.3, 8.5 and 10.3x.)
+ * read) p50 3.8-4.8, p99 6.4-12.7 ms: in two runs the kernel's work on
+ * these two emulated devices took more than the budget (a tenth of that
+ * run's anchor) by itself. What comes before it, the call's way to iovd
+ * through the bus daemon and iovd's checks: p50 0.8-1.3, p99 2.5-4.8 ms.
+ * A Peer.Ping p50 1.9-3.0 ms. No packet lost (one frame a millisecond,
+ * read on a third port of the hub) over 40 PrepareMigration and
+ * AbortMigration switches in each of the last three runs; 56-68 a miimon
+ * failover.
  *
  * The kernel's part, profiled (ftrace function_graph in that guest,
  * bench/failover-ftrace; medians of 30 switches both ways, host load
