@@ -67,6 +67,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <linux/if_packet.h>
 #include <poll.h>
 #include <pthread.h>
@@ -255,7 +256,8 @@ static void *stream_recv(void *arg)
 
 static pthread_t stream_tx_thread, stream_rx_thread;
 
-/* The stream from bond, read on rx0 and rx1 (NULL: rx0 alone), running when it returns. */
+/* The stream from bond, read on rx0 and rx1 (NULL: rx0 alone), running
+ * when it returns; once per process (its counters are not reset). */
 static void stream_start(const char *bond, const char *rx0, const char *rx1)
 {
 	struct ifreq ifr = { 0 };
@@ -269,6 +271,10 @@ static void stream_start(const char *bond, const char *rx0, const char *rx1)
 		fprintf(stderr, "failover-bench: the MAC of %s: %m\n", bond);
 		exit(1);
 	}
+	if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
+		fprintf(stderr, "failover-bench: %s is not an Ethernet link\n", bond);
+		exit(1);
+	}
 	memcpy(stream.src, ifr.ifr_hwaddr.sa_data, sizeof(stream.src));
 	stream.rx[0] = packet_socket(rx0);
 	stream.rx[1] = rx1 ? packet_socket(rx1) : -1;
@@ -278,13 +284,17 @@ static void stream_start(const char *bond, const char *rx0, const char *rx1)
 	pause_ms(100);
 }
 
-/* Stops the stream once the frames in flight have been read. */
+/* Stops the stream once the frames in flight have been read; stream.seen stays for stream_lost(). */
 static void stream_stop(void)
 {
 	pause_ms(200);
 	atomic_store(&stream.stop, true);
 	pthread_join(stream_tx_thread, NULL);
 	pthread_join(stream_rx_thread, NULL);
+	close(stream.tx);
+	close(stream.rx[0]);
+	if (stream.rx[1] >= 0)
+		close(stream.rx[1]);
 }
 
 /* Frames numbered [from, to) that neither peer read. */
@@ -345,7 +355,9 @@ static void dbus_step(sd_bus *bus, const char *method, const char *owner, struct
 	/* the reply's failover_groups, aa{sv}: an owner with several bond groups
 	 * is switched when the last of them is, and iovd switches them one
 	 * after another: the latest switch_confirmed_monotonic_usec, and the
-	 * sum of their switch_usec */
+	 * sum of the switch_usec of the groups this call switched (a group
+	 * reports its last switch's, maybe an older call's). The containers
+	 * left open at the break go with the message. */
 	ret->sw = 0;
 	r = sd_bus_message_enter_container(reply, 'a', "{sv}");
 	while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
@@ -362,9 +374,11 @@ static void dbus_step(sd_bus *bus, const char *method, const char *owner, struct
 				r = read_dict_u64(reply, "switch_usec", &sw, "switch_confirmed_monotonic_usec", &c);
 				if (r >= 0)
 					r = sd_bus_message_exit_container(reply);
-				ret->sw += sw;
-				if (c > confirmed)
-					confirmed = c;
+				if (r >= 0 && c >= t0) {
+					ret->sw += sw;
+					if (c > confirmed)
+						confirmed = c;
+				}
 			}
 			break;
 		}
@@ -374,6 +388,10 @@ static void dbus_step(sd_bus *bus, const char *method, const char *owner, struct
 			r = sd_bus_message_exit_container(reply);
 	}
 	sd_bus_message_unref(reply);
+	if (r < 0) {
+		fprintf(stderr, "failover-bench: %s %s: reading the reply: %s\n", method, owner, strerror(-r));
+		exit(1);
+	}
 	/* iovd's clock and ours are the guest's one CLOCK_MONOTONIC; a confirmation before the call is a stale one */
 	if (confirmed < t0 || confirmed - t0 > ret->reply) {
 		fprintf(stderr, "failover-bench: %s %s: switch_confirmed_monotonic_usec %llu is not within the call "
@@ -400,14 +418,15 @@ static void print_dist(const char *label, uint64_t *v, unsigned n, uint64_t anch
 	printf("\n");
 }
 
+/* dbus_loss()'s result, printed after the timings */
+static char loss_line[512];
+
 /*
  * The packets lost through iovd's bond (b), read on b->receiver: first a
  * second with no switch (the path's own loss), then loss_rounds
  * PrepareMigration and AbortMigration, then loss_rounds of the bond's
- * miimon failover; printed after the timings.
+ * miimon failover.
  */
-static char loss_line[512];
-
 static void dbus_loss(sd_bus *bus, const char *owner, const struct bench *b, unsigned loss_rounds)
 {
 	struct step_times st;
@@ -440,6 +459,7 @@ static void dbus_loss(sd_bus *bus, const char *owner, const struct bench *b, uns
 		 "failover %u of %u over %u failovers (%.2f a failover)", b->bond, STREAM_GAP_US, b->receiver, quiet,
 		 s1 - s0, planned, s2 - s1, 2 * loss_rounds, (double)planned / (2 * loss_rounds), anchor, s3 - s2,
 		 loss_rounds, (double)anchor / loss_rounds);
+	free(stream.seen);
 }
 
 /*
