@@ -48,21 +48,30 @@ assert_eq "$(<"/sys/class/net/$VFN/address")" "$MAC" "MAC of the VF's netdev (th
 assert_eq "$(<"/sys/class/net/$MVT/address")" "$MAC" "MAC of the passthru macvtap"
 assert_eq "$NODE" "/dev/tap$(<"/sys/class/net/$MVT/ifindex")" "tap node"
 [[ -c $NODE ]] || fail "$NODE is not a character device"
-# the VF's link: igbvf's watchdog brings it up within a few seconds
+# the VF's link: igbvf's watchdog brings it up within a few seconds; then
+# linkwatch makes both links' operstate up and gives them their qdiscs
+# (until then the noop qdisc drops every frame)
 wait_for 10 grep -qx 1 "/sys/class/net/$VFN/carrier" || fail "$VFN has no carrier"
+for l in "$VFN" "$MVT"; do
+    wait_for 10 grep -qx up "/sys/class/net/$l/operstate" || fail "$l is $(<"/sys/class/net/$l/operstate"), not up"
+done
 
-# resend_while PID CMD...: CMD (one frame sent) now and every 0.5 s while
-# PID (its receiver) waits, 10 s at most: the check is that frames take
-# this path, not that the first one does. Once, under load, the one frame
-# this case sent was not read within the receiver's 10 s (the cause was
-# not found; the case passed alone).
+# resend_while PID CMD...: CMD (one frame sent) now and after each 0.5 s
+# while PID (its receiver) waits, 20 sends at most: the check is that
+# frames take this path, not that the first one does. Once, under load,
+# the one frame this case sent was not read within the receiver's 10 s
+# (the cause was not found; the case passed alone). A frame that needed
+# resending is said in the case's output.
 resend_while() {
-    local pid=$1
+    local pid=$1 n
     shift
-    for _ in $(seq 20); do
+    for n in $(seq 20); do
         "$@" || return 1
         sleep 0.5
-        kill -0 "$pid" 2>/dev/null || return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            ((n == 1)) || info "$n sends before the receiver had one: $*"
+            return 0
+        fi
     done
 }
 
