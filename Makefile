@@ -261,7 +261,8 @@ check-unit: check-pkgs
 	asan=; if [ -n "$$(ls -A $(UNIT_ASAN_REPORTS))" ]; then cat $(UNIT_ASAN_REPORTS)/*; asan=1; fi; \
 	if [ $$rc -ne 0 ]; then \
 		echo "check-unit: unit-tests exited with status $$rc; the tests that failed ($(UNIT_TAP)):" >&2; \
-		awk '/^not ok/ { p = 1; print; next } p && /^  / { print; next } { p = 0 }' $(UNIT_TAP) >&2; \
+		[ -s $(UNIT_TAP) ] && awk '/^not ok/ { p = 1; print; next } p && /^  / { print; next } { p = 0 }' \
+			$(UNIT_TAP) >&2; \
 	fi; \
 	if [ -n "$$asan" ]; then \
 		echo "check-unit: AddressSanitizer reported the errors above ($(UNIT_ASAN_REPORTS))" >&2; exit 1; \

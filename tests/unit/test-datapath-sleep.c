@@ -297,7 +297,8 @@ Test(datapath_sleep, a_timed_out_sleep_rearms_without_polling)
 	usleep(300000);
 	n_sleeps = 0;
 	cr_assert(WAIT_FOR((n_sleeps = worker_u64(dp, "sleeps") - s0) >= 3),
-		  "only %" PRIu64 " sleeps of 10 ms in 5.3 s", n_sleeps);
+		  "only %" PRIu64 " timed-out sleeps (of 10 ms each, unless they are longer: no test bounds them) in 5.3 s",
+		  n_sleeps);
 	n_polls = __atomic_load_n(&a.polls, __ATOMIC_RELAXED) - p0;
 	cr_assert_eq(n_polls, 0, "%d polls over %" PRIu64 " timed-out sleeps: the worker left its sleep", n_polls, n_sleeps);
 	cr_assert(both_armed(&a, &b),

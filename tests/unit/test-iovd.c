@@ -226,6 +226,8 @@ _Noreturn static void serve(int fd, const char *root, const char *state, const c
  * stop()); the client's bus is not started yet: an iovd's side that must
  * refuse to start may have exited and closed its end already.
  */
+static void close_fault_pipe_ends(void);
+
 static void spawn(struct peer *p)
 {
 	int sv[2];
@@ -241,6 +243,9 @@ static void spawn(struct peer *p)
 	cr_assert_geq(p->pid, 0);
 	if (p->pid == 0) {
 		close(sv[0]);
+		/* the test's ends of the fault pipes (declared below): a test
+		 * that died leaves a held fdatasync the hang-up, not 60 s */
+		close_fault_pipe_ends();
 		if (p->log[0]) {
 			int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
@@ -924,6 +929,15 @@ int fsync(int fd)
 		return -1;
 	}
 	return (int)syscall(SYS_fsync, fd);
+}
+
+/* In iovd's side: the ends it does not use. */
+static void close_fault_pipe_ends(void)
+{
+	if (fault_sync_hold[1] >= 0)
+		close(fault_sync_hold[1]);
+	if (fault_sync_started[0] >= 0)
+		close(fault_sync_started[0]);
 }
 
 /* The pipes for fault_sync_at's fdatasync to say it started and to wait for
