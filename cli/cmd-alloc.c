@@ -87,8 +87,9 @@ static const char bus_address_opt_name[] = "bus-address";
  * What the bus itself answers, said in the user's terms: the name has no
  * owner and nothing activates it (iovd is not running), activation failed
  * (iovd did not start), or the bus's policy refused the call. iovd's own
- * errors (org.iovkit.iovd1.Error.*) already say what is wrong and pass as
- * they are.
+ * errors (org.iovkit.iovd1.Error.*, and System.Error.<ERRNO> for a kernel's
+ * errno: a kernel's EACCES is System.Error.EACCES, not AccessDenied, so the
+ * names here stay the bus's) already say what is wrong and pass as they are.
  */
 static const char *bus_error_meaning(const char *name)
 {
@@ -108,9 +109,12 @@ static const char *bus_error_meaning(const char *name)
 /*
  * The errno of each of iovd's errors (iovd(8) ERRORS), for the JSON error's
  * errno triple: sd-bus maps the org.freedesktop.DBus.Error.* names itself
- * (ServiceUnknown EHOSTUNREACH, AccessDenied EACCES, ...) and any other name to
- * EIO. The numbers are systemd's for its like errors (LimitsExceeded is
- * ENOBUFS there) and the kernel's for an exhausted ID space (ENOSPC).
+ * (ServiceUnknown EHOSTUNREACH, AccessDenied EACCES, ...), System.Error.<ERRNO>
+ * (what iovd sends for a kernel's or library's errno: System.Error.EBUSY) to
+ * that errno, and any other name to EIO. The numbers are systemd's for its
+ * like errors (LimitsExceeded is ENOBUFS there) and the kernel's for an
+ * exhausted ID space (ENOSPC). Failed, for a failure without an errno, is
+ * EIO.
  */
 static const sd_bus_error_map iovd_error_map[] = {
 	SD_BUS_ERROR_MAP(IOVD_ERR_POOL_EXHAUSTED, ENOSPC),
@@ -124,7 +128,10 @@ static const sd_bus_error_map iovd_error_map[] = {
 	SD_BUS_ERROR_MAP_END,
 };
 
-/* A failed call: stderr names the D-Bus error; --json prints it as well, with its errno (iovd_error_map). */
+/*
+ * A failed call: stderr names the D-Bus error, "(System.Error.EBUSY)" as busctl
+ * shows it; --json prints it as well, with its errno (iovd_error_map).
+ */
 static int bus_fail(struct cli *cli, const char *cmd, const sd_bus_error *e, int r)
 {
 	const char *msg = e && sd_bus_error_is_set(e) ? e->message : strerror(r < 0 ? -r : EIO);

@@ -420,8 +420,8 @@ int refuse_vf_in_use(struct manager *m, const struct pool *p, const char *addres
 		return 0;
 	r = iovk_device_check_in_use(m->ctx, address, 0, &u);
 	if (r < 0)
-		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: checking whether the host uses VF %s: %s",
-					 p->name, address, iovk_ctx_get_error(m->ctx));
+		return error_set_errnof(error, NULL, r, "pool %s: checking whether the host uses VF %s: %s",
+					p->name, address, iovk_ctx_get_error(m->ctx));
 	if (iovk_in_use_get_n_reasons(u) > 0)
 		r = sd_bus_error_setf(error, IOVD_ERR_IN_USE, "VF %s of pool %s is in use by the host: %s", address,
 				      p->name, iovk_in_use_get_text(u));
@@ -452,9 +452,9 @@ static int bind_kernel_driver(struct manager *m, struct allocation *a, struct io
 	if (r >= 0)
 		r = iovk_device_bind(m->ctx, a->address, name, IOVD_BIND_FLAGS, &bound);
 	if (r < 0) {
-		r = sd_bus_error_setf(error, IOVD_ERR_FAILED,
-				      "Failed to bind VF %s of pool %s for %s to its kernel driver: %s", a->address,
-				      a->pool, a->owner, iovk_ctx_get_error(m->ctx));
+		r = error_set_errnof(error, NULL, r,
+				     "Failed to bind VF %s of pool %s for %s to its kernel driver: %s", a->address,
+				     a->pool, a->owner, iovk_ctx_get_error(m->ctx));
 		if (res->previous_override[0] && iovk_device_bind_undo(m->ctx, a->address, res) < 0)
 			error_append(error, "; putting back its driver_override %s failed: %s", res->previous_override,
 				     iovk_ctx_get_error(m->ctx));
@@ -503,9 +503,9 @@ int apply_driver(struct manager *m, struct allocation *a, enum pool_driver want,
 		}
 	}
 	if (r < 0)
-		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "Failed to bind VF %s of pool %s for %s to %s: %s",
-					 a->address, a->pool, a->owner, want == POOL_DRIVER_VFIO ? "vfio-pci" : "its kernel driver",
-					 iovk_ctx_get_error(m->ctx));
+		return error_set_errnof(error, NULL, r, "Failed to bind VF %s of pool %s for %s to %s: %s",
+					a->address, a->pool, a->owner, want == POOL_DRIVER_VFIO ? "vfio-pci" : "its kernel driver",
+					iovk_ctx_get_error(m->ctx));
 	/* The result names the driver the VF ended on: nothing to reread. A
 	 * restore's result serves iovk_device_bind_undo() as well: driver and
 	 * driver_override come back; the previous-driver record that restore

@@ -204,6 +204,38 @@ static void allocation_undo(struct manager *m, struct allocation *a)
 	marker_set(m, a, false);
 }
 
+/*
+ * The reply to a request whose commit failed with r: the write's errno
+ * (System.Error.EIO for a failed fdatasync, ENOSPC for a full disk), which
+ * a client's sd_bus_error_get_errno() returns.
+ */
+static void reply_commit_failed(struct manager *m, const struct pending *p, int r)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	bool put_back = false;
+
+	if (p->kind == COMMIT_UPDATE)
+		(void)error_set_errnof(&e, NULL, r,
+				       "Failed to record the failover step in the state directory %s: %s; the kernel "
+				       "has it, and the state file gets it with the next commit: call the step again to "
+				       "be sure", m->state_dir, strerror(-r));
+	else if (p->kind == COMMIT_ALLOCATE)
+		(void)error_set_errnof(&e, NULL, r,
+				       "Failed to record the allocation in the state directory %s: %s; nothing changed "
+				       "(the VF is back as it was)", m->state_dir, strerror(-r));
+	else {
+		/* Release put the VFs back before the commit (manager.c) */
+		for (size_t j = 0; j < p->n_allocs; j++)
+			put_back = put_back || p->allocs[j]->put_back;
+		(void)error_set_errnof(&e, NULL, r,
+				       "Failed to record the release in the state directory %s: %s; the allocation "
+				       "stays%s: call Release again", m->state_dir, strerror(-r),
+				       put_back ? ", but its VF was put back as it was before it (VF settings and "
+						  "driver)" : "");
+	}
+	(void)sd_bus_reply_method_error(p->call, &e);
+}
+
 /* Sends the replies of a written batch (r >= 0) or undoes it (r < 0). */
 static void finish_batch(struct manager *m, struct batch *b, int r)
 {
@@ -259,30 +291,8 @@ static void finish_batch(struct manager *m, struct batch *b, int r)
 		if (r >= 0) {
 			if (p->signal)
 				(void)sd_bus_send(NULL, p->signal, NULL);
-		} else if (p->kind == COMMIT_UPDATE)
-			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,
-							 "Failed to record the failover step in the state directory %s: %s; "
-							 "the kernel has it, and the state file gets it with the next "
-							 "commit: call the step again to be sure",
-							 m->state_dir, strerror(-r));
-		else if (p->kind == COMMIT_ALLOCATE)
-			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,
-							 "Failed to record the allocation in the state directory %s: %s; "
-							 "nothing changed (the VF is back as it was)", m->state_dir,
-							 strerror(-r));
-		else {
-			/* Release put the VFs back before the commit (manager.c) */
-			bool put_back = false;
-
-			for (size_t j = 0; j < p->n_allocs; j++)
-				put_back = put_back || p->allocs[j]->put_back;
-			(void)sd_bus_reply_method_errorf(p->call, IOVD_ERR_FAILED,
-							 "Failed to record the release in the state directory %s: %s; the "
-							 "allocation stays%s: call Release again", m->state_dir,
-							 strerror(-r),
-							 put_back ? ", but its VF was put back as it was before it (VF "
-								    "settings and driver)" : "");
-		}
+		} else
+			reply_commit_failed(m, p, r);
 		sd_bus_message_unref(p->call);
 		sd_bus_message_unref(p->reply);
 		sd_bus_message_unref(p->signal);

@@ -88,8 +88,8 @@ static int group_take_list(struct manager *m, const struct pool *p, const char *
 	r = iovk_passthrough_check(m->ctx, address, &plan);
 	if (r < 0) {
 		free(take);
-		return sd_bus_error_setf(error, r == -ENOENT || r == -EINVAL ? IOVD_ERR_NOT_SUPPORTED : IOVD_ERR_FAILED,
-					 "pool %s: device %s: %s", p->name, address, iovk_ctx_get_error(m->ctx));
+		return error_set_errnof(error, r == -ENOENT || r == -EINVAL ? IOVD_ERR_NOT_SUPPORTED : NULL, r,
+					"pool %s: device %s: %s", p->name, address, iovk_ctx_get_error(m->ctx));
 	}
 	for (size_t i = 0; i < iovk_passthrough_get_n_devices(plan) && r >= 0; i++) {
 		const char *other = iovk_passthrough_get_device(plan, i)->address;
@@ -133,9 +133,9 @@ static int devpool_prepare(struct manager *m, const struct pool *p, struct alloc
 	r = iovk_passthrough_prepare_opts(m->ctx, a->address, &o, &pt);
 	strv_free(take);
 	if (r < 0)
-		return sd_bus_error_setf(error, r == -EBUSY ? IOVD_ERR_IN_USE : IOVD_ERR_FAILED,
-					 "pool %s, device %s for %s: %s", p->name, a->address, a->owner,
-					 iovk_ctx_get_error(m->ctx));
+		return error_set_errnof(error, r == -EBUSY ? IOVD_ERR_IN_USE : NULL, r,
+					"pool %s, device %s for %s: %s", p->name, a->address, a->owner,
+					iovk_ctx_get_error(m->ctx));
 	devices = calloc(1, sizeof(char *));
 	r = devices ? strv_push(&devices, &n, a->address) : -ENOMEM;
 	for (size_t i = 0; r >= 0 && i < iovk_passthrough_get_n_devices(pt); i++) {
@@ -177,8 +177,8 @@ int devpool_allocate(struct manager *m, struct pool *p, const char *owner, uid_t
 	if (now_usec(CLOCK_REALTIME) - p->scanned_usec >= 1000000) {
 		r = pool_scan(m->ctx, p);
 		if (r < 0)
-			return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: reading its devices: %s", p->name,
-						 iovk_ctx_get_error(m->ctx));
+			return error_set_errnof(error, NULL, r, "pool %s: reading its devices: %s", p->name,
+						iovk_ctx_get_error(m->ctx));
 		p->scanned_usec = now_usec(CLOCK_REALTIME);
 	}
 	if (o->address) {
@@ -252,13 +252,13 @@ int devpool_release(struct manager *m, struct allocation *a, sd_bus_error *error
 
 	r = release_intent_set(m, a, true);
 	if (r < 0)
-		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "%s: Failed to record the release intent in %s: %s",
-					 a->path, iovk_ctx_get_run_dir(m->ctx), strerror(-r));
+		return error_set_errnof(error, NULL, r, "%s: Failed to record the release intent in %s: %s",
+					a->path, iovk_ctx_get_run_dir(m->ctx), strerror(-r));
 	r = allocation_put_back(m, a);
 	if (r < 0) {
-		r = sd_bus_error_setf(error, r == -EBUSY ? IOVD_ERR_IN_USE : IOVD_ERR_FAILED,
-				      "%s (device %s, owner %s): %s; the allocation stays", a->path, a->address, a->owner,
-				      iovk_ctx_get_error(m->ctx));
+		r = error_set_errnof(error, r == -EBUSY ? IOVD_ERR_IN_USE : NULL, r,
+				     "%s (device %s, owner %s): %s; the allocation stays", a->path, a->address, a->owner,
+				     iovk_ctx_get_error(m->ctx));
 		(void)release_intent_set(m, a, false);
 	}
 	return r;

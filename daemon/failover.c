@@ -175,8 +175,8 @@ static int vf_netdev(struct manager *m, const struct allocation *a, char **ret, 
 
 	r = iovk_device_new(m->ctx, a->address, &d);
 	if (r < 0)
-		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "failover: reading VF %s: %s", a->address,
-					 iovk_ctx_get_error(m->ctx));
+		return error_set_errnof(error, NULL, r, "failover: reading VF %s: %s", a->address,
+					iovk_ctx_get_error(m->ctx));
 	names = iovk_device_get_netdevs(d);
 	if (!names || !names[0]) {
 		r = sd_bus_error_setf(error, IOVD_ERR_FAILED,
@@ -193,9 +193,9 @@ static int vf_netdev(struct manager *m, const struct allocation *a, char **ret, 
 /* The error of a failed libiovkit link call, naming the step and the group. */
 static int link_error(struct manager *m, sd_bus_error *error, const char *step, const struct allocation *a, int r)
 {
-	return sd_bus_error_setf(error, r == -ENODEV ? IOVD_ERR_NOT_FOUND : IOVD_ERR_FAILED,
-				 "%s (%s, VF %s, owner %s): %s", step, a->path, a->address, a->owner,
-				 iovk_ctx_get_error(m->ctx));
+	return error_set_errnof(error, r == -ENODEV ? IOVD_ERR_NOT_FOUND : NULL, r,
+				"%s (%s, VF %s, owner %s): %s", step, a->path, a->address, a->owner,
+				iovk_ctx_get_error(m->ctx));
 }
 
 /* ---- an Allocate cut before its commit ----------------------------------------------- */
@@ -229,8 +229,8 @@ static int intent_write(struct manager *m, struct allocation *a, sd_bus_error *e
 	r = write_file_atomic(p, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	if (r < 0)
-		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "failover (%s, VF %s, owner %s): recording the group in "
-					 "%s before building it: %s", a->path, a->address, a->owner, p, strerror(-r));
+		return error_set_errnof(error, NULL, r, "failover (%s, VF %s, owner %s): recording the group in "
+					"%s before building it: %s", a->path, a->address, a->owner, p, strerror(-r));
 	return 0;
 }
 
@@ -322,8 +322,8 @@ static int setup_bond(struct manager *m, struct allocation *a, bool incoming, sd
 
 	r = iovk_link_get(m->ctx, f->standby, &l);
 	if (r < 0)
-		return sd_bus_error_setf(error, r == -ENODEV ? IOVD_ERR_NOT_FOUND : IOVD_ERR_FAILED,
-					 "failover bond %s: standby %s: %s", f->bond, f->standby, iovk_ctx_get_error(m->ctx));
+		return error_set_errnof(error, r == -ENODEV ? IOVD_ERR_NOT_FOUND : NULL, r,
+					"failover bond %s: standby %s: %s", f->bond, f->standby, iovk_ctx_get_error(m->ctx));
 	r = iovk_link_get(m->ctx, f->bond, &l);
 	if (r == -ENODEV) {
 		/* recorded as made before it is: a crash in between finds no bond to delete, and that is fine */

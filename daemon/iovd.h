@@ -198,7 +198,7 @@ struct manager {
  * publish it.
  */
 
-/* ---- log.c: iovd's log, on stderr with syslog priorities ---------------------------------- */
+/* ---- log.c: iovd's log, on stderr with syslog priorities; a failure's errno on the bus ---- */
 void log_setup(void);
 void log_msg(int priority, const char *format, ...) _printf_(2, 3);
 void log_library(void *userdata, int priority, const char *file, int line, const char *fn, const char *format,
@@ -209,6 +209,21 @@ void log_library(void *userdata, int priority, const char *file, int line, const
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 extern int log_max_priority;
+
+/*
+ * Sets error for a failure caused by the errno r (negative, as libiovkit and
+ * libc calls return it): name when the API has a word for the cause (InUse
+ * for an -EBUSY, ...), else System.Error.<ERRNO>, sd-bus's name for an errno
+ * (System.Error.EBUSY), which a client's sd_bus_error_get_errno() turns back
+ * into the kernel's errno; the text is format's. Without a cause (r >= 0, or
+ * an errno glibc has no name for): org.iovkit.iovd1.Error.Failed. Not
+ * sd_bus_error_set_errnof(): that gives a dozen errnos the bus's own names
+ * instead, EACCES and EPERM both org.freedesktop.DBus.Error.AccessDenied
+ * (which a client reads as the bus's policy refusing the call, and which
+ * comes back as EACCES), ENOENT FileNotFound, EIO IOError. Returns the
+ * negative errno of the name set, as sd_bus_error_setf() does.
+ */
+int error_set_errnof(sd_bus_error *error, const char *name, int r, const char *format, ...) _printf_(4, 5);
 
 /*
  * Whether SIGTERM or SIGINT waits (main() blocks them until the event loop

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* iovd's log: stderr, with syslog priorities that systemd understands. */
+/*
+ * iovd's log: stderr, with syslog priorities that systemd understands. And
+ * a failure's errno on the bus (error_set_errnof()), which every layer uses.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "iovd.h"
 
@@ -45,3 +49,22 @@ void log_library(void *userdata, int priority, const char *file, int line, const
 	vlog_msg(priority, format, args);
 }
 
+int error_set_errnof(sd_bus_error *error, const char *name, int r, const char *format, ...)
+{
+	_cleanup_free_ char *text = NULL;
+	const char *errno_name = r < 0 ? strerrorname_np(-r) : NULL;
+	char system_name[64];
+	va_list ap;
+	int k;
+
+	if (!name && errno_name) {
+		snprintf(system_name, sizeof(system_name), "System.Error.%s", errno_name);
+		name = system_name;
+	}
+	va_start(ap, format);
+	k = vasprintf(&text, format, ap);
+	va_end(ap);
+	if (k < 0)
+		text = NULL; /* undefined after a failure: and the name alone still says what failed, as in sd-bus */
+	return sd_bus_error_set(error, name ?: IOVD_ERR_FAILED, text);
+}

@@ -219,8 +219,8 @@ static int allocate(sd_bus_message *msg, struct manager *m, enum allocate_reply 
 			if (r >= 0)
 				break;
 			if (r != -ENODEV)
-				return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: reading VF %s: %s", p->name,
-							 p->vfs[vf], iovk_ctx_get_error(m->ctx));
+				return error_set_errnof(error, NULL, r, "pool %s: reading VF %s: %s", p->name,
+							p->vfs[vf], iovk_ctx_get_error(m->ctx));
 			vanished = true;
 			vf = -1;
 		}
@@ -228,8 +228,8 @@ static int allocate(sd_bus_message *msg, struct manager *m, enum allocate_reply 
 			break;
 		r = pool_scan(m->ctx, p);
 		if (r < 0)
-			return sd_bus_error_setf(error, IOVD_ERR_FAILED, "pool %s: reading its VFs: %s", p->name,
-						 iovk_ctx_get_error(m->ctx));
+			return error_set_errnof(error, NULL, r, "pool %s: reading its VFs: %s", p->name,
+						iovk_ctx_get_error(m->ctx));
 		p->scanned_usec = now_usec(CLOCK_REALTIME);
 	}
 	if (vf < 0) {
@@ -523,15 +523,16 @@ static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error 
 					 "driver vfio-pci", a->path, a->address, a->owner, a->driver[0] ? a->driver : "no driver",
 					 a->iommu_group < 0 ? " and has no IOMMU group" : "");
 	r = iovk_device_read_driver(m->ctx, a->address, now, sizeof(now));
+	/* unreadable: the errno says why; on another driver: no errno, Failed */
 	if (r < 0 || strcmp(now, a->driver) != 0)
-		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "%s: VF %s is %s%s, not on %s where it was allocated",
-					 a->path, a->address, r < 0 ? "unreadable: " : "on ",
-					 r < 0 ? iovk_ctx_get_error(m->ctx) : now[0] ? now : "no driver", a->driver);
+		return error_set_errnof(error, NULL, r, "%s: VF %s is %s%s, not on %s where it was allocated",
+					a->path, a->address, r < 0 ? "unreadable: " : "on ",
+					r < 0 ? iovk_ctx_get_error(m->ctx) : now[0] ? now : "no driver", a->driver);
 
 	r = iovk_iommu_group_new(m->ctx, a->iommu_group, &g);
 	if (r < 0)
-		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "%s: reading IOMMU group %d of VF %s: %s", a->path,
-					 a->iommu_group, a->address, iovk_ctx_get_error(m->ctx));
+		return error_set_errnof(error, NULL, r, "%s: reading IOMMU group %d of VF %s: %s", a->path,
+					a->iommu_group, a->address, iovk_ctx_get_error(m->ctx));
 	for (struct iovk_device *const *d = iovk_iommu_group_get_devices(g); *d; d++) {
 		const char *other = iovk_device_get_address(*d);
 		struct allocation *b;
@@ -557,7 +558,7 @@ static int method_open_device(sd_bus_message *msg, void *userdata, sd_bus_error 
 			return sd_bus_error_setf(error, IOVD_ERR_IN_USE,
 						 "%s: %s is open already (a VFIO group opens once: a VM, or the holder of "
 						 "an earlier OpenDevice descriptor, has it)", a->path, node);
-		return sd_bus_error_setf(error, IOVD_ERR_FAILED, "%s: Failed to open %s: %s", a->path, node, strerror(-r));
+		return error_set_errnof(error, NULL, r, "%s: Failed to open %s: %s", a->path, node, strerror(-r));
 	}
 	log_info("Handing VFIO group %d of VF %s (%s, owner %s) to uid %u", a->iommu_group, a->address, a->path,
 		 a->owner, (unsigned)uid);
@@ -594,13 +595,13 @@ static int method_open_device_cdevs(sd_bus_message *msg, void *userdata, sd_bus_
 
 		r = iovk_device_vfio_cdev_node(m->ctx, *d, &node);
 		if (r < 0)
-			return sd_bus_error_setf(error, r == -ENOENT ? IOVD_ERR_NOT_SUPPORTED : IOVD_ERR_FAILED,
-						 "%s: %s", a->path, iovk_ctx_get_error(m->ctx));
+			return error_set_errnof(error, r == -ENOENT ? IOVD_ERR_NOT_SUPPORTED : NULL, r,
+						"%s: %s", a->path, iovk_ctx_get_error(m->ctx));
 		fd = open(node, O_RDWR | O_CLOEXEC);
 		if (fd < 0) {
 			r = negative_errno();
-			return sd_bus_error_setf(error, r == -EBUSY ? IOVD_ERR_IN_USE : IOVD_ERR_FAILED,
-						 "%s: Failed to open %s (%s): %s", a->path, node, *d, strerror(-r));
+			return error_set_errnof(error, r == -EBUSY ? IOVD_ERR_IN_USE : NULL, r,
+						"%s: Failed to open %s (%s): %s", a->path, node, *d, strerror(-r));
 		}
 		/* sd-bus keeps a duplicate: ours closes here */
 		r = sd_bus_message_append(reply, "(sh)", *d, fd);

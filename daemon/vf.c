@@ -112,10 +112,10 @@ void vf_settings_merge(struct iovk_vf_settings *c, const struct iovk_vf_settings
 	c->fields |= over->fields;
 }
 
-/* -EOPNOTSUPP, or -ENOENT for a PF without a network interface: the PF cannot do it. */
+/* -EOPNOTSUPP, or -ENOENT for a PF without a network interface: the PF cannot do it; else the errno's name. */
 static const char *settings_error_name(int r)
 {
-	return r == -EOPNOTSUPP || r == -ENOENT ? IOVD_ERR_NOT_SUPPORTED : IOVD_ERR_FAILED;
+	return r == -EOPNOTSUPP || r == -ENOENT ? IOVD_ERR_NOT_SUPPORTED : NULL;
 }
 
 int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf,
@@ -129,9 +129,9 @@ int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf,
 	iovk_vf_settings_format(want, words, sizeof(words));
 	r = m->vf_ops->read(m, pf, a->address, &index, &now, err, sizeof(err));
 	if (r < 0)
-		return sd_bus_error_setf(error, settings_error_name(r),
-					 "VF %s of pool %s for %s: cannot apply %s: reading the VF through its PF %s: %s",
-					 a->address, a->pool, a->owner, words, pf, err);
+		return error_set_errnof(error, settings_error_name(r), r,
+					"VF %s of pool %s for %s: cannot apply %s: reading the VF through its PF %s: %s",
+					a->address, a->pool, a->owner, words, pf, err);
 	previous = now;
 	previous.fields = want->fields;
 	r = m->vf_ops->write(m, pf, index, want, err, sizeof(err));
@@ -142,10 +142,10 @@ int vf_settings_apply(struct manager *m, struct allocation *a, const char *pf,
 		r2 = m->vf_ops->write(m, pf, index, &previous, err2, sizeof(err2));
 		if (r2 < 0)
 			log_error("VF %s: putting back its settings after a failed Allocate failed: %s", a->address, err2);
-		return sd_bus_error_setf(error, settings_error_name(r),
-					 "Failed to apply %s to VF %s (VF %u of PF %s) of pool %s for %s: %s; %s", words,
-					 a->address, index, pf, a->pool, a->owner, err,
-					 r2 < 0 ? "putting back the previous settings failed too" : "the previous settings are back");
+		return error_set_errnof(error, settings_error_name(r), r,
+					"Failed to apply %s to VF %s (VF %u of PF %s) of pool %s for %s: %s; %s", words,
+					a->address, index, pf, a->pool, a->owner, err,
+					r2 < 0 ? "putting back the previous settings failed too" : "the previous settings are back");
 	}
 	a->vf_pf = strdup(pf);
 	if (!a->vf_pf) {

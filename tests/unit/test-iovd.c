@@ -378,6 +378,20 @@ static void assert_error(const sd_bus_error *e, const char *name, const char *te
 	cr_assert(strstr(e->message, text), "'%s' not in: %s", text, e->message);
 }
 
+/*
+ * A failure with the kernel's errno: its name is sd-bus's for that errno
+ * (System.Error.EBUSY), which a client's sd_bus_error_get_errno() turns back
+ * into the errno.
+ */
+static void assert_errno_error(const sd_bus_error *e, int err, const char *text)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "System.Error.%s", strerrorname_np(err));
+	assert_error(e, name, text);
+	cr_assert_eq(sd_bus_error_get_errno(e), err, "%s: errno %d, wanted %d", e->name, sd_bus_error_get_errno(e), err);
+}
+
 Test(iovd, allocate_release_over_a_socketpair)
 {
 	struct peer *p = start(NULL, true);
@@ -501,8 +515,9 @@ Test(iovd, failed_bind_allocates_nothing)
 
 	vf0_netdev_down(p);
 	cr_assert_lt(allocate(p, "vm-1", NULL, 0, NULL, &e, NULL, NULL), 0);
-	assert_error(&e, IOVD_ERR_FAILED, "Failed to bind VF 0000:01:10.0 of pool p0 for vm-1 to vfio-pci");
-	cr_assert(strstr(e.message, "ixgbevf restored"), "%s", e.message);
+	/* the driver link stays on ixgbevf: the kernel's EBUSY, not an EIO */
+	assert_errno_error(&e, EBUSY, "Failed to bind VF 0000:01:10.0 of pool p0 for vm-1 to vfio-pci");
+	cr_assert(strstr(e.message, "ixgbevf took the device instead of vfio-pci; ixgbevf restored"), "%s", e.message);
 	sd_bus_error_free(&e);
 	/* the VF already on vfio-pci: nothing to bind */
 	cr_assert_eq(allocate(p, "vm-1", "address", 's', vf, &e, NULL, &vf2), 0, "%s", e.message);
@@ -597,7 +612,7 @@ Test(iovd, a_failed_bind_puts_the_settings_back)
 
 	vf0_netdev_down(p);
 	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 2, "mac", "s", "52:54:00:12:34:56", "spoofchk", "b", 0), 0);
-	assert_error(&e, IOVD_ERR_FAILED, "Failed to bind VF 0000:01:10.0 of pool p0 for vm-1 to vfio-pci");
+	assert_errno_error(&e, EBUSY, "Failed to bind VF 0000:01:10.0 of pool p0 for vm-1 to vfio-pci");
 	cr_assert(strstr(e.message, "ixgbevf restored; its VF settings are back as they were"), "%s", e.message);
 	sd_bus_error_free(&e);
 	cr_assert_str_eq(fake_settings(p->state, "0000:01:10.0"), "00:00:00:00:00:00 0 0 1 0");
@@ -631,9 +646,9 @@ Test(iovd, kernel_driver_for_a_vf_that_never_had_one)
 	cr_assert_lt(allocate_with(p, "ctr-1", &e, NULL, NULL, 3, "address", "s", vf, "driver", "s", "kernel", "mac", "s",
 				   "52:54:00:12:34:56"),
 		     0);
-	assert_error(&e, IOVD_ERR_FAILED,
-		     "Failed to bind VF 0000:01:10.2 of pool p0 for ctr-1 to its kernel driver: 0000:01:10.2: the kernel "
-		     "driver for modalias pci:v00008086d000010ED");
+	assert_errno_error(&e, EOPNOTSUPP,
+			   "Failed to bind VF 0000:01:10.2 of pool p0 for ctr-1 to its kernel driver: 0000:01:10.2: the "
+			   "kernel driver for modalias pci:v00008086d000010ED");
 	cr_assert(strstr(e.message, "; its VF settings are back as they were"), "%s", e.message);
 	sd_bus_error_free(&e);
 	cr_assert_str_eq(fake_settings(p->state, vf), "00:00:00:00:00:00 0 0 1 0");
@@ -845,7 +860,8 @@ Test(iovd, failed_commits_put_the_vf_back)
 	/* Allocate: settings applied, then the commit fails: they are put back */
 	cr_assert_lt(allocate_with(p, "vm-1", &e, NULL, NULL, 1, "mac", "s", "52:54:00:00:00:99"), 0);
 	state_immutable(p, false);
-	assert_error(&e, IOVD_ERR_FAILED, "Failed to record the allocation in");
+	/* an immutable file or directory refuses the write with EPERM: that errno, not AccessDenied's EACCES */
+	assert_errno_error(&e, EPERM, "Failed to record the allocation in");
 	cr_assert(strstr(e.message, "nothing changed (the VF is back as it was)"), "%s", e.message);
 	sd_bus_error_free(&e);
 	cr_assert_str_eq(fake_settings(p->state, vf), "00:00:00:00:00:00 0 0 1 0");
@@ -857,7 +873,7 @@ Test(iovd, failed_commits_put_the_vf_back)
 	cr_assert(state_immutable(p, true));
 	cr_assert_lt(sd_bus_call_method(p->bus, NULL, IOVD_PATH, IOVD_MANAGER_IFACE, "Release", &e, NULL, "o", path), 0);
 	state_immutable(p, false);
-	assert_error(&e, IOVD_ERR_FAILED, "the allocation stays, but its VF was put back as it was before it");
+	assert_errno_error(&e, EPERM, "the allocation stays, but its VF was put back as it was before it");
 	sd_bus_error_free(&e);
 	cr_assert_str_eq(fake_settings(p->state, vf), "00:00:00:00:00:00 0 0 1 0");
 	cr_assert_eq(access(marker, F_OK), 0, "the allocation stays, so does its marker");
@@ -878,12 +894,14 @@ Test(iovd, failed_commits_put_the_vf_back)
  * calls fault_sync_release(): a test that checks what iovd does while a
  * commit is written holds the commit for as long as its checks take, not
  * for a time they were assumed to fit in (1 s for a property read under
- * ASan on a loaded machine). With fault_sync_fails it fails with EIO, and
- * so do the fault_sync_fails - 1 fdatasyncs after it and the next fsync of
- * a regular file (the checkpoint that takes the commit instead), so that
- * the commit fails as a whole.
+ * ASan on a loaded machine). With fault_sync_fails it fails with
+ * fault_sync_errno (EIO unless a test sets another), and so do the
+ * fault_sync_fails - 1 fdatasyncs after it and the next fsync of a regular
+ * file (the checkpoint that takes the commit instead), so that the commit
+ * fails as a whole.
  */
 static unsigned fault_sync_at, fault_sync_fails, fault_sync_calls, fault_fsyncs_left;
+static int fault_sync_errno = EIO;
 static long fault_sync_usec;
 static int fault_sync_started[2] = { -1, -1 }, fault_sync_hold[2] = { -1, -1 };
 
@@ -912,7 +930,7 @@ int fdatasync(int fd)
 		if (fault_sync_calls < fault_sync_at + fault_sync_fails) {
 			if (fault_sync_calls == fault_sync_at)
 				fault_fsyncs_left = 1;
-			errno = EIO;
+			errno = fault_sync_errno;
 			return -1;
 		}
 	}
@@ -925,7 +943,7 @@ int fsync(int fd)
 
 	if (fault_fsyncs_left > 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		fault_fsyncs_left--;
-		errno = EIO;
+		errno = fault_sync_errno;
 		return -1;
 	}
 	return (int)syscall(SYS_fsync, fd);
@@ -1094,8 +1112,8 @@ static void a_failed_commit_fails_its_batch_only(bool pipelined)
 	char marker[PATH_MAX], *state;
 
 	p = two_allocates_after_two_commits(pipelined, true, &first, &second);
-	cr_assert(strstr(first.error, IOVD_ERR_FAILED) && strstr(first.error, "Failed to record the allocation"),
-		  "first: '%s'", first.error);
+	cr_assert(strstr(first.error, "System.Error.EIO: Failed to record the allocation in the state directory ") &&
+		  strstr(first.error, ": Input/output error; nothing changed"), "first: '%s'", first.error);
 	cr_assert_str_empty(second.error, "second: %s", second.error);
 	if (pipelined) {
 		/* quick writes are written on the loop's thread: vm-2's Allocate was
@@ -1168,6 +1186,31 @@ Test(iovd, a_failed_commit_fails_its_batch_only_pipelined)
 Test(iovd, a_failed_commit_fails_its_batch_only_after_stragglers)
 {
 	a_failed_commit_fails_its_batch_only(false);
+}
+
+/*
+ * A commit's reply carries the errno of the write that failed: a full disk
+ * (ENOSPC from the record's fdatasync and from the checkpoint's fsync) is
+ * System.Error.ENOSPC, which a client reads back as ENOSPC, not as the EIO
+ * that org.iovkit.iovd1.Error.Failed stood for.
+ */
+Test(iovd, a_failed_commit_replies_with_the_write_errno)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct peer *p;
+
+	fault_sync_at = 3; /* after two_commits(): the journal's header, then its first record */
+	fault_sync_fails = 1;
+	fault_sync_errno = ENOSPC;
+	p = start(NULL, true);
+	two_commits(p);
+	cr_assert_lt(allocate(p, "vm-1", NULL, 0, NULL, &e, NULL, NULL), 0);
+	assert_errno_error(&e, ENOSPC, "Failed to record the allocation in the state directory ");
+	cr_assert(strstr(e.message, ": No space left on device; nothing changed"), "%s", e.message);
+	sd_bus_error_free(&e);
+	/* the next commit is written: the journal's fault was a moment's */
+	two_commits(p);
+	stop(p);
 }
 
 /* Both commits succeed: the second batch is written while the first one's replies go out, in order. */
